@@ -1,0 +1,1 @@
+"""Input preprocessing shared by training and the runtime (torch-free)."""

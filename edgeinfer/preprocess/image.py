@@ -1,0 +1,113 @@
+"""Image preprocessing for the digits task, following the MNIST recipe.
+
+Any image Pillow reads becomes a (rows, cols) float array: grayscale, inverted when the
+background is light, cropped to the ink, scaled to fit `fit_px` keeping the aspect ratio, and
+pasted into the frame centred on its centre of mass, like the MNIST digits themselves.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from edgeinfer.errors import ImageError
+from edgeinfer.spec import ImageInput
+
+MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
+INK_THRESHOLD = 0.2  # after contrast stretch, ink is what lies above this
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def normalize(pixels01: np.ndarray, spec: ImageInput) -> np.ndarray:
+    """Pixels in [0, 1] -> the model's input scale. Shared by training and the runtime."""
+    return ((pixels01 - spec.mean) / spec.std).astype(np.float32)
+
+
+def read_gray(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read any image Pillow opens as a float32 grayscale array in [0, 1]. # (H, W)"""
+    name = str(path)
+    if not Path(name).is_file():
+        raise ImageError(f"{name}: no such file")
+    if Path(name).stat().st_size == 0:
+        raise ImageError(f"{name}: empty file; expected an image (PNG, JPEG, BMP, GIF, ...)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(name) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}; "
+                        "resize the image first"
+                    )
+                img.seek(0)  # first frame of an animation
+                img.load()
+                return _to_gray01(img)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: not an image Pillow can read; expected PNG, JPEG, BMP, GIF, ...") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+
+
+def _to_gray01(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to grayscale [0, 1], compositing transparency sensibly."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        return np.clip(arr / top, 0.0, 1.0).astype(np.float32)
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        alpha = rgba[..., 3]
+        if alpha.min() < 1.0:
+            opaque = gray[alpha > 0.5]
+            background = 1.0 if opaque.size and float(opaque.mean()) < 0.5 else 0.0
+            gray = gray * alpha + background * (1.0 - alpha)
+        return gray.astype(np.float32)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.ndarray:
+    """A grayscale image in [0, 1] -> an MNIST-like (rows, cols) frame in [0, 1], ink bright."""
+    img = gray.astype(np.float32)
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    if float(np.median(border)) > 0.5:  # light background: dark ink on paper
+        img = 1.0 - img
+        border = 1.0 - border
+    background = float(np.median(border))
+    peak = float(img.max())
+    if peak - background < 0.1:
+        raise ImageError(f"{name}: no digit found (the image is blank or has no contrast)")
+    img = np.clip((img - background) / (peak - background), 0.0, 1.0)
+    ys, xs = np.nonzero(img > INK_THRESHOLD)
+    img = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    img = np.where(img > INK_THRESHOLD * 0.5, img, 0.0).astype(np.float32)
+
+    height, width = img.shape
+    scale = spec.fit_px / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = Image.fromarray(img, mode="F").resize((new_w, new_h), Image.Resampling.LANCZOS)
+    patch = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+    total = float(patch.sum())
+    cy = float((patch.sum(axis=1) * np.arange(new_h)).sum() / total)
+    cx = float((patch.sum(axis=0) * np.arange(new_w)).sum() / total)
+    top = int(round((spec.rows - 1) / 2 - cy))
+    left = int(round((spec.cols - 1) / 2 - cx))
+    top = min(max(top, 0), spec.rows - new_h)
+    left = min(max(left, 0), spec.cols - new_w)
+    frame = np.zeros((spec.rows, spec.cols), dtype=np.float32)
+    frame[top : top + new_h, left : left + new_w] = patch
+    return frame
+
+
+def load_digit(path: str | os.PathLike[str], spec: ImageInput) -> np.ndarray:
+    """Read an image file and return the model input, normalised. # (rows, cols)"""
+    return normalize(mnist_frame(read_gray(path), spec, name=str(path)), spec)

@@ -1,0 +1,136 @@
+"""The model spec: a frozen description of a model, stored as JSON in the ONNX `metadata_props`."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeinfer.errors import SpecError
+
+FORMAT_VERSION = 1
+SPEC_KEY = "edgeinfer.spec"
+STEP_GRAPH_KEY = "edgeinfer.step_graph"
+CELLS = ("rnn", "lstm", "gru")
+TASKS = ("digits", "sentiment", "characters")
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Digits input: an image read as `rows` steps of `cols` pixels, scaled then normalised."""
+
+    kind: str = "image"
+    rows: int = 28
+    cols: int = 28
+    scale: float = 1.0 / 255.0  # raw uint8 pixel -> [0, 1]
+    mean: float = 0.1307
+    std: float = 0.3081
+    fit_px: int = 20  # the digit's bounding box is scaled to fit fit_px x fit_px (MNIST recipe)
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One named recurrent state tensor of shape (layers, batch, hidden); batch is dynamic."""
+
+    name: str  # input name in both graphs, e.g. "h"
+    output: str  # output name in both graphs, e.g. "h_next"
+    layers: int
+    hidden: int
+    dtype: str = "float32"
+    initial: float = 0.0  # every element of the initial state
+
+    def initial_value(self, batch: int) -> np.ndarray:
+        """The initial state for `batch` streams. # (L, B, H)"""
+        return np.full((self.layers, batch, self.hidden), self.initial, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """Input and output names of the sequence and step graphs."""
+
+    seq_input: str = "x"  # (B, T, F)
+    step_input: str = "x"  # (B, F)
+    output: str = "y"  # (B, classes) logits
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to use a model file, besides its weights."""
+
+    task: str
+    labels: tuple[str, ...]
+    input: ImageInput
+    cell: str
+    layers: int
+    hidden: int
+    input_size: int  # features per step F
+    state: tuple[StateTensor, ...]
+    io: GraphIO = GraphIO()
+    precision: str = "fp32"
+    quantization: str = "none"
+    opset: int = 17
+    metrics: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise SpecError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.cell not in CELLS:
+            raise SpecError(f"unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
+        if self.precision not in PRECISIONS:
+            raise SpecError(f"unknown precision {self.precision!r}; expected fp32 or int8")
+        if self.layers < 1 or self.hidden < 1 or self.input_size < 1 or not self.labels:
+            raise SpecError("layers, hidden, input_size and labels must be positive/non-empty")
+        expected = ("h", "c") if self.cell == "lstm" else ("h",)
+        if tuple(s.name for s in self.state) != expected:
+            raise SpecError(f"a {self.cell} model's state must be named {expected}")
+
+    @property
+    def classes(self) -> int:
+        """Number of output classes."""
+        return len(self.labels)
+
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Fresh state tensors for `batch` streams, keyed by input name."""
+        return {s.name: s.initial_value(batch) for s in self.state}
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "ModelSpec":
+        """Parse and validate a spec written by `to_json`."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec is not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise SpecError("spec is not a JSON object")
+        version = raw.get("format_version")
+        if not isinstance(version, int):
+            raise SpecError("spec has no integer format_version")
+        if version > FORMAT_VERSION:
+            raise SpecError(
+                f"spec format version {version} is newer than this edgeinfer supports "
+                f"({FORMAT_VERSION}); upgrade edgeinfer"
+            )
+        try:
+            raw["labels"] = tuple(raw["labels"])
+            raw["input"] = ImageInput(**raw["input"])
+            raw["state"] = tuple(StateTensor(**s) for s in raw["state"])
+            raw["io"] = GraphIO(**raw.get("io", {}))
+            return ModelSpec(**raw)
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"spec is malformed: {exc}") from None
+
+
+def state_for(cell: str, layers: int, hidden: int) -> tuple[StateTensor, ...]:
+    """The named state tensors of a cell type: `h` for rnn/gru, `h` and `c` for lstm."""
+    names = ("h", "c") if cell == "lstm" else ("h",)
+    return tuple(StateTensor(n, f"{n}_next", layers, hidden) for n in names)

@@ -1,0 +1,1 @@
+"""Training: data loaders, the recurrent model family and the training loop (PyTorch)."""

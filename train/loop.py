@@ -1,0 +1,149 @@
+"""The training loop: Adam, minibatches, cosine schedule, per-epoch evaluation, atomic checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Optimisation settings; stored in the checkpoint as provenance."""
+
+    epochs: int = 10
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    seed: int = 0
+    augment: int = 0  # task-specific augmentation strength (digits: max shift in pixels)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (`weights_only=True`: tensors and plain containers only)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint; train first with `python -m train ...`")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+    """Top-1 accuracy of a classifier over (x, y), in [0, 1]."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        logits, _ = model(x[i : i + batch])
+        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def fit(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    args: TrainArgs,
+    out: Path,
+    meta: dict[str, Any],
+    resume: bool = False,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> dict[str, Any]:
+    """Train a classifier, evaluating on `test` after each epoch; returns the final metrics.
+
+    `meta` (task, model config, input spec, labels, ...) goes into every checkpoint. With
+    `resume`, training continues from out/checkpoint.pt exactly where it stopped.
+    """
+    torch.manual_seed(args.seed)
+    x_train, y_train = train
+    steps_per_epoch = math.ceil(len(x_train) / args.batch)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    total = max(args.epochs * steps_per_epoch, 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / 200)
+    )
+    start, elapsed_s, metrics = 0, 0.0, {}
+    ckpt_path = out / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
+        print(f"resuming {ckpt_path} after epoch {start}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, args.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        order = torch.randperm(len(x_train), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr,
+                   disable=None, leave=False)
+        for step in bar:
+            idx = order[step * args.batch : (step + 1) * args.batch]
+            xb, yb = x_train[idx], y_train[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
+            logits, _ = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        elapsed_s += time.perf_counter() - t0
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "test_accuracy": accuracy(model, *test),
+            "lr": sched.get_last_lr()[0],
+            "train_seconds": round(elapsed_s, 1),
+        }
+        print(json.dumps(metrics), file=sys.stderr)
+        with open(out / METRICS, "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        save_checkpoint(ckpt_path, {
+            **meta,
+            "train_args": asdict(args),
+            "state_dict": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": torch.get_rng_state(),
+            "epoch": epoch + 1,
+            "train_seconds": elapsed_s,
+            "metrics": metrics,
+        })
+    return metrics

@@ -1,0 +1,76 @@
+"""The one model family: input layer -> N stacked unidirectional recurrent layers -> linear head."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+RNN_TYPES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Constructor arguments of `RecurrentNet`, stored in every checkpoint."""
+
+    cell: str  # "rnn" (tanh Elman), "lstm" or "gru"
+    input_size: int  # features per step F
+    hidden: int
+    layers: int
+    classes: int
+    proj: int = 0  # width of a linear input layer; 0 feeds the features straight to the cell
+    dropout: float = 0.0  # between stacked layers
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints."""
+        return asdict(self)
+
+
+class RecurrentNet(nn.Module):
+    """Input layer -> stacked RNN/LSTM/GRU (batch_first) -> linear head on the last step."""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        if config.cell not in RNN_TYPES:
+            raise ValueError(f"cell must be one of {', '.join(RNN_TYPES)}, not {config.cell!r}")
+        self.config = config
+        self.inp: nn.Module = nn.Linear(config.input_size, config.proj) if config.proj else nn.Identity()
+        width = config.proj or config.input_size
+        kwargs: dict[str, Any] = dict(num_layers=config.layers, batch_first=True,
+                                      dropout=config.dropout if config.layers > 1 else 0.0)
+        if config.cell == "rnn":
+            kwargs["nonlinearity"] = "tanh"
+        self.rnn = RNN_TYPES[config.cell](width, config.hidden, **kwargs)
+        self.head = nn.Linear(config.hidden, config.classes)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state tensors: ("h", "c") for lstm, ("h",) otherwise."""
+        return ("h", "c") if self.config.cell == "lstm" else ("h",)
+
+    def initial_state(self, batch: int) -> list[torch.Tensor]:
+        """Zero state tensors, each (L, B, H)."""
+        c = self.config
+        return [torch.zeros(c.layers, batch, c.hidden) for _ in self.state_names]
+
+    def forward(
+        self, x: torch.Tensor, state: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x (B, T, F) and state [(L, B, H), ...] -> logits of the last step (B, C), next state."""
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        packed: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
+        out, new = self.rnn(self.inp(x), packed)  # out: (B, T, H)
+        new_state = list(new) if self.config.cell == "lstm" else [new]
+        return self.head(out[:, -1]), new_state
+
+
+def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:
+    """A model from its constructor arguments (a NetConfig or the dict in a checkpoint)."""
+    return RecurrentNet(config if isinstance(config, NetConfig) else NetConfig(**config))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
