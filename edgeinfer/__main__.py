@@ -1,0 +1,4 @@
+"""`python -m edgeinfer` runs the command line."""
+from edgeinfer.cli import main
+
+main()

@@ -1,0 +1,4 @@
+"""`python -m edgeinfer.cli` runs the command line."""
+from edgeinfer.cli import main
+
+main()

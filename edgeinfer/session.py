@@ -1,0 +1,74 @@
+"""The one session factory: providers checked by name, thread counts set, no silent fallback."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnxruntime as ort
+
+from edgeinfer.errors import ModelFileError, ProviderError
+
+# Preference order for `auto`: the first available wins.
+AUTO_ORDER = (
+    "CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider",
+    "CoreMLExecutionProvider", "CPUExecutionProvider",
+)
+DEFAULT_PROVIDER = "CPUExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers."""
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(providers: str | Sequence[str] | None) -> list[str]:
+    """Turn a provider name, a list of names, `auto` or None (CPU) into a checked list.
+
+    Short names work too: `cuda` means `CUDAExecutionProvider`. A requested provider that is
+    not available raises ProviderError listing the available ones.
+    """
+    available = available_providers()
+    if providers is None:
+        return [DEFAULT_PROVIDER]
+    names = [providers] if isinstance(providers, str) else list(providers)
+    if names == ["auto"]:
+        return [next(p for p in AUTO_ORDER if p in available)] if any(
+            p in available for p in AUTO_ORDER) else available[:1]
+    resolved = []
+    for name in names:
+        full = name if name.endswith("ExecutionProvider") else _expand(name, available)
+        if full not in available:
+            raise ProviderError(
+                f"execution provider {name!r} is not available; available: {', '.join(available)}"
+            )
+        resolved.append(full)
+    if DEFAULT_PROVIDER in available and DEFAULT_PROVIDER not in resolved:
+        resolved.append(DEFAULT_PROVIDER)  # for ops a GPU provider lacks, as onnxruntime expects
+    return resolved
+
+
+def _expand(short: str, available: list[str]) -> str:
+    """`cuda` -> `CUDAExecutionProvider` (case-insensitive match against available names)."""
+    for full in available + list(AUTO_ORDER):
+        if full.lower() == f"{short.lower()}executionprovider":
+            return full
+    return short
+
+
+def create_session(
+    model: bytes, source: str, providers: str | Sequence[str] | None = None,
+    intra_op_threads: int = 0, inter_op_threads: int = 0,
+) -> ort.InferenceSession:
+    """An InferenceSession on `model` bytes; `source` names the file in error messages.
+
+    Threads: 0 lets onnxruntime choose (all cores); 1 suits batch-1 streaming.
+    """
+    chosen = resolve_providers(providers)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model, sess_options=options, providers=chosen)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{source}: onnxruntime cannot load this model ({first[:200]})") from None

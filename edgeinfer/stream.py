@@ -1,0 +1,82 @@
+"""A stream: one sequence (or a fixed batch of them) stepped through a model, state carried along.
+
+The state lives here, never in the shared session, so one loaded model serves many streams
+and many threads at once.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeinfer.errors import InputError
+
+if TYPE_CHECKING:
+    from edgeinfer.model import Model
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Stream:
+    """Steps a model one time step per call; `feed` consumes a chunk of steps in one call."""
+
+    def __init__(self, model: "Model", batch: int = 1) -> None:
+        if batch < 1:
+            raise InputError(f"stream batch must be >= 1, got {batch}")
+        self.model = model
+        self.batch = batch
+        self._names = [s.name for s in model.spec.state]
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the initial state, as if nothing had been read."""
+        self.state: dict[str, np.ndarray] = self.model.spec.initial_state(self.batch)  # each (L, B, H)
+        self.logits: np.ndarray | None = None  # (B, C) after the latest step
+        self.steps = 0
+
+    def _check(self, x: np.ndarray | list[float], ndim: int, what: str) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(x, dtype=np.float32)
+        features = self.model.spec.input_size
+        single = arr.ndim == ndim - 1 and self.batch == 1
+        if single:
+            arr = arr[None]
+        if arr.ndim != ndim or arr.shape[0] != self.batch or arr.shape[-1] != features:
+            want = f"({self.batch}, {what}{features})" + (f" or ({what}{features})" if self.batch == 1 else "")
+            raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} float32")
+        return np.ascontiguousarray(arr), single
+
+    def step(self, x: np.ndarray | list[float]) -> np.ndarray:
+        """Read one time step x (F,) or (B, F); returns class probabilities (C,) or (B, C)."""
+        arr, single = self._check(x, 2, "")
+        outs = self.model.step_session.run(None, {self.model.spec.io.step_input: arr, **self.state})
+        return self._update(outs, single, 1)
+
+    def feed(self, chunk: np.ndarray | list[list[float]]) -> np.ndarray:
+        """Read many steps at once, (T, F) or (B, T, F), through the sequence graph.
+
+        The result equals calling `step` T times, for one call's overhead.
+        """
+        arr, single = self._check(chunk, 3, "T, ")
+        if arr.shape[1] == 0:
+            raise InputError("stream chunk has no time steps; expected T >= 1")
+        outs = self.model.sequence_session.run(None, {self.model.spec.io.seq_input: arr, **self.state})
+        return self._update(outs, single, arr.shape[1])
+
+    def _update(self, outs: list[np.ndarray], single: bool, steps: int) -> np.ndarray:
+        self.logits = outs[0]
+        self.state = dict(zip(self._names, outs[1:]))
+        self.steps += steps
+        probs = softmax(outs[0])
+        return probs[0] if single else probs
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Class probabilities after the latest step. # (B, C)"""
+        if self.logits is None:
+            raise InputError("the stream has read nothing yet; call step() or feed() first")
+        return softmax(self.logits)

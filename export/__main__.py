@@ -1,0 +1,124 @@
+"""Command line: `python -m export runs/digits-lstm/checkpoint.pt --out models --name digits-lstm`.
+
+Writes NAME-fp32.onnx and NAME-int8.onnx (sequence graph + step graph + spec in one file each),
+after a parity check (fp32 max abs error <= 1e-5) and an int8 accuracy gate.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from edgeinfer.spec import ImageInput, ModelSpec, state_for
+from export.graphs import OPSET, bundle, export_graphs, write_atomic
+from export.parity import FP32_TOLERANCE, parity_error
+from export.quantize import METHOD, quantize
+from train.data import DataMissingError, data_dir
+from train.loop import load_checkpoint
+from train.models import build
+from train.tasks import digits_tensors
+
+MAX_INT8_DROP_POINTS = 0.3  # int8 test accuracy may be at most this many points under fp32
+
+
+class ExportError(RuntimeError):
+    """An export gate failed; nothing was written for the failing model."""
+
+
+def onnx_accuracy(model: onnx.ModelProto, spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the sequence graph on (x, y), run by onnxruntime on the CPU."""
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    correct = 0
+    for i in range(0, len(x), 1000):
+        xb = x[i : i + 1000]
+        logits = sess.run([spec.io.output], {spec.io.seq_input: xb, **spec.initial_state(len(xb))})[0]
+        correct += int((logits.argmax(1) == y[i : i + 1000]).sum())
+    return correct / len(x)
+
+
+def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
+                      int8: bool = True, limit: int = 0) -> list[Path]:
+    """Export a digits checkpoint to fp32 (and int8) model files; returns the paths written."""
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("task") != "digits":
+        raise ExportError(f"{ckpt_path}: task {ckpt.get('task')!r} is not supported yet; expected digits")
+    net = build(ckpt["config"])
+    net.load_state_dict(ckpt["state_dict"])
+    net.eval()
+    cfg = net.config
+    spec = ModelSpec(
+        task=ckpt["task"], labels=tuple(ckpt["labels"]), input=ImageInput(**ckpt["input"]),
+        cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, input_size=cfg.input_size,
+        state=state_for(cfg.cell, cfg.layers, cfg.hidden), opset=OPSET,
+        provenance={
+            "checkpoint_sha256": hashlib.sha256(ckpt_path.read_bytes()).hexdigest(),
+            "config": ckpt["config"], "train_args": ckpt["train_args"], "epochs": ckpt["epoch"],
+            "train_seconds": round(float(ckpt["train_seconds"]), 1),
+            "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+            "exporter": "torch.onnx.export(dynamo=False)", "exported": dt.date.today().isoformat(),
+        },
+    )
+    seq, step = export_graphs(net, spec)
+    steps = spec.input.rows
+    err = parity_error(net, seq, step, spec, steps)
+    print(f"parity fp32: max abs error {err:.2e} (limit {FP32_TOLERANCE:.0e})", file=sys.stderr)
+    if not err <= FP32_TOLERANCE:
+        raise ExportError(f"fp32 parity failed: max abs error {err:.2e} > {FP32_TOLERANCE:.0e}; nothing written")
+
+    x_test, y_test = (t.numpy() for t in digits_tensors(data_dir(data), "test", limit))
+    acc32 = onnx_accuracy(seq, spec, x_test, y_test)
+    print(f"fp32 test accuracy {acc32:.4%} on {len(y_test)} images", file=sys.stderr)
+    spec32 = replace(spec, metrics={"test_accuracy": acc32, "test_images": len(y_test),
+                                    "parity_max_abs_err": err})
+    written = [out / f"{name}-fp32.onnx"]
+    write_atomic(bundle(seq, step, spec32).SerializeToString(), written[0])
+    if not int8:
+        return written
+
+    seq8, step8 = quantize(seq, cfg.cell), quantize(step, cfg.cell)
+    err8 = parity_error(net, seq8, step8, spec, steps)
+    acc8 = onnx_accuracy(seq8, spec, x_test, y_test)
+    drop = (acc32 - acc8) * 100
+    print(f"int8 test accuracy {acc8:.4%} ({drop:+.2f} points under fp32), max abs error {err8:.2e}",
+          file=sys.stderr)
+    if drop > MAX_INT8_DROP_POINTS:
+        raise ExportError(f"int8 accuracy {acc8:.4%} is {drop:.2f} points under fp32 "
+                          f"(limit {MAX_INT8_DROP_POINTS}); int8 model not written")
+    spec8 = replace(spec, precision="int8", quantization=METHOD, metrics={
+        "test_accuracy": acc8, "test_images": len(y_test), "fp32_test_accuracy": acc32,
+        "parity_max_abs_err": err8})
+    written.append(out / f"{name}-int8.onnx")
+    write_atomic(bundle(seq8, step8, spec8).SerializeToString(), written[1])
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and export; returns the exit code."""
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--name", required=True, help="file stem, e.g. digits-lstm")
+    p.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
+    p.add_argument("--no-int8", action="store_true", help="write the fp32 model only")
+    p.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images only")
+    a = p.parse_args(argv)
+    try:
+        for path in export_checkpoint(a.checkpoint, a.out, a.name, a.data, not a.no_int8, a.limit):
+            print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    except (ExportError, DataMissingError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

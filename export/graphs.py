@@ -1,0 +1,125 @@
+"""ONNX export of a trained RecurrentNet as a sequence graph and a step graph, in one file.
+
+The file's main graph is the sequence graph `x (B, T, F), h[, c] (L, B, H) -> y (B, C),
+h_next[, c_next]`. The step graph `x (B, F), h[, c] -> y, h_next[, c_next]` is a complete ONNX
+model stored (base64) in the metadata next to the spec, so one file carries everything.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, ModelSpec
+from train.models import RecurrentNet
+
+OPSET = 17  # pinned: every graph is written with this opset
+IR_VERSION = 8  # what onnxruntime >= 1.14 reads
+
+
+class SequenceGraph(nn.Module):
+    """x (B, T, F), state... -> y (B, C), next state..."""
+
+    def __init__(self, net: RecurrentNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y, new = self.net(x, list(state))
+        return (y, *new)
+
+
+class StepGraph(SequenceGraph):
+    """x (B, F), state... -> y (B, C), next state...: one time step."""
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return super().forward(x.unsqueeze(1), *state)
+
+
+def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpec, step: bool) -> onnx.ModelProto:
+    """Trace `module` with the TorchScript exporter; dynamic batch (and time) axes, named I/O."""
+    state_in = [s.name for s in spec.state]
+    state_out = [s.output for s in spec.state]
+    x_name = spec.io.step_input if step else spec.io.seq_input
+    axes: dict[str, dict[int, str]] = {x_name: {0: "batch"} if step else {0: "batch", 1: "time"}}
+    axes.update({n: {1: "batch"} for n in state_in + state_out})
+    axes[spec.io.output] = {0: "batch"}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(), example, buf, dynamo=False, opset_version=OPSET,
+            input_names=[x_name, *state_in], output_names=[spec.io.output, *state_out],
+            dynamic_axes=axes,
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    model.ir_version = min(model.ir_version, IR_VERSION)
+    _check_dims(model, x_name, step)
+    return model
+
+
+def _check_dims(model: onnx.ModelProto, x_name: str, step: bool) -> None:
+    """Every export is checked: batch (and time) of the input must be symbolic, not fixed."""
+    x = next(i for i in model.graph.input if i.name == x_name)
+    dims = x.type.tensor_type.shape.dim
+    dynamic = [0] if step else [0, 1]
+    fixed = [d for d in dynamic if not dims[d].dim_param]
+    if fixed:
+        raise RuntimeError(f"export fixed dimension(s) {fixed} of {x_name}; expected dynamic batch/time")
+
+
+def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """Export the sequence and the step graph of `net`, both with the names the spec gives."""
+    c = net.config
+    state = tuple(torch.zeros(c.layers, 2, c.hidden) for _ in spec.state)
+    seq = _export(SequenceGraph(net), (torch.zeros(2, 3, c.input_size), *state), spec, step=False)
+    step = _export(StepGraph(net), (torch.zeros(2, c.input_size), *state), spec, step=True)
+    return seq, step
+
+
+def bundle(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
+    """One model file: the sequence graph, with the step graph and the spec in its metadata."""
+    out = onnx.ModelProto()
+    out.CopyFrom(seq)
+    del out.metadata_props[:]
+    for key, value in (
+        (SPEC_KEY, spec.to_json()),
+        (STEP_GRAPH_KEY, base64.b64encode(step.SerializeToString()).decode("ascii")),
+    ):
+        prop = out.metadata_props.add()
+        prop.key, prop.value = key, value
+    out.producer_name = "edgeinfer-export"
+    onnx.checker.check_model(out)
+    return out
+
+
+def unbundle(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The sequence and step graphs of a bundled file, without metadata."""
+    props = {p.key: p.value for p in model.metadata_props}
+    seq = onnx.ModelProto()
+    seq.CopyFrom(model)
+    del seq.metadata_props[:]
+    step = onnx.load_from_string(base64.b64decode(props[STEP_GRAPH_KEY]))
+    return seq, step
+
+
+def write_atomic(data: bytes, path: Path) -> None:
+    """Write bytes to `path` atomically: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
