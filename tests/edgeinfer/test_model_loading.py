@@ -1,0 +1,147 @@
+"""Spec round trip and every validation error of loading a model."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import onnx
+import pytest
+
+import edgeinfer
+from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTaskError
+from edgeinfer.spec import SPEC_KEY, ModelSpec
+from tests.conftest import ROOT
+
+
+def test_spec_json_round_trip(make_model) -> None:
+    spec = Model(make_model("lstm", 2)).spec
+    again = ModelSpec.from_json(spec.to_json())
+    assert again == spec
+    assert [(s.name, s.output, s.layers, s.hidden) for s in spec.state] == [("h", "h_next", 2, 16),
+                                                                            ("c", "c_next", 2, 16)]
+    state = spec.initial_state(3)
+    assert state["c"].shape == (2, 3, 16) and state["c"].dtype == np.float32 and not state["c"].any()
+
+
+def _rewrite_spec(src, dst, edit) -> None:
+    model = onnx.load(src)
+    for p in model.metadata_props:
+        if p.key == SPEC_KEY:
+            raw = json.loads(p.value)
+            edit(raw)
+            p.value = json.dumps(raw)
+    onnx.save(model, dst)
+
+
+def test_not_onnx(tmp_path) -> None:
+    path = tmp_path / "notes.onnx"
+    path.write_text("this is not a model\n")
+    with pytest.raises(ModelFileError, match=r"notes\.onnx: not an ONNX model"):
+        Model(path)
+
+
+def test_empty_and_truncated(make_model, tmp_path) -> None:
+    data = make_model("gru", 1).read_bytes()
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="empty file"):
+        Model(tmp_path / "empty.onnx")
+    with pytest.raises(ModelFileError, match=r"cut\.onnx: truncated ONNX file"):
+        Model(tmp_path / "cut.onnx")
+
+
+def test_onnx_without_spec(make_model, tmp_path) -> None:
+    model = onnx.load(make_model("rnn", 1))
+    del model.metadata_props[:]
+    onnx.save(model, tmp_path / "plain.onnx")
+    with pytest.raises(SpecError, match=r"plain\.onnx: ONNX file without an edgeinfer spec"):
+        Model(tmp_path / "plain.onnx")
+
+
+def test_newer_format_version(make_model, tmp_path) -> None:
+    _rewrite_spec(make_model("rnn", 1), tmp_path / "future.onnx", lambda raw: raw.update(format_version=99))
+    with pytest.raises(SpecError, match="format version 99 is newer.*upgrade edgeinfer"):
+        Model(tmp_path / "future.onnx")
+
+
+def test_malformed_spec(make_model, tmp_path) -> None:
+    _rewrite_spec(make_model("rnn", 1), tmp_path / "bad.onnx", lambda raw: raw.update(cell="transformer"))
+    with pytest.raises(SpecError, match="unknown cell 'transformer'"):
+        Model(tmp_path / "bad.onnx")
+    _rewrite_spec(make_model("lstm", 1), tmp_path / "nostate.onnx", lambda raw: raw["state"].pop())
+    with pytest.raises(SpecError, match="state must be named"):
+        Model(tmp_path / "nostate.onnx")
+
+
+def test_wrong_task(make_model, tmp_path) -> None:
+    _rewrite_spec(make_model("gru", 1), tmp_path / "senti.onnx", lambda raw: raw.update(task="sentiment"))
+    model = Model(tmp_path / "senti.onnx")
+    with pytest.raises(WrongTaskError, match="a sentiment model; expected a digits model"):
+        model.require_task("digits")
+
+
+def test_missing_model_lists_builtins() -> None:
+    with pytest.raises(ModelFileError, match=r"no-such-model: no such model file or built-in model \(built-in: .*digits"):
+        Model("no-such-model")
+
+
+def test_unavailable_provider_lists_available(make_model) -> None:
+    model = Model(make_model("lstm", 1), providers="NoSuchExecutionProvider")
+    with pytest.raises(ProviderError, match="'NoSuchExecutionProvider' is not available; available: .*CPUExecutionProvider"):
+        model.predict(np.zeros((1, 28, 28), np.float32))
+
+
+def test_auto_provider_and_short_names() -> None:
+    assert edgeinfer.session.resolve_providers("cpu") == ["CPUExecutionProvider"]
+    assert edgeinfer.session.resolve_providers("auto")[0] in edgeinfer.available_providers()
+    assert edgeinfer.session.resolve_providers(None) == ["CPUExecutionProvider"]
+
+
+def test_bad_input_shapes(make_model) -> None:
+    model = Model(make_model("lstm", 1))
+    with pytest.raises(edgeinfer.InputError, match=r"expected \(B, T, 28\)"):
+        model.predict(np.zeros((2, 5, 27), np.float32))
+    with pytest.raises(edgeinfer.InputError, match=r"expected \(1, 28\) or \(28\)"):
+        model.stream().step(np.zeros(3))
+    with pytest.raises(edgeinfer.InputError, match="read nothing yet"):
+        model.stream().probabilities
+
+
+def test_many_streams_many_threads_share_one_model(make_model) -> None:
+    model = Model(make_model("gru", 2))
+    xs = np.random.default_rng(3).standard_normal((8, 28, 28)).astype(np.float32)
+    want = model.predict(xs)
+    got: dict[int, np.ndarray] = {}
+
+    def run(i: int) -> None:
+        stream = model.stream()
+        for t in range(28):
+            out = stream.step(xs[i, t])
+        got[i] = out
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.abs(np.stack([got[i] for i in range(8)]) - want).max() <= 1e-6
+
+
+def test_import_never_loads_torch_or_onnx() -> None:
+    code = ("import sys, edgeinfer, edgeinfer.cli, edgeinfer.cli.app; "
+            "print(sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_builtin_digits_model_spec() -> None:
+    spec = Model("digits").spec
+    assert (spec.task, spec.cell, spec.precision) == ("digits", "lstm", "int8")
+    assert spec.labels == tuple("0123456789")
+    assert spec.metrics["test_accuracy"] >= 0.99 and spec.metrics["test_images"] == 10000
+    assert len(spec.provenance["checkpoint_sha256"]) == 64
+    assert dataclasses.asdict(spec)["input"]["rows"] == 28

@@ -1,0 +1,63 @@
+"""Parity: torch vs sequence graph vs step graph, every cell type, 1 and 2 layers, B = 1 and 7."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeinfer import Model
+from edgeinfer.spec import SPEC_KEY, ModelSpec
+from export.graphs import export_graphs, unbundle
+from export.parity import FP32_TOLERANCE, parity_error
+from export.quantize import quantize
+from tests.conftest import tiny_net, tiny_spec
+
+CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
+
+
+@pytest.mark.parametrize("cell,layers", CASES)
+def test_step_graph_equals_sequence_graph_and_torch(cell: str, layers: int) -> None:
+    net = tiny_net(cell, layers, hidden=24)
+    spec = tiny_spec(net)
+    seq, step = export_graphs(net, spec)
+    assert parity_error(net, seq, step, spec, steps=28, batches=(1, 7)) <= FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("cell,layers", CASES)
+def test_runtime_stream_equals_predict(make_model, cell: str, layers: int) -> None:
+    model = Model(make_model(cell, layers))
+    x = np.random.default_rng(1).standard_normal((7, 28, 28)).astype(np.float32)
+    whole = model.predict(x)
+    stream = model.stream(batch=7)
+    for t in range(28):
+        stepped = stream.step(x[:, t])
+    assert np.abs(whole - stepped).max() <= 1e-6
+    assert stream.steps == 28
+    # a chunk fed at once, then steps, equals stepping all the way
+    chunked = model.stream(batch=7)
+    chunked.feed(x[:, :10])
+    for t in range(10, 28):
+        out = chunked.step(x[:, t])
+    assert np.abs(out - whole).max() <= 1e-6
+
+
+def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
+    model = onnx.load(make_model("gru", 2))
+    props = {p.key: p.value for p in model.metadata_props}
+    spec = ModelSpec.from_json(props[SPEC_KEY])
+    assert (spec.cell, spec.layers, [s.name for s in spec.state]) == ("gru", 2, ["h"])
+    seq, step = unbundle(model)
+    assert [i.name for i in seq.graph.input] == ["x", "h"]
+    assert [o.name for o in step.graph.output] == ["y", "h_next"]
+    x_dims = [d.dim_param or d.dim_value for d in seq.graph.input[0].type.tensor_type.shape.dim]
+    assert x_dims == ["batch", "time", 28]
+    assert seq.opset_import[0].version == 17
+
+
+def test_quantized_lstm_uses_dynamic_quantize_lstm() -> None:
+    net = tiny_net("lstm", 2, hidden=32)
+    seq, step = export_graphs(net, tiny_spec(net))
+    q = quantize(step, "lstm")
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    assert len(q.SerializeToString()) < 0.5 * len(step.SerializeToString())
