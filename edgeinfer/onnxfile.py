@@ -60,6 +60,8 @@ def read_metadata(data: bytes, source: str) -> dict[str, str]:
     """The `metadata_props` of a serialized ModelProto, as a dict."""
     if not data:
         raise ModelFileError(f"{source}: empty file; expected an ONNX model")
+    if data[0] != 0x08:  # every ONNX file starts with field 1, ir_version, a varint
+        raise ModelFileError(f"{source}: not an ONNX model file")
     try:
         fields = _fields(data)
     except EOFError:

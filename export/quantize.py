@@ -1,6 +1,7 @@
 """int8 dynamic quantization of exported graphs (onnxruntime `quantize_dynamic`)."""
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,13 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, src)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic warns about pre-processing on the root logger
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False)
+        finally:
+            root.setLevel(level)
         out = onnx.load(dst)
     ops = {n.op_type for n in out.graph.node}
     if cell == "lstm" and "DynamicQuantizeLSTM" not in ops:

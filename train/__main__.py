@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
     p.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--stop-after", type=int, default=0, help="stop after epoch N (resume later)")
     p.add_argument("--out", required=True, type=Path)
     a = parser.parse_args(argv)
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment)
     meta = {**digits_meta(), "config": config.to_dict()}
     augment = shift_digits(a.augment) if a.augment else None
-    fit(model, train, test, args, a.out, meta, resume=a.resume, augment=augment)
+    fit(model, train, test, args, a.out, meta, resume=a.resume, augment=augment, stop_after=a.stop_after)
     return 0
 
 

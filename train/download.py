@@ -60,6 +60,8 @@ def fetch(resource: Resource, folder: Path, timeout_s: float = 60.0) -> Path:
                 continue
             os.replace(tmp, target)
             return target
+        except urllib.error.HTTPError as exc:
+            errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
         finally:

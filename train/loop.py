@@ -72,19 +72,22 @@ def fit(
     meta: dict[str, Any],
     resume: bool = False,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    stop_after: int = 0,
 ) -> dict[str, Any]:
     """Train a classifier, evaluating on `test` after each epoch; returns the final metrics.
 
     `meta` (task, model config, input spec, labels, ...) goes into every checkpoint. With
-    `resume`, training continues from out/checkpoint.pt exactly where it stopped.
+    `resume`, training continues from out/checkpoint.pt exactly where it stopped. `stop_after`
+    ends the run after that many epochs, as an interruption would (resume it later).
     """
     torch.manual_seed(args.seed)
     x_train, y_train = train
     steps_per_epoch = math.ceil(len(x_train) / args.batch)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
+    warmup = max(1, min(200, total // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / 200)
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / warmup)
     )
     start, elapsed_s, metrics = 0, 0.0, {}
     ckpt_path = out / CHECKPOINT
@@ -97,7 +100,8 @@ def fit(
         start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
         print(f"resuming {ckpt_path} after epoch {start}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    for epoch in range(start, args.epochs):
+    last = min(args.epochs, stop_after) if stop_after else args.epochs
+    for epoch in range(start, last):
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)

@@ -1,0 +1,79 @@
+"""The training loop: determinism, resume, atomic weights-only checkpoints; the train/export CLIs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from edgeinfer import Model
+from tests.conftest import ROOT
+from tests.train.test_data import write_tiny_mnist
+from train.__main__ import main as train_main
+from train.loop import load_checkpoint
+
+
+def _train(root, out, *extra: str) -> None:
+    args = ["digits", "--data", str(root), "--out", str(out), "--hidden", "12", "--batch", "16",
+            "--threads", "1", *extra]
+    assert train_main(args) == 0
+
+
+def test_deterministic_and_resumable(tmp_path) -> None:
+    write_tiny_mnist(tmp_path / "data")
+    _train(tmp_path / "data", tmp_path / "a", "--epochs", "2", "--augment", "1")
+    _train(tmp_path / "data", tmp_path / "b", "--epochs", "2", "--augment", "1")
+    _train(tmp_path / "data", tmp_path / "c", "--epochs", "2", "--augment", "1", "--stop-after", "1")
+    _train(tmp_path / "data", tmp_path / "c", "--epochs", "2", "--augment", "1", "--resume")
+    a, b, c = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "abc")
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key  # same seed, same weights
+        assert torch.equal(a["state_dict"][key], c["state_dict"][key]), key  # resumed = uninterrupted
+    assert a["epoch"] == 2 and a["config"]["hidden"] == 12 and a["task"] == "digits"
+    lines = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_training_learns_tiny_task(tmp_path) -> None:
+    write_tiny_mnist(tmp_path / "data", n_train=512, n_test=128)
+    _train(tmp_path / "data", tmp_path / "run", "--epochs", "8", "--lr", "0.01", "--cell", "gru")
+    metrics = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["metrics"]
+    assert metrics["test_accuracy"] >= 0.85  # chance is 0.1
+
+
+def test_train_without_data_is_one_clear_error(tmp_path, capsys) -> None:
+    assert train_main(["digits", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "MNIST files missing" in capsys.readouterr().err
+
+
+def test_export_cli_writes_fp32_and_int8(tmp_path) -> None:
+    write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    _train(tmp_path / "data", tmp_path / "run", "--epochs", "3", "--lr", "0.01", "--cell", "lstm")
+    out = subprocess.run(
+        [sys.executable, "-m", "export", str(tmp_path / "run" / "checkpoint.pt"), "--out",
+         str(tmp_path / "models"), "--name", "tiny", "--data", str(tmp_path / "data")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "parity fp32: max abs error" in out.stderr
+    fp32, int8 = Model(tmp_path / "models" / "tiny-fp32.onnx"), Model(tmp_path / "models" / "tiny-int8.onnx")
+    assert (fp32.spec.precision, int8.spec.precision) == ("fp32", "int8")
+    assert fp32.spec.metrics["parity_max_abs_err"] <= 1e-5
+    assert int8.spec.metrics["fp32_test_accuracy"] == fp32.spec.metrics["test_accuracy"]
+    assert int8.path.stat().st_size < fp32.path.stat().st_size
+    x = np.random.default_rng(0).standard_normal((3, 28, 28)).astype(np.float32)
+    assert np.abs(fp32.predict(x) - int8.predict(x)).max() < 0.1
+
+
+def test_export_gate_refuses_bad_int8(tmp_path, monkeypatch, capsys) -> None:
+    import export.__main__ as ex
+    write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    _train(tmp_path / "data", tmp_path / "run", "--epochs", "2", "--lr", "0.01")
+    monkeypatch.setattr(ex, "MAX_INT8_DROP_POINTS", -200.0)  # no int8 model can pass this gate
+    rc = ex.main([str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "t",
+                  "--data", str(tmp_path / "data")])
+    assert rc == 1
+    assert "int8 model not written" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["t-fp32.onnx"]
