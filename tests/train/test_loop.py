@@ -77,3 +77,15 @@ def test_export_gate_refuses_bad_int8(tmp_path, monkeypatch, capsys) -> None:
     assert rc == 1
     assert "int8 model not written" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["t-fp32.onnx"]
+
+
+def test_export_parity_gate_fails_and_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
+    import export.__main__ as ex
+    write_tiny_mnist(tmp_path / "data", n_train=64, n_test=32)
+    _train(tmp_path / "data", tmp_path / "run", "--epochs", "1")
+    monkeypatch.setattr(ex, "FP32_TOLERANCE", 0.0)  # no float graph matches torch exactly
+    rc = ex.main([str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "t",
+                  "--data", str(tmp_path / "data")])
+    assert rc == 1
+    assert "fp32 parity failed: max abs error" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
