@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -12,9 +13,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeinfer.errors import InputError, ModelFileError, SpecError, WrongTaskError
-from edgeinfer.onnxfile import read_metadata
+from edgeinfer.onnxfile import read_initializers, read_metadata
 from edgeinfer.session import create_session
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, ModelSpec
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from edgeinfer.stream import Stream, softmax
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
@@ -68,6 +69,10 @@ class Model:
             raise SpecError(f"{self.source}: the embedded step graph is corrupt; export the model again") from None
         if not self._step_bytes:
             raise SpecError(f"{self.source}: no step graph in the file; export it with `python -m export`")
+        try:
+            self._step_shared: dict[str, str] = json.loads(meta.get(STEP_SHARED_KEY, "{}"))
+        except json.JSONDecodeError:
+            raise SpecError(f"{self.source}: corrupt {STEP_SHARED_KEY} metadata; export the model again") from None
         self.providers = providers
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
@@ -78,11 +83,16 @@ class Model:
         with self._lock:
             if kind not in self._sessions:
                 data = self._bytes if kind == "sequence" else self._step_bytes
+                external = None
+                if kind == "step" and self._step_shared:  # weights stored once, in the main graph
+                    weights = read_initializers(self._bytes, set(self._step_shared.values()), self.source)
+                    external = {name: weights[src] for name, src in self._step_shared.items()}
                 # one thread suits batch-1 steps; full sequences use every core unless told
                 threads = self.intra_op_threads if self.intra_op_threads is not None else (
                     1 if kind == "step" else 0)
                 self._sessions[kind] = create_session(
-                    data, f"{self.source} ({kind} graph)", self.providers, threads, self.inter_op_threads)
+                    data, f"{self.source} ({kind} graph)", self.providers, threads, self.inter_op_threads,
+                    external)
             return self._sessions[kind]
 
     @property

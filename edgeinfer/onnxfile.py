@@ -83,3 +83,45 @@ def read_metadata(data: bytes, source: str) -> dict[str, str]:
         except (EOFError, ValueError, AssertionError, UnicodeDecodeError):
             raise ModelFileError(f"{source}: corrupt metadata in ONNX file") from None
     return meta
+
+
+# TensorProto data_type -> numpy dtype, for the types exporters and quantizers write
+_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
+
+
+def read_initializers(data: bytes, names: set[str], source: str) -> dict[str, "np.ndarray"]:
+    """The named initializers (raw_data tensors) of a serialized ModelProto's main graph."""
+    import numpy as np
+
+    found: dict[str, np.ndarray] = {}
+    try:
+        graph = next(v for f, w, v in _fields(data) if f == _GRAPH_FIELD and w == 2)
+        assert isinstance(graph, bytes)
+        for field, wire, value in _fields(graph):
+            if field != 5 or wire != 2 or not isinstance(value, bytes):  # GraphProto.initializer
+                continue
+            dims: list[int] = []
+            name, dtype, raw = "", 0, b""
+            for f, w, v in _fields(value):
+                if f == 1 and w == 0:
+                    dims.append(int(v))  # type: ignore[arg-type]
+                elif f == 1 and w == 2:  # packed dims
+                    pos, packed = 0, v
+                    assert isinstance(packed, bytes)
+                    while pos < len(packed):
+                        d, pos = _varint(packed, pos)
+                        dims.append(d)
+                elif f == 2:
+                    dtype = int(v)  # type: ignore[arg-type]
+                elif f == 8 and isinstance(v, bytes):
+                    name = v.decode("utf-8")
+                elif f == 9 and isinstance(v, bytes):
+                    raw = v
+            if name in names:
+                found[name] = np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(dims)
+    except (StopIteration, EOFError, ValueError, KeyError, AssertionError, UnicodeDecodeError):
+        raise ModelFileError(f"{source}: corrupt weights in ONNX file; export it again") from None
+    missing = names - set(found)
+    if missing:
+        raise ModelFileError(f"{source}: weights {sorted(missing)[:3]} missing from the file; export it again")
+    return found

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import onnxruntime as ort
 
 from edgeinfer.errors import ModelFileError, ProviderError
@@ -57,18 +58,26 @@ def _expand(short: str, available: list[str]) -> str:
 def create_session(
     model: bytes, source: str, providers: str | Sequence[str] | None = None,
     intra_op_threads: int = 0, inter_op_threads: int = 0,
+    external: dict[str, np.ndarray] | None = None,
 ) -> ort.InferenceSession:
     """An InferenceSession on `model` bytes; `source` names the file in error messages.
 
-    Threads: 0 lets onnxruntime choose (all cores); 1 suits batch-1 streaming.
+    Threads: 0 lets onnxruntime choose (all cores); 1 suits batch-1 streaming. `external`
+    supplies the weights the graph marks as external data (shared with another graph); the
+    session keeps references to them.
     """
     chosen = resolve_providers(providers)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     options.log_severity_level = 3
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in (external or {}).values()]
+    if values:
+        options.add_external_initializers(list((external or {}).keys()), values)
     try:
-        return ort.InferenceSession(model, sess_options=options, providers=chosen)
+        session = ort.InferenceSession(model, sess_options=options, providers=chosen)
+        session._edgeinfer_external = values  # type: ignore[attr-defined]  # keep the buffers alive
+        return session
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{source}: onnxruntime cannot load this model ({first[:200]})") from None

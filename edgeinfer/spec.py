@@ -12,6 +12,7 @@ from edgeinfer.errors import SpecError
 FORMAT_VERSION = 1
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
+STEP_SHARED_KEY = "edgeinfer.step_shared"  # JSON {step initializer: sequence initializer}
 CELLS = ("rnn", "lstm", "gru")
 TASKS = ("digits", "sentiment", "characters")
 PRECISIONS = ("fp32", "int8")
@@ -28,6 +29,25 @@ class ImageInput:
     mean: float = 0.1307
     std: float = 0.3081
     fit_px: int = 20  # the digit's bounding box is scaled to fit fit_px x fit_px (MNIST recipe)
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """Sentiment input: words mapped to ids (0 padding, 1 unknown, then `vocab` in order)."""
+
+    kind: str = "words"
+    lowercase: bool = True
+    vocab: tuple[str, ...] = ()
+    pad_id: int = 0
+    unk_id: int = 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, padding and unknown included."""
+        return len(self.vocab) + 2
+
+
+INPUT_KINDS: dict[str, type] = {"image": ImageInput, "words": TextInput}
 
 
 @dataclass(frozen=True)
@@ -50,9 +70,10 @@ class StateTensor:
 class GraphIO:
     """Input and output names of the sequence and step graphs."""
 
-    seq_input: str = "x"  # (B, T, F)
-    step_input: str = "x"  # (B, F)
+    seq_input: str = "x"  # (B, T, F) float32 features, or (B, T) int64 token ids
+    step_input: str = "x"  # (B, F) float32 features, or (B,) int64 token ids
     output: str = "y"  # (B, classes) logits
+    lengths: str = ""  # sequence graph input (B,) int64 of valid steps per row, when there is one
 
 
 @dataclass(frozen=True)
@@ -61,11 +82,11 @@ class ModelSpec:
 
     task: str
     labels: tuple[str, ...]
-    input: ImageInput
+    input: ImageInput | TextInput
     cell: str
     layers: int
     hidden: int
-    input_size: int  # features per step F
+    input_size: int  # features per step F (for token ids: the embedding width)
     state: tuple[StateTensor, ...]
     io: GraphIO = GraphIO()
     precision: str = "fp32"
@@ -120,7 +141,12 @@ class ModelSpec:
             )
         try:
             raw["labels"] = tuple(raw["labels"])
-            raw["input"] = ImageInput(**raw["input"])
+            kind = raw["input"].get("kind")
+            if kind not in INPUT_KINDS:
+                raise SpecError(f"unknown input kind {kind!r}; expected one of {', '.join(INPUT_KINDS)}")
+            if "vocab" in raw["input"]:
+                raw["input"]["vocab"] = tuple(raw["input"]["vocab"])
+            raw["input"] = INPUT_KINDS[kind](**raw["input"])
             raw["state"] = tuple(StateTensor(**s) for s in raw["state"])
             raw["io"] = GraphIO(**raw.get("io", {}))
             return ModelSpec(**raw)

@@ -1,13 +1,16 @@
 """ONNX export of a trained RecurrentNet as a sequence graph and a step graph, in one file.
 
 The file's main graph is the sequence graph `x (B, T, F), h[, c] (L, B, H) -> y (B, C),
-h_next[, c_next]`. The step graph `x (B, F), h[, c] -> y, h_next[, c_next]` is a complete ONNX
-model stored (base64) in the metadata next to the spec, so one file carries everything.
+h_next[, c_next]`. The step graph `x (B, F), h[, c] -> y, h_next[, c_next]` is an ONNX model
+stored (base64) in the metadata next to the spec, so one file carries everything. Weights the
+two graphs share are stored once: in the step graph they are marked as external data, and the
+metadata maps each to the sequence graph's initializer that holds the bytes.
 """
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -17,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, ModelSpec
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from train.models import RecurrentNet
 
 OPSET = 17  # pinned: every graph is written with this opset
@@ -84,14 +87,45 @@ def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, 
     return seq, step
 
 
+SHARED_LOCATION = "edgeinfer-shared"  # external-data location of weights kept in the main graph
+MIN_SHARED_BYTES = 256
+
+
+def share_weights(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """A copy of `step` whose weights equal to a sequence-graph initializer become references.
+
+    Returns the new step graph and {step initializer name: sequence initializer name}.
+    """
+    index = {(t.data_type, tuple(t.dims), t.raw_data): t.name
+             for t in seq.graph.initializer if len(t.raw_data) >= MIN_SHARED_BYTES}
+    out = onnx.ModelProto()
+    out.CopyFrom(step)
+    shared: dict[str, str] = {}
+    for t in out.graph.initializer:
+        source = index.get((t.data_type, tuple(t.dims), t.raw_data))
+        if source is None or not t.raw_data:
+            continue
+        shared[t.name] = source
+        size = len(t.raw_data)
+        t.ClearField("raw_data")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        del t.external_data[:]
+        for key, value in (("location", SHARED_LOCATION), ("offset", "0"), ("length", str(size))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+    return out, shared
+
+
 def bundle(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     """One model file: the sequence graph, with the step graph and the spec in its metadata."""
     out = onnx.ModelProto()
     out.CopyFrom(seq)
     del out.metadata_props[:]
+    light_step, shared = share_weights(seq, step)
     for key, value in (
         (SPEC_KEY, spec.to_json()),
-        (STEP_GRAPH_KEY, base64.b64encode(step.SerializeToString()).decode("ascii")),
+        (STEP_GRAPH_KEY, base64.b64encode(light_step.SerializeToString()).decode("ascii")),
+        (STEP_SHARED_KEY, json.dumps(shared, sort_keys=True)),
     ):
         prop = out.metadata_props.add()
         prop.key, prop.value = key, value
@@ -101,12 +135,19 @@ def bundle(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec) -> onnx
 
 
 def unbundle(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """The sequence and step graphs of a bundled file, without metadata."""
+    """The sequence and step graphs of a bundled file, each whole and without metadata."""
     props = {p.key: p.value for p in model.metadata_props}
     seq = onnx.ModelProto()
     seq.CopyFrom(model)
     del seq.metadata_props[:]
     step = onnx.load_from_string(base64.b64decode(props[STEP_GRAPH_KEY]))
+    shared = json.loads(props.get(STEP_SHARED_KEY, "{}"))
+    weights = {t.name: t for t in seq.graph.initializer}
+    for t in step.graph.initializer:
+        if t.name in shared:
+            name = t.name
+            t.CopyFrom(weights[shared[name]])
+            t.name = name
     return seq, step
 
 

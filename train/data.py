@@ -77,3 +77,47 @@ def load_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
     return images, labels
+
+
+IMDB_LABELLED = "imdb/aclImdb_labelled.tar.gz"
+IMDB_UNSUP = "imdb/aclImdb_unsup.tar.gz"
+IMDB_LABELS = ("neg", "pos")
+
+
+def load_imdb(root: Path, split: str) -> tuple[list[str], np.ndarray]:
+    """IMDB reviews of `split` ("train", "test" or "unsup") and labels (0 neg, 1 pos; -1 unsup).
+
+    Read from an unpacked `root/imdb/aclImdb/` folder when there is one, else straight from the
+    published `.tar.gz` archives. Files are read in sorted order, so the result is reproducible.
+    """
+    import tarfile
+
+    folder = root / "imdb" / "aclImdb"
+    classes = ("unsup",) if split == "unsup" else IMDB_LABELS
+    texts: list[tuple[str, str, int]] = []
+    if folder.is_dir():
+        for label, cls in enumerate(classes):
+            for path in sorted((folder / split / cls).glob("*.txt")):
+                texts.append((f"{cls}/{path.name}", path.read_text(encoding="utf-8"), -1 if split == "unsup" else label))
+    else:
+        archive = root / (IMDB_UNSUP if split == "unsup" else IMDB_LABELLED)
+        if not archive.is_file():
+            raise DataMissingError(
+                f"IMDB archive missing: {archive}; put the published aclImdb archives in {root / 'imdb'} "
+                f"(or an unpacked aclImdb/ folder), or set --data or ${DATA_ENV}")
+        prefix = f"aclImdb/{split}/"
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if not (member.isfile() and member.name.startswith(prefix) and member.name.endswith(".txt")):
+                    continue
+                cls = member.name[len(prefix):].split("/")[0]
+                if cls not in classes:
+                    continue
+                fh = tar.extractfile(member)
+                assert fh is not None
+                label = -1 if split == "unsup" else classes.index(cls)
+                texts.append((member.name[len(prefix):], fh.read().decode("utf-8"), label))
+    if not texts:
+        raise DataMissingError(f"no IMDB {split} reviews found under {root / 'imdb'}")
+    texts.sort(key=lambda t: t[0])
+    return [t[1] for t in texts], np.array([t[2] for t in texts], dtype=np.int64)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 RNN_TYPES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -15,12 +16,13 @@ class NetConfig:
     """Constructor arguments of `RecurrentNet`, stored in every checkpoint."""
 
     cell: str  # "rnn" (tanh Elman), "lstm" or "gru"
-    input_size: int  # features per step F
+    input_size: int  # features per step F; with `vocab`, the embedding width
     hidden: int
     layers: int
     classes: int
     proj: int = 0  # width of a linear input layer; 0 feeds the features straight to the cell
     dropout: float = 0.0  # between stacked layers
+    vocab: int = 0  # > 0: the input is token ids (B, T) int64, embedded by an nn.Embedding
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
@@ -35,8 +37,13 @@ class RecurrentNet(nn.Module):
         if config.cell not in RNN_TYPES:
             raise ValueError(f"cell must be one of {', '.join(RNN_TYPES)}, not {config.cell!r}")
         self.config = config
-        self.inp: nn.Module = nn.Linear(config.input_size, config.proj) if config.proj else nn.Identity()
-        width = config.proj or config.input_size
+        self.inp: nn.Module
+        if config.vocab:
+            self.inp = nn.Embedding(config.vocab, config.input_size, padding_idx=0)
+            width = config.input_size
+        else:
+            self.inp = nn.Linear(config.input_size, config.proj) if config.proj else nn.Identity()
+            width = config.proj or config.input_size
         kwargs: dict[str, Any] = dict(num_layers=config.layers, batch_first=True,
                                       dropout=config.dropout if config.layers > 1 else 0.0)
         if config.cell == "rnn":
@@ -55,15 +62,22 @@ class RecurrentNet(nn.Module):
         return [torch.zeros(c.layers, batch, c.hidden) for _ in self.state_names]
 
     def forward(
-        self, x: torch.Tensor, state: list[torch.Tensor] | None = None
+        self, x: torch.Tensor, state: list[torch.Tensor] | None = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """x (B, T, F) and state [(L, B, H), ...] -> logits of the last step (B, C), next state."""
+        """Logits after the last (valid) step (B, C) and the state there [(L, B, H), ...].
+
+        x: (B, T, F) features or (B, T) token ids; `lengths` (B,) marks how many steps of each
+        right-padded row are real, so that a padded batch equals each row alone.
+        """
         if state is None:
             state = self.initial_state(x.shape[0])
-        packed: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
-        out, new = self.rnn(self.inp(x), packed)  # out: (B, T, H)
+        packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
+        inputs: Any = self.inp(x)  # (B, T, E)
+        if lengths is not None:
+            inputs = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, new = self.rnn(inputs, packed_state)
         new_state = list(new) if self.config.cell == "lstm" else [new]
-        return self.head(out[:, -1]), new_state
+        return self.head(new_state[0][-1]), new_state
 
 
 def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:

@@ -1,12 +1,14 @@
 """Parity: torch vs sequence graph vs step graph, every cell type, 1 and 2 layers, B = 1 and 7."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
 
 from edgeinfer import Model
-from edgeinfer.spec import SPEC_KEY, ModelSpec
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from export.graphs import export_graphs, unbundle
 from export.parity import FP32_TOLERANCE, parity_error
 from export.quantize import quantize
@@ -46,7 +48,11 @@ def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
     props = {p.key: p.value for p in model.metadata_props}
     spec = ModelSpec.from_json(props[SPEC_KEY])
     assert (spec.cell, spec.layers, [s.name for s in spec.state]) == ("gru", 2, ["h"])
+    shared = json.loads(props[STEP_SHARED_KEY])
+    assert len(shared) >= 3  # the two GRU layers' weights and the head are stored once
+    assert len(props[STEP_GRAPH_KEY]) < 4000  # so the step graph is only its structure
     seq, step = unbundle(model)
+    assert {t.name for t in step.graph.initializer if t.raw_data} >= set(shared)  # whole again
     assert [i.name for i in seq.graph.input] == ["x", "h"]
     assert [o.name for o in step.graph.output] == ["y", "h_next"]
     x_dims = [d.dim_param or d.dim_value for d in seq.graph.input[0].type.tensor_type.shape.dim]

@@ -1,0 +1,73 @@
+"""Word-level tokenizer for the sentiment task, shared by training and the runtime.
+
+Rules: HTML line breaks (`<br />`) become spaces; text is lower-cased; curly apostrophes become
+straight ones; a token is a run of letters/digits with an optional contraction suffix kept in the
+same token ("don't", "it's", "movie's"), or one of `!` and `?`; everything else separates tokens.
+Ids: 0 is padding, 1 an unknown word, then the vocabulary in order.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from edgeinfer.spec import TextInput
+
+BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[!?]")
+PAD_ID, UNK_ID = 0, 1
+
+
+def words(text: str) -> list[str]:
+    """Split text into the tokenizer's words."""
+    text = BREAK_RE.sub(" ", text).lower().replace("\u2019", "'").replace("\u2018", "'")
+    return TOKEN_RE.findall(text)
+
+
+class Tokenizer:
+    """Maps words to ids with the vocabulary a model's spec carries."""
+
+    def __init__(self, spec: TextInput) -> None:
+        self.spec = spec
+        self.ids = {w: i + 2 for i, w in enumerate(spec.vocab)}
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a text. # (T,)"""
+        get = self.ids.get
+        return [get(w, UNK_ID) for w in words(text)]
+
+    def encode_words(self, tokens: list[str]) -> list[int]:
+        """Token ids of already split words."""
+        get = self.ids.get
+        return [get(w, UNK_ID) for w in tokens]
+
+
+class WordBuffer:
+    """Splits text arriving in arbitrary chunks into whole words.
+
+    A word is released once a separator follows it, so a word cut across two chunks is never
+    counted twice; `flush()` releases the last pending word at the end of the text.
+    """
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    MAX_PENDING = 1000  # a "word" longer than this is released as it is (an unknown word)
+
+    def push(self, chunk: str) -> Iterator[str]:
+        """Words completed by this chunk."""
+        text = self.pending + chunk
+        cut = len(text)
+        while cut > 0 and (text[cut - 1].isalnum() or text[cut - 1] in "'\u2019"):
+            cut -= 1
+        tag = text.rfind("<")
+        if tag >= 0 and ">" not in text[tag:] and len(text) - tag <= 6:
+            cut = min(cut, tag)  # a `<br />` tag cut in two: wait for its end
+        if len(text) - cut > self.MAX_PENDING:
+            cut = len(text)
+        self.pending = text[cut:]
+        yield from words(text[:cut])
+
+    def flush(self) -> Iterator[str]:
+        """The words still pending."""
+        text, self.pending = self.pending, ""
+        yield from words(text)
