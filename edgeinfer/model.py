@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -15,8 +16,9 @@ import onnxruntime as ort
 from edgeinfer.errors import InputError, ModelFileError, SpecError, WrongTaskError
 from edgeinfer.onnxfile import read_initializers, read_metadata
 from edgeinfer.session import create_session
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec, TextInput
 from edgeinfer.stream import Stream, softmax
+from edgeinfer.text import TextStream, predict_texts
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
 
@@ -116,27 +118,45 @@ class Model:
         if self.spec.task != task:
             raise WrongTaskError(f"{self.source}: a {self.spec.task} model; expected a {task} model")
 
+    def sequence_logits(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Run the sequence graph from the initial state: logits (B, C) of x (B, T[, F])."""
+        io = self.spec.io
+        feeds = {io.seq_input: np.ascontiguousarray(x), **self.spec.initial_state(x.shape[0])}
+        if io.lengths:
+            feeds[io.lengths] = lengths if lengths is not None else np.full(x.shape[0], x.shape[1], np.int64)
+        return self.sequence_session.run([io.output], feeds)[0]
+
     def predict_logits(self, x: np.ndarray | Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
         """Logits of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
         arr = np.asarray(x, dtype=np.float32)
         single = arr.ndim == 2
         if single:
             arr = arr[None]
+        if isinstance(self.spec.input, TextInput):
+            raise InputError(f"{self.source}: a text model; call predict(texts) with a list of strings")
         if arr.ndim != 3 or arr.shape[2] != self.spec.input_size or arr.shape[1] == 0 or arr.shape[0] == 0:
             raise InputError(f"{self.source}: input has shape {np.shape(x)}; "
                              f"expected (B, T, {self.spec.input_size}) or (T, {self.spec.input_size}), T >= 1")
-        state = self.spec.initial_state(arr.shape[0])
-        logits = self.sequence_session.run(
-            [self.spec.io.output], {self.spec.io.seq_input: np.ascontiguousarray(arr), **state})[0]
+        logits = self.sequence_logits(arr)
         return logits[0] if single else logits
 
-    def predict(self, x: np.ndarray | Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
-        """Class probabilities of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
+    def predict(self, x: Any) -> np.ndarray:
+        """Class probabilities of whole sequences. # (B, C) or (C,)
+
+        Feature models take x (B, T, F), or (T, F) for one; text models take a list of texts,
+        tokenized with the spec and batched by length (each text read whole).
+        """
+        if isinstance(self.spec.input, TextInput):
+            return predict_texts(self, x)
         return softmax(self.predict_logits(x))
 
     def stream(self, batch: int = 1) -> Stream:
         """A new stream with its own state; many may run at once on one Model."""
         return Stream(self, batch)
+
+    def text_stream(self) -> TextStream:
+        """A stream of text for a text model: feed chunks as they arrive, read the running result."""
+        return TextStream(self)
 
 
 def load(model: str | os.PathLike[str], providers: str | Sequence[str] | None = None,

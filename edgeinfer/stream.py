@@ -5,7 +5,7 @@ and many threads at once.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class Stream:
             raise InputError(f"stream batch must be >= 1, got {batch}")
         self.model = model
         self.batch = batch
+        self.tokens = model.spec.input.kind == "words"
         self._names = [s.name for s in model.spec.state]
         self.reset()
 
@@ -39,32 +40,52 @@ class Stream:
         self.logits: np.ndarray | None = None  # (B, C) after the latest step
         self.steps = 0
 
-    def _check(self, x: np.ndarray | list[float], ndim: int, what: str) -> tuple[np.ndarray, bool]:
-        arr = np.asarray(x, dtype=np.float32)
-        features = self.model.spec.input_size
+    def _check(self, x: Any, ndim: int, what: str) -> tuple[np.ndarray, bool]:
+        """Validate an input of `ndim` dims (with batch): floats (..., F), or token ids."""
+        spec = self.model.spec
+        if self.tokens:
+            ndim -= 1  # token ids have no feature axis
+            arr = np.asarray(x)
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
+            arr = arr.astype(np.int64)
+            vocab = spec.input.vocab_size  # type: ignore[union-attr]
+            if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+                raise InputError(f"token id out of range; expected 0 <= id < {vocab}")
+            features, shape_ok = "", True
+        else:
+            arr = np.asarray(x, dtype=np.float32)
+            features = str(spec.input_size)
+            shape_ok = arr.ndim >= 1 and arr.shape[-1] == spec.input_size
         single = arr.ndim == ndim - 1 and self.batch == 1
         if single:
             arr = arr[None]
-        if arr.ndim != ndim or arr.shape[0] != self.batch or arr.shape[-1] != features:
-            want = f"({self.batch}, {what}{features})" + (f" or ({what}{features})" if self.batch == 1 else "")
-            raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} float32")
+        if arr.ndim != ndim or arr.shape[0] != self.batch or not shape_ok:
+            inner = ", ".join(p for p in (what, features) if p)
+            want = f"({self.batch}{', ' + inner if inner else ''})" + (f" or ({inner})" if self.batch == 1 else "")
+            kind = "int64 token ids" if self.tokens else "float32"
+            raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} {kind}")
         return np.ascontiguousarray(arr), single
 
-    def step(self, x: np.ndarray | list[float]) -> np.ndarray:
-        """Read one time step x (F,) or (B, F); returns class probabilities (C,) or (B, C)."""
+    def step(self, x: Any) -> np.ndarray:
+        """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns probabilities (C,) or (B, C)."""
         arr, single = self._check(x, 2, "")
         outs = self.model.step_session.run(None, {self.model.spec.io.step_input: arr, **self.state})
         return self._update(outs, single, 1)
 
-    def feed(self, chunk: np.ndarray | list[list[float]]) -> np.ndarray:
-        """Read many steps at once, (T, F) or (B, T, F), through the sequence graph.
+    def feed(self, chunk: Any) -> np.ndarray:
+        """Read many steps at once, (T, F) or (B, T, F) (token ids: (T,) or (B, T)), in one call.
 
-        The result equals calling `step` T times, for one call's overhead.
+        Runs the sequence graph with the stream's state; the result equals calling `step` T times.
         """
-        arr, single = self._check(chunk, 3, "T, ")
+        arr, single = self._check(chunk, 3, "T")
         if arr.shape[1] == 0:
             raise InputError("stream chunk has no time steps; expected T >= 1")
-        outs = self.model.sequence_session.run(None, {self.model.spec.io.seq_input: arr, **self.state})
+        io = self.model.spec.io
+        feeds = {io.seq_input: arr, **self.state}
+        if io.lengths:
+            feeds[io.lengths] = np.full(self.batch, arr.shape[1], np.int64)
+        outs = self.model.sequence_session.run(None, feeds)
         return self._update(outs, single, arr.shape[1])
 
     def _update(self, outs: list[np.ndarray], single: bool, steps: int) -> np.ndarray:

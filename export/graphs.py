@@ -39,8 +39,16 @@ class SequenceGraph(nn.Module):
         return (y, *new)
 
 
+class TokenSequenceGraph(SequenceGraph):
+    """x (B, T) int64, lengths (B,) int64, state... -> y (B, C) after each row's last token, state there."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y, new = self.net(x, list(state), lengths, exact_state=True)
+        return (y, *new)
+
+
 class StepGraph(SequenceGraph):
-    """x (B, F), state... -> y (B, C), next state...: one time step."""
+    """x (B, F) or token ids (B,), state... -> y (B, C), next state...: one time step."""
 
     def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return super().forward(x.unsqueeze(1), *state)
@@ -52,6 +60,8 @@ def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpe
     state_out = [s.output for s in spec.state]
     x_name = spec.io.step_input if step else spec.io.seq_input
     axes: dict[str, dict[int, str]] = {x_name: {0: "batch"} if step else {0: "batch", 1: "time"}}
+    extra = [spec.io.lengths] if spec.io.lengths and not step else []
+    axes.update({n: {0: "batch"} for n in extra})
     axes.update({n: {1: "batch"} for n in state_in + state_out})
     axes[spec.io.output] = {0: "batch"}
     buf = io.BytesIO()
@@ -59,7 +69,7 @@ def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpe
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(), example, buf, dynamo=False, opset_version=OPSET,
-            input_names=[x_name, *state_in], output_names=[spec.io.output, *state_out],
+            input_names=[x_name, *extra, *state_in], output_names=[spec.io.output, *state_out],
             dynamic_axes=axes,
         )
     model = onnx.load_from_string(buf.getvalue())
@@ -82,8 +92,13 @@ def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, 
     """Export the sequence and the step graph of `net`, both with the names the spec gives."""
     c = net.config
     state = tuple(torch.zeros(c.layers, 2, c.hidden) for _ in spec.state)
-    seq = _export(SequenceGraph(net), (torch.zeros(2, 3, c.input_size), *state), spec, step=False)
-    step = _export(StepGraph(net), (torch.zeros(2, c.input_size), *state), spec, step=True)
+    if c.vocab:
+        ids = torch.ones(2, 3, dtype=torch.int64)
+        seq = _export(TokenSequenceGraph(net), (ids, torch.tensor([3, 2]), *state), spec, step=False)
+        step = _export(StepGraph(net), (ids[:, 0], *state), spec, step=True)
+    else:
+        seq = _export(SequenceGraph(net), (torch.zeros(2, 3, c.input_size), *state), spec, step=False)
+        step = _export(StepGraph(net), (torch.zeros(2, c.input_size), *state), spec, step=True)
     return seq, step
 
 

@@ -29,18 +29,41 @@ def parity_error(
     names = [s.name for s in spec.state]
     worst = 0.0
     net.eval()
+    tokens = bool(net.config.vocab)
     for batch in batches:
-        x = rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32)
+        if tokens:
+            x = rng.integers(0, net.config.vocab, (batch, steps)).astype(np.int64)
+        else:
+            x = rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32)
         state0 = {s.name: 0.5 * rng.standard_normal((s.layers, batch, s.hidden)).astype(np.float32)
                   for s in spec.state}
+        lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if tokens else {}
         with torch.no_grad():
             y_t, new_t = net(torch.from_numpy(x), [torch.from_numpy(state0[n]) for n in names])
         want = [y_t.numpy(), *(t.numpy() for t in new_t)]
-        got_seq = seq_s.run(None, {spec.io.seq_input: x, **state0})
+        got_seq = seq_s.run(None, {spec.io.seq_input: x, **lengths, **state0})
         state = dict(state0)
         for t in range(steps):
             got_step = step_s.run(None, {spec.io.step_input: x[:, t], **state})
             state = dict(zip(names, got_step[1:]))
         for a, b, c in zip(want, got_seq, got_step):
             worst = max(worst, float(np.abs(a - b).max()), float(np.abs(a - c).max()))
+    return worst
+
+
+def padding_error(seq: onnx.ModelProto, spec: ModelSpec, vocab: int, seed: int = 0) -> float:
+    """Max abs difference between rows of a right-padded batch and each row run alone."""
+    rng = np.random.default_rng(seed)
+    sess = _session(seq)
+    lengths = np.array([9, 1, 5, 13, 2], np.int64)
+    x = np.zeros((len(lengths), int(lengths.max())), np.int64)
+    for i, n in enumerate(lengths):
+        x[i, :n] = rng.integers(2, vocab, n)
+    batch = sess.run(None, {spec.io.seq_input: x, spec.io.lengths: lengths, **spec.initial_state(len(lengths))})
+    worst = 0.0
+    for i, n in enumerate(lengths):
+        alone = sess.run(None, {spec.io.seq_input: x[i : i + 1, :n], spec.io.lengths: lengths[i : i + 1],
+                                **spec.initial_state(1)})
+        worst = max(worst, float(np.abs(batch[0][i] - alone[0][0]).max()),
+                    *(float(np.abs(b[:, i] - a[:, 0]).max()) for b, a in zip(batch[1:], alone[1:])))
     return worst

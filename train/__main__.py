@@ -1,8 +1,9 @@
-"""Command line: `python -m train digits --cell lstm --hidden 128 --epochs 12 --out runs/digits-lstm`."""
+"""Command line: `python -m train digits|sentiment [options] --out runs/NAME`."""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -11,52 +12,70 @@ from train.data import DataMissingError, data_dir, download_mnist
 from train.download import DownloadError
 from train.loop import TrainArgs, fit
 from train.models import NetConfig, build, count_parameters
-from train.tasks import DIGIT_LABELS, digits_meta, digits_tensors, shift_digits
+from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, sentiment_data,
+                         shift_digits)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser: one sub-command per task, sharing the model and loop options."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
+    common.add_argument("--hidden", type=int, default=128)
+    common.add_argument("--layers", type=int, default=1)
+    common.add_argument("--dropout", type=float, default=0.0, help="between stacked layers")
+    common.add_argument("--epochs", type=int, default=12)
+    common.add_argument("--batch", type=int, default=128)
+    common.add_argument("--lr", type=float, default=2e-3)
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--limit", type=int, default=0, help="use only N train/test examples")
+    common.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    common.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
+    common.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    common.add_argument("--stop-after", type=int, default=0, help="stop after epoch N (resume later)")
+    common.add_argument("--out", required=True, type=Path)
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    sub = p.add_subparsers(dest="task", required=True)
+    d = sub.add_parser("digits", parents=[common], help="MNIST read row by row (28 steps of 28 pixels)")
+    d.add_argument("--proj", type=int, default=0, help="linear input layer width (0: none)")
+    d.add_argument("--augment", type=int, default=0, help="random shifts of up to N pixels")
+    d.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
+    s = sub.add_parser("sentiment", parents=[common], help="IMDB reviews read word by word")
+    s.add_argument("--embed", type=int, default=128, help="word embedding width")
+    s.add_argument("--max-vocab", type=int, default=20000)
+    s.add_argument("--min-count", type=int, default=2)
+    s.add_argument("--max-len", type=int, default=0, help="train on the first N words (0: whole reviews)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and train; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
-    sub = parser.add_subparsers(dest="task", required=True)
-    p = sub.add_parser("digits", help="MNIST read row by row (28 steps of 28 pixels)")
-    p.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--proj", type=int, default=0, help="linear input layer width (0: none)")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--augment", type=int, default=0, help="random shifts of up to N pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N train/test images")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    p.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
-    p.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--stop-after", type=int, default=0, help="stop after epoch N (resume later)")
-    p.add_argument("--out", required=True, type=Path)
-    a = parser.parse_args(argv)
-
+    a = parser().parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     root = data_dir(a.data)
     try:
-        if a.download:
-            download_mnist(root)
-        train = digits_tensors(root, "train", a.limit)
-        test = digits_tensors(root, "test", a.limit)
+        if a.task == "digits":
+            if a.download:
+                download_mnist(root)
+            train, test = digits_data(root, "train", a.limit), digits_data(root, "test", a.limit)
+            config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
+            meta = digits_meta()
+        else:
+            text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit)
+            config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
+                               vocab=text_spec.vocab_size)
+            meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
     except (DataMissingError, DownloadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     torch.manual_seed(a.seed)
-    config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
     model = build(config)
-    print(f"{a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters", file=sys.stderr)
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment)
-    meta = {**digits_meta(), "config": config.to_dict()}
-    augment = shift_digits(a.augment) if a.augment else None
-    fit(model, train, test, args, a.out, meta, resume=a.resume, augment=augment, stop_after=a.stop_after)
+    print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
+          file=sys.stderr)
+    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0))
+    augment = shift_digits(args.augment) if args.augment else None
+    fit(model, train, test, args, a.out, {**meta, "config": config.to_dict()}, resume=a.resume,
+        augment=augment, stop_after=a.stop_after)
     return 0
 
 

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -52,21 +52,51 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+class Data(Protocol):
+    """A labelled data set the loop can batch: model keyword arguments and labels per index set."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]: ...
+
+    def batches(self, batch: int, gen: torch.Generator | None) -> list[torch.Tensor]: ...
+
+
+class TensorData:
+    """Fixed-shape inputs x (N, T, F) and labels y (N,)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Inputs and labels of the rows `idx`."""
+        return {"x": self.x[idx]}, self.y[idx]
+
+    def batches(self, batch: int, gen: torch.Generator | None) -> list[torch.Tensor]:
+        """Index sets of one epoch, shuffled by `gen` (in order when None)."""
+        order = torch.randperm(len(self), generator=gen) if gen is not None else torch.arange(len(self))
+        return list(order.split(batch))
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
-    """Top-1 accuracy of a classifier over (x, y), in [0, 1]."""
+def accuracy(model: nn.Module, data: Data, batch: int = 500) -> float:
+    """Top-1 accuracy of a classifier over a data set, in [0, 1]."""
     model.eval()
     correct = 0
-    for i in range(0, len(x), batch):
-        logits, _ = model(x[i : i + batch])
-        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
-    return correct / max(len(x), 1)
+    for idx in data.batches(batch, None):
+        inputs, y = data.batch(idx)
+        logits, _ = model(**inputs)
+        correct += int((logits.argmax(1) == y).sum())
+    return correct / max(len(data), 1)
 
 
 def fit(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
+    train: Data,
+    test: Data,
     args: TrainArgs,
     out: Path,
     meta: dict[str, Any],
@@ -81,8 +111,7 @@ def fit(
     ends the run after that many epochs, as an interruption would (resume it later).
     """
     torch.manual_seed(args.seed)
-    x_train, y_train = train
-    steps_per_epoch = math.ceil(len(x_train) / args.batch)
+    steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     warmup = max(1, min(200, total // 10))
@@ -105,16 +134,14 @@ def fit(
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        order = torch.randperm(len(x_train), generator=gen)
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr,
+        bar = tqdm(train.batches(args.batch, gen), desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr,
                    disable=None, leave=False)
-        for step in bar:
-            idx = order[step * args.batch : (step + 1) * args.batch]
-            xb, yb = x_train[idx], y_train[idx]
+        for step, idx in enumerate(bar):
+            inputs, yb = train.batch(idx)
             if augment is not None:
-                xb = augment(xb, gen)
-            logits, _ = model(xb)
+                inputs["x"] = augment(inputs["x"], gen)
+            logits, _ = model(**inputs)
             loss = nn.functional.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,7 +159,7 @@ def fit(
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
             "train_accuracy": correct / max(seen, 1),
-            "test_accuracy": accuracy(model, *test),
+            "test_accuracy": accuracy(model, test),
             "lr": sched.get_last_lr()[0],
             "train_seconds": round(elapsed_s, 1),
         }

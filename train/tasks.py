@@ -1,6 +1,7 @@
 """Task recipes: what data, model and labels each task trains on."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -9,19 +10,21 @@ import numpy as np
 import torch
 
 from edgeinfer.preprocess.image import normalize
-from edgeinfer.spec import ImageInput
-from train.data import load_mnist
+from edgeinfer.preprocess.text import UNK_ID, Tokenizer, words
+from edgeinfer.spec import ImageInput, TextInput
+from train.data import load_imdb, load_mnist
+from train.loop import TensorData
 
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 
 
-def digits_tensors(root: Path, split: str, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST as model inputs (N, 28, 28) float32, normalised as the spec says, and labels (N,)."""
+def digits_data(root: Path, split: str, limit: int = 0) -> TensorData:
+    """MNIST as model inputs x (N, 28, 28) float32, normalised as the spec says, and labels (N,)."""
     images, labels = load_mnist(root, split)
     if limit:
         images, labels = images[:limit], labels[:limit]
     x = normalize(images.astype(np.float32) / 255.0, ImageInput())
-    return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
+    return TensorData(torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64)))
 
 
 def shift_digits(max_px: int):
@@ -43,3 +46,75 @@ def shift_digits(max_px: int):
 def digits_meta() -> dict[str, Any]:
     """Checkpoint metadata of the digits task."""
     return {"task": "digits", "labels": list(DIGIT_LABELS), "input": asdict(ImageInput())}
+
+
+SENTIMENT_LABELS = ("negative", "positive")
+
+
+class TokenData:
+    """Variable-length token id sequences and labels, batched by similar length (less padding)."""
+
+    def __init__(self, seqs: list[np.ndarray], y: np.ndarray, max_len: int = 0) -> None:
+        self.seqs = [s[:max_len] if max_len else s for s in seqs]
+        self.seqs = [s if len(s) else np.array([UNK_ID], np.int64) for s in self.seqs]  # never empty
+        self.lengths = torch.tensor([len(s) for s in self.seqs])
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Right-padded ids (B, T) with their lengths (B,), and labels."""
+        lengths = self.lengths[idx]
+        x = torch.zeros(len(idx), int(lengths.max()), dtype=torch.int64)
+        for row, i in enumerate(idx.tolist()):
+            x[row, : lengths[row]] = torch.from_numpy(self.seqs[i])
+        return {"x": x, "lengths": lengths}, self.y[idx]
+
+    def batches(self, batch: int, gen: torch.Generator | None) -> list[torch.Tensor]:
+        """Shuffled pools of 50 batches, each pool sorted by length; batch order shuffled too."""
+        if gen is None:
+            return list(torch.argsort(self.lengths, stable=True).split(batch))
+        order = torch.randperm(len(self), generator=gen)
+        out: list[torch.Tensor] = []
+        for pool in order.split(batch * 50):
+            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
+            out.extend(pool.split(batch))
+        return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+
+
+def build_vocab(texts: list[list[str]], max_size: int, min_count: int) -> tuple[str, ...]:
+    """The most frequent words of the training split (ties broken alphabetically)."""
+    counts: Counter[str] = Counter()
+    for tokens in texts:
+        counts.update(tokens)
+    ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return tuple(ranked[:max_size])
+
+
+def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
+                   limit: int = 0) -> tuple[TextInput, TokenData, TokenData]:
+    """IMDB train/test tokenized with a vocabulary built from the training split only."""
+    train_texts, train_y = load_imdb(root, "train")
+    test_texts, test_y = load_imdb(root, "test")
+    if limit:
+        pick = np.random.default_rng(0).permutation(len(train_y))[:limit]
+        train_texts, train_y = [train_texts[i] for i in pick], train_y[pick]
+        pick = np.random.default_rng(1).permutation(len(test_y))[:limit]
+        test_texts, test_y = [test_texts[i] for i in pick], test_y[pick]
+    train_words = [words(t) for t in train_texts]
+    spec = TextInput(vocab=build_vocab(train_words, max_vocab, min_count))
+    tok = Tokenizer(spec)
+    train = TokenData([np.array(tok.encode_words(w), np.int64) for w in train_words], train_y, max_len)
+    test = TokenData([np.array(tok.encode(t), np.int64) for t in test_texts], test_y)
+    return spec, train, test
+
+
+def sentiment_test_data(root: Path, spec: TextInput, limit: int = 0) -> TokenData:
+    """The IMDB test split tokenized with a model's own vocabulary (whole reviews)."""
+    texts, labels = load_imdb(root, "test")
+    if limit:
+        pick = np.random.default_rng(1).permutation(len(labels))[:limit]
+        texts, labels = [texts[i] for i in pick], labels[pick]
+    tok = Tokenizer(spec)
+    return TokenData([np.array(tok.encode(t), np.int64) for t in texts], labels)

@@ -71,7 +71,7 @@ def test_export_gate_refuses_bad_int8(tmp_path, monkeypatch, capsys) -> None:
     import export.__main__ as ex
     write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
     _train(tmp_path / "data", tmp_path / "run", "--epochs", "2", "--lr", "0.01")
-    monkeypatch.setattr(ex, "MAX_INT8_DROP_POINTS", -200.0)  # no int8 model can pass this gate
+    monkeypatch.setitem(ex.MAX_INT8_DROP_POINTS, "digits", -200.0)  # no int8 model can pass this gate
     rc = ex.main([str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "t",
                   "--data", str(tmp_path / "data")])
     assert rc == 1

@@ -1,0 +1,110 @@
+"""Text models: classify whole texts in length-sorted batches, or stream text word by word."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeinfer.errors import InputError
+from edgeinfer.preprocess.text import PAD_ID, Tokenizer, WordBuffer, words
+from edgeinfer.spec import TextInput
+from edgeinfer.stream import Stream, softmax
+
+if TYPE_CHECKING:
+    from edgeinfer.model import Model
+
+MAX_BATCH_TOKENS = 64 * 512  # padded tokens per sequence-graph call
+MAX_BATCH_TEXTS = 256
+CHUNK_WORDS = 2048  # words per sequence-graph call when streaming long texts
+
+
+def tokenizer(model: "Model") -> Tokenizer:
+    """The tokenizer a text model's spec defines."""
+    if not isinstance(model.spec.input, TextInput):
+        raise InputError(f"{model.source}: a {model.spec.task} model does not read text")
+    return Tokenizer(model.spec.input)
+
+
+def predict_texts(model: "Model", texts: Sequence[str]) -> np.ndarray:
+    """Class probabilities of whole texts, batched by length. # (N, C)
+
+    Each text is read whole (no truncation); a padded batch gives exactly each text's result
+    alone, since the sequence graph stops every row at its own length.
+    """
+    if isinstance(texts, str):
+        raise InputError("expected a list of texts, got one string; wrap it in a list")
+    tok = tokenizer(model)
+    ids = [np.array(tok.encode(t), np.int64) for t in texts]
+    for i, seq in enumerate(ids):
+        if len(seq) == 0:
+            raise InputError(f"text {i} is empty or has no words; expected at least one word")
+    out = np.zeros((len(ids), model.spec.classes), np.float32)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while (end < len(order) and end - start < MAX_BATCH_TEXTS
+               and len(ids[order[end]]) * (end - start + 1) <= MAX_BATCH_TOKENS):
+            end += 1
+        rows = order[start:end]
+        lengths = np.array([len(ids[i]) for i in rows], np.int64)
+        x = np.full((len(rows), int(lengths.max())), PAD_ID, np.int64)
+        for r, i in enumerate(rows):
+            x[r, : lengths[r]] = ids[i]
+        out[rows] = softmax(model.sequence_logits(x, lengths))
+        start = end
+    return out
+
+
+class TextStream:
+    """Reads text as it arrives (words or chunks cut anywhere) and keeps the running result."""
+
+    def __init__(self, model: "Model") -> None:
+        self.tokenizer = tokenizer(model)
+        self.stream = Stream(model, 1)
+        self.buffer = WordBuffer()
+        self.labels = model.spec.labels
+
+    @property
+    def words(self) -> int:
+        """Words read so far."""
+        return self.stream.steps
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Class probabilities after the latest word. # (C,)"""
+        if self.stream.steps == 0:
+            raise InputError("the text is empty or has no words yet; expected at least one word")
+        return self.stream.probabilities[0]
+
+    def probability(self, label: str = "positive") -> float:
+        """Running probability of one label."""
+        return float(self.probabilities[self.labels.index(label)])
+
+    def feed(self, chunk: str) -> None:
+        """Read a chunk of text; complete words go through the sequence graph in one call."""
+        self._feed_words(list(self.buffer.push(chunk)))
+
+    def finish(self) -> np.ndarray:
+        """End of text: read the last pending word; returns the final probabilities. # (C,)"""
+        self._feed_words(list(self.buffer.flush()))
+        return self.probabilities
+
+    def _feed_words(self, tokens: list[str]) -> None:
+        for i in range(0, len(tokens), CHUNK_WORDS):
+            self.stream.feed(np.array(self.tokenizer.encode_words(tokens[i : i + CHUNK_WORDS]), np.int64))
+
+    def trace(self, chunk: str, final: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+        """Read a chunk word by word through the step graph, yielding (word, probabilities) each."""
+        tokens = list(self.buffer.push(chunk)) + (list(self.buffer.flush()) if final else [])
+        for word, token in zip(tokens, self.tokenizer.encode_words(tokens)):
+            yield word, self.stream.step(token)
+
+    def reset(self) -> None:
+        """Forget everything read."""
+        self.stream.reset()
+        self.buffer = WordBuffer()
+
+
+__all__ = ["TextStream", "predict_texts", "tokenizer", "words"]
