@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 import torch
 
-from edgeinfer.spec import ImageInput, ModelSpec, state_for
+from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, TextInput, state_for
 from export.graphs import bundle, export_graphs, write_atomic
 from train.data import DataMissingError, data_dir, load_mnist
 from train.models import NetConfig, RecurrentNet, build
@@ -48,6 +48,23 @@ def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return cache[key]
 
     return make
+
+
+TINY_VOCAB = ("the", "movie", "was", "great", "bad", "awful", "good", "not", "!", "don't", "i", "it", "loved")
+
+
+@pytest.fixture(scope="session")
+def sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight sentiment model (GRU, 2 layers) with a 13-word vocabulary."""
+    torch.manual_seed(0)
+    text = TextInput(vocab=TINY_VOCAB)
+    net = build(NetConfig("gru", 8, 12, 2, 2, vocab=text.vocab_size)).eval()
+    spec = ModelSpec("sentiment", ("negative", "positive"), text, "gru", 2, 12, 8,
+                     state_for("gru", 2, 12), io=GraphIO(lengths="lengths"))
+    seq, step = export_graphs(net, spec)
+    path = tmp_path_factory.mktemp("models") / "sentiment.onnx"
+    write_atomic(bundle(seq, step, spec).SerializeToString(), path)
+    return path
 
 
 @pytest.fixture(scope="session")
