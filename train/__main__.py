@@ -12,8 +12,8 @@ from train.data import DataMissingError, data_dir, download_mnist
 from train.download import DownloadError
 from train.loop import TrainArgs, fit
 from train.models import NetConfig, build, count_parameters
-from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, sentiment_data,
-                         shift_digits)
+from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, load_vectors,
+                         sentiment_data, shift_digits)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-vocab", type=int, default=20000)
     s.add_argument("--min-count", type=int, default=2)
     s.add_argument("--max-len", type=int, default=0, help="train on the first N words (0: whole reviews)")
+    s.add_argument("--vectors", type=Path, default=None, help="initial word vectors, word2vec/GloVe text format")
+    s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
     return p
 
 
@@ -70,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(a.seed)
     model = build(config)
+    if getattr(a, "vectors", None):
+        try:
+            table, found = load_vectors(a.vectors, text_spec.vocab, a.embed)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        embedding = model.inp[0]
+        embedding.weight.data.copy_(table)
+        embedding.weight.requires_grad_(not a.freeze_vectors)
+        print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
           file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0))

@@ -94,18 +94,21 @@ def load_imdb(root: Path, split: str) -> tuple[list[str], np.ndarray]:
 
     folder = root / "imdb" / "aclImdb"
     classes = ("unsup",) if split == "unsup" else IMDB_LABELS
+    sub = "train" if split == "unsup" else split  # the unlabelled reviews live in train/unsup
     texts: list[tuple[str, str, int]] = []
     if folder.is_dir():
         for label, cls in enumerate(classes):
-            for path in sorted((folder / split / cls).glob("*.txt")):
+            for path in sorted((folder / sub / cls).glob("*.txt")):
                 texts.append((f"{cls}/{path.name}", path.read_text(encoding="utf-8"), -1 if split == "unsup" else label))
     else:
         archive = root / (IMDB_UNSUP if split == "unsup" else IMDB_LABELLED)
+        if split == "unsup" and not archive.is_file():
+            archive = root / IMDB_LABELLED  # some copies pack everything in one archive
         if not archive.is_file():
             raise DataMissingError(
                 f"IMDB archive missing: {archive}; put the published aclImdb archives in {root / 'imdb'} "
                 f"(or an unpacked aclImdb/ folder), or set --data or ${DATA_ENV}")
-        prefix = f"aclImdb/{split}/"
+        prefix = f"aclImdb/{sub}/"
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 if not (member.isfile() and member.name.startswith(prefix) and member.name.endswith(".txt")):

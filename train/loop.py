@@ -112,7 +112,8 @@ def fit(
     """
     torch.manual_seed(args.seed)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     warmup = max(1, min(200, total // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -146,7 +147,7 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
-                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                nn.utils.clip_grad_norm_(trainable, args.clip)
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(yb)

@@ -118,3 +118,28 @@ def sentiment_test_data(root: Path, spec: TextInput, limit: int = 0) -> TokenDat
         texts, labels = [texts[i] for i in pick], labels[pick]
     tok = Tokenizer(spec)
     return TokenData([np.array(tok.encode(t), np.int64) for t in texts], labels)
+
+
+def load_vectors(path: Path, vocab: tuple[str, ...], width: int) -> tuple[torch.Tensor, int]:
+    """Word vectors in the word2vec/GloVe text format for the vocabulary's words.
+
+    Returns a (len(vocab) + 2, width) tensor (rows 0 and 1, padding and unknown, stay zero; words
+    without a vector get small random values) and the number of words found. A first line of two
+    integers (word2vec's header) is skipped.
+    """
+    index = {w: i + 2 for i, w in enumerate(vocab)}
+    table = torch.randn(len(vocab) + 2, width, generator=torch.Generator().manual_seed(0)) * 0.1
+    table[:2] = 0.0
+    found = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue
+            if len(parts) != width + 1:
+                raise ValueError(f"{path}:{number}: {len(parts) - 1} values; expected {width} (the --embed width)")
+            row = index.get(parts[0])
+            if row is not None:
+                table[row] = torch.tensor([float(v) for v in parts[1:]])
+                found += 1
+    return table, found
