@@ -128,12 +128,12 @@ class Model:
 
     def predict_logits(self, x: np.ndarray | Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
         """Logits of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
+        if isinstance(self.spec.input, TextInput):
+            raise InputError(f"{self.source}: a text model; call predict(texts) with a list of strings")
         arr = np.asarray(x, dtype=np.float32)
         single = arr.ndim == 2
         if single:
             arr = arr[None]
-        if isinstance(self.spec.input, TextInput):
-            raise InputError(f"{self.source}: a text model; call predict(texts) with a list of strings")
         if arr.ndim != 3 or arr.shape[2] != self.spec.input_size or arr.shape[1] == 0 or arr.shape[0] == 0:
             raise InputError(f"{self.source}: input has shape {np.shape(x)}; "
                              f"expected (B, T, {self.spec.input_size}) or (T, {self.spec.input_size}), T >= 1")

@@ -15,6 +15,7 @@ import typer
 from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.model import Model, builtin_models
 from edgeinfer.preprocess.image import load_digit
+from edgeinfer.spec import ModelSpec, TextInput
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run small recurrent models cell by cell on onnxruntime.")
@@ -66,6 +67,15 @@ def classify_image(
         raise typer.Exit(1)
 
 
+def _describe_input(spec: ModelSpec) -> str:
+    inp = spec.input
+    if isinstance(inp, TextInput):
+        return (f"words, one per step: {len(inp.vocab):,}-word vocabulary + padding ({inp.pad_id}) and unknown "
+                f"({inp.unk_id}); lower-cased, <br /> removed; embedding width {spec.input_size}")
+    return (f"{inp.rows} steps of {inp.cols} features; pixels x{inp.scale:.6g}, (x - {inp.mean}) / {inp.std}; "
+            f"digit fitted to {inp.fit_px}x{inp.fit_px}")
+
+
 @app.command()
 def info(
     model: Annotated[str, typer.Argument(help="model file or built-in name")],
@@ -77,16 +87,18 @@ def info(
     if as_json:
         print(json.dumps({"file": str(m.path), "bytes": m.path.stat().st_size, **asdict(spec)}, indent=2))
         return
+    io_x = f"(B, T, {spec.input_size})" if not isinstance(spec.input, TextInput) else "(B, T) int64"
+    io_step = f"(B, {spec.input_size})" if not isinstance(spec.input, TextInput) else "(B,) int64"
+    io_len = f", {spec.io.lengths} (B,) int64" if spec.io.lengths else ""
     state = ", ".join(f"{s.name}->{s.output} ({s.layers}, B, {s.hidden}) {s.dtype}={s.initial:g}" for s in spec.state)
     lines = [
         f"file          {m.path} ({m.path.stat().st_size:,} bytes)",
         f"task          {spec.task}; labels {', '.join(spec.labels)}",
-        f"input         {spec.input.rows} steps of {spec.input.cols} features; pixels x{spec.input.scale:.6g}, "
-        f"(x - {spec.input.mean}) / {spec.input.std}",
-        f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}, {spec.input_size} inputs per step",
+        f"input         {_describe_input(spec)}",
+        f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}",
         f"state         {state}",
-        f"graphs        sequence {spec.io.seq_input} (B, T, {spec.input_size}); step {spec.io.step_input} "
-        f"(B, {spec.input_size}); output {spec.io.output} (B, {spec.classes}); opset {spec.opset}",
+        f"graphs        sequence {spec.io.seq_input} {io_x}{io_len}; step {spec.io.step_input} {io_step}; "
+        f"output {spec.io.output} (B, {spec.classes}); opset {spec.opset}",
         f"precision     {spec.precision}" + (f" ({spec.quantization})" if spec.precision != "fp32" else ""),
         "metrics       " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in spec.metrics.items()),
