@@ -10,9 +10,10 @@ import torch
 
 from train.data import DataMissingError, data_dir, download_mnist
 from train.download import DownloadError
-from train.loop import TrainArgs, fit
+from train.lm import LanguageModel, fit_lm
+from train.loop import TrainArgs, fit, load_checkpoint
 from train.models import NetConfig, build, count_parameters
-from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, load_vectors,
+from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, lm_corpus, load_vectors,
                          sentiment_data, shift_digits)
 
 
@@ -45,8 +46,35 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--min-count", type=int, default=2)
     s.add_argument("--max-len", type=int, default=0, help="train on the first N words (0: whole reviews)")
     s.add_argument("--vectors", type=Path, default=None, help="initial word vectors, word2vec/GloVe text format")
+    s.add_argument("--init", type=Path, default=None,
+                   help="start from a pretrained language model's checkpoint (train sentiment-lm)")
     s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
+    lm = sub.add_parser("sentiment-lm", parents=[common],
+                        help="pretrain a word-level language model on the unlabelled + training reviews")
+    lm.add_argument("--embed", type=int, default=128, help="word embedding width")
+    lm.add_argument("--max-vocab", type=int, default=20000)
+    lm.add_argument("--min-count", type=int, default=2)
+    lm.add_argument("--bptt", type=int, default=64, help="steps per truncated back-propagation window")
+    lm.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
+    lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
     return p
+
+
+def pretrain(a: argparse.Namespace, root: Path) -> int:
+    """`train sentiment-lm`: language-model pretraining for `train sentiment --init`."""
+    text_spec, _, _ = sentiment_data(root, a.max_vocab, a.min_count, limit=a.limit)
+    stream = lm_corpus(root, text_spec, unsup=not a.no_unsup, max_tokens=a.max_tokens, seed=a.seed)
+    cut = int(len(stream) * 0.98)
+    config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
+                       vocab=text_spec.vocab_size)
+    torch.manual_seed(a.seed)
+    lm = LanguageModel(build(config))
+    print(f"sentiment-lm: {len(stream):,} tokens, {count_parameters(lm):,} parameters", file=sys.stderr)
+    meta = {"task": "sentiment-lm", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec),
+            "config": config.to_dict()}
+    fit_lm(lm, stream[:cut], stream[cut:], TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out,
+           meta, resume=a.resume)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     root = data_dir(a.data)
+    init = load_checkpoint(a.init) if getattr(a, "init", None) else None
     try:
+        if a.task == "sentiment-lm":
+            return pretrain(a, root)
         if a.task == "digits":
             if a.download:
                 download_mnist(root)
@@ -63,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
             meta = digits_meta()
         else:
-            text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit)
+            vocab = tuple(init["input"]["vocab"]) if init else None
+            text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
             config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
                                vocab=text_spec.vocab_size)
             meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
@@ -72,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(a.seed)
     model = build(config)
+    if init is not None:
+        shared = {k: v for k, v in init["state_dict"].items() if k.startswith(("inp.", "rnn."))}
+        model.load_state_dict(shared, strict=False)
+        print(f"init: {len(shared)} tensors from {a.init} ({init['metrics']})", file=sys.stderr)
     if getattr(a, "vectors", None):
         try:
             table, found = load_vectors(a.vectors, text_spec.vocab, a.embed)

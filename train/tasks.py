@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from edgeinfer.preprocess.image import normalize
-from edgeinfer.preprocess.text import UNK_ID, Tokenizer, words
+from edgeinfer.preprocess.text import PAD_ID, UNK_ID, Tokenizer, words
 from edgeinfer.spec import ImageInput, TextInput
 from train.data import load_imdb, load_mnist
 from train.loop import TensorData
@@ -92,22 +92,41 @@ def build_vocab(texts: list[list[str]], max_size: int, min_count: int) -> tuple[
     return tuple(ranked[:max_size])
 
 
-def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
-                   limit: int = 0) -> tuple[TextInput, TokenData, TokenData]:
-    """IMDB train/test tokenized with a vocabulary built from the training split only."""
+def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0, limit: int = 0,
+                   vocab: tuple[str, ...] | None = None) -> tuple[TextInput, TokenData, TokenData]:
+    """IMDB train/test tokenized with a vocabulary built from the training split only.
+
+    `vocab` reuses a given vocabulary instead (e.g. the one a pretrained language model used).
+    """
     train_texts, train_y = load_imdb(root, "train")
-    test_texts, test_y = load_imdb(root, "test")
     if limit:
         pick = np.random.default_rng(0).permutation(len(train_y))[:limit]
         train_texts, train_y = [train_texts[i] for i in pick], train_y[pick]
-        pick = np.random.default_rng(1).permutation(len(test_y))[:limit]
-        test_texts, test_y = [test_texts[i] for i in pick], test_y[pick]
     train_words = [words(t) for t in train_texts]
-    spec = TextInput(vocab=build_vocab(train_words, max_vocab, min_count))
+    spec = TextInput(vocab=vocab if vocab is not None else build_vocab(train_words, max_vocab, min_count))
     tok = Tokenizer(spec)
     train = TokenData([np.array(tok.encode_words(w), np.int64) for w in train_words], train_y, max_len)
-    test = TokenData([np.array(tok.encode(t), np.int64) for t in test_texts], test_y)
-    return spec, train, test
+    return spec, train, sentiment_test_data(root, spec, limit)
+
+
+def lm_corpus(root: Path, spec: TextInput, unsup: bool = True, max_tokens: int = 0,
+              seed: int = 0) -> np.ndarray:
+    """Token stream for language-model pretraining: the unlabelled and training reviews, shuffled.
+
+    The test split is never read. Reviews are joined with the padding id as a boundary.
+    """
+    texts = load_imdb(root, "train")[0] + (load_imdb(root, "unsup")[0] if unsup else [])
+    order = np.random.default_rng(seed).permutation(len(texts))
+    tok = Tokenizer(spec)
+    parts: list[np.ndarray] = []
+    size = 0
+    for i in order:
+        ids = tok.encode(texts[i]) + [PAD_ID]
+        parts.append(np.array(ids, np.int64))
+        size += len(ids)
+        if max_tokens and size >= max_tokens:
+            break
+    return np.concatenate(parts)
 
 
 def sentiment_test_data(root: Path, spec: TextInput, limit: int = 0) -> TokenData:

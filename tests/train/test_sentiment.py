@@ -122,3 +122,22 @@ def test_tokenizer_ids_identical_to_training(tmp_path) -> None:
     index = {w: i + 2 for i, w in enumerate(vocab)}
     for text in load_imdb(tmp_path / "data", "test")[0]:
         assert runtime.encode(text) == [index.get(w, 1) for w in words(text)]
+
+
+def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
+    write_tiny_imdb(tmp_path / "data")
+    lm_out = tmp_path / "lm"
+    assert train_main(["sentiment-lm", "--data", str(tmp_path / "data"), "--out", str(lm_out), "--embed", "8",
+                       "--hidden", "8", "--batch", "4", "--bptt", "8", "--threads", "1", "--min-count", "1",
+                       "--epochs", "3", "--lr", "0.01", "--cell", "gru"]) == 0
+    lm = load_checkpoint(lm_out / "checkpoint.pt")
+    lines = (lm_out / "metrics.jsonl").read_text().splitlines()
+    import json
+    losses = [json.loads(x)["train_loss"] for x in lines]
+    assert losses[-1] < losses[0]  # it learns the tiny corpus
+    _train(tmp_path / "data", tmp_path / "clf", "--cell", "gru", "--epochs", "1", "--init", str(lm_out / "checkpoint.pt"))
+    clf = load_checkpoint(tmp_path / "clf" / "checkpoint.pt")
+    assert clf["input"]["vocab"] == lm["input"]["vocab"]
+    # fine-tuning started from the LM's weights: the head is new, the recurrent layer moved little
+    diff = (clf["state_dict"]["rnn.weight_hh_l0"] - lm["state_dict"]["rnn.weight_hh_l0"]).abs().max()
+    assert float(diff) < 0.2

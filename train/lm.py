@@ -1,0 +1,115 @@
+"""Language-model pretraining: truncated back-propagation through time, state carried across batches.
+
+The LM shares the classifier's input layer and recurrent layers (a RecurrentNet) and adds an
+adaptive softmax over the vocabulary; fine-tuning (`train sentiment --init`) keeps the shared part.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from train.loop import CHECKPOINT, METRICS, TrainArgs, load_checkpoint, save_checkpoint
+from train.models import RecurrentNet
+
+
+class LanguageModel(nn.Module):
+    """A RecurrentNet's input and recurrent layers with an adaptive softmax predicting the next token."""
+
+    def __init__(self, net: RecurrentNet) -> None:
+        super().__init__()
+        self.net = net
+        vocab, hidden = net.config.vocab, net.config.hidden
+        cutoffs = [c for c in (2000, 10000) if c < vocab - 1]
+        self.out = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cutoffs or [vocab // 2], div_value=4.0)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor, state: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Mean loss (nats per token) of predicting `target` from `x`, both (B, T); the next state."""
+        packed: Any = (state[0], state[1]) if self.net.config.cell == "lstm" else state[0]
+        out, new = self.net.rnn(self.net.inp(x), packed)  # (B, T, H)
+        loss = self.out(out.reshape(-1, out.shape[-1]), target.reshape(-1)).loss
+        return loss, (list(new) if self.net.config.cell == "lstm" else [new])
+
+
+def batchify(ids: np.ndarray, batch: int) -> torch.Tensor:
+    """A token stream cut into `batch` contiguous rows. # (B, N // B)"""
+    n = len(ids) // batch
+    return torch.from_numpy(np.ascontiguousarray(ids[: n * batch].reshape(batch, n)))
+
+
+@torch.no_grad()
+def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
+    """Mean next-token loss over a batchified stream, state carried, in nats per token."""
+    lm.eval()
+    state = lm.net.initial_state(rows.shape[0])
+    total, count = 0.0, 0
+    for i in range(0, rows.shape[1] - 1, bptt):
+        x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
+        x = x[:, : y.shape[1]]
+        loss, state = lm(x, y, state)
+        total += float(loss) * y.numel()
+        count += y.numel()
+    return total / max(count, 1)
+
+
+def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: TrainArgs, bptt: int,
+           out: Path, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+    """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them)."""
+    torch.manual_seed(args.seed)
+    rows, val_rows = batchify(train_ids, args.batch), batchify(val_ids, min(args.batch, 16))
+    windows = math.ceil((rows.shape[1] - 1) / bptt)
+    opt = torch.optim.Adam(lm.parameters(), lr=args.lr)
+    total = max(args.epochs * windows, 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / 100))
+    start, elapsed_s, metrics = 0, 0.0, {}
+    if resume and (out / CHECKPOINT).is_file():
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        lm.load_state_dict(ckpt["lm_state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
+    out.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, args.epochs):
+        t0 = time.perf_counter()
+        lm.train()
+        state = lm.net.initial_state(args.batch)
+        loss_sum, count = 0.0, 0
+        bar = tqdm(range(0, rows.shape[1] - 1, bptt), desc=f"lm epoch {epoch + 1}/{args.epochs}",
+                   file=sys.stderr, disable=None, leave=False)
+        for i in bar:
+            x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
+            x = x[:, : y.shape[1]]
+            state = [s.detach() for s in state]
+            loss, state = lm(x, y, state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(lm.parameters(), args.clip)
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * y.numel()
+            count += y.numel()
+            bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+        elapsed_s += time.perf_counter() - t0
+        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
+                   "val_loss": lm_loss(lm, val_rows, bptt), "train_seconds": round(elapsed_s, 1)}
+        print(json.dumps(metrics), file=sys.stderr)
+        with open(out / METRICS, "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        save_checkpoint(out / CHECKPOINT, {
+            **meta, "train_args": asdict(args), "bptt": bptt,
+            "state_dict": lm.net.state_dict(), "lm_state_dict": lm.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch + 1, "train_seconds": elapsed_s, "metrics": metrics,
+        })
+    return metrics
