@@ -12,10 +12,12 @@ METHOD = "onnxruntime quantize_dynamic: int8 weights (per-tensor, symmetric), ui
 
 
 def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
-    """Quantize one graph's MatMul/Gemm/LSTM/Gather weights to int8.
+    """Quantize one graph's LSTM, Gather (embedding) and input-layer weights to int8.
 
-    onnxruntime has no quantized GRU or RNN kernel, so those ops stay fp32 (their head and
-    input layers are quantized); an LSTM must become DynamicQuantizeLSTM, or this fails.
+    onnxruntime has no quantized GRU or RNN kernel, so those ops stay fp32; an LSTM must become
+    DynamicQuantizeLSTM, or this fails. The output head (the node writing the graph's first
+    output) stays fp32: it is tiny, and dynamic quantization picks activation scales over the
+    whole batch, which would make a row's result depend on the rows beside it.
     """
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -24,7 +26,8 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_dynamic warns about pre-processing on the root logger
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False,
+                             nodes_to_exclude=head_nodes(model))
         finally:
             root.setLevel(level)
         out = onnx.load(dst)
@@ -33,3 +36,13 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
         raise RuntimeError("quantization left the LSTM in fp32 (no DynamicQuantizeLSTM in the result)")
     out.ir_version = model.ir_version
     return out
+
+
+def head_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that write the graph's first output (the classifier head).
+
+    The quantizer first splits a Gemm into `NAME_MatMul` + `NAME_Add`, so those names are listed too.
+    """
+    out = model.graph.output[0].name
+    names = [n.name for n in model.graph.node if out in n.output and n.name]
+    return names + [f"{n}_MatMul" for n in names]

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgeinfer import Model
 from edgeinfer.preprocess.image import normalize
+from train.data import DataMissingError, data_dir, load_imdb
 
 DIGITS_FLOOR = 0.991  # the shipped int8 digits LSTM; fp32 reached >= 99.2%
 
@@ -19,3 +21,40 @@ def test_digits_accuracy_on_all_10000_mnist_test_images(mnist_test) -> None:
     assert abs(accuracy - model.spec.metrics["test_accuracy"]) < 1e-9  # as measured at export
     assert model.spec.metrics["fp32_test_accuracy"] >= 0.992
     assert model.spec.metrics["fp32_test_accuracy"] - accuracy <= 0.002
+
+
+SENTIMENT_FLOOR = 0.885  # the shipped int8 GRU reads 88.99%; issue 3's target (92%) is not reached yet
+
+
+@pytest.fixture(scope="module")
+def imdb_test() -> tuple[list[str], np.ndarray]:
+    """The real IMDB test split (25,000 reviews); fails, never skips, when missing."""
+    try:
+        return load_imdb(data_dir(), "test")
+    except DataMissingError as exc:
+        pytest.fail(f"real data needed: {exc}")
+
+
+def test_sentiment_accuracy_on_all_25000_imdb_test_reviews(imdb_test) -> None:
+    texts, labels = imdb_test
+    model = Model("sentiment")
+    probs = model.predict(texts)  # every review read whole
+    accuracy = float((probs.argmax(1) == labels).mean())
+    assert accuracy >= SENTIMENT_FLOOR
+    assert abs(accuracy - model.spec.metrics["test_accuracy"]) < 1e-9  # as measured at export
+    assert model.spec.metrics["test_reviews"] == 25000
+    assert model.spec.metrics["fp32_test_accuracy"] - accuracy <= 0.005  # int8 within 0.5 points
+    assert model.path.stat().st_size <= 5_000_000
+
+
+def test_runtime_token_ids_equal_training_on_every_test_review(imdb_test) -> None:
+    """Tokenizer agreement: the runtime (spec read from the shipped ONNX file) vs the training code."""
+    from edgeinfer.text import tokenizer
+    from train.tasks import sentiment_test_data
+    texts, _ = imdb_test
+    model = Model("sentiment")
+    runtime = tokenizer(model)
+    training = sentiment_test_data(data_dir(), model.spec.input)  # what export evaluated on
+    assert len(training) == len(texts) == 25000
+    for i, text in enumerate(texts):
+        assert runtime.encode(text) == training.seqs[i].tolist(), i
