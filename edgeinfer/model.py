@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import threading
@@ -80,6 +81,7 @@ class Model:
         self.inter_op_threads = inter_op_threads
         self._lock = threading.Lock()
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self.fingerprint = hashlib.sha256(self._bytes).hexdigest()  # identifies the file in snapshots
 
     def _session(self, kind: str) -> ort.InferenceSession:
         with self._lock:

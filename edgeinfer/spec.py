@@ -47,7 +47,22 @@ class TextInput:
         return len(self.vocab) + 2
 
 
-INPUT_KINDS: dict[str, type] = {"image": ImageInput, "words": TextInput}
+@dataclass(frozen=True)
+class CharInput:
+    """Characters input: one character per step (0 padding, 1 unknown, then `vocab` in order)."""
+
+    kind: str = "chars"
+    vocab: tuple[str, ...] = ()
+    pad_id: int = 0
+    unk_id: int = 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, padding and unknown included."""
+        return len(self.vocab) + 2
+
+
+INPUT_KINDS: dict[str, type] = {"image": ImageInput, "words": TextInput, "chars": CharInput}
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,7 @@ class ModelSpec:
 
     task: str
     labels: tuple[str, ...]
-    input: ImageInput | TextInput
+    input: ImageInput | TextInput | CharInput
     cell: str
     layers: int
     hidden: int

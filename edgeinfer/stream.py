@@ -5,6 +5,9 @@ and many threads at once.
 """
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +16,43 @@ from edgeinfer.errors import InputError
 
 if TYPE_CHECKING:
     from edgeinfer.model import Model
+
+
+SNAPSHOT_MAGIC = "edgeinfer-snapshot-1"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream's state at one point: enough to resume it, here or in another process."""
+
+    model: str  # sha256 of the model file it was taken from
+    state: dict[str, np.ndarray]  # each (L, B, H)
+    logits: np.ndarray | None  # (B, C) after the latest step
+    steps: int
+
+    def to_bytes(self) -> bytes:
+        """Serialise (numpy .npz, no pickle)."""
+        buf = io.BytesIO()
+        arrays = {f"state.{k}": v for k, v in self.state.items()}
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        meta = json.dumps({"magic": SNAPSHOT_MAGIC, "model": self.model, "steps": self.steps})
+        np.savez(buf, meta=np.array(meta), **arrays)
+        return buf.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "Snapshot":
+        """Parse bytes written by `to_bytes`."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("magic") != SNAPSHOT_MAGIC:
+                    raise ValueError("magic")
+                state = {k[len("state."):]: z[k] for k in z.files if k.startswith("state.")}
+                logits = z["logits"] if "logits" in z.files else None
+            return Snapshot(meta["model"], state, logits, int(meta["steps"]))
+        except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError):
+            raise InputError("not an edgeinfer stream snapshot") from None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -30,7 +70,7 @@ class Stream:
             raise InputError(f"stream batch must be >= 1, got {batch}")
         self.model = model
         self.batch = batch
-        self.tokens = model.spec.input.kind == "words"
+        self.tokens = model.spec.input.kind in ("words", "chars")
         self._names = [s.name for s in model.spec.state]
         self.reset()
 
@@ -94,6 +134,30 @@ class Stream:
         self.steps += steps
         probs = softmax(outs[0])
         return probs[0] if single else probs
+
+    def snapshot(self) -> Snapshot:
+        """The stream's state now; `restore` puts it back, `Snapshot.to_bytes` serialises it."""
+        return Snapshot(self.model.fingerprint, {k: v.copy() for k, v in self.state.items()},
+                        None if self.logits is None else self.logits.copy(), self.steps)
+
+    def restore(self, snapshot: Snapshot | bytes) -> None:
+        """Continue from a snapshot of a stream of this same model (and batch size)."""
+        snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
+        if snap.model != self.model.fingerprint:
+            raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
+                             f"this stream runs {self.model.source} ({self.model.fingerprint[:12]}...)")
+        want = self.model.spec.initial_state(self.batch)
+        if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
+            raise InputError(f"snapshot state does not fit a stream of batch {self.batch}")
+        self.state = {k: v.copy() for k, v in snap.state.items()}
+        self.logits = None if snap.logits is None else snap.logits.copy()
+        self.steps = snap.steps
+
+    def fork(self) -> "Stream":
+        """An independent copy that continues from this point."""
+        other = Stream(self.model, self.batch)
+        other.restore(self.snapshot())
+        return other
 
     @property
     def probabilities(self) -> np.ndarray:

@@ -25,11 +25,12 @@ from export.quantize import METHOD, quantize
 from train.data import DataMissingError, data_dir
 from train.loop import Data, load_checkpoint
 from train.models import build
-from train.tasks import digits_data, sentiment_test_data
+from train.tasks import char_corpus, digits_data, sentiment_test_data
 
 # int8 test accuracy may be at most this many points under fp32
 MAX_INT8_DROP_POINTS = {"digits": 0.3, "sentiment": 0.5}
-PARITY_STEPS = {"digits": 28, "sentiment": 40}
+MAX_INT8_LOSS_RISE = 0.03  # characters: int8 validation loss at most this many nats over fp32
+PARITY_STEPS = {"digits": 28, "sentiment": 40, "characters": 50}
 
 
 class ExportError(RuntimeError):
@@ -49,14 +50,33 @@ def onnx_accuracy(model: onnx.ModelProto, spec: ModelSpec, data: Data, batch: in
     return correct / len(data)
 
 
+def onnx_char_loss(step: onnx.ModelProto, spec: ModelSpec, ids: np.ndarray, rows: int = 16) -> float:
+    """Validation loss (nats per character) through the step graph: `rows` contiguous slices
+    stepped side by side, each from the initial state."""
+    sess = ort.InferenceSession(step.SerializeToString(), providers=["CPUExecutionProvider"])
+    n = len(ids) // rows
+    grid = ids[: n * rows].reshape(rows, n)
+    state = spec.initial_state(rows)
+    names = [s.name for s in spec.state]
+    total = 0.0
+    for t in range(n - 1):
+        out = sess.run(None, {spec.io.step_input: grid[:, t], **state})
+        state = dict(zip(names, out[1:]))
+        logits = out[0].astype(np.float64)
+        top = logits.max(1, keepdims=True)
+        logz = top[:, 0] + np.log(np.exp(logits - top).sum(1))
+        total += float((logz - logits[np.arange(rows), grid[:, t + 1]]).sum())
+    return total / (rows * (n - 1))
+
+
 def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
                       int8: bool = True, limit: int = 0) -> list[Path]:
     """Export a checkpoint to fp32 (and int8) model files; returns the paths written."""
     ckpt = load_checkpoint(ckpt_path)
     task = ckpt.get("task")
-    if task not in MAX_INT8_DROP_POINTS:
+    if task not in PARITY_STEPS:
         raise ExportError(f"{ckpt_path}: task {task!r} cannot be exported; expected one of "
-                          f"{', '.join(MAX_INT8_DROP_POINTS)}")
+                          f"{', '.join(PARITY_STEPS)}")
     net = build(ckpt["config"])
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
@@ -86,6 +106,8 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
     if not err <= FP32_TOLERANCE:
         raise ExportError(f"fp32 parity failed: max abs error {err:.2e} > {FP32_TOLERANCE:.0e}; nothing written")
 
+    if task == "characters":
+        return _export_characters(ckpt, net, spec, seq, step, err, out, name, int8, limit)
     root = data_dir(data)
     test = (sentiment_test_data(root, spec.input, limit) if isinstance(spec.input, TextInput)
             else digits_data(root, "test", limit))
@@ -113,6 +135,35 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
         "parity_max_abs_err": err8})
     written.append(out / f"{name}-int8.onnx")
     write_atomic(bundle(seq8, step8, spec8).SerializeToString(), written[1])
+    return written
+
+
+def _export_characters(ckpt: dict, net: torch.nn.Module, spec: ModelSpec, seq: onnx.ModelProto,
+                       step: onnx.ModelProto, err: float, out: Path, name: str, int8: bool,
+                       limit: int) -> list[Path]:
+    """Characters: gate on validation loss (the last 10% of the training text) through ONNX."""
+    _, _, val_ids = char_corpus(Path(ckpt["text"]))
+    if limit:
+        val_ids = val_ids[:limit]
+    loss32 = onnx_char_loss(step, spec, val_ids)
+    print(f"fp32 validation loss {loss32:.4f} nats/char on {len(val_ids):,} characters", file=sys.stderr)
+    metrics = {"val_loss": loss32, "val_chars": len(val_ids), "parity_max_abs_err": err}
+    written = [out / f"{name}-fp32.onnx"]
+    write_atomic(bundle(seq, step, replace(spec, metrics=metrics)).SerializeToString(), written[0])
+    if not int8:
+        return written
+    seq8, step8 = quantize(seq, spec.cell), quantize(step, spec.cell)
+    loss8 = onnx_char_loss(step8, spec, val_ids)
+    rise = loss8 - loss32
+    print(f"int8 validation loss {loss8:.4f} nats/char ({rise:+.4f} over fp32)", file=sys.stderr)
+    if rise > MAX_INT8_LOSS_RISE:
+        raise ExportError(f"int8 validation loss {loss8:.4f} is {rise:.4f} nats over fp32 "
+                          f"(limit {MAX_INT8_LOSS_RISE}); int8 model not written")
+    metrics8 = {"val_loss": loss8, "val_chars": len(val_ids), "fp32_val_loss": loss32,
+                "parity_max_abs_err": parity_error(net, seq8, step8, spec, PARITY_STEPS["characters"])}
+    written.append(out / f"{name}-int8.onnx")
+    write_atomic(bundle(seq8, step8, replace(spec, precision="int8", quantization=METHOD, metrics=metrics8))
+                 .SerializeToString(), written[1])
     return written
 
 

@@ -13,7 +13,8 @@ from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint
 from train.models import NetConfig, build, count_parameters
-from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, digits_data, digits_meta, lm_corpus, load_vectors,
+from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
+                         load_vectors,
                          sentiment_data, shift_digits)
 
 
@@ -57,7 +58,28 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--bptt", type=int, default=64, help="steps per truncated back-propagation window")
     lm.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
     lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
+    c = sub.add_parser("characters", parents=[common], help="character language model on a UTF-8 text")
+    c.add_argument("--text", type=Path, default=None, help="default: DATA/text/tinyshakespeare.txt")
+    c.add_argument("--embed", type=int, default=64, help="character embedding width")
+    c.add_argument("--bptt", type=int, default=100, help="steps per truncated back-propagation window")
     return p
+
+
+def characters(a: argparse.Namespace, root: Path) -> int:
+    """`train characters`: a character-level language model (TBPTT, state carried)."""
+    text_path = (a.text or root / "text" / "tinyshakespeare.txt").resolve()
+    spec, train_ids, val_ids = char_corpus(text_path)
+    config = NetConfig(a.cell, a.embed, a.hidden, a.layers, spec.vocab_size, dropout=a.dropout,
+                       vocab=spec.vocab_size)
+    torch.manual_seed(a.seed)
+    lm = LanguageModel(build(config), adaptive=False)
+    print(f"characters: {len(train_ids):,} train / {len(val_ids):,} validation characters, "
+          f"{spec.vocab_size} ids, {count_parameters(lm):,} parameters", file=sys.stderr)
+    meta = {"task": "characters", "labels": ["<pad>", "<unk>", *spec.vocab], "input": asdict(spec),
+            "config": config.to_dict(), "text": str(text_path)}
+    fit_lm(lm, train_ids, val_ids, TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out, meta,
+           resume=a.resume, stop_after=a.stop_after)
+    return 0
 
 
 def pretrain(a: argparse.Namespace, root: Path) -> int:
@@ -73,7 +95,7 @@ def pretrain(a: argparse.Namespace, root: Path) -> int:
     meta = {"task": "sentiment-lm", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec),
             "config": config.to_dict()}
     fit_lm(lm, stream[:cut], stream[cut:], TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out,
-           meta, resume=a.resume)
+           meta, resume=a.resume, stop_after=a.stop_after)
     return 0
 
 
@@ -87,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.task == "sentiment-lm":
             return pretrain(a, root)
+        if a.task == "characters":
+            return characters(a, root)
         if a.task == "digits":
             if a.download:
                 download_mnist(root)

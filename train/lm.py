@@ -23,21 +23,32 @@ from train.models import RecurrentNet
 
 
 class LanguageModel(nn.Module):
-    """A RecurrentNet's input and recurrent layers with an adaptive softmax predicting the next token."""
+    """A RecurrentNet predicting the next token at every step.
 
-    def __init__(self, net: RecurrentNet) -> None:
+    `adaptive`: an adaptive softmax beside the net (word vocabularies; the net's own head is left
+    for fine-tuning); otherwise the net's head is the next-token classifier (characters), so the
+    exported graphs give the next character's logits.
+    """
+
+    def __init__(self, net: RecurrentNet, adaptive: bool = True) -> None:
         super().__init__()
         self.net = net
-        vocab, hidden = net.config.vocab, net.config.hidden
-        cutoffs = [c for c in (2000, 10000) if c < vocab - 1]
-        self.out = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cutoffs or [vocab // 2], div_value=4.0)
+        self.out: nn.Module | None = None
+        if adaptive:
+            vocab, hidden = net.config.vocab, net.config.hidden
+            cutoffs = [c for c in (2000, 10000) if c < vocab - 1]
+            self.out = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cutoffs or [vocab // 2], div_value=4.0)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor, state: list[torch.Tensor]
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Mean loss (nats per token) of predicting `target` from `x`, both (B, T); the next state."""
         packed: Any = (state[0], state[1]) if self.net.config.cell == "lstm" else state[0]
         out, new = self.net.rnn(self.net.inp(x), packed)  # (B, T, H)
-        loss = self.out(out.reshape(-1, out.shape[-1]), target.reshape(-1)).loss
+        flat = out.reshape(-1, out.shape[-1])
+        if self.out is not None:
+            loss = self.out(flat, target.reshape(-1)).loss
+        else:
+            loss = nn.functional.cross_entropy(self.net.head(flat), target.reshape(-1))
         return loss, (list(new) if self.net.config.cell == "lstm" else [new])
 
 
@@ -63,8 +74,11 @@ def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
 
 
 def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: TrainArgs, bptt: int,
-           out: Path, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
-    """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them)."""
+           out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0) -> dict[str, Any]:
+    """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).
+
+    Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`.
+    """
     torch.manual_seed(args.seed)
     rows, val_rows = batchify(train_ids, args.batch), batchify(val_ids, min(args.batch, 16))
     windows = math.ceil((rows.shape[1] - 1) / bptt)
@@ -80,7 +94,7 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         sched.load_state_dict(ckpt["scheduler"])
         start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
     out.mkdir(parents=True, exist_ok=True)
-    for epoch in range(start, args.epochs):
+    for epoch in range(start, min(args.epochs, stop_after) if stop_after else args.epochs):
         t0 = time.perf_counter()
         lm.train()
         state = lm.net.initial_state(args.batch)

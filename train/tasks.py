@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from edgeinfer.preprocess.image import normalize
-from edgeinfer.preprocess.text import PAD_ID, UNK_ID, Tokenizer, words
-from edgeinfer.spec import ImageInput, TextInput
-from train.data import load_imdb, load_mnist
+from edgeinfer.preprocess.text import PAD_ID, UNK_ID, CharTokenizer, Tokenizer, words
+from edgeinfer.spec import CharInput, ImageInput, TextInput
+from train.data import DataMissingError, load_imdb, load_mnist
 from train.loop import TensorData
 
 DIGIT_LABELS = tuple(str(d) for d in range(10))
@@ -162,3 +162,18 @@ def load_vectors(path: Path, vocab: tuple[str, ...], width: int) -> tuple[torch.
                 table[row] = torch.tensor([float(v) for v in parts[1:]])
                 found += 1
     return table, found
+
+
+def char_corpus(path: Path) -> tuple[CharInput, np.ndarray, np.ndarray]:
+    """A UTF-8 text as character ids: vocabulary from the first 90%, the last 10% for validation."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataMissingError(f"{path}: no such text file; give --text FILE or put "
+                               "tinyshakespeare.txt in DATA/text/") from None
+    if len(text) < 100:
+        raise ValueError(f"{path}: {len(text)} characters; expected a text of at least 100")
+    cut = int(len(text) * 0.9)
+    spec = CharInput(vocab=tuple(sorted(set(text[:cut]))))
+    ids = np.array(CharTokenizer(spec).encode(text), np.int64)
+    return spec, ids[:cut], ids[cut:]

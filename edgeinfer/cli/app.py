@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -14,8 +15,9 @@ import typer
 
 from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.model import Model, builtin_models
+from edgeinfer.generate import char_tokenizer, generate, score
 from edgeinfer.preprocess.image import load_digit
-from edgeinfer.spec import ModelSpec, TextInput
+from edgeinfer.spec import CharInput, ModelSpec, TextInput
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run small recurrent models cell by cell on onnxruntime.")
@@ -69,6 +71,9 @@ def classify_image(
 
 def _describe_input(spec: ModelSpec) -> str:
     inp = spec.input
+    if isinstance(inp, CharInput):
+        return (f"characters, one per step: {len(inp.vocab)}-character vocabulary + padding ({inp.pad_id}) "
+                f"and unknown ({inp.unk_id}); embedding width {spec.input_size}")
     if isinstance(inp, TextInput):
         return (f"words, one per step: {len(inp.vocab):,}-word vocabulary + padding ({inp.pad_id}) and unknown "
                 f"({inp.unk_id}); lower-cased, <br /> removed; embedding width {spec.input_size}")
@@ -87,13 +92,15 @@ def info(
     if as_json:
         print(json.dumps({"file": str(m.path), "bytes": m.path.stat().st_size, **asdict(spec)}, indent=2))
         return
-    io_x = f"(B, T, {spec.input_size})" if not isinstance(spec.input, TextInput) else "(B, T) int64"
-    io_step = f"(B, {spec.input_size})" if not isinstance(spec.input, TextInput) else "(B,) int64"
+    tokens = isinstance(spec.input, (TextInput, CharInput))
+    io_x = "(B, T) int64" if tokens else f"(B, T, {spec.input_size})"
+    io_step = "(B,) int64" if tokens else f"(B, {spec.input_size})"
     io_len = f", {spec.io.lengths} (B,) int64" if spec.io.lengths else ""
     state = ", ".join(f"{s.name}->{s.output} ({s.layers}, B, {s.hidden}) {s.dtype}={s.initial:g}" for s in spec.state)
     lines = [
         f"file          {m.path} ({m.path.stat().st_size:,} bytes)",
-        f"task          {spec.task}; labels {', '.join(spec.labels)}",
+        f"task          {spec.task}; " + (f"{spec.classes} classes: next character over the vocabulary"
+                                          if isinstance(spec.input, CharInput) else f"labels {', '.join(spec.labels)}"),
         f"input         {_describe_input(spec)}",
         f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}",
         f"state         {state}",
@@ -226,3 +233,71 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
                 continue
             ok &= _answer(m, iter([line]), what, as_json, trace, {"line": number})
     return ok
+
+
+@app.command("generate")
+def generate_cmd(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to start from")] = "\n",
+    chars: Annotated[int, typer.Option("--chars", "-n", help="characters to generate (>= 1)")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy; higher = more random")] = 0.8,
+    top_k: Annotated[int, typer.Option("--top-k", help="sample from the K most likely (0 = all)")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="same seed, same text")] = None,
+    model: ModelOpt = "characters",
+    provider: ProviderOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object at the end")] = False,
+) -> None:
+    """Generate text character by character, printed (and flushed) as it comes."""
+    if chars < 1:
+        raise InputError(f"--chars must be >= 1, got {chars}")
+    if temperature < 0:
+        raise InputError(f"--temperature must be >= 0, got {temperature}")
+    m = Model(model, provider)
+    m.require_task("characters")
+    unknown = char_tokenizer(m).unknown(prompt)
+    if unknown:
+        print(f"warning: prompt characters outside the model's vocabulary, read as unknown: "
+              f"{''.join(unknown)!r}", file=sys.stderr)
+    produced: list[str] = []
+    try:
+        for ch in generate(m, prompt, chars, temperature, top_k, seed):
+            if as_json:
+                produced.append(ch)
+            else:
+                sys.stdout.write(ch)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130)
+    if as_json:
+        print(json.dumps({"prompt": prompt, "text": "".join(produced), "chars": len(produced),
+                          "temperature": temperature, "top_k": top_k, "seed": seed}))
+    else:
+        sys.stdout.write("\n")
+
+
+@app.command("score")
+def score_cmd(
+    file: Annotated[Path, typer.Argument(help="a UTF-8 text file")],
+    model: ModelOpt = "characters",
+    provider: ProviderOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Print how well a characters model predicts a text: nats and bits per character."""
+    m = Model(model, provider)
+    m.require_task("characters")
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
+    if not text:
+        raise InputError(f"{file}: empty file; expected UTF-8 text")
+    nats = score(m, text)
+    if as_json:
+        print(json.dumps({"file": str(file), "chars": len(text), "nats_per_char": nats,
+                          "bits_per_char": nats / math.log(2)}))
+    else:
+        print(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters")

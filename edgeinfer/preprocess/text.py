@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from edgeinfer.spec import TextInput
+from edgeinfer.spec import CharInput, TextInput
 
 BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[!?]")
@@ -71,3 +71,21 @@ class WordBuffer:
         """The words still pending."""
         text, self.pending = self.pending, ""
         yield from words(text)
+
+
+class CharTokenizer:
+    """Maps characters to ids with the vocabulary a characters model's spec carries."""
+
+    def __init__(self, spec: CharInput) -> None:
+        self.spec = spec
+        self.ids = {c: i + 2 for i, c in enumerate(spec.vocab)}
+        self.chars = ("", "\ufffd", *spec.vocab)  # id -> text; unknown prints as U+FFFD
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of each character; characters outside the vocabulary become the unknown id."""
+        get = self.ids.get
+        return [get(c, UNK_ID) for c in text]
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of `text` outside the vocabulary."""
+        return sorted({c for c in text if c not in self.ids})
