@@ -81,7 +81,14 @@ class Model:
         self.inter_op_threads = inter_op_threads
         self._lock = threading.Lock()
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self.fingerprint = hashlib.sha256(self._bytes).hexdigest()  # identifies the file in snapshots
+        self._fingerprint = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the model file: identifies the model in stream snapshots."""
+        if not self._fingerprint:
+            self._fingerprint = hashlib.sha256(self._bytes).hexdigest()
+        return self._fingerprint
 
     def _session(self, kind: str) -> ort.InferenceSession:
         with self._lock:
