@@ -121,8 +121,9 @@ def models() -> None:
     """List the built-in models."""
     for name, path in builtin_models().items():
         spec = Model(path).spec
-        acc = spec.metrics.get("test_accuracy")
-        extra = f", test accuracy {acc:.2%}" if isinstance(acc, float) else ""
+        acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
+        extra = (f", test accuracy {acc:.2%}" if isinstance(acc, float) else
+                 f", validation loss {loss:.4f} nats/char" if isinstance(loss, float) else "")
         print(f"{name}: {spec.task}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
               f"{path.stat().st_size:,} bytes")
 
