@@ -302,3 +302,32 @@ def score_cmd(
                           "bits_per_char": nats / math.log(2)}))
     else:
         print(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters")
+
+
+@app.command()
+def doctor() -> None:
+    """Print the execution providers, installed onnxruntime packages, CPU threads and advice."""
+    import importlib.metadata as md
+    import os
+
+    import onnxruntime as ort
+
+    from edgeinfer.session import available_providers
+
+    packages = []
+    for name in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
+        try:
+            packages.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            pass
+    threads = os.cpu_count() or 1
+    print(f"onnxruntime   {ort.__version__} ({ort.get_device()})")
+    print(f"packages      {', '.join(packages) or 'none found'}")
+    print(f"providers     {', '.join(available_providers())}")
+    print(f"cpu threads   {threads}")
+    print("recommended   streams (batch 1 steps): 1 intra-op thread (the default for step sessions); "
+          f"whole batches: {threads} threads (the default for sequence sessions)")
+    if len([p for p in packages if not p.startswith("onnxruntime ")]) and any(
+            p.startswith("onnxruntime ") for p in packages):
+        print("warning: onnxruntime and a GPU/accelerator build are installed together, which breaks GPU "
+              "use; keep one: pip uninstall -y onnxruntime && pip install --force-reinstall onnxruntime-gpu")

@@ -135,3 +135,14 @@ def test_readme_samples_golden() -> None:
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["label"] for r in rows] == [p.name.split("-")[1] for p in samples]
     assert min(r["probability"] for r in rows) > 0.9
+
+
+def test_doctor_lists_providers_and_threads() -> None:
+    import os
+
+    import onnxruntime as ort
+    out = run_cli("doctor")
+    assert out.returncode == 0
+    lines = dict(line.split(None, 1) for line in out.stdout.splitlines() if not line.startswith("warning"))
+    assert "CPUExecutionProvider" in out.stdout and ort.__version__ in lines["onnxruntime"]
+    assert f"threads   {os.cpu_count()}" in out.stdout
