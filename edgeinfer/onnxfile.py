@@ -6,6 +6,8 @@ before onnxruntime sees it.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from edgeinfer.errors import ModelFileError
 
 _METADATA_FIELD = 14
@@ -89,10 +91,8 @@ def read_metadata(data: bytes, source: str) -> dict[str, str]:
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
 
 
-def read_initializers(data: bytes, names: set[str], source: str) -> dict[str, "np.ndarray"]:
+def read_initializers(data: bytes, names: set[str], source: str) -> dict[str, np.ndarray]:
     """The named initializers (raw_data tensors) of a serialized ModelProto's main graph."""
-    import numpy as np
-
     found: dict[str, np.ndarray] = {}
     try:
         graph = next(v for f, w, v in _fields(data) if f == _GRAPH_FIELD and w == 2)

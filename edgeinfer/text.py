@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeinfer.errors import InputError
-from edgeinfer.preprocess.text import PAD_ID, Tokenizer, WordBuffer, words
+from edgeinfer.preprocess.text import PAD_ID, Tokenizer, WordBuffer
 from edgeinfer.spec import TextInput
 from edgeinfer.stream import Stream, softmax
 
@@ -107,4 +107,4 @@ class TextStream:
         self.buffer = WordBuffer()
 
 
-__all__ = ["TextStream", "predict_texts", "tokenizer", "words"]
+__all__ = ["TextStream", "predict_texts", "tokenizer"]
