@@ -100,7 +100,7 @@ def test_bad_model_files(make_model, digit_files, tmp_path) -> None:
     del model.metadata_props[:]
     onnx.save(model, tmp_path / "nospec.onnx")
     _one_line_error(run_cli("info", str(tmp_path / "nospec.onnx")), "nospec.onnx", "without an edgeinfer spec")
-    _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope", "built-in: digits")
+    _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope", "built-in: characters, digits, sentiment")
 
 
 def test_unknown_provider_lists_available(digit_files) -> None:
