@@ -32,11 +32,10 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
-class TextInput:
-    """Sentiment input: words mapped to ids (0 padding, 1 unknown, then `vocab` in order)."""
+class VocabInput:
+    """Token inputs: ids 0 padding, 1 unknown, then `vocab` in order."""
 
-    kind: str = "words"
-    lowercase: bool = True
+    kind: str = ""
     vocab: tuple[str, ...] = ()
     pad_id: int = 0
     unk_id: int = 1
@@ -48,18 +47,18 @@ class TextInput:
 
 
 @dataclass(frozen=True)
-class CharInput:
-    """Characters input: one character per step (0 padding, 1 unknown, then `vocab` in order)."""
+class TextInput(VocabInput):
+    """Sentiment input: one word per step (see edgeinfer.preprocess.text for the rules)."""
+
+    kind: str = "words"
+    lowercase: bool = True
+
+
+@dataclass(frozen=True)
+class CharInput(VocabInput):
+    """Characters input: one character per step."""
 
     kind: str = "chars"
-    vocab: tuple[str, ...] = ()
-    pad_id: int = 0
-    unk_id: int = 1
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids, padding and unknown included."""
-        return len(self.vocab) + 2
 
 
 INPUT_KINDS: dict[str, type] = {"image": ImageInput, "words": TextInput, "chars": CharInput}
