@@ -17,7 +17,7 @@ import onnxruntime as ort
 from edgeinfer.errors import InputError, ModelFileError, SpecError, WrongTaskError
 from edgeinfer.onnxfile import read_initializers, read_metadata
 from edgeinfer.session import create_session
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec, TextInput
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, CharInput, ModelSpec, TextInput
 from edgeinfer.stream import Stream, softmax
 from edgeinfer.text import TextStream, predict_texts
 
@@ -139,6 +139,9 @@ class Model:
         """Logits of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
         if isinstance(self.spec.input, TextInput):
             raise InputError(f"{self.source}: a text model; call predict(texts) with a list of strings")
+        if isinstance(self.spec.input, CharInput):
+            raise InputError(f"{self.source}: a characters model; use edgeinfer.generate (generate, score) "
+                             "or model.stream() with character ids")
         arr = np.asarray(x, dtype=np.float32)
         single = arr.ndim == 2
         if single:

@@ -90,8 +90,10 @@ def test_snapshot_of_another_model_is_refused(char_model, make_model) -> None:
         Model(char_model).stream().restore(b"garbage")
 
 
-def test_score_matches_exported_metric_order(char_model) -> None:
+def test_score_range_short_text_and_no_float_predict(char_model) -> None:
     model = Model(char_model)
+    with pytest.raises(InputError, match="a characters model; use edgeinfer.generate"):
+        model.predict(np.zeros((1, 3, 16), np.float32))
     nats = score(model, TEXT[:500])
     assert 0.5 < nats < np.log(len(set(TEXT))) + 0.5
     with pytest.raises(InputError, match="too short"):
