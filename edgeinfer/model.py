@@ -18,6 +18,8 @@ from edgeinfer.errors import InputError, ModelFileError, SpecError, WrongTaskErr
 from edgeinfer.onnxfile import read_initializers, read_metadata
 from edgeinfer.session import create_session
 from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, CharInput, ModelSpec, TextInput
+from edgeinfer.anytime import AnytimeResult, early_exit
+from edgeinfer.batch import StreamBatch
 from edgeinfer.stream import Stream, softmax
 from edgeinfer.text import TextStream, predict_texts
 
@@ -95,10 +97,11 @@ class Model:
             if kind not in self._sessions:
                 data = self._bytes if kind == "sequence" else self._step_bytes
                 external = None
-                if kind == "step" and self._step_shared:  # weights stored once, in the main graph
+                if kind != "sequence" and self._step_shared:  # weights stored once, in the main graph
                     weights = read_initializers(self._bytes, set(self._step_shared.values()), self.source)
                     external = {name: weights[src] for name, src in self._step_shared.items()}
-                # one thread suits batch-1 steps; full sequences use every core unless told
+                # one thread suits batch-1 steps; full sequences and stream batches use every core
+                # unless told
                 threads = self.intra_op_threads if self.intra_op_threads is not None else (
                     1 if kind == "step" else 0)
                 self._sessions[kind] = create_session(
@@ -115,6 +118,11 @@ class Model:
     def step_session(self) -> ort.InferenceSession:
         """The onnxruntime session of the step graph."""
         return self._session("step")
+
+    @property
+    def batch_step_session(self) -> ort.InferenceSession:
+        """The step graph in a session for many streams at once (StreamBatch): every core."""
+        return self._session("batch_step")
 
     def load_sessions(self) -> "Model":
         """Create both sessions now (they are otherwise created on first use); returns self."""
@@ -165,6 +173,15 @@ class Model:
     def stream(self, batch: int = 1) -> Stream:
         """A new stream with its own state; many may run at once on one Model."""
         return Stream(self, batch)
+
+    def stream_batch(self) -> StreamBatch:
+        """An empty batch of streams that step together in one call; `open()` adds streams."""
+        return StreamBatch(self)
+
+    def early_exit(self, x: Any, threshold: float) -> AnytimeResult:
+        """Classify sequences step by step, stopping each once its top probability reaches
+        `threshold` (1.0: read everything). x (B, T, F) or (T, F)."""
+        return early_exit(self, x, threshold)
 
     def text_stream(self) -> TextStream:
         """A stream of text for a text model: feed chunks as they arrive, read the running result."""

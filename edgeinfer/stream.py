@@ -63,22 +63,46 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Stream:
-    """Steps a model one time step per call; `feed` consumes a chunk of steps in one call."""
+    """Steps a model one time step per call; `feed` consumes a chunk of steps in one call.
+
+    The hot path (`step`) runs the step graph through onnxruntime IOBinding on buffers the
+    stream owns: its input, its output and two sets of state tensors used in turn (the state
+    read by one step is where the next step writes), so a step allocates nothing but the
+    probabilities it returns. A stream is not for use by two threads at once; open one per thread.
+    """
 
     def __init__(self, model: "Model", batch: int = 1) -> None:
         if batch < 1:
             raise InputError(f"stream batch must be >= 1, got {batch}")
         self.model = model
         self.batch = batch
-        self.tokens = model.spec.input.kind in ("words", "chars")
-        self._names = [s.name for s in model.spec.state]
-        self.reset()
+        spec = model.spec
+        self.tokens = spec.input.kind in ("words", "chars")
+        self._vocab = spec.input.vocab_size if self.tokens else 0  # type: ignore[union-attr]
+        self._names = [s.name for s in spec.state]
+        initial = spec.initial_state(batch)  # each (L, B, H)
+        self._bufs = ({k: v.copy() for k, v in initial.items()}, {k: v.copy() for k, v in initial.items()})
+        self._cur = 0  # which of the two buffer sets holds the state now
+        self._x = np.zeros((batch,), np.int64) if self.tokens else np.zeros((batch, spec.input_size), np.float32)
+        self._y = np.zeros((batch, spec.classes), np.float32)  # logits after the latest step
+        self._bindings: tuple[Any, Any] | None = None
+        self.steps = 0
 
     def reset(self) -> None:
         """Back to the initial state, as if nothing had been read."""
-        self.state: dict[str, np.ndarray] = self.model.spec.initial_state(self.batch)  # each (L, B, H)
-        self.logits: np.ndarray | None = None  # (B, C) after the latest step
+        for k, v in self.model.spec.initial_state(self.batch).items():
+            self._bufs[self._cur][k][...] = v
         self.steps = 0
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the state now, keyed by input name. # each (L, B, H)"""
+        return {k: v.copy() for k, v in self._bufs[self._cur].items()}
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        """A copy of the logits after the latest step (None before the first). # (B, C)"""
+        return self._y.copy() if self.steps else None
 
     def _check(self, x: Any, ndim: int, what: str) -> tuple[np.ndarray, bool]:
         """Validate an input of `ndim` dims (with batch): floats (..., F), or token ids."""
@@ -89,9 +113,8 @@ class Stream:
             if arr.size and not np.issubdtype(arr.dtype, np.integer):
                 raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
             arr = arr.astype(np.int64)
-            vocab = spec.input.vocab_size  # type: ignore[union-attr]
-            if arr.size and (arr.min() < 0 or arr.max() >= vocab):
-                raise InputError(f"token id out of range; expected 0 <= id < {vocab}")
+            if arr.size and (arr.min() < 0 or arr.max() >= self._vocab):
+                raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
             features, shape_ok = "", True
         else:
             arr = np.asarray(x, dtype=np.float32)
@@ -107,11 +130,66 @@ class Stream:
             raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} {kind}")
         return np.ascontiguousarray(arr), single
 
+    def _bind(self) -> tuple[Any, Any]:
+        """Two IOBindings on the step session: state buffers 0 -> 1, and 1 -> 0."""
+        import onnxruntime as ort
+
+        session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
+        io, spec = self.model.spec.io, self.model.spec
+        value = ort.OrtValue.ortvalue_from_numpy  # shares the numpy buffer's memory on the CPU
+        self._values = []  # the OrtValues must outlive the bindings
+        bindings = []
+        for src, dst in ((0, 1), (1, 0)):
+            b = session.io_binding()
+            for name, arr in ((io.step_input, self._x), *self._bufs[src].items()):
+                v = value(arr)
+                b.bind_ortvalue_input(name, v)
+                self._values.append(v)
+            for name, arr in ((io.output, self._y), *((s.output, self._bufs[dst][s.name]) for s in spec.state)):
+                v = value(arr)
+                b.bind_ortvalue_output(name, v)
+                self._values.append(v)
+            bindings.append(b)
+        return bindings[0], bindings[1]
+
     def step(self, x: Any) -> np.ndarray:
         """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns probabilities (C,) or (B, C)."""
-        arr, single = self._check(x, 2, "")
-        outs = self.model.step_session.run(None, {self.model.spec.io.step_input: arr, **self.state})
-        return self._update(outs, single, 1)
+        buf = self._x
+        if not self.tokens and type(x) is np.ndarray and x.dtype == np.float32 and (
+                x.shape == buf.shape or (self.batch == 1 and x.shape == buf.shape[1:])):
+            single = x.ndim == 1  # fast path: a float32 array of the right shape
+            buf[...] = x
+        elif self.tokens and self.batch == 1 and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+            if not 0 <= x < self._vocab:
+                raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
+            buf[0], single = x, True
+        else:
+            arr, single = self._check(x, 2, "")
+            buf[...] = arr
+        if self._bindings is None:
+            self._bindings = self._bind()
+            self._session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
+        self._session.run_with_iobinding(self._bindings[self._cur])
+        self._cur ^= 1
+        self.steps += 1
+        if self.batch > 1:
+            return softmax(self._y)
+        probs = self._y - self._y.max()  # batch 1: the fewest numpy calls
+        np.exp(probs, out=probs)
+        probs /= probs.sum()
+        return probs[0] if single else probs
+
+    def trace(self, chunk: Any) -> np.ndarray:
+        """Read a chunk step by step, (T, F) or (B, T, F) (token ids: (T,) or (B, T)); the
+        probabilities after every step. # (T, C) or (B, T, C)
+
+        The anytime view: digits after each row, sentiment after each word.
+        """
+        arr, single = self._check(chunk, 3, "T")
+        out = np.empty((self.batch, arr.shape[1], self.model.spec.classes), np.float32)
+        for t in range(arr.shape[1]):
+            out[:, t] = self.step(arr[:, t])
+        return out[0] if single else out
 
     def feed(self, chunk: Any) -> np.ndarray:
         """Read many steps at once, (T, F) or (B, T, F) (token ids: (T,) or (B, T)), in one call.
@@ -122,23 +200,21 @@ class Stream:
         if arr.shape[1] == 0:
             raise InputError("stream chunk has no time steps; expected T >= 1")
         io = self.model.spec.io
-        feeds = {io.seq_input: arr, **self.state}
+        state = self._bufs[self._cur]
+        feeds = {io.seq_input: arr, **state}
         if io.lengths:
             feeds[io.lengths] = np.full(self.batch, arr.shape[1], np.int64)
         outs = self.model.sequence_session.run(None, feeds)
-        return self._update(outs, single, arr.shape[1])
-
-    def _update(self, outs: list[np.ndarray], single: bool, steps: int) -> np.ndarray:
-        self.logits = outs[0]
-        self.state = dict(zip(self._names, outs[1:]))
-        self.steps += steps
+        self._y[...] = outs[0]
+        for name, new in zip(self._names, outs[1:]):
+            state[name][...] = new
+        self.steps += arr.shape[1]
         probs = softmax(outs[0])
         return probs[0] if single else probs
 
     def snapshot(self) -> Snapshot:
         """The stream's state now; `restore` puts it back, `Snapshot.to_bytes` serialises it."""
-        return Snapshot(self.model.fingerprint, {k: v.copy() for k, v in self.state.items()},
-                        None if self.logits is None else self.logits.copy(), self.steps)
+        return Snapshot(self.model.fingerprint, self.state, self.logits, self.steps)
 
     def restore(self, snapshot: Snapshot | bytes) -> None:
         """Continue from a snapshot of a stream of this same model (and batch size)."""
@@ -149,9 +225,13 @@ class Stream:
         want = self.model.spec.initial_state(self.batch)
         if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
             raise InputError(f"snapshot state does not fit a stream of batch {self.batch}")
-        self.state = {k: v.copy() for k, v in snap.state.items()}
-        self.logits = None if snap.logits is None else snap.logits.copy()
-        self.steps = snap.steps
+        if snap.logits is not None and snap.logits.shape != self._y.shape:
+            raise InputError(f"snapshot logits do not fit a stream of batch {self.batch}")
+        for k, v in snap.state.items():
+            self._bufs[self._cur][k][...] = v
+        if snap.logits is not None:
+            self._y[...] = snap.logits
+        self.steps = snap.steps if snap.logits is not None else 0
 
     def fork(self) -> "Stream":
         """An independent copy that continues from this point."""
@@ -162,6 +242,6 @@ class Stream:
     @property
     def probabilities(self) -> np.ndarray:
         """Class probabilities after the latest step. # (B, C)"""
-        if self.logits is None:
+        if not self.steps:
             raise InputError("the stream has read nothing yet; call step() or feed() first")
-        return softmax(self.logits)
+        return softmax(self._y)

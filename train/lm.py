@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from train.loop import CHECKPOINT, METRICS, TrainArgs, load_checkpoint, save_checkpoint
+from train.loop import CHECKPOINT, METRICS, TrainArgs, load_checkpoint, progress, save_checkpoint
 from train.models import RecurrentNet
 
 
@@ -99,8 +98,7 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         lm.train()
         state = lm.net.initial_state(args.batch)
         loss_sum, count = 0.0, 0
-        bar = tqdm(range(0, rows.shape[1] - 1, bptt), desc=f"lm epoch {epoch + 1}/{args.epochs}",
-                   file=sys.stderr, disable=None, leave=False)
+        bar = progress(range(0, rows.shape[1] - 1, bptt), f"lm epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
             x = x[:, : y.shape[1]]
@@ -113,7 +111,7 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
             sched.step()
             loss_sum += loss.item() * y.numel()
             count += y.numel()
-            bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / count:.3f}", refresh=False)
         elapsed_s += time.perf_counter() - t0
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
                    "val_loss": lm_loss(lm, val_rows, bptt), "train_seconds": round(elapsed_s, 1)}

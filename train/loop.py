@@ -9,11 +9,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 import torch
 from torch import nn
 from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], desc: str) -> tqdm:
+    """A progress bar on stderr: live on a terminal, one line a minute in a log file."""
+    tty = sys.stderr.isatty()
+    return tqdm(items, desc=desc, file=sys.stderr, leave=False, mininterval=0.5 if tty else 60, ascii=not tty)
+
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -136,8 +145,7 @@ def fit(
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(train.batches(args.batch, gen), desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr,
-                   disable=None, leave=False)
+        bar = progress(train.batches(args.batch, gen), f"epoch {epoch + 1}/{args.epochs}")
         for step, idx in enumerate(bar):
             inputs, yb = train.batch(idx)
             if augment is not None:

@@ -41,9 +41,11 @@ def classify_image(
     model: ModelOpt = "digits",
     provider: ProviderOpt = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="print the K most likely digits")] = 1,
+    early: Annotated[Optional[float], typer.Option(
+        "--early-exit", help="stop reading rows once the top probability reaches this (e.g. 0.99)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the digit in each image and its probability."""
+    """Print the digit in each image and its probability (and rows read, with --early-exit)."""
     m = Model(model, provider)
     m.require_task("digits")
     inputs, names, failed = [], [], 0
@@ -54,17 +56,27 @@ def classify_image(
         except EdgeInferError as exc:
             fail(str(exc))
             failed += 1
+    if early is not None and not 0 < early <= 1:
+        raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")
     if inputs:
-        probs = m.predict(np.stack(inputs))
+        rows: list[int | None] = [None] * len(inputs)
+        if early is None:
+            probs = m.predict(np.stack(inputs))
+        else:
+            result = m.early_exit(np.stack(inputs), early)
+            probs, rows = result.probabilities, [int(n) for n in result.steps]
         labels = m.spec.labels
-        for name, p in zip(names, probs):
+        for name, p, n in zip(names, probs, rows):
             order = np.argsort(-p)[: min(top, len(labels))]
             best = [(labels[i], float(p[i])) for i in order]
             if as_json:
+                extra = {} if n is None else {"rows": n, "of_rows": m.spec.input.rows}  # type: ignore[union-attr]
                 print(json.dumps({"file": name, "label": best[0][0], "probability": round(best[0][1], 6),
-                                  "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best]}))
+                                  "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best],
+                                  **extra}))
             else:
-                print(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best))
+                after = "" if n is None else f" after {n}/{m.spec.input.rows} rows"  # type: ignore[union-attr]
+                print(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after)
     if failed:
         raise typer.Exit(1)
 
@@ -84,11 +96,19 @@ def _describe_input(spec: ModelSpec) -> str:
 @app.command()
 def info(
     model: Annotated[str, typer.Argument(help="model file or built-in name")],
+    provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a model's spec: task, labels, architecture, state, precision, metrics, provenance."""
-    m = Model(model)
+    """Print a model's spec: task, labels, architecture, state, precision, metrics, provenance.
+
+    With --provider, both graphs are also loaded on that provider (a check that they run there).
+    """
+    m = Model(model, provider)
     spec = m.spec
+    sessions = ""
+    if provider is not None:
+        m.load_sessions()
+        sessions = ", ".join(m.sequence_session.get_providers())
     if as_json:
         print(json.dumps({"file": str(m.path), "bytes": m.path.stat().st_size, **asdict(spec)}, indent=2))
         return
@@ -112,13 +132,17 @@ def info(
         "provenance    " + ", ".join(f"{k} {v}" for k, v in spec.provenance.items()
                                      if k not in ("config", "train_args")),
         f"format        {spec.format_version}",
-    ]
+    ] + ([f"sessions      both graphs loaded on {sessions}"] if sessions else [])
     print("\n".join(lines))
 
 
 @app.command()
-def models() -> None:
-    """List the built-in models."""
+def models(provider: ProviderOpt = None) -> None:
+    """List the built-in models (with --provider: after checking that provider is available)."""
+    if provider is not None:
+        from edgeinfer.session import resolve_providers
+
+        print(f"providers: {', '.join(resolve_providers(provider))}")
     for name, path in builtin_models().items():
         spec = Model(path).spec
         acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
@@ -305,8 +329,11 @@ def score_cmd(
 
 
 @app.command()
-def doctor() -> None:
-    """Print the execution providers, installed onnxruntime packages, CPU threads and advice."""
+def doctor(provider: ProviderOpt = None) -> None:
+    """Print the execution providers, installed onnxruntime packages, CPU threads and advice.
+
+    With --provider, also runs the built-in digits model there and compares it with the CPU.
+    """
     import importlib.metadata as md
     import os
 
@@ -331,3 +358,10 @@ def doctor() -> None:
             p.startswith("onnxruntime ") for p in packages):
         print("warning: onnxruntime and a GPU/accelerator build are installed together, which breaks GPU "
               "use; keep one: pip uninstall -y onnxruntime && pip install --force-reinstall onnxruntime-gpu")
+    if provider is not None:
+        ref = Model("digits")
+        m = Model("digits", provider)
+        x = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
+        err = float(np.abs(m.predict(x) - ref.predict(x)).max())
+        used = ", ".join(m.sequence_session.get_providers())
+        print(f"check         digits model on {used}: max abs difference from the CPU {err:.2e}")

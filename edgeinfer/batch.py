@@ -1,0 +1,195 @@
+"""Many independent streams stepped together: one onnxruntime call per step for all of them.
+
+Streams (users, sensors, documents) join with `StreamBatch.open()` and leave with `close()` at
+any step; each `step()` call names the streams that read a step now, and only those move on.
+The states of all streams live in one array per state tensor, a slot (column) per stream; a
+step gathers the named slots, runs the step graph once, and scatters the new state back.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeinfer.errors import InputError
+from edgeinfer.stream import Snapshot, softmax
+
+if TYPE_CHECKING:
+    from edgeinfer.model import Model
+
+
+class BatchedStream:
+    """One stream in a StreamBatch: its own state (a slot), snapshot and restore."""
+
+    def __init__(self, owner: "StreamBatch", slot: int) -> None:
+        self.owner = owner
+        self.slot = slot  # column of the owner's state arrays; -1 once closed
+
+    @property
+    def closed(self) -> bool:
+        """True after `close()`."""
+        return self.slot < 0
+
+    @property
+    def steps(self) -> int:
+        """Steps read so far."""
+        return int(self.owner._steps[self.owner._live(self)])
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Class probabilities after the latest step. # (C,)"""
+        slot = self.owner._live(self)
+        if not self.owner._steps[slot]:
+            raise InputError("the stream has read nothing yet; step it first")
+        return softmax(self.owner._logits[slot])
+
+    def snapshot(self) -> Snapshot:
+        """The stream's state now, interchangeable with a batch-1 Stream's snapshot."""
+        return self.owner._snapshot(self)
+
+    def restore(self, snapshot: Snapshot | bytes) -> None:
+        """Continue from a snapshot of this model (from a batch or a batch-1 Stream)."""
+        self.owner._restore(self, snapshot)
+
+    def close(self) -> None:
+        """Leave the batch; the slot is reused by a later `open()`."""
+        self.owner.close(self)
+
+
+class StreamBatch:
+    """Independent streams of one model stepped together; each gives the results it would alone.
+
+    fp32 models, and int8 models whose recurrent cell stays fp32 (GRU, RNN), give the same
+    results as each stream stepped alone. int8 LSTMs (DynamicQuantizeLSTM) quantize the step's
+    inputs with one scale for the whole batch, so their results move slightly with batch mates.
+    """
+
+    def __init__(self, model: "Model", capacity: int = 16) -> None:
+        self.model = model
+        spec = model.spec
+        self._names = [s.name for s in spec.state]
+        self.tokens = spec.input.kind in ("words", "chars")
+        self._vocab = spec.input.vocab_size if self.tokens else 0  # type: ignore[union-attr]
+        capacity = max(1, capacity)
+        self._state = spec.initial_state(capacity)  # each (L, capacity, H)
+        self._logits = np.zeros((capacity, spec.classes), np.float32)
+        self._steps = np.zeros(capacity, np.int64)
+        self._free = list(range(capacity - 1, -1, -1))
+        self._open: dict[int, BatchedStream] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @property
+    def streams(self) -> list[BatchedStream]:
+        """The open streams, in the order they were opened."""
+        return list(self._open.values())
+
+    def open(self, snapshot: Snapshot | bytes | None = None) -> BatchedStream:
+        """A new stream from the initial state (or from `snapshot`)."""
+        if not self._free:
+            self._grow()
+        slot = self._free.pop()
+        self._reset(slot)
+        stream = BatchedStream(self, slot)
+        self._open[slot] = stream
+        if snapshot is not None:
+            try:
+                stream.restore(snapshot)
+            except InputError:
+                self.close(stream)
+                raise
+        return stream
+
+    def close(self, stream: BatchedStream) -> None:
+        """Remove a stream from the batch (closing twice is harmless)."""
+        if stream.owner is self and not stream.closed and self._open.get(stream.slot) is stream:
+            del self._open[stream.slot]
+            self._free.append(stream.slot)
+            stream.slot = -1
+
+    def step(self, streams: Sequence[BatchedStream], x: Any) -> np.ndarray:
+        """One step for each named stream: x (N, F) floats or (N,) token ids, row i for streams[i].
+
+        Streams not named keep their state. Returns the probabilities. # (N, C)
+        """
+        slots = np.fromiter((self._live(s) for s in streams), np.intp, len(streams))
+        if len(slots) == 0:
+            raise InputError("no streams to step; expected at least one open stream")
+        if len(set(slots.tolist())) != len(slots):
+            raise InputError("a stream is named twice in one step; expected each at most once")
+        arr = self._check(x, len(slots))
+        io = self.model.spec.io
+        whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
+        feeds = {name: (v if whole else v[:, slots]) for name, v in self._state.items()}
+        outs = self.model.batch_step_session.run(None, {io.step_input: arr, **feeds})
+        for name, new in zip(self._names, outs[1:]):
+            if whole:
+                self._state[name] = new
+            else:
+                self._state[name][:, slots] = new
+        self._logits[slots] = outs[0]
+        self._steps[slots] += 1
+        return softmax(outs[0])
+
+    def _check(self, x: Any, n: int) -> np.ndarray:
+        if self.tokens:
+            arr = np.asarray(x)
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise InputError(f"stream batch input must be token ids (integers), got {arr.dtype}")
+            arr = arr.astype(np.int64)
+            if arr.shape != (n,):
+                raise InputError(f"stream batch input has shape {arr.shape}; expected ({n},) token ids, "
+                                 "one per stream stepped")
+            if arr.min() < 0 or arr.max() >= self._vocab:
+                raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
+            return arr
+        arr = np.ascontiguousarray(x, dtype=np.float32)
+        f = self.model.spec.input_size
+        if arr.shape != (n, f):
+            raise InputError(f"stream batch input has shape {arr.shape}; expected ({n}, {f}) float32, "
+                             "one row per stream stepped")
+        return arr
+
+    def _live(self, stream: BatchedStream) -> int:
+        if stream.owner is not self or stream.closed or self._open.get(stream.slot) is not stream:
+            raise InputError("that stream is closed or belongs to another batch; open() a new one")
+        return stream.slot
+
+    def _grow(self) -> None:
+        old = self._steps.shape[0]
+        extra = self.model.spec.initial_state(old)
+        self._state = {k: np.concatenate([v, extra[k]], axis=1) for k, v in self._state.items()}
+        self._logits = np.concatenate([self._logits, np.zeros_like(self._logits)])
+        self._steps = np.concatenate([self._steps, np.zeros_like(self._steps)])
+        self._free.extend(range(2 * old - 1, old - 1, -1))
+
+    def _reset(self, slot: int) -> None:
+        for k, v in self.model.spec.initial_state(1).items():
+            self._state[k][:, slot] = v[:, 0]
+        self._logits[slot] = 0
+        self._steps[slot] = 0
+
+    def _snapshot(self, stream: BatchedStream) -> Snapshot:
+        slot = self._live(stream)
+        steps = int(self._steps[slot])
+        return Snapshot(self.model.fingerprint, {k: v[:, slot : slot + 1].copy() for k, v in self._state.items()},
+                        self._logits[slot : slot + 1].copy() if steps else None, steps)
+
+    def _restore(self, stream: BatchedStream, snapshot: Snapshot | bytes) -> None:
+        slot = self._live(stream)
+        snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
+        if snap.model != self.model.fingerprint:
+            raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
+                             f"this batch runs {self.model.source} ({self.model.fingerprint[:12]}...)")
+        want = self.model.spec.initial_state(1)
+        if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
+            raise InputError("snapshot state does not fit one stream; expected a snapshot of a single stream")
+        for k, v in snap.state.items():
+            self._state[k][:, slot] = v[:, 0]
+        self._logits[slot] = 0 if snap.logits is None else snap.logits[0]
+        self._steps[slot] = snap.steps if snap.logits is not None else 0
+
+
+__all__ = ["BatchedStream", "StreamBatch"]
