@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("digits", parents=[common], help="MNIST read row by row (28 steps of 28 pixels)")
     d.add_argument("--proj", type=int, default=0, help="linear input layer width (0: none)")
     d.add_argument("--augment", type=int, default=0, help="random shifts of up to N pixels")
+    d.add_argument("--anytime", type=float, default=0.0,
+                   help="also train every row's prediction with this weight (for early exit)")
     d.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
     s = sub.add_parser("sentiment", parents=[common], help="IMDB reviews read word by word")
     s.add_argument("--embed", type=int, default=128, help="word embedding width")
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
           file=sys.stderr)
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0))
+    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0),
+                     anytime=getattr(a, "anytime", 0.0))
     augment = shift_digits(args.augment) if args.augment else None
     fit(model, train, test, args, a.out, {**meta, "config": config.to_dict()}, resume=a.resume,
         augment=augment, stop_after=a.stop_after)

@@ -39,6 +39,7 @@ class TrainArgs:
     clip: float = 1.0
     seed: int = 0
     augment: int = 0  # task-specific augmentation strength (digits: max shift in pixels)
+    anytime: float = 0.0  # weight of the mean loss over every step's output (early-exit training)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -150,8 +151,15 @@ def fit(
             inputs, yb = train.batch(idx)
             if augment is not None:
                 inputs["x"] = augment(inputs["x"], gen)
-            logits, _ = model(**inputs)
-            loss = nn.functional.cross_entropy(logits, yb)
+            if args.anytime:
+                every = model.every_step(inputs["x"])  # (B, T, C): each step's prediction
+                logits = every[:, -1]
+                steps = every.reshape(-1, every.shape[-1])
+                loss = nn.functional.cross_entropy(logits, yb) + args.anytime * nn.functional.cross_entropy(
+                    steps, yb.repeat_interleave(every.shape[1]))
+            else:
+                logits, _ = model(**inputs)
+                loss = nn.functional.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -162,7 +170,7 @@ def fit(
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         elapsed_s += time.perf_counter() - t0
         metrics = {
             "epoch": epoch + 1,

@@ -85,6 +85,13 @@ class RecurrentNet(nn.Module):
             return self.head(out[torch.arange(out.shape[0]), lengths - 1]), new_state
         return self.head(new_state[0][-1]), new_state
 
+    def every_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits after every step of unpadded x (B, T[, F]) from the initial state. # (B, T, C)"""
+        packed_state: Any = tuple(self.initial_state(x.shape[0])) if self.config.cell == "lstm" else \
+            self.initial_state(x.shape[0])[0]
+        out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)
+        return self.head(out)
+
 
 def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:
     """A model from its constructor arguments (a NetConfig or the dict in a checkpoint)."""

@@ -1,0 +1,221 @@
+"""Benchmarks: edgeinfer against bare onnxruntime and PyTorch eager, all measured in this run.
+
+    .venv/bin/python benchmarks/run.py [--models digits sentiment characters] [--quick]
+
+Needs the `train` extra (PyTorch, onnx). Prints one markdown table: medians (p99 for
+latencies), with the ratio each target is about. The PyTorch baselines and the fp32 ONNX
+files are built from each built-in model's own architecture (its spec's provenance config)
+with random weights: speed does not depend on the weights' values.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import edgeinfer  # noqa: E402
+from edgeinfer.bench import (batch_step_rates, chunk_step_us, example_steps, sequence_rate,  # noqa: E402
+                             step_latency, time_calls, typical_steps)
+from export.graphs import bundle, export_graphs, write_atomic  # noqa: E402
+from train.models import RecurrentNet, build  # noqa: E402
+
+CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
+rows: list[tuple[str, ...]] = []
+
+
+def row(*cells: object) -> None:
+    """Add a table row and echo it (long runs show progress)."""
+    rows.append(tuple(str(c) for c in cells))
+    print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+
+
+def torch_net(model: edgeinfer.Model) -> RecurrentNet:
+    """The model's architecture in PyTorch (random weights)."""
+    torch.manual_seed(0)
+    return build(model.spec.provenance["config"]).eval()
+
+
+def torch_cells(net: RecurrentNet) -> list[torch.nn.Module]:
+    """One RNNCell/LSTMCell/GRUCell per layer holding that layer's weights."""
+    cells = []
+    for k in range(net.config.layers):
+        size = net.rnn.input_size if k == 0 else net.config.hidden
+        kwargs = {"nonlinearity": "tanh"} if net.config.cell == "rnn" else {}
+        cell = CELLS[net.config.cell](size, net.config.hidden, **kwargs)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).data.copy_(getattr(net.rnn, f"{name}_l{k}"))
+        cells.append(cell.eval())
+    return cells
+
+
+def fp32_file(net: RecurrentNet, model: edgeinfer.Model, folder: Path) -> Path:
+    """The same architecture exported in fp32 by the project's exporter."""
+    seq, step = export_graphs(net, model.spec)
+    path = folder / f"{model.spec.task}-fp32.onnx"
+    write_atomic(bundle(seq, step, model.spec).SerializeToString(), path)
+    return path
+
+
+def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
+    """a. step latency at batch 1, one thread; a2. chunked feeding; b. StreamBatch."""
+    torch.set_num_threads(1)
+    lat = step_latency(model)
+    x = torch.from_numpy(example_steps(model, 1)[:, 0])
+    cells = torch_cells(net)
+    state = net.initial_state(1)
+
+    @torch.no_grad()
+    def cell_step() -> torch.Tensor:
+        inp = net.inp(x)
+        for k, cell in enumerate(cells):
+            if net.config.cell == "lstm":
+                h, c = cell(inp, (state[0][k], state[1][k]))
+            else:
+                h = cell(inp, state[0][k])
+            inp = h
+        return torch.softmax(net.head(inp), -1)
+
+    @torch.no_grad()
+    def module_step() -> torch.Tensor:
+        y, _ = net(x[:, None], state)
+        return torch.softmax(y, -1)
+
+    cell_t, module_t = time_calls(cell_step), time_calls(module_step)
+    torch_best = min(cell_t.median_us, module_t.median_us)
+    run = lat["session.run"].median_us
+    s = lat["Stream.step"]
+    for label, t in (("Stream.step", s), ("bare session.run", lat["session.run"]),
+                     ("bare IOBinding", lat["IOBinding"]), ("PyTorch cell", cell_t),
+                     ("PyTorch module, T=1", module_t)):
+        row("a. step latency, batch 1, 1 thread", name, label, f"{t.median_us:.1f} µs (p99 {t.p99_us:.1f})",
+            f"{t.median_us / run:.2f}x session.run", "")
+    row("a. step latency, batch 1, 1 thread", name, "Stream.step vs bare session.run", "",
+        f"{s.median_us / run:.2f}x", "≤ 1.15x")
+    row("a. step latency, batch 1, 1 thread", name, "Stream.step vs fastest PyTorch step", "",
+        f"{torch_best / s.median_us:.1f}x faster", "≥ 3x")
+    steps = typical_steps(model)
+    fed, floor = chunk_step_us(model, min(steps, 28))
+    row("a2. chunked streaming", name, f"Stream.feed of {min(steps, 28)} steps, per step", f"{fed:.2f} µs",
+        f"{fed / floor:.2f}x one full-sequence call ({floor:.2f} µs/step)", "≤ 1.5x")
+    model_all = edgeinfer.load(model.path, intra_op_threads=0)
+    together, alone = batch_step_rates(model_all, 1024)
+    row("b. StreamBatch, 1,024 streams", name, "stream-steps/s", f"{together:,.0f}",
+        f"{together / alone:.1f}x one by one ({alone:,.0f}/s)", "≥ 50x")
+
+
+def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: Path, quick: bool) -> None:
+    """c. full-sequence throughput: int8 and fp32 ONNX against PyTorch eager fp32."""
+    steps = typical_steps(model)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        m8 = edgeinfer.load(model.path, intra_op_threads=threads)
+        m32 = edgeinfer.load(fp32, intra_op_threads=threads)
+        for batch in ((1, 256) if quick else (1, 32, 256)):
+            x = torch.from_numpy(example_steps(model, steps, batch))
+            with torch.no_grad():
+                t = time_calls(lambda: net(x), calls=200, warmup=2, min_calls=5)
+            pt = batch / (t.median_us * 1e-6)
+            r8, r32 = sequence_rate(m8, batch, steps), sequence_rate(m32, batch, steps)
+            row("c. sequences/s", name, f"T={steps}, batch {batch}, {threads} thread(s)",
+                f"int8 {r8:,.0f} / fp32 {r32:,.0f}", f"PyTorch {pt:,.0f}: int8 {r8 / pt:.2f}x, fp32 {r32 / pt:.2f}x",
+                "int8 ≥ 2x")
+
+
+WRAPPER = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def peak(cmd: list[str], runs: int = 5) -> tuple[float, float]:
+    """Median wall seconds and peak RSS (MB) of a fresh process, started from a small wrapper
+    process (a child forked from this big one would report this one's memory)."""
+    walls, rss = [], []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT)
+        wall, kb, code = out.stdout.split()
+        if code != "0":
+            raise RuntimeError(f"{cmd} failed")
+        walls.append(float(wall))
+        rss.append(int(kb) / 1024)
+    return statistics.median(walls), max(rss)
+
+
+TORCH_SCRIPT = """
+import sys, numpy as np, torch
+from PIL import Image
+sys.path.insert(0, '.')
+from train.models import NetConfig, build
+net = build(NetConfig('lstm', 28, 128, 1, 10)).eval()
+img = np.asarray(Image.open(sys.argv[1]).convert('L'), np.float32) / 255.0
+with torch.no_grad():
+    print(int(net(torch.from_numpy((img - 0.1307) / 0.3081)[None])[0].argmax(1)))
+"""
+ORT_SCRIPT = """
+import sys, numpy as np, onnxruntime as ort
+from PIL import Image
+s = ort.InferenceSession(sys.argv[2], providers=['CPUExecutionProvider'])
+img = np.asarray(Image.open(sys.argv[1]).convert('L'), np.float32) / 255.0
+x = ((img - 0.1307) / 0.3081)[None]
+z = np.zeros((1, 1, 128), np.float32)
+print(int(s.run(None, {'x': x, 'h': z, 'c': z})[0].argmax()))
+"""
+
+
+def bench_cold_start() -> None:
+    """d. a fresh `edgeinfer classify image` process against bare onnxruntime and PyTorch scripts."""
+    image = str(sorted((ROOT / "samples").glob("*.pgm"))[0])
+    exe = str(Path(sys.executable).with_name("edgeinfer"))
+    for label, cmd in (("edgeinfer classify image", [exe, "classify", "image", image]),
+                       ("bare onnxruntime script", [sys.executable, "-c", ORT_SCRIPT, image,
+                                                    str(edgeinfer.model.builtin_models()["digits"])]),
+                       ("PyTorch script", [sys.executable, "-c", TORCH_SCRIPT, image])):
+        wall, rss = peak(cmd)
+        target = "≤ 0.35 s, ≤ 90 MB" if label.startswith("edgeinfer") else ""
+        row("d. cold start", "digits", label, f"{wall:.2f} s", f"{rss:.0f} MB peak RSS", target)
+
+
+def main() -> None:
+    """Run every section and print the table."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["digits", "sentiment", "characters"])
+    p.add_argument("--quick", action="store_true", help="fewer batch sizes in section c")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.models:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            model = edgeinfer.load(name)
+            net = torch_net(model)
+            fp32 = fp32_file(net, model, Path(tmp))
+            bench_steps(name, model, net)
+            bench_sequences(name, model, net, fp32, a.quick)
+            size8, size32 = model.path.stat().st_size, fp32.stat().st_size
+            row("e. file size", name, "int8 / fp32 bytes", f"{size8:,} / {size32:,}", f"{size8 / size32:.0%}",
+                "≤ 30%")
+        bench_cold_start()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    import onnxruntime
+    print(f"Machine: {cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, "
+          f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, numpy {np.__version__}\n")
+    print("| section | model | what | edgeinfer | compared | target |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
