@@ -106,7 +106,7 @@ class Model:
                     1 if kind == "step" else 0)
                 self._sessions[kind] = create_session(
                     data, f"{self.source} ({kind} graph)", self.providers, threads, self.inter_op_threads,
-                    external)
+                    external, spinning=kind != "step")
             return self._sessions[kind]
 
     @property

@@ -58,19 +58,23 @@ def _expand(short: str, available: list[str]) -> str:
 def create_session(
     model: bytes, source: str, providers: str | Sequence[str] | None = None,
     intra_op_threads: int = 0, inter_op_threads: int = 0,
-    external: dict[str, np.ndarray] | None = None,
+    external: dict[str, np.ndarray] | None = None, spinning: bool = True,
 ) -> ort.InferenceSession:
     """An InferenceSession on `model` bytes; `source` names the file in error messages.
 
     Threads: 0 lets onnxruntime choose (all cores); 1 suits batch-1 streaming. `external`
     supplies the weights the graph marks as external data (shared with another graph); the
-    session keeps references to them.
+    session keeps references to them. `spinning=False` stops idle pool threads from busy-waiting
+    between runs (right for per-step work that arrives with pauses).
     """
     chosen = resolve_providers(providers)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in (external or {}).values()]
     if values:
         options.add_external_initializers(list((external or {}).keys()), values)
