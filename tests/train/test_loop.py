@@ -44,6 +44,22 @@ def test_training_learns_tiny_task(tmp_path) -> None:
     assert metrics["test_accuracy"] >= 0.85  # chance is 0.1
 
 
+def test_anytime_training_supervises_every_row(tmp_path) -> None:
+    write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    _train(tmp_path / "data", tmp_path / "plain", "--epochs", "2", "--lr", "0.01")
+    _train(tmp_path / "data", tmp_path / "any", "--epochs", "2", "--lr", "0.01", "--anytime", "1")
+    plain, anytime = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in ("plain", "any"))
+    assert anytime["train_args"]["anytime"] == 1.0 and plain["train_args"]["anytime"] == 0.0
+    assert not all(torch.equal(plain["state_dict"][k], anytime["state_dict"][k]) for k in plain["state_dict"])
+    from train.models import build
+    net = build(anytime["config"])
+    net.load_state_dict(anytime["state_dict"])
+    x = torch.randn(3, 28, 28)
+    every = net.every_step(x)  # (B, T, C)
+    assert every.shape == (3, 28, 10)
+    assert torch.allclose(every[:, -1], net(x)[0], atol=1e-6)  # the last row's output is the prediction
+
+
 def test_train_without_data_is_one_clear_error(tmp_path, capsys) -> None:
     assert train_main(["digits", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "MNIST files missing" in capsys.readouterr().err
