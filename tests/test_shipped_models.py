@@ -61,7 +61,7 @@ def test_runtime_token_ids_equal_training_on_every_test_review(imdb_test) -> Non
         assert runtime.encode(text) == training.seqs[i].tolist(), i
 
 
-CHARACTERS_CEILING = 1.57  # nats/char; the shipped int8 LSTM-512 reads 1.5580 (fp32 1.5578); issue 4 asks for 1.45
+CHARACTERS_CEILING = 1.48  # nats/char; the shipped int8 2-layer LSTM-512 reads 1.4687 (fp32 1.4686); issue 4 asks for 1.45
 
 
 def test_characters_validation_loss_through_onnx() -> None:
