@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeinfer.errors import InputError
-from edgeinfer.stream import Snapshot, softmax
+from edgeinfer.stream import Snapshot, checked_snapshot, softmax, token_ids
 
 if TYPE_CHECKING:
     from edgeinfer.model import Model
@@ -135,15 +135,10 @@ class StreamBatch:
 
     def _check(self, x: Any, n: int) -> np.ndarray:
         if self.tokens:
-            arr = np.asarray(x)
-            if arr.size and not np.issubdtype(arr.dtype, np.integer):
-                raise InputError(f"stream batch input must be token ids (integers), got {arr.dtype}")
-            arr = arr.astype(np.int64)
+            arr = token_ids(x, self._vocab)
             if arr.shape != (n,):
                 raise InputError(f"stream batch input has shape {arr.shape}; expected ({n},) token ids, "
                                  "one per stream stepped")
-            if arr.min() < 0 or arr.max() >= self._vocab:
-                raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
             return arr
         arr = np.ascontiguousarray(x, dtype=np.float32)
         f = self.model.spec.input_size
@@ -179,13 +174,7 @@ class StreamBatch:
 
     def _restore(self, stream: BatchedStream, snapshot: Snapshot | bytes) -> None:
         slot = self._live(stream)
-        snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
-        if snap.model != self.model.fingerprint:
-            raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
-                             f"this batch runs {self.model.source} ({self.model.fingerprint[:12]}...)")
-        want = self.model.spec.initial_state(1)
-        if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
-            raise InputError("snapshot state does not fit one stream; expected a snapshot of a single stream")
+        snap = checked_snapshot(self.model, snapshot, 1)
         for k, v in snap.state.items():
             self._state[k][:, slot] = v[:, 0]
         self._logits[slot] = 0 if snap.logits is None else snap.logits[0]

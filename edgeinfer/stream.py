@@ -57,6 +57,31 @@ class Snapshot:
             raise InputError("not an edgeinfer stream snapshot") from None
 
 
+def token_ids(x: Any, vocab: int) -> np.ndarray:
+    """Token ids as int64, checked: integers, each 0 <= id < vocab."""
+    arr = np.asarray(x)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise InputError(f"token id out of range; expected 0 <= id < {vocab}")
+    return arr
+
+
+def checked_snapshot(model: "Model", snapshot: Snapshot | bytes, batch: int) -> Snapshot:
+    """A snapshot (or its bytes) checked to come from `model` and to hold `batch` streams."""
+    snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
+    if snap.model != model.fingerprint:
+        raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
+                         f"this stream runs {model.source} ({model.fingerprint[:12]}...)")
+    want = model.spec.initial_state(batch)
+    if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
+        raise InputError(f"snapshot state does not fit a stream of batch {batch}")
+    if snap.logits is not None and snap.logits.shape != (batch, model.spec.classes):
+        raise InputError(f"snapshot logits do not fit a stream of batch {batch}")
+    return snap
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax over the last axis."""
     z = logits - logits.max(axis=-1, keepdims=True)
@@ -111,12 +136,7 @@ class Stream:
         spec = self.model.spec
         if self.tokens:
             ndim -= 1  # token ids have no feature axis
-            arr = np.asarray(x)
-            if arr.size and not np.issubdtype(arr.dtype, np.integer):
-                raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
-            arr = arr.astype(np.int64)
-            if arr.size and (arr.min() < 0 or arr.max() >= self._vocab):
-                raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
+            arr = token_ids(x, self._vocab)
             features, shape_ok = "", True
         else:
             arr = np.asarray(x, dtype=np.float32)
@@ -227,15 +247,7 @@ class Stream:
 
     def restore(self, snapshot: Snapshot | bytes) -> None:
         """Continue from a snapshot of a stream of this same model (and batch size)."""
-        snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
-        if snap.model != self.model.fingerprint:
-            raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
-                             f"this stream runs {self.model.source} ({self.model.fingerprint[:12]}...)")
-        want = self.model.spec.initial_state(self.batch)
-        if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
-            raise InputError(f"snapshot state does not fit a stream of batch {self.batch}")
-        if snap.logits is not None and snap.logits.shape != self._y.shape:
-            raise InputError(f"snapshot logits do not fit a stream of batch {self.batch}")
+        snap = checked_snapshot(self.model, snapshot, self.batch)
         for k, v in snap.state.items():
             self._bufs[self._cur][k][...] = v
         if snap.logits is not None:

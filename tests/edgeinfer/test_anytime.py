@@ -1,8 +1,6 @@
 """Anytime results: probabilities after every step, early exit at a threshold; the step hot path."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -81,26 +79,3 @@ def test_step_returns_fresh_arrays_equal_to_bare_onnxruntime(make_model) -> None
     for form in (x[2].tolist(), x[2].astype(np.float64), x[2][None]):
         a, b = stream.fork(), stream.fork()
         np.testing.assert_allclose(np.squeeze(a.step(form)), b.step(x[2]), atol=1e-7)
-
-
-def test_streams_in_threads_match_sequential(make_model) -> None:
-    model = edgeinfer.load(make_model("gru", 2))
-    xs = np.random.default_rng(3).standard_normal((8, 28, 28)).astype(np.float32)
-    want = [model.stream().trace(xs[i])[-1] for i in range(8)]
-    got: dict[int, np.ndarray] = {}
-
-    def work(i: int) -> None:
-        s = model.stream()
-        for _ in range(20):
-            s.reset()
-            for t in range(28):
-                p = s.step(xs[i, t])
-        got[i] = p
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i in range(8):
-        assert np.abs(got[i] - want[i]).max() <= 1e-6

@@ -119,8 +119,10 @@ def test_many_streams_many_threads_share_one_model(make_model) -> None:
 
     def run(i: int) -> None:
         stream = model.stream()
-        for t in range(28):
-            out = stream.step(xs[i, t])
+        for _ in range(20):  # many steps per thread, reusing the stream's buffers
+            stream.reset()
+            for t in range(28):
+                out = stream.step(xs[i, t])
         got[i] = out
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
