@@ -26,12 +26,14 @@ class LanguageModel(nn.Module):
 
     `adaptive`: an adaptive softmax beside the net (word vocabularies; the net's own head is left
     for fine-tuning); otherwise the net's head is the next-token classifier (characters), so the
-    exported graphs give the next character's logits.
+    exported graphs give the next character's logits. While training, the last layer's output is
+    dropped out with the net's `dropout` before the softmax (the layers below already are).
     """
 
     def __init__(self, net: RecurrentNet, adaptive: bool = True) -> None:
         super().__init__()
         self.net = net
+        self.drop = nn.Dropout(net.config.dropout)
         self.out: nn.Module | None = None
         if adaptive:
             vocab, hidden = net.config.vocab, net.config.hidden
@@ -43,7 +45,7 @@ class LanguageModel(nn.Module):
         """Mean loss (nats per token) of predicting `target` from `x`, both (B, T); the next state."""
         packed: Any = (state[0], state[1]) if self.net.config.cell == "lstm" else state[0]
         out, new = self.net.rnn(self.net.inp(x), packed)  # (B, T, H)
-        flat = out.reshape(-1, out.shape[-1])
+        flat = self.drop(out).reshape(-1, out.shape[-1])
         if self.out is not None:
             loss = self.out(flat, target.reshape(-1)).loss
         else:
@@ -76,7 +78,9 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
            out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0) -> dict[str, Any]:
     """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).
 
-    Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`.
+    Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`. Each epoch starts
+    its windows at a different offset (0 to bptt - 1, drawn from the seed and the epoch), so that
+    window boundaries fall at new places every epoch.
     """
     torch.manual_seed(args.seed)
     rows, val_rows = batchify(train_ids, args.batch), batchify(val_ids, min(args.batch, 16))
@@ -98,7 +102,8 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         lm.train()
         state = lm.net.initial_state(args.batch)
         loss_sum, count = 0.0, 0
-        bar = progress(range(0, rows.shape[1] - 1, bptt), f"lm epoch {epoch + 1}/{args.epochs}")
+        offset = int(torch.randint(bptt, (1,), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch)))
+        bar = progress(range(offset, rows.shape[1] - 1, bptt), f"lm epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
             x = x[:, : y.shape[1]]
