@@ -11,7 +11,7 @@ import torch
 from train.data import DataMissingError, data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
-from train.loop import TrainArgs, fit, load_checkpoint
+from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
 from train.models import NetConfig, build, count_parameters
 from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
                          load_vectors,
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--limit", type=int, default=0, help="use only N train/test examples")
     common.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    common.add_argument("--device", default="cpu", help="train on cpu or cuda[:N] (checkpoints load anywhere)")
     common.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
     common.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     common.add_argument("--stop-after", type=int, default=0, help="stop after epoch N (resume later)")
@@ -79,6 +80,7 @@ def characters(a: argparse.Namespace, root: Path) -> int:
           f"{spec.vocab_size} ids, {count_parameters(lm):,} parameters", file=sys.stderr)
     meta = {"task": "characters", "labels": ["<pad>", "<unk>", *spec.vocab], "input": asdict(spec),
             "config": config.to_dict(), "text": str(text_path)}
+    lm.to(a.device)
     fit_lm(lm, train_ids, val_ids, TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out, meta,
            resume=a.resume, stop_after=a.stop_after)
     return 0
@@ -96,6 +98,7 @@ def pretrain(a: argparse.Namespace, root: Path) -> int:
     print(f"sentiment-lm: {len(stream):,} tokens, {count_parameters(lm):,} parameters", file=sys.stderr)
     meta = {"task": "sentiment-lm", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec),
             "config": config.to_dict()}
+    lm.to(a.device)
     fit_lm(lm, stream[:cut], stream[cut:], TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out,
            meta, resume=a.resume, stop_after=a.stop_after)
     return 0
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     root = data_dir(a.data)
     init = load_checkpoint(a.init) if getattr(a, "init", None) else None
     try:
+        a.device = resolve_device(a.device)
         if a.task == "sentiment-lm":
             return pretrain(a, root)
         if a.task == "characters":
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0),
                      anytime=getattr(a, "anytime", 0.0))
     augment = shift_digits(args.augment) if args.augment else None
+    model.to(a.device)
     fit(model, train, test, args, a.out, {**meta, "config": config.to_dict()}, resume=a.resume,
         augment=augment, stop_after=a.stop_after)
     return 0

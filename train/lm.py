@@ -64,10 +64,11 @@ def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
     """Mean next-token loss over a batchified stream, state carried, in nats per token."""
     lm.eval()
     state = lm.net.initial_state(rows.shape[0])
+    device = state[0].device
     total, count = 0.0, 0
     for i in range(0, rows.shape[1] - 1, bptt):
         x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
-        x = x[:, : y.shape[1]]
+        x, y = x[:, : y.shape[1]].to(device), y.to(device)
         loss, state = lm(x, y, state)
         total += float(loss) * y.numel()
         count += y.numel()
@@ -78,7 +79,7 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
            out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0) -> dict[str, Any]:
     """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).
 
-    Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`. Each epoch starts
+    Trains on the device the LM is on. Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`. Each epoch starts
     its windows at a different offset (0 to bptt - 1, drawn from the seed and the epoch), so that
     window boundaries fall at new places every epoch.
     """
@@ -101,12 +102,13 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         t0 = time.perf_counter()
         lm.train()
         state = lm.net.initial_state(args.batch)
+        device = state[0].device
         loss_sum, count = 0.0, 0
         offset = int(torch.randint(bptt, (1,), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch)))
         bar = progress(range(offset, rows.shape[1] - 1, bptt), f"lm epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
-            x = x[:, : y.shape[1]]
+            x, y = x[:, : y.shape[1]].to(device), y.to(device)
             state = [s.detach() for s in state]
             loss, state = lm(x, y, state)
             opt.zero_grad(set_to_none=True)

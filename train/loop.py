@@ -91,15 +91,41 @@ class TensorData:
         return list(order.split(batch))
 
 
+def resolve_device(name: str) -> torch.device:
+    """A torch device for training ("cpu", "cuda", "cuda:1", ...); ValueError when it is missing."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r} is not a torch device; use cpu or cuda[:N]") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build sees no CUDA GPU; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s); use cuda:0")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: training runs on cpu or cuda[:N]")
+    return device
+
+
+def to_device(inputs: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Model inputs (x, lengths, ...) moved to `device`."""
+    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, data: Data, batch: int = 500) -> float:
-    """Top-1 accuracy of a classifier over a data set, in [0, 1]."""
+    """Top-1 accuracy of a classifier over a data set, in [0, 1], on the model's device."""
     model.eval()
+    device = model_device(model)
     correct = 0
     for idx in data.batches(batch, None):
         inputs, y = data.batch(idx)
-        logits, _ = model(**inputs)
-        correct += int((logits.argmax(1) == y).sum())
+        logits, _ = model(**to_device(inputs, device))
+        correct += int((logits.argmax(1) == y.to(device)).sum())
     return correct / max(len(data), 1)
 
 
@@ -118,9 +144,11 @@ def fit(
 
     `meta` (task, model config, input spec, labels, ...) goes into every checkpoint. With
     `resume`, training continues from out/checkpoint.pt exactly where it stopped. `stop_after`
-    ends the run after that many epochs, as an interruption would (resume it later).
+    ends the run after that many epochs, as an interruption would (resume it later). The model
+    trains on the device it is on (move it first); batches are moved there step by step.
     """
     torch.manual_seed(args.seed)
+    device = model_device(model)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=args.lr, weight_decay=args.weight_decay)
@@ -151,6 +179,7 @@ def fit(
             inputs, yb = train.batch(idx)
             if augment is not None:
                 inputs["x"] = augment(inputs["x"], gen)
+            inputs, yb = to_device(inputs, device), yb.to(device)
             if args.anytime:
                 every = model.every_step(inputs["x"])  # (B, T, C): each step's prediction
                 logits = every[:, -1]

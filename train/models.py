@@ -58,9 +58,9 @@ class RecurrentNet(nn.Module):
         return ("h", "c") if self.config.cell == "lstm" else ("h",)
 
     def initial_state(self, batch: int) -> list[torch.Tensor]:
-        """Zero state tensors, each (L, B, H)."""
-        c = self.config
-        return [torch.zeros(c.layers, batch, c.hidden) for _ in self.state_names]
+        """Zero state tensors on the model's device, each (L, B, H)."""
+        c, device = self.config, self.head.weight.device
+        return [torch.zeros(c.layers, batch, c.hidden, device=device) for _ in self.state_names]
 
     def forward(
         self, x: torch.Tensor, state: list[torch.Tensor] | None = None, lengths: torch.Tensor | None = None,
@@ -82,7 +82,7 @@ class RecurrentNet(nn.Module):
         out, new = self.rnn(inputs, packed_state)  # out: (B, T, H) unless packed
         new_state = list(new) if self.config.cell == "lstm" else [new]
         if lengths is not None and not exact_state:
-            return self.head(out[torch.arange(out.shape[0]), lengths - 1]), new_state
+            return self.head(out[torch.arange(out.shape[0], device=out.device), lengths - 1]), new_state
         return self.head(new_state[0][-1]), new_state
 
     def every_step(self, x: torch.Tensor) -> torch.Tensor:

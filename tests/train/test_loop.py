@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from edgeinfer import Model
@@ -105,3 +106,28 @@ def test_export_parity_gate_fails_and_writes_nothing(tmp_path, monkeypatch, caps
     assert rc == 1
     assert "fp32 parity failed: max abs error" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_device_cpu_is_the_default_and_cuda_without_a_gpu_is_one_clear_error(tmp_path, capsys) -> None:
+    write_tiny_mnist(tmp_path / "data", n_train=64, n_test=16)
+    _train(tmp_path / "data", tmp_path / "a", "--epochs", "1")
+    _train(tmp_path / "data", tmp_path / "b", "--epochs", "1", "--device", "cpu")
+    a, b = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "ab")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    args = ["digits", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "c"), "--epochs", "1"]
+    assert train_main([*args, "--device", "tpu"]) == 2
+    assert "--device 'tpu' is not a torch device; use cpu or cuda[:N]" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert train_main([*args, "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
+        assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch on this machine")
+def test_training_on_cuda_matches_cpu_closely_and_loads_on_cpu(tmp_path) -> None:
+    write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    _train(tmp_path / "data", tmp_path / "cpu", "--epochs", "2", "--lr", "0.01", "--cell", "gru")
+    _train(tmp_path / "data", tmp_path / "gpu", "--epochs", "2", "--lr", "0.01", "--cell", "gru", "--device", "cuda")
+    cpu, gpu = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in ("cpu", "gpu"))
+    assert all(v.device.type == "cpu" for v in gpu["state_dict"].values())  # loads on a machine without a GPU
+    assert abs(cpu["metrics"]["test_accuracy"] - gpu["metrics"]["test_accuracy"]) <= 0.1
