@@ -61,7 +61,7 @@ def test_runtime_token_ids_equal_training_on_every_test_review(imdb_test) -> Non
         assert runtime.encode(text) == training.seqs[i].tolist(), i
 
 
-CHARACTERS_CEILING = 1.48  # nats/char; the shipped int8 2-layer LSTM-512 reads 1.4687 (fp32 1.4686); issue 4 asks for 1.45
+CHARACTERS_CEILING = 1.45  # nats/char (issue 4); the shipped int8 2-layer LSTM-512 reads 1.4372 in one stream
 
 
 def test_characters_validation_loss_through_onnx() -> None:
@@ -73,7 +73,7 @@ def test_characters_validation_loss_through_onnx() -> None:
     text = path.read_text(encoding="utf-8")
     model = Model("characters")
     val = text[int(len(text) * 0.9):]
-    nats = score(model, val[:20000])  # one stream over the first 20,000 validation characters
+    nats = score(model, val)  # one stream over all 111,540 validation characters (~25 s)
     assert nats <= CHARACTERS_CEILING
     assert model.spec.metrics["val_loss"] <= CHARACTERS_CEILING
     assert model.spec.metrics["val_loss"] - model.spec.metrics["fp32_val_loss"] <= 0.03
