@@ -131,7 +131,7 @@ class StreamBatch:
                 self._state[name][:, slots] = new
         self._logits[slots] = outs[0]
         self._steps[slots] += 1
-        return softmax(outs[0])
+        return outs[-1] if io.step_probabilities else softmax(outs[0])
 
     def _check(self, x: Any, n: int) -> np.ndarray:
         if self.tokens:

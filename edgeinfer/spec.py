@@ -88,6 +88,7 @@ class GraphIO:
     step_input: str = "x"  # (B, F) float32 features, or (B,) int64 token ids
     output: str = "y"  # (B, classes) logits
     lengths: str = ""  # sequence graph input (B,) int64 of valid steps per row, when there is one
+    step_probabilities: str = ""  # step graph output (B, classes): softmax of the logits, when there is one
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ class Stream:
         self._cur = 0  # which of the two buffer sets holds the state now
         self._x = np.zeros((batch,), np.int64) if self.tokens else np.zeros((batch, spec.input_size), np.float32)
         self._y = np.zeros((batch, spec.classes), np.float32)  # logits after the latest step
+        # the step graph's softmax output, when the file has one (older files: numpy here)
+        self._p = np.zeros((batch, spec.classes), np.float32) if spec.io.step_probabilities else None
         self._bindings: tuple[Any, Any] | None = None
         self.steps = 0
 
@@ -167,7 +169,10 @@ class Stream:
                 v = value(arr)
                 b.bind_ortvalue_input(name, v)
                 self._values.append(v)
-            for name, arr in ((io.output, self._y), *((s.output, self._bufs[dst][s.name]) for s in spec.state)):
+            outputs = [(io.output, self._y), *((s.output, self._bufs[dst][s.name]) for s in spec.state)]
+            if self._p is not None:
+                outputs.append((io.step_probabilities, self._p))
+            for name, arr in outputs:
                 v = value(arr)
                 b.bind_ortvalue_output(name, v)
                 self._values.append(v)
@@ -194,6 +199,8 @@ class Stream:
         self._session.run_with_iobinding(self._bindings[self._cur])
         self._cur ^= 1
         self.steps += 1
+        if self._p is not None:  # computed by the graph; a copy, since the buffer is reused
+            return self._p[0].copy() if single else self._p.copy()
         if self.batch > 1:
             return softmax(self._y)
         if self._y.shape[1] <= SMALL_CLASSES:  # a few classes: plain Python beats numpy's per-call cost

@@ -48,10 +48,14 @@ class TokenSequenceGraph(SequenceGraph):
 
 
 class StepGraph(SequenceGraph):
-    """x (B, F) or token ids (B,), state... -> y (B, C), next state...: one time step."""
+    """x (B, F) or token ids (B,), state... -> y (B, C), next state..., p (B, C): one time step.
+
+    p = softmax(y) is computed in the graph, so a stream's step needs no numpy work after it.
+    """
 
     def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return super().forward(x.unsqueeze(1), *state)
+        y, *new = super().forward(x.unsqueeze(1), *state)
+        return (y, *new, torch.softmax(y, dim=-1))
 
 
 def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpec, step: bool) -> onnx.ModelProto:
@@ -64,12 +68,16 @@ def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpe
     axes.update({n: {0: "batch"} for n in extra})
     axes.update({n: {1: "batch"} for n in state_in + state_out})
     axes[spec.io.output] = {0: "batch"}
+    probs = [spec.io.step_probabilities] if step else []
+    if step and not spec.io.step_probabilities:
+        raise ValueError("the spec names no step_probabilities output; expected GraphIO(step_probabilities=...)")
+    axes.update({n: {0: "batch"} for n in probs})
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(), example, buf, dynamo=False, opset_version=OPSET,
-            input_names=[x_name, *extra, *state_in], output_names=[spec.io.output, *state_out],
+            input_names=[x_name, *extra, *state_in], output_names=[spec.io.output, *state_out, *probs],
             dynamic_axes=axes,
         )
     model = onnx.load_from_string(buf.getvalue())

@@ -48,9 +48,12 @@ def parity_error(
         for t in range(steps):
             got_step = step_s.run(None, {spec.io.step_input: x[:, t], **state})
             state = dict(zip(names, got_step[1:]))
-        for a, b, c in zip(want, got_seq, got_step):
+        for a, b, c in zip(want, got_seq, got_step):  # logits, then state (the step graph adds p last)
             scale = max(1.0, float(np.abs(a).max()))  # float32 rounding grows with the values
             worst = max(worst, float(np.abs(a - b).max()) / scale, float(np.abs(a - c).max()) / scale)
+        if spec.io.step_probabilities:
+            e = np.exp(want[0] - want[0].max(1, keepdims=True))
+            worst = max(worst, float(np.abs(got_step[-1] - e / e.sum(1, keepdims=True)).max()))
     return worst
 
 

@@ -22,7 +22,7 @@ def tiny_spec(net: RecurrentNet, task: str = "digits") -> ModelSpec:
     c = net.config
     labels = tuple(str(i) for i in range(c.classes))
     return ModelSpec(task, labels, ImageInput(), c.cell, c.layers, c.hidden, c.input_size,
-                     state_for(c.cell, c.layers, c.hidden))
+                     state_for(c.cell, c.layers, c.hidden), io=GraphIO(step_probabilities="p"))
 
 
 def tiny_net(cell: str, layers: int, hidden: int = 16, seed: int = 0) -> RecurrentNet:
@@ -60,7 +60,7 @@ def sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = TextInput(vocab=TINY_VOCAB)
     net = build(NetConfig("gru", 8, 12, 2, 2, vocab=text.vocab_size)).eval()
     spec = ModelSpec("sentiment", ("negative", "positive"), text, "gru", 2, 12, 8,
-                     state_for("gru", 2, 12), io=GraphIO(lengths="lengths"))
+                     state_for("gru", 2, 12), io=GraphIO(lengths="lengths", step_probabilities="p"))
     seq, step = export_graphs(net, spec)
     path = tmp_path_factory.mktemp("models") / "sentiment.onnx"
     write_atomic(bundle(seq, step, spec).SerializeToString(), path)

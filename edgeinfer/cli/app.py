@@ -125,7 +125,9 @@ def info(
         f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}",
         f"state         {state}",
         f"graphs        sequence {spec.io.seq_input} {io_x}{io_len}; step {spec.io.step_input} {io_step}; "
-        f"output {spec.io.output} (B, {spec.classes}); opset {spec.opset}",
+        f"output {spec.io.output} (B, {spec.classes})"
+        + (f", step also {spec.io.step_probabilities} (B, {spec.classes}) = softmax" if spec.io.step_probabilities else "")
+        + f"; opset {spec.opset}",
         f"precision     {spec.precision}" + (f" ({spec.quantization})" if spec.precision != "fp32" else ""),
         "metrics       " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in spec.metrics.items()),

@@ -54,7 +54,8 @@ def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
     seq, step = unbundle(model)
     assert {t.name for t in step.graph.initializer if t.raw_data} >= set(shared)  # whole again
     assert [i.name for i in seq.graph.input] == ["x", "h"]
-    assert [o.name for o in step.graph.output] == ["y", "h_next"]
+    assert [o.name for o in step.graph.output] == ["y", "h_next", "p"]  # p: softmax of y, in the graph
+    assert [o.name for o in seq.graph.output] == ["y", "h_next"]
     x_dims = [d.dim_param or d.dim_value for d in seq.graph.input[0].type.tensor_type.shape.dim]
     assert x_dims == ["batch", "time", 28]
     assert seq.opset_import[0].version == 17
@@ -67,3 +68,32 @@ def test_quantized_lstm_uses_dynamic_quantize_lstm() -> None:
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
     assert len(q.SerializeToString()) < 0.5 * len(step.SerializeToString())
+
+
+def test_step_graph_softmax_output_and_files_without_it(tmp_path) -> None:
+    """Stream.step returns the graph's own softmax output; a file whose step graph lacks it (made
+    before the output existed) gives the same probabilities through the numpy softmax."""
+    from dataclasses import replace
+
+    from edgeinfer.spec import GraphIO
+    from export.graphs import bundle, write_atomic
+
+    net = tiny_net("lstm", 2, hidden=16)
+    spec = tiny_spec(net)
+    seq, step = export_graphs(net, spec)
+    write_atomic(bundle(seq, step, spec).SerializeToString(), tmp_path / "new.onnx")
+    del step.graph.output[-1]  # the older layout: y and the state only
+    old_spec = replace(spec, io=GraphIO())
+    write_atomic(bundle(seq, step, old_spec).SerializeToString(), tmp_path / "old.onnx")
+    x = np.random.default_rng(3).standard_normal((28, 28)).astype(np.float32)
+    new, old = Model(tmp_path / "new.onnx").stream(), Model(tmp_path / "old.onnx").stream()
+    assert new._p is not None and old._p is None
+    for t in range(28):
+        p_new, p_old = new.step(x[t]), old.step(x[t])
+        logits = new.logits[0].astype(np.float64)
+        want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert np.abs(p_new - want).max() <= 1e-6 and np.abs(p_old - want).max() <= 1e-6
+        assert p_new.shape == (10,) and abs(float(p_new.sum()) - 1) <= 1e-5
+    first = new.step(x[0])
+    new.step(x[1])
+    assert not np.shares_memory(first, new._p)  # a returned row is the caller's to keep
