@@ -133,9 +133,13 @@ def test_cli_generate_and_score(char_model, tmp_path) -> None:
 
 
 def test_cli_generate_huge_streams_and_ctrl_c_stops_cleanly(char_model) -> None:
+    # a shell without job control starts background jobs with SIGINT ignored, and the child would
+    # inherit that (as when this suite runs under `cmd &`): give it the default disposition, as a
+    # terminal would
     proc = subprocess.Popen([sys.executable, "-m", "edgeinfer", "generate", "--model", str(char_model),
                              "--chars", "100000000", "--seed", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+                            stderr=subprocess.PIPE, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     first = proc.stdout.read(2000)  # characters arrive while it runs (flushed as produced)
     assert len(first) == 2000
