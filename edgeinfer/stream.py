@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
 
 SNAPSHOT_MAGIC = "edgeinfer-snapshot-1"
-SMALL_CLASSES = 32  # up to this many classes, Stream.step's softmax runs in plain Python
 
 
 @dataclass(frozen=True)
@@ -201,18 +199,7 @@ class Stream:
         self.steps += 1
         if self._p is not None:  # computed by the graph; a copy, since the buffer is reused
             return self._p[0].copy() if single else self._p.copy()
-        if self.batch > 1:
-            return softmax(self._y)
-        if self._y.shape[1] <= SMALL_CLASSES:  # a few classes: plain Python beats numpy's per-call cost
-            row = self._y[0].tolist()
-            top = max(row)
-            e = [math.exp(v - top) for v in row]
-            total = sum(e)
-            probs = np.array([v / total for v in e], np.float32)
-            return probs if single else probs[None]
-        probs = self._y - self._y.max()  # batch 1: the fewest numpy calls
-        np.exp(probs, out=probs)
-        probs /= probs.sum()
+        probs = softmax(self._y)  # a file exported before the step graph had its softmax output
         return probs[0] if single else probs
 
     def trace(self, chunk: Any) -> np.ndarray:

@@ -24,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
     common.add_argument("--hidden", type=int, default=128)
     common.add_argument("--layers", type=int, default=1)
-    common.add_argument("--dropout", type=float, default=0.0, help="between stacked layers, on embeddings, and on a language model's last layer output")
+    common.add_argument("--dropout", type=float, default=0.0,
+                        help="between stacked layers, on embeddings, and on a language model's last layer output")
     common.add_argument("--epochs", type=int, default=12)
     common.add_argument("--batch", type=int, default=128)
     common.add_argument("--lr", type=float, default=2e-3)
