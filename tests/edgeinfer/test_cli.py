@@ -117,6 +117,8 @@ def test_info_and_models() -> None:
     assert [s["name"] for s in spec["state"]] == ["h", "c"]
     text = run_cli("info", "digits").stdout
     assert "lstm x1, hidden 128" in text and "h->h_next (1, B, 128)" in text
+    assert "output y (B, 10), step also p (B, 10) = softmax" in text
+    assert spec["io"]["step_probabilities"] == "p"
     listing = run_cli("models").stdout.splitlines()
     assert [line.split(":")[0] for line in listing] == ["characters", "digits", "sentiment"]
     assert listing[1].startswith("digits: digits, lstm x1 hidden 128, int8, test accuracy 99.")
