@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--text", type=Path, default=None, help="default: DATA/text/tinyshakespeare.txt")
     c.add_argument("--embed", type=int, default=64, help="character embedding width")
     c.add_argument("--bptt", type=int, default=100, help="steps per truncated back-propagation window")
+    for lm_parser in (lm, c):
+        lm_parser.add_argument("--checkpoint-minutes", type=float, default=0.0,
+                               help="also checkpoint within an epoch every M minutes (--resume continues there)")
     return p
 
 
@@ -83,7 +86,7 @@ def characters(a: argparse.Namespace, root: Path) -> int:
             "config": config.to_dict(), "text": str(text_path)}
     lm.to(a.device)
     fit_lm(lm, train_ids, val_ids, TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out, meta,
-           resume=a.resume, stop_after=a.stop_after)
+           resume=a.resume, stop_after=a.stop_after, checkpoint_minutes=a.checkpoint_minutes)
     return 0
 
 
@@ -101,7 +104,7 @@ def pretrain(a: argparse.Namespace, root: Path) -> int:
             "config": config.to_dict()}
     lm.to(a.device)
     fit_lm(lm, stream[:cut], stream[cut:], TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out,
-           meta, resume=a.resume, stop_after=a.stop_after)
+           meta, resume=a.resume, stop_after=a.stop_after, checkpoint_minutes=a.checkpoint_minutes)
     return 0
 
 

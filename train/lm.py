@@ -76,12 +76,16 @@ def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
 
 
 def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: TrainArgs, bptt: int,
-           out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0) -> dict[str, Any]:
+           out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0,
+           checkpoint_minutes: float = 0.0) -> dict[str, Any]:
     """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).
 
-    Trains on the device the LM is on. Learning rate: cosine decay with warm-up; gradients clipped to `args.clip`. Each epoch starts
-    its windows at a different offset (0 to bptt - 1, drawn from the seed and the epoch), so that
-    window boundaries fall at new places every epoch.
+    Trains on the device the LM is on. Learning rate: cosine decay with warm-up; gradients clipped
+    to `args.clip`. Each epoch starts its windows at a different offset (0 to bptt - 1, drawn from
+    the seed and the epoch), so that window boundaries fall at new places every epoch.
+    A checkpoint is written after every epoch and, with `checkpoint_minutes`, also within an
+    epoch every that many minutes (position, carried state, running loss and RNG included), so
+    that `resume` continues a long epoch where it stopped, exactly as if it had not.
     """
     torch.manual_seed(args.seed)
     rows, val_rows = batchify(train_ids, args.batch), batchify(val_ids, min(args.batch, 16))
@@ -91,20 +95,39 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / 100))
     start, elapsed_s, metrics = 0, 0.0, {}
+    partial: dict[str, Any] | None = None  # where an interrupted epoch stopped
     if resume and (out / CHECKPOINT).is_file():
         ckpt = load_checkpoint(out / CHECKPOINT)
         lm.load_state_dict(ckpt["lm_state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
+        partial = ckpt.get("partial")
+        if "rng" in ckpt:
+            torch.set_rng_state(ckpt["rng"])
+        print(f"resuming {out / CHECKPOINT} after epoch {start}"
+              + (f", window {partial['next'] // bptt} of epoch {start + 1}" if partial else ""), file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
+
+    def save(epoch_done: int, extra: dict[str, Any]) -> None:
+        save_checkpoint(out / CHECKPOINT, {
+            **meta, "train_args": asdict(args), "bptt": bptt,
+            "state_dict": lm.net.state_dict(), "lm_state_dict": lm.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+            "epoch": epoch_done, "train_seconds": elapsed_s, "metrics": metrics, **extra,
+        })
+
     for epoch in range(start, min(args.epochs, stop_after) if stop_after else args.epochs):
-        t0 = time.perf_counter()
+        t0 = last_save = time.perf_counter()
         lm.train()
         state = lm.net.initial_state(args.batch)
         device = state[0].device
         loss_sum, count = 0.0, 0
         offset = int(torch.randint(bptt, (1,), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch)))
+        if partial is not None:  # continue the interrupted epoch where it stopped
+            offset, loss_sum, count = partial["next"], partial["loss_sum"], partial["count"]
+            state = [s.to(device) for s in partial["state"]]
+            partial = None
         bar = progress(range(offset, rows.shape[1] - 1, bptt), f"lm epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             x, y = rows[:, i : i + bptt], rows[:, i + 1 : i + 1 + bptt]
@@ -119,16 +142,17 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
             loss_sum += loss.item() * y.numel()
             count += y.numel()
             bar.set_postfix(loss=f"{loss_sum / count:.3f}", refresh=False)
+            now = time.perf_counter()
+            if checkpoint_minutes and now - last_save >= checkpoint_minutes * 60 and i + bptt < rows.shape[1] - 1:
+                elapsed_s += now - t0
+                t0 = last_save = now
+                save(epoch, {"partial": {"next": i + bptt, "loss_sum": loss_sum, "count": count,
+                                         "state": [s.detach().cpu() for s in state]}})
         elapsed_s += time.perf_counter() - t0
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
                    "val_loss": lm_loss(lm, val_rows, bptt), "train_seconds": round(elapsed_s, 1)}
         print(json.dumps(metrics), file=sys.stderr)
         with open(out / METRICS, "a") as fh:
             fh.write(json.dumps(metrics) + "\n")
-        save_checkpoint(out / CHECKPOINT, {
-            **meta, "train_args": asdict(args), "bptt": bptt,
-            "state_dict": lm.net.state_dict(), "lm_state_dict": lm.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch + 1, "train_seconds": elapsed_s, "metrics": metrics,
-        })
+        save(epoch + 1, {})
     return metrics

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from train.lm import LanguageModel, batchify, lm_loss
@@ -45,3 +46,39 @@ def test_lm_loss_carries_state_across_windows() -> None:
         restarted = np.mean([float(lm(rows[:, i:i + 7][:, :len(rows[0, i + 1:i + 8])], rows[:, i + 1:i + 8],
                                       lm.net.initial_state(4))[0]) for i in range(0, 98, 7)])
     assert abs(restarted - windows) > 1e-3  # forgetting the state would change the loss
+
+
+def test_interrupted_epoch_resumes_exactly(tmp_path, monkeypatch) -> None:
+    """Checkpoints within an epoch: a run killed mid-epoch and resumed ends with the same weights
+    as a run never interrupted."""
+    import train.lm as lm_module
+    from train.loop import TrainArgs, load_checkpoint
+
+    ids = np.random.default_rng(1).integers(1, 12, 4000)
+    args = TrainArgs(epochs=2, batch=4, lr=0.01, seed=3)
+
+    def run(out, resume=False):
+        lm = _lm(0.3)
+        return lm, lm_module.fit_lm(lm, ids[:3600], ids[3600:], args, 20, out, {"task": "t"}, resume=resume,
+                                    checkpoint_minutes=1e-9)  # a checkpoint after every window
+
+    whole, _ = run(tmp_path / "whole")
+    real_save, calls = lm_module.save_checkpoint, []
+
+    def killed_on_the_seventh(path, payload):
+        real_save(path, payload)
+        calls.append(payload.get("partial"))
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lm_module, "save_checkpoint", killed_on_the_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut")
+    monkeypatch.setattr(lm_module, "save_checkpoint", real_save)
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert cut["epoch"] == 0 and cut["partial"]["next"] > 0  # stopped inside the first epoch
+    resumed, metrics = run(tmp_path / "cut", resume=True)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    final = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert final["epoch"] == 2 and "partial" not in final and metrics["epoch"] == 2
