@@ -69,8 +69,6 @@ def _export(module: nn.Module, example: tuple[torch.Tensor, ...], spec: ModelSpe
     axes.update({n: {1: "batch"} for n in state_in + state_out})
     axes[spec.io.output] = {0: "batch"}
     probs = [spec.io.step_probabilities] if step else []
-    if step and not spec.io.step_probabilities:
-        raise ValueError("the spec names no step_probabilities output; expected GraphIO(step_probabilities=...)")
     axes.update({n: {0: "batch"} for n in probs})
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -98,6 +96,8 @@ def _check_dims(model: onnx.ModelProto, x_name: str, step: bool) -> None:
 
 def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     """Export the sequence and the step graph of `net`, both with the names the spec gives."""
+    if not spec.io.step_probabilities:
+        raise ValueError("the spec names no step_probabilities output; expected GraphIO(step_probabilities=...)")
     c = net.config
     state = tuple(torch.zeros(c.layers, 2, c.hidden) for _ in spec.state)
     if c.vocab:

@@ -106,7 +106,8 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         if "rng" in ckpt:
             torch.set_rng_state(ckpt["rng"])
         print(f"resuming {out / CHECKPOINT} after epoch {start}"
-              + (f", window {partial['next'] // bptt} of epoch {start + 1}" if partial else ""), file=sys.stderr)
+              + (f", at column {partial['next']:,} of {rows.shape[1]:,} in epoch {start + 1}" if partial else ""),
+              file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
 
     def save(epoch_done: int, extra: dict[str, Any]) -> None:
