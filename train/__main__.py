@@ -54,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--init", type=Path, default=None,
                    help="start from a pretrained language model's checkpoint (train sentiment-lm)")
     s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
+    s.add_argument("--init-lr-scale", type=float, default=1.0,
+                   help="learning rate of the --init weights relative to --lr (0 freezes them)")
+    s.add_argument("--head-dropout", type=float, default=0.0,
+                   help="dropout on the last hidden state before the classifier head")
     lm = sub.add_parser("sentiment-lm", parents=[common],
                         help="pretrain a word-level language model on the unlabelled + training reviews")
     lm.add_argument("--embed", type=int, default=128, help="word embedding width")
@@ -131,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             vocab = tuple(init["input"]["vocab"]) if init else None
             text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
             config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
-                               vocab=text_spec.vocab_size)
+                               vocab=text_spec.vocab_size, head_dropout=a.head_dropout)
             meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
     except (DataMissingError, DownloadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     torch.manual_seed(a.seed)
     model = build(config)
+    shared: dict[str, torch.Tensor] = {}
     if init is not None:
         shared = {k: v for k, v in init["state_dict"].items() if k.startswith(("inp.", "rnn."))}
         model.load_state_dict(shared, strict=False)
@@ -155,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
           file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0),
-                     anytime=getattr(a, "anytime", 0.0))
+                     anytime=getattr(a, "anytime", 0.0), pretrained_lr_scale=getattr(a, "init_lr_scale", 1.0))
     augment = shift_digits(args.augment) if args.augment else None
     model.to(a.device)
     fit(model, train, test, args, a.out, {**meta, "config": config.to_dict()}, resume=a.resume,
-        augment=augment, stop_after=a.stop_after)
+        augment=augment, stop_after=a.stop_after, pretrained=tuple(shared))
     return 0
 
 

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Collection, Iterable, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ class TrainArgs:
     seed: int = 0
     augment: int = 0  # task-specific augmentation strength (digits: max shift in pixels)
     anytime: float = 0.0  # weight of the mean loss over every step's output (early-exit training)
+    pretrained_lr_scale: float = 1.0  # learning rate of the `pretrained` parameters, relative to `lr`
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -139,19 +140,28 @@ def fit(
     resume: bool = False,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     stop_after: int = 0,
+    pretrained: Collection[str] = (),
 ) -> dict[str, Any]:
     """Train a classifier, evaluating on `test` after each epoch; returns the final metrics.
 
     `meta` (task, model config, input spec, labels, ...) goes into every checkpoint. With
     `resume`, training continues from out/checkpoint.pt exactly where it stopped. `stop_after`
-    ends the run after that many epochs, as an interruption would (resume it later). The model
+    ends the run after that many epochs, as an interruption would (resume it later). The
+    parameters named in `pretrained` (loaded from a pretrained model) learn at
+    `args.pretrained_lr_scale` times the rate of the others (0 freezes them). The model
     trains on the device it is on (move it first); batches are moved there step by step.
     """
     torch.manual_seed(args.seed)
     device = model_device(model)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(trainable, lr=args.lr, weight_decay=args.weight_decay)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if n not in pretrained], "lr": args.lr}]
+    if pretrained and args.pretrained_lr_scale != 1.0:
+        groups.append({"params": [p for n, p in named if n in pretrained], "lr": args.lr * args.pretrained_lr_scale})
+    else:
+        groups[0]["params"] = trainable
+    opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     warmup = max(1, min(200, total // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -23,6 +23,7 @@ class NetConfig:
     proj: int = 0  # width of a linear input layer; 0 feeds the features straight to the cell
     dropout: float = 0.0  # between stacked layers, and on word embeddings
     vocab: int = 0  # > 0: the input is token ids (B, T) int64, embedded by an nn.Embedding
+    head_dropout: float = 0.0  # on the last layer's output before the classifier head (training only)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
@@ -50,6 +51,7 @@ class RecurrentNet(nn.Module):
         if config.cell == "rnn":
             kwargs["nonlinearity"] = "tanh"
         self.rnn = RNN_TYPES[config.cell](width, config.hidden, **kwargs)
+        self.head_drop = nn.Dropout(config.head_dropout)  # no weights: exported graphs are unchanged
         self.head = nn.Linear(config.hidden, config.classes)
 
     @property
@@ -82,15 +84,16 @@ class RecurrentNet(nn.Module):
         out, new = self.rnn(inputs, packed_state)  # out: (B, T, H) unless packed
         new_state = list(new) if self.config.cell == "lstm" else [new]
         if lengths is not None and not exact_state:
-            return self.head(out[torch.arange(out.shape[0], device=out.device), lengths - 1]), new_state
-        return self.head(new_state[0][-1]), new_state
+            last = out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
+            return self.head(self.head_drop(last)), new_state
+        return self.head(self.head_drop(new_state[0][-1])), new_state
 
     def every_step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits after every step of unpadded x (B, T[, F]) from the initial state. # (B, T, C)"""
         packed_state: Any = tuple(self.initial_state(x.shape[0])) if self.config.cell == "lstm" else \
             self.initial_state(x.shape[0])[0]
         out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)
-        return self.head(out)
+        return self.head(self.head_drop(out))
 
 
 def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 from tests.train.test_data import write_tiny_mnist
 from train.__main__ import main as train_main
 from train.loop import load_checkpoint
+from train.models import NetConfig, build
 
 
 def _train(root, out, *extra: str) -> None:
@@ -137,3 +138,16 @@ def test_training_on_cuda_matches_cpu_closely_and_loads_on_cpu(tmp_path) -> None
     net.load_state_dict(gpu["state_dict"])
     on_cpu = accuracy(net, digits_data(tmp_path / "data", "test"))
     assert abs(on_cpu - gpu["metrics"]["test_accuracy"]) <= 1 / 64  # at most one image differs
+
+
+def test_head_dropout_acts_only_in_training() -> None:
+    torch.manual_seed(0)
+    net = build(NetConfig("gru", 4, 16, 1, 3, head_dropout=0.5))
+    x = torch.randn(2, 5, 4)  # (B, T, F)
+    net.eval()
+    still, _ = net(x)
+    assert torch.equal(still, net(x)[0])
+    net.train()
+    dropped, _ = net(x)
+    assert not torch.allclose(dropped, still, atol=1e-3)
+    assert set(net.state_dict()) == set(build(NetConfig("gru", 4, 16, 1, 3)).state_dict())

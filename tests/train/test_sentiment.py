@@ -11,6 +11,7 @@ from edgeinfer import Model
 from train.__main__ import main as train_main
 from train.data import DataMissingError, data_dir, load_imdb
 from train.loop import load_checkpoint
+from train.models import build
 from train.tasks import build_vocab
 
 POS = ["a great movie", "great acting, loved it", "wonderful<br />great fun", "loved every great minute"]
@@ -140,3 +141,16 @@ def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
     # fine-tuning started from the LM's weights: the head is new, the recurrent layer moved little
     diff = (clf["state_dict"]["rnn.weight_hh_l0"] - lm["state_dict"]["rnn.weight_hh_l0"]).abs().max()
     assert float(diff) < 0.2
+    assert float(diff) > 0  # ... but it did move
+    # --init-lr-scale 0 freezes every pretrained tensor while the new head learns; --head-dropout
+    # is recorded in the config and adds no weights, so the export is unchanged
+    _train(tmp_path / "data", tmp_path / "frozen", "--cell", "gru", "--epochs", "1", "--init",
+           str(lm_out / "checkpoint.pt"), "--init-lr-scale", "0", "--head-dropout", "0.5")
+    frozen = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")
+    assert frozen["config"]["head_dropout"] == 0.5
+    for name in ("inp.0.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
+        assert torch.equal(frozen["state_dict"][name], lm["state_dict"][name]), name
+    assert set(frozen["state_dict"]) == set(clf["state_dict"])
+    torch.manual_seed(0)
+    start = build({**frozen["config"], "head_dropout": 0.5})
+    assert not torch.equal(start.head.weight, frozen["state_dict"]["head.weight"])
