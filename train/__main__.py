@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
     s.add_argument("--init-lr-scale", type=float, default=1.0,
                    help="learning rate of the --init weights relative to --lr (0 freezes them)")
+    s.add_argument("--anytime", type=float, default=0.0,
+                   help="also train the running prediction after every word with this weight")
     s.add_argument("--head-dropout", type=float, default=0.0,
                    help="dropout on the last hidden state before the classifier head")
     lm = sub.add_parser("sentiment-lm", parents=[common],

@@ -130,6 +130,22 @@ def accuracy(model: nn.Module, data: Data, batch: int = 500) -> float:
     return correct / max(len(data), 1)
 
 
+def every_step_outputs(model: nn.Module, inputs: dict[str, torch.Tensor], y: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's last logits (B, C), every valid step's logits (N, C) and their targets (N,).
+
+    With `lengths` in `inputs` (right-padded rows), only each row's first `lengths` steps count.
+    """
+    every = model.every_step(inputs["x"])  # (B, T, C): each step's prediction
+    batch, steps = every.shape[:2]
+    lengths = inputs.get("lengths")
+    if lengths is None:
+        return every[:, -1], every.reshape(-1, every.shape[-1]), y.repeat_interleave(steps)
+    valid = torch.arange(steps, device=every.device)[None, :] < lengths[:, None]  # (B, T)
+    last = every[torch.arange(batch, device=every.device), lengths - 1]
+    return last, every[valid], y[:, None].expand(batch, steps)[valid]
+
+
 def fit(
     model: nn.Module,
     train: Data,
@@ -191,11 +207,9 @@ def fit(
                 inputs["x"] = augment(inputs["x"], gen)
             inputs, yb = to_device(inputs, device), yb.to(device)
             if args.anytime:
-                every = model.every_step(inputs["x"])  # (B, T, C): each step's prediction
-                logits = every[:, -1]
-                steps = every.reshape(-1, every.shape[-1])
+                logits, steps, targets = every_step_outputs(model, inputs, yb)
                 loss = nn.functional.cross_entropy(logits, yb) + args.anytime * nn.functional.cross_entropy(
-                    steps, yb.repeat_interleave(every.shape[1]))
+                    steps, targets)
             else:
                 logits, _ = model(**inputs)
                 loss = nn.functional.cross_entropy(logits, yb)

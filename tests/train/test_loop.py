@@ -151,3 +151,22 @@ def test_head_dropout_acts_only_in_training() -> None:
     dropped, _ = net(x)
     assert not torch.allclose(dropped, still, atol=1e-3)
     assert set(net.state_dict()) == set(build(NetConfig("gru", 4, 16, 1, 3)).state_dict())
+
+
+def test_every_step_outputs_ignore_padding() -> None:
+    from train.loop import every_step_outputs
+    torch.manual_seed(0)
+    net = build(NetConfig("lstm", 6, 8, 1, 2, vocab=20)).eval()
+    rows = [torch.tensor([3, 4, 5]), torch.tensor([7, 8, 9, 10, 11])]
+    x = torch.zeros(2, 5, dtype=torch.int64)  # (B, T) right-padded
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = r
+    y = torch.tensor([1, 0])
+    last, steps, targets = every_step_outputs(net, {"x": x, "lengths": torch.tensor([3, 5])}, y)
+    alone = [net.every_step(r[None])[0] for r in rows]  # each (T_i, C)
+    torch.testing.assert_close(steps, torch.cat(alone), rtol=0, atol=1e-6)
+    torch.testing.assert_close(last, torch.stack([a[-1] for a in alone]), rtol=0, atol=1e-6)
+    assert targets.tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    # without lengths (digits): every step of every row
+    _, steps, targets = every_step_outputs(net, {"x": x}, y)
+    assert steps.shape == (10, 2) and targets.tolist() == [1] * 5 + [0] * 5

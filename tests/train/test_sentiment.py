@@ -145,9 +145,10 @@ def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
     # --init-lr-scale 0 freezes every pretrained tensor while the new head learns; --head-dropout
     # is recorded in the config and adds no weights, so the export is unchanged
     _train(tmp_path / "data", tmp_path / "frozen", "--cell", "gru", "--epochs", "1", "--init",
-           str(lm_out / "checkpoint.pt"), "--init-lr-scale", "0", "--head-dropout", "0.5")
+           str(lm_out / "checkpoint.pt"), "--init-lr-scale", "0", "--head-dropout", "0.5", "--anytime", "0.5")
     frozen = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")
     assert frozen["config"]["head_dropout"] == 0.5
+    assert frozen["train_args"]["anytime"] == 0.5 and frozen["train_args"]["pretrained_lr_scale"] == 0
     for name in ("inp.0.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
         assert torch.equal(frozen["state_dict"][name], lm["state_dict"][name]), name
     assert set(frozen["state_dict"]) == set(clf["state_dict"])
