@@ -171,12 +171,11 @@ def fit(
     device = model_device(model)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in named if n not in pretrained], "lr": args.lr}]
+    groups: list[dict[str, Any]] = [{"params": trainable}]
     if pretrained and args.pretrained_lr_scale != 1.0:
-        groups.append({"params": [p for n, p in named if n in pretrained], "lr": args.lr * args.pretrained_lr_scale})
-    else:
-        groups[0]["params"] = trainable
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in named if n not in pretrained]},
+                  {"params": [p for n, p in named if n in pretrained], "lr": args.lr * args.pretrained_lr_scale}]
     opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     warmup = max(1, min(200, total // 10))
