@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeinfer.errors import SpecError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added `readout` (files of version 1 still load)
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
 STEP_SHARED_KEY = "edgeinfer.step_shared"  # JSON {step initializer: sequence initializer}
@@ -81,6 +81,23 @@ class StateTensor:
 
 
 @dataclass(frozen=True)
+class Readout:
+    """What the classifier head reads besides the last hidden state.
+
+    Each part is a running summary kept in extra state tensors, so the model still reads one
+    step per call in constant memory, and the step graph run T times equals the sequence graph:
+    - `pool`: the mean and the max of the last layer's hidden state over the steps read;
+    - `ngram_buckets` > 0 (token models): the mean weight of the word n-grams read, of orders
+      1 to `ngram_order` (a learnt weight per unigram id, and per hashed bucket of longer n-grams;
+      the previous `ngram_order - 1` ids are part of the state, id 0 marking the text's start).
+    """
+
+    pool: bool = False
+    ngram_buckets: int = 0
+    ngram_order: int = 3
+
+
+@dataclass(frozen=True)
 class GraphIO:
     """Input and output names of the sequence and step graphs."""
 
@@ -104,6 +121,7 @@ class ModelSpec:
     input_size: int  # features per step F (for token ids: the embedding width)
     state: tuple[StateTensor, ...]
     io: GraphIO = GraphIO()
+    readout: Readout = Readout()
     precision: str = "fp32"
     quantization: str = "none"
     opset: int = 17
@@ -120,7 +138,11 @@ class ModelSpec:
             raise SpecError(f"unknown precision {self.precision!r}; expected fp32 or int8")
         if self.layers < 1 or self.hidden < 1 or self.input_size < 1 or not self.labels:
             raise SpecError("layers, hidden, input_size and labels must be positive/non-empty")
-        expected = ("h", "c") if self.cell == "lstm" else ("h",)
+        if self.readout.ngram_buckets and self.input.kind != "words":
+            raise SpecError("an n-gram readout needs word-token input")
+        if self.readout.ngram_buckets and self.readout.ngram_order < 2:
+            raise SpecError("an n-gram readout needs ngram_order >= 2")
+        expected = tuple(s.name for s in state_for(self.cell, self.layers, self.hidden, self.readout))
         if tuple(s.name for s in self.state) != expected:
             raise SpecError(f"a {self.cell} model's state must be named {expected}")
 
@@ -164,6 +186,7 @@ class ModelSpec:
             raw["input"] = INPUT_KINDS[kind](**raw["input"])
             raw["state"] = tuple(StateTensor(**s) for s in raw["state"])
             raw["io"] = GraphIO(**raw.get("io", {}))
+            raw["readout"] = Readout(**raw.get("readout", {}))
             return ModelSpec(**raw)
         except SpecError:
             raise
@@ -171,7 +194,22 @@ class ModelSpec:
             raise SpecError(f"spec is malformed: {exc}") from None
 
 
-def state_for(cell: str, layers: int, hidden: int) -> tuple[StateTensor, ...]:
-    """The named state tensors of a cell type: `h` for rnn/gru, `h` and `c` for lstm."""
+def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout()) -> tuple[StateTensor, ...]:
+    """The named state tensors: `h` for rnn/gru, `h` and `c` for lstm, then the readout's.
+
+    A readout adds `count` (1, B, 1), the steps read; `pool` adds `pool_sum` and `pool_max`
+    (1, B, H), the sum and the max of the last layer's hidden states (-1 at first: hidden states
+    lie in (-1, 1)); n-grams add `ngram_sum` (1, B, 1), the sum of the n-gram weights read, and
+    `prev` (order - 1, B, 1), the latest ids (oldest first) as float32, exact below 2**24.
+    """
     names = ("h", "c") if cell == "lstm" else ("h",)
-    return tuple(StateTensor(n, f"{n}_next", layers, hidden) for n in names)
+    state = [StateTensor(n, f"{n}_next", layers, hidden) for n in names]
+    if readout.pool or readout.ngram_buckets:
+        state.append(StateTensor("count", "count_next", 1, 1))
+    if readout.pool:
+        state += [StateTensor("pool_sum", "pool_sum_next", 1, hidden),
+                  StateTensor("pool_max", "pool_max_next", 1, hidden, initial=-1.0)]
+    if readout.ngram_buckets:
+        state += [StateTensor("ngram_sum", "ngram_sum_next", 1, 1),
+                  StateTensor("prev", "prev_next", readout.ngram_order - 1, 1)]
+    return tuple(state)

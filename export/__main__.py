@@ -88,7 +88,7 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
     spec = ModelSpec(
         task=task, labels=tuple(ckpt["labels"]), input=INPUT_KINDS[raw_input["kind"]](**raw_input),
         cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, input_size=cfg.input_size,
-        state=state_for(cfg.cell, cfg.layers, cfg.hidden), opset=OPSET,
+        state=state_for(cfg.cell, cfg.layers, cfg.hidden, cfg.readout), readout=cfg.readout, opset=OPSET,
         io=GraphIO(lengths="lengths" if cfg.vocab else "", step_probabilities="p"),
         provenance={
             "checkpoint_sha256": hashlib.sha256(ckpt_path.read_bytes()).hexdigest(),

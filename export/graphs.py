@@ -99,7 +99,7 @@ def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, 
     if not spec.io.step_probabilities:
         raise ValueError("the spec names no step_probabilities output; expected GraphIO(step_probabilities=...)")
     c = net.config
-    state = tuple(torch.zeros(c.layers, 2, c.hidden) for _ in spec.state)
+    state = tuple(torch.from_numpy(s.initial_value(2)) for s in spec.state)
     if c.vocab:
         ids = torch.ones(2, 3, dtype=torch.int64)
         seq = _export(TokenSequenceGraph(net), (ids, torch.tensor([3, 2]), *state), spec, step=False)

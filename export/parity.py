@@ -16,6 +16,26 @@ def _session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
+def random_state(spec: ModelSpec, batch: int, rng: np.random.Generator, vocab: int) -> dict[str, np.ndarray]:
+    """A random state that a stream can reach: token ids in `prev`, a positive step `count`,
+    a `pool_max` in (-1, 1) and `pool_sum` within count times that; other tensors 0.5 * N(0, 1)."""
+    count = rng.integers(1, 50, (1, batch, 1)).astype(np.float32)
+    state = {}
+    for s in spec.state:
+        shape = (s.layers, batch, s.hidden)
+        if s.name == "prev":
+            state[s.name] = rng.integers(0, vocab, shape).astype(np.float32)
+        elif s.name == "count":
+            state[s.name] = count
+        elif s.name == "pool_max":
+            state[s.name] = rng.uniform(-1, 1, shape).astype(np.float32)
+        elif s.name == "pool_sum":
+            state[s.name] = (count * rng.uniform(-1, 1, shape)).astype(np.float32)
+        else:
+            state[s.name] = 0.5 * rng.standard_normal(shape).astype(np.float32)
+    return state
+
+
 def parity_error(
     net: RecurrentNet, seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec,
     steps: int, batches: tuple[int, ...] = (1, 7), seed: int = 0,
@@ -37,8 +57,7 @@ def parity_error(
             x = rng.integers(0, net.config.vocab, (batch, steps)).astype(np.int64)
         else:
             x = rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32)
-        state0 = {s.name: 0.5 * rng.standard_normal((s.layers, batch, s.hidden)).astype(np.float32)
-                  for s in spec.state}
+        state0 = random_state(spec, batch, rng, net.config.vocab)
         lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if tokens else {}
         with torch.no_grad():
             y_t, new_t = net(torch.from_numpy(x), [torch.from_numpy(state0[n]) for n in names])

@@ -38,11 +38,16 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
     return out
 
 
+HEAD_SCOPES = ("/head/", "/ngram_head/")  # the exporter's scope names of the classifier heads
+
+
 def head_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that write the graph's first output (the classifier head).
+    """Names of the classifier head's nodes: those writing the graph's first output, and those
+    of the head modules (a readout adds its n-gram logits after the head's Gemm).
 
     The quantizer first splits a Gemm into `NAME_MatMul` + `NAME_Add`, so those names are listed too.
     """
     out = model.graph.output[0].name
-    names = [n.name for n in model.graph.node if out in n.output and n.name]
+    names = [n.name for n in model.graph.node
+             if n.name and (out in n.output or any(scope in n.name for scope in HEAD_SCOPES))]
     return names + [f"{n}_MatMul" for n in names]

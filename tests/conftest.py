@@ -53,16 +53,30 @@ def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 TINY_VOCAB = ("the", "movie", "was", "great", "bad", "awful", "good", "not", "!", "don't", "i", "it", "loved")
 
 
-@pytest.fixture(scope="session")
-def sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-weight sentiment model (GRU, 2 layers) with a 13-word vocabulary."""
+def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru") -> tuple[RecurrentNet, ModelSpec]:
+    """A tiny random-weight sentiment net (13-word vocabulary) and its spec; with `readout`, the
+    head also reads the pooled hidden states and hashed n-grams (non-zero random weights)."""
     torch.manual_seed(0)
     text = TextInput(vocab=TINY_VOCAB)
-    net = build(NetConfig("gru", 8, 12, 2, 2, vocab=text.vocab_size)).eval()
-    spec = ModelSpec("sentiment", ("negative", "positive"), text, "gru", 2, 12, 8,
-                     state_for("gru", 2, 12), io=GraphIO(lengths="lengths", step_probabilities="p"))
+    extra = dict(pool=True, ngram_buckets=101, ngram_order=3) if readout else {}
+    net = build(NetConfig(cell, 8, 12, layers, 2, vocab=text.vocab_size, **extra)).eval()
+    if readout:
+        with torch.no_grad():
+            net.ngram.weight.normal_(0.0, 1.0)
+    c = net.config
+    spec = ModelSpec("sentiment", ("negative", "positive"), text, cell, layers, 12, 8,
+                     state_for(cell, layers, 12, c.readout), io=GraphIO(lengths="lengths", step_probabilities="p"),
+                     readout=c.readout)
+    return net, spec
+
+
+@pytest.fixture(scope="session", params=["gru2", "gru1-readout"])
+def sentiment_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random-weight sentiment models with a 13-word vocabulary: a 2-layer GRU, and a
+    1-layer GRU whose head also reads pooled states and n-grams (each test runs on both)."""
+    net, spec = tiny_sentiment_net(request.param == "gru1-readout", layers=2 if request.param == "gru2" else 1)
     seq, step = export_graphs(net, spec)
-    path = tmp_path_factory.mktemp("models") / "sentiment.onnx"
+    path = tmp_path_factory.mktemp("models") / f"sentiment-{request.param}.onnx"
     write_atomic(bundle(seq, step, spec).SerializeToString(), path)
     return path
 

@@ -52,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-len", type=int, default=0, help="train on the first N words (0: whole reviews)")
     s.add_argument("--vectors", type=Path, default=None, help="initial word vectors, word2vec/GloVe text format")
     s.add_argument("--init", type=Path, default=None,
-                   help="start from a pretrained language model's checkpoint (train sentiment-lm)")
+                   help="start from a checkpoint: a language model (train sentiment-lm) gives its embedding and "
+                        "recurrent layers, a sentiment classifier also its head")
     s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
     s.add_argument("--init-lr-scale", type=float, default=1.0,
                    help="learning rate of the --init weights relative to --lr (0 freezes them)")
@@ -60,6 +61,13 @@ def parser() -> argparse.ArgumentParser:
                    help="also train the running prediction after every word with this weight")
     s.add_argument("--head-dropout", type=float, default=0.0,
                    help="dropout on the last hidden state before the classifier head")
+    s.add_argument("--pool", action="store_true",
+                   help="the head also reads the running mean and max of the hidden states")
+    s.add_argument("--ngram-buckets", type=int, default=0,
+                   help="the head also reads the mean weight of the word n-grams read, hashed into N buckets per order")
+    s.add_argument("--ngram-order", type=int, default=3, help="n-grams of orders 1..K (with --ngram-buckets)")
+    s.add_argument("--ngram-lr-scale", type=float, default=5.0,
+                   help="learning rate of the n-gram weights relative to --lr")
     lm = sub.add_parser("sentiment-lm", parents=[common],
                         help="pretrain a word-level language model on the unlabelled + training reviews")
     lm.add_argument("--embed", type=int, default=128, help="word embedding width")
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             vocab = tuple(init["input"]["vocab"]) if init else None
             text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
             config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
-                               vocab=text_spec.vocab_size, head_dropout=a.head_dropout)
+                               vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
+                               ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order)
             meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
     except (DataMissingError, DownloadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -146,8 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     model = build(config)
     shared: dict[str, torch.Tensor] = {}
     if init is not None:
-        shared = {k: v for k, v in init["state_dict"].items() if k.startswith(("inp.", "rnn."))}
+        # a language model gives its embedding and recurrent layers; a sentiment classifier also
+        # its head (and pooling), so that a readout can be trained on top of a trained model
+        prefixes = ("inp.", "rnn.", "head.") if init.get("task") == "sentiment" else ("inp.", "rnn.")
+        own = model.state_dict()
+        shared = {k: v for k, v in init["state_dict"].items() if k.startswith(prefixes) and k in own}
+        wrong = [k for k, v in shared.items() if v.shape != own[k].shape]
+        if wrong:
+            print(f"error: {a.init}: {', '.join(wrong)} do not fit this model's shape; use the same --cell, "
+                  f"--layers, --hidden, --embed (and --pool) as the run that wrote it", file=sys.stderr)
+            return 2
         model.load_state_dict(shared, strict=False)
+        if a.init_lr_scale == 0:  # frozen: no gradients at all, so nothing is computed for them
+            for name, param in model.named_parameters():
+                if name in shared:
+                    param.requires_grad_(False)
         print(f"init: {len(shared)} tensors from {a.init} ({init['metrics']})", file=sys.stderr)
     if getattr(a, "vectors", None):
         try:
@@ -162,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
           file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=getattr(a, "augment", 0),
-                     anytime=getattr(a, "anytime", 0.0), pretrained_lr_scale=getattr(a, "init_lr_scale", 1.0))
+                     anytime=getattr(a, "anytime", 0.0), pretrained_lr_scale=getattr(a, "init_lr_scale", 1.0),
+                     ngram_lr_scale=getattr(a, "ngram_lr_scale", 1.0))
     augment = shift_digits(args.augment) if args.augment else None
     model.to(a.device)
     fit(model, train, test, args, a.out, {**meta, "config": config.to_dict()}, resume=a.resume,

@@ -41,6 +41,7 @@ class TrainArgs:
     augment: int = 0  # task-specific augmentation strength (digits: max shift in pixels)
     anytime: float = 0.0  # weight of the mean loss over every step's output (early-exit training)
     pretrained_lr_scale: float = 1.0  # learning rate of the `pretrained` parameters, relative to `lr`
+    ngram_lr_scale: float = 1.0  # learning rate of an n-gram readout's weight table, relative to `lr`
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -164,18 +165,24 @@ def fit(
     `resume`, training continues from out/checkpoint.pt exactly where it stopped. `stop_after`
     ends the run after that many epochs, as an interruption would (resume it later). The
     parameters named in `pretrained` (loaded from a pretrained model) learn at
-    `args.pretrained_lr_scale` times the rate of the others (0 freezes them). The model
+    `args.pretrained_lr_scale` times the rate of the others (0 freezes them), an n-gram
+    readout's table at `args.ngram_lr_scale` times. The model
     trains on the device it is on (move it first); batches are moved there step by step.
     """
     torch.manual_seed(args.seed)
     device = model_device(model)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    groups: list[dict[str, Any]] = [{"params": trainable}]
-    if pretrained and args.pretrained_lr_scale != 1.0:
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        groups = [{"params": [p for n, p in named if n not in pretrained]},
-                  {"params": [p for n, p in named if n in pretrained], "lr": args.lr * args.pretrained_lr_scale}]
+
+    def lr_scale(name: str) -> float:
+        if name.startswith("ngram."):
+            return args.ngram_lr_scale
+        return args.pretrained_lr_scale if name in pretrained else 1.0
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    scales = sorted({lr_scale(n) for n, _ in named})  # one group per learning rate; usually one
+    groups: list[dict[str, Any]] = [{"params": [p for n, p in named if lr_scale(n) == f], "lr": args.lr * f}
+                                    for f in scales]
     opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     warmup = max(1, min(200, total // 10))

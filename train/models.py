@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from edgeinfer.spec import Readout, state_for
 
 RNN_TYPES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -24,19 +26,34 @@ class NetConfig:
     dropout: float = 0.0  # between stacked layers, and on word embeddings
     vocab: int = 0  # > 0: the input is token ids (B, T) int64, embedded by an nn.Embedding
     head_dropout: float = 0.0  # on the last layer's output before the classifier head (training only)
+    pool: bool = False  # the head also reads the running mean and max of the last layer's outputs
+    ngram_buckets: int = 0  # > 0 (token input): the head also reads the mean weight of the n-grams read
+    ngram_order: int = 3  # n-grams of orders 1..ngram_order (hashed into ngram_buckets per order >= 2)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
         return asdict(self)
 
+    @property
+    def readout(self) -> Readout:
+        """What the head reads besides the last hidden state (also recorded in the spec)."""
+        return Readout(self.pool, self.ngram_buckets, self.ngram_order)
+
 
 class RecurrentNet(nn.Module):
-    """Input layer -> stacked RNN/LSTM/GRU (batch_first) -> linear head on the last step."""
+    """Input layer -> stacked RNN/LSTM/GRU (batch_first) -> linear head on the last step.
+
+    With a readout (`pool`, `ngram_buckets`) the head also reads running summaries of every
+    step so far, carried in extra state tensors (see edgeinfer.spec.state_for), so the model
+    still streams one step at a time in constant memory.
+    """
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         if config.cell not in RNN_TYPES:
             raise ValueError(f"cell must be one of {', '.join(RNN_TYPES)}, not {config.cell!r}")
+        if config.ngram_buckets and (not config.vocab or config.ngram_order < 2):
+            raise ValueError("an n-gram readout needs token input (vocab > 0) and ngram_order >= 2")
         self.config = config
         self.inp: nn.Module
         if config.vocab:
@@ -52,17 +69,24 @@ class RecurrentNet(nn.Module):
             kwargs["nonlinearity"] = "tanh"
         self.rnn = RNN_TYPES[config.cell](width, config.hidden, **kwargs)
         self.head_drop = nn.Dropout(config.head_dropout)  # no weights: exported graphs are unchanged
-        self.head = nn.Linear(config.hidden, config.classes)
+        self.head = nn.Linear(config.hidden * (3 if config.pool else 1), config.classes)
+        self.cell_states = 2 if config.cell == "lstm" else 1
+        self.state_spec = state_for(config.cell, config.layers, config.hidden, config.readout)
+        if config.ngram_buckets:  # one weight per unigram id, then ngram_buckets per longer order
+            rows = config.vocab + (config.ngram_order - 1) * config.ngram_buckets
+            self.ngram = nn.Embedding(rows, 1)
+            nn.init.zeros_(self.ngram.weight)
+            self.ngram_head = nn.Linear(1, config.classes, bias=False)  # the mean weight -> logits
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """Names of the state tensors: ("h", "c") for lstm, ("h",) otherwise."""
-        return ("h", "c") if self.config.cell == "lstm" else ("h",)
+        """Names of the state tensors: ("h", "c") for lstm, ("h",) otherwise, then the readout's."""
+        return tuple(s.name for s in self.state_spec)
 
     def initial_state(self, batch: int) -> list[torch.Tensor]:
-        """Zero state tensors on the model's device, each (L, B, H)."""
-        c, device = self.config, self.head.weight.device
-        return [torch.zeros(c.layers, batch, c.hidden, device=device) for _ in self.state_names]
+        """The initial state tensors on the model's device, each (L, B, H) as the spec gives."""
+        device = self.head.weight.device
+        return [torch.from_numpy(s.initial_value(batch)).to(device) for s in self.state_spec]
 
     def forward(
         self, x: torch.Tensor, state: list[torch.Tensor] | None = None, lengths: torch.Tensor | None = None,
@@ -79,21 +103,92 @@ class RecurrentNet(nn.Module):
             state = self.initial_state(x.shape[0])
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
         inputs: Any = self.inp(x)  # (B, T, E)
-        if lengths is not None and exact_state:
+        packed = lengths is not None and exact_state
+        if packed:
             inputs = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, new = self.rnn(inputs, packed_state)  # out: (B, T, H) unless packed
         new_state = list(new) if self.config.cell == "lstm" else [new]
         if lengths is not None and not exact_state:
             last = out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
+        else:
+            last = new_state[0][-1]
+        readout = self.config.pool or self.config.ngram_buckets
+        if not readout:
             return self.head(self.head_drop(last)), new_state
-        return self.head(self.head_drop(new_state[0][-1])), new_state
+        if packed:  # padded steps come back as zeros; the readout masks them out
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        features, logits_add, extra = self._readout(x, out, lengths, state[self.cell_states:])
+        return self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add, new_state + extra
+
+    def _readout(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor | None,
+                 state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor | float, list[torch.Tensor]]:
+        """The readout's head features, its n-gram logits, and its next state tensors.
+
+        x (B, T[, F]); out (B, T, H), the last layer's outputs; `lengths` (B,) marks the real
+        steps of right-padded rows (None: all T); `state`: count[, pool_sum, pool_max][, ngram_sum,
+        prev] as state_for lists them.
+        """
+        batch, steps = out.shape[:2]
+        valid = torch.ones(batch, steps, dtype=torch.bool, device=out.device) if lengths is None else \
+            torch.arange(steps, device=out.device)[None, :] < lengths[:, None]  # (B, T)
+        real = valid.to(out.dtype)
+        count = state[0] + real.sum(1)[None, :, None]  # (1, B, 1)
+        denom = count[0].clamp(min=1.0)  # (B, 1)
+        features: list[torch.Tensor] = []
+        extra, rest = [count], state[1:]
+        if self.config.pool:
+            pool_sum = rest[0] + (out * real[:, :, None]).sum(1)[None]  # (1, B, H)
+            pool_max = torch.maximum(rest[1], out.masked_fill(~valid[:, :, None], -1.0).max(1).values[None])
+            features += [pool_sum[0] / denom, pool_max[0]]
+            extra += [pool_sum, pool_max]
+            rest = rest[2:]
+        logits_add: torch.Tensor | float = 0.0
+        if self.config.ngram_buckets:
+            weights, prev_next = self._ngram_weights(x, rest[1], lengths)  # (B, T), (order - 1, B, 1)
+            ngram_sum = rest[0] + (weights * real).sum(1)[None, :, None]  # (1, B, 1)
+            logits_add = self.ngram_head(ngram_sum[0] / denom)
+            extra += [ngram_sum, prev_next]
+        return features, logits_add, extra
+
+    def _ngram_weights(self, x: torch.Tensor, prev: torch.Tensor, lengths: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed weight of the n-grams ending at each step (B, T), and the next `prev`.
+
+        An n-gram's bucket is the polynomial hash of its ids, oldest first, modulo `ngram_buckets`
+        (reduced after every id, so int64 never overflows while buckets * vocab < 2**62); ids
+        before the text's start are 0 (padding).
+        """
+        c = self.config
+        context = c.ngram_order - 1
+        full = torch.cat([prev[:, :, 0].t().to(torch.int64), x], 1)  # (B, context + T), oldest first
+        steps = x.shape[1]
+        weights = self.ngram(x)[..., 0]  # unigrams: (B, T)
+        for back in range(1, context + 1):  # the n-gram of order back + 1 ending at each step
+            key = full[:, context - back: context - back + steps]
+            for i in range(context - back + 1, context + 1):
+                key = torch.remainder(key * c.vocab + full[:, i: i + steps], c.ngram_buckets)
+            weights = weights + self.ngram(c.vocab + (back - 1) * c.ngram_buckets + key)[..., 0]
+        ends = (torch.full_like(x[:, 0], steps) if lengths is None else lengths) + context  # (B,)
+        picks = ends[:, None] - context + torch.arange(context, device=x.device)[None, :]  # (B, context)
+        prev_next = torch.gather(full, 1, picks).t()[:, :, None].to(prev.dtype)
+        return weights, prev_next
 
     def every_step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits after every step of unpadded x (B, T[, F]) from the initial state. # (B, T, C)"""
-        packed_state: Any = tuple(self.initial_state(x.shape[0])) if self.config.cell == "lstm" else \
-            self.initial_state(x.shape[0])[0]
+        state = self.initial_state(x.shape[0])
+        packed_state: Any = tuple(state[:2]) if self.config.cell == "lstm" else state[0]
         out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)
-        return self.head(self.head_drop(out))
+        if not (self.config.pool or self.config.ngram_buckets):
+            return self.head(self.head_drop(out))
+        seen = torch.arange(1, x.shape[1] + 1, device=out.device, dtype=out.dtype)[None, :, None]  # (1, T, 1)
+        features = [out]
+        if self.config.pool:  # hidden states lie in (-1, 1), above the initial max of -1
+            features += [out.cumsum(1) / seen, out.cummax(1).values]
+        logits = self.head(self.head_drop(torch.cat(features, 2)))
+        if self.config.ngram_buckets:
+            weights, _ = self._ngram_weights(x, state[-1], None)  # (B, T)
+            logits = logits + self.ngram_head(weights.cumsum(1)[:, :, None] / seen)
+        return logits
 
 
 def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:

@@ -1,0 +1,127 @@
+"""The readout (pooled states, hashed n-grams): streams exactly, pads exactly, hashes as documented,
+trains on top of a frozen classifier, exports with parity."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgeinfer import Model
+from edgeinfer.spec import Readout, state_for
+from export.graphs import export_graphs
+from export.parity import FP32_TOLERANCE, padding_error, parity_error
+from export.quantize import quantize
+from tests.conftest import tiny_sentiment_net
+from tests.train.test_sentiment import _train, write_tiny_imdb
+from train.loop import load_checkpoint
+from train.models import NetConfig, build
+
+CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
+VOCAB, BUCKETS = 50, 97
+
+
+def _net(cell: str, layers: int, pool: bool = True, buckets: int = BUCKETS):
+    torch.manual_seed(0)
+    net = build(NetConfig(cell, 8, 6, layers, 2, vocab=VOCAB, pool=pool, ngram_buckets=buckets)).eval()
+    if buckets:
+        with torch.no_grad():
+            net.ngram.weight.normal_()
+    return net
+
+
+@pytest.mark.parametrize("cell,layers", CASES)
+def test_chunks_steps_and_padding_equal_whole_rows(cell: str, layers: int) -> None:
+    net = _net(cell, layers)
+    x = torch.randint(2, VOCAB, (3, 11))
+    lengths = torch.tensor([11, 4, 7])
+    with torch.no_grad():
+        y_all, s_all = net(x, lengths=lengths, exact_state=True)
+        y_train, _ = net(x, lengths=lengths)  # the padded training path gives the same logits
+        assert (y_train - y_all).abs().max() <= 1e-6
+        for b in range(3):
+            row = x[b:b + 1, :lengths[b]]
+            _, first = net(row[:, :3])
+            y_two, s_two = net(row[:, 3:], first)  # two chunks, the state carried between them
+            state = None
+            for t in range(row.shape[1]):
+                y_step, state = net(row[:, t:t + 1], state)
+            for y in (y_two, y_step, net.every_step(row)[:, -1]):
+                assert (y[0] - y_all[b]).abs().max() <= 1e-5
+            for whole, two, stepped in zip(s_all, s_two, state):
+                assert (whole[:, b] - two[:, 0]).abs().max() <= 1e-5
+                assert (whole[:, b] - stepped[:, 0]).abs().max() <= 1e-5
+    names = [s.name for s in state_for(cell, layers, 6, net.config.readout)]
+    assert names[-5:] == ["count", "pool_sum", "pool_max", "ngram_sum", "prev"]
+    assert [tuple(s.shape) for s in s_all[-5:]] == [(1, 3, 1), (1, 3, 6), (1, 3, 6), (1, 3, 1), (2, 3, 1)]
+    assert s_all[-5][0, :, 0].tolist() == [11, 4, 7]  # count: the real steps of each row
+    assert s_all[-1][:, 1, 0].tolist() == x[1, 2:4].tolist()  # prev: the last two ids, oldest first
+
+
+def test_ngram_buckets_are_the_documented_hash() -> None:
+    net = _net("gru", 1, pool=False)
+    table = net.ngram.weight[:, 0].detach()
+    ids = [5, 7, 9, 7]
+    p2, p1, want = 0, 0, []
+    for x in ids:  # uni, bi, tri: ((p2 * V + p1) * V + x) mod buckets, start padded with id 0
+        bi = (p1 * VOCAB + x) % BUCKETS
+        tri = ((p2 * VOCAB + p1) * VOCAB + x) % BUCKETS
+        want.append(float(table[x] + table[VOCAB + bi] + table[VOCAB + BUCKETS + tri]))
+        p2, p1 = p1, x
+    got, prev = net._ngram_weights(torch.tensor([ids]), torch.zeros(2, 1, 1), None)
+    assert got[0].tolist() == pytest.approx(want, abs=1e-6)
+    assert prev[:, 0, 0].tolist() == [9, 7]
+    with torch.no_grad():  # the head reads the mean weight of the n-grams read
+        y, state = net(torch.tensor([ids]))
+    assert float(state[-2][0, 0, 0]) == pytest.approx(sum(want), abs=1e-5)
+
+
+@pytest.mark.parametrize("cell,layers", CASES)
+def test_readout_export_parity(cell: str, layers: int) -> None:
+    net, spec = tiny_sentiment_net(True, layers, cell)
+    assert spec.readout == Readout(True, 101, 3)
+    seq, step = export_graphs(net, spec)
+    assert parity_error(net, seq, step, spec, steps=40) <= FP32_TOLERANCE
+    assert padding_error(seq, spec, net.config.vocab) <= 1e-6
+
+
+def test_int8_readout_keeps_heads_fp32_and_rows_independent() -> None:
+    net, spec = tiny_sentiment_net(True, 1, "gru")
+    seq, step = export_graphs(net, spec)
+    seq8 = quantize(seq, "gru")
+    quantized = {i for n in seq8.graph.node if n.op_type == "DequantizeLinear" for i in n.input}
+    assert any("ngram" in name for name in quantized)  # the n-gram table is int8
+    assert not any("head" in n.name for n in seq8.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeLinear"))
+    assert padding_error(seq8, spec, net.config.vocab) <= 1e-6  # no batch-wide activation scale
+
+
+def test_readout_trains_on_a_frozen_classifier(tmp_path) -> None:
+    write_tiny_imdb(tmp_path / "data")
+    _train(tmp_path / "data", tmp_path / "base", "--cell", "gru", "--epochs", "1")
+    base = load_checkpoint(tmp_path / "base" / "checkpoint.pt")
+    _train(tmp_path / "data", tmp_path / "ngram", "--cell", "gru", "--epochs", "4", "--lr", "0.02",
+           "--init", str(tmp_path / "base" / "checkpoint.pt"), "--init-lr-scale", "0", "--ngram-buckets", "1009")
+    run = load_checkpoint(tmp_path / "ngram" / "checkpoint.pt")
+    for name in ("inp.0.weight", "rnn.weight_hh_l0", "head.weight", "head.bias"):  # the head came along, frozen
+        assert torch.equal(run["state_dict"][name], base["state_dict"][name]), name
+    assert run["state_dict"]["ngram.weight"].abs().max() > 0  # the readout learnt
+    assert run["metrics"]["test_accuracy"] >= 0.95
+    import export.__main__ as ex
+    assert ex.main([str(tmp_path / "ngram" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "s",
+                    "--data", str(tmp_path / "data")]) == 0
+    for precision in ("fp32", "int8"):
+        model = Model(tmp_path / "m" / f"s-{precision}.onnx")
+        assert model.spec.readout == Readout(False, 1009, 3)
+        texts = ["a great movie , loved it", "awful acting , hated it"]
+        probs = model.predict(texts)
+        assert probs[0, 1] > 0.5 > probs[1, 1]
+        stream = model.text_stream()
+        stream.feed(texts[0])
+        assert np.abs(stream.finish() - probs[0]).max() <= 1e-5
+    # a checkpoint of another shape is one clear error
+    assert _fails(tmp_path, "--hidden", "16")
+
+
+def _fails(tmp_path, *extra: str) -> bool:
+    from train.__main__ import main as train_main
+    return train_main(["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "bad"), "--embed", "8",
+                       "--min-count", "1", "--init", str(tmp_path / "base" / "checkpoint.pt"), *extra]) == 2
