@@ -9,6 +9,10 @@ from edgeinfer.preprocess.image import normalize
 from train.data import DataMissingError, data_dir, load_imdb
 
 DIGITS_FLOOR = 0.991  # the shipped int8 digits LSTM; fp32 reached >= 99.2%
+# int8 kernels differ between CPUs (AVX2 vs AVX-512 VNNI): the int8 LSTM read 99.25% where it was
+# exported (AVX2) and 99.28% on an AVX-512 VNNI machine, so the export's figure is matched within
+# a few examples, not exactly
+EXPORT_MATCH = 0.001
 
 
 def test_digits_accuracy_on_all_10000_mnist_test_images(mnist_test) -> None:
@@ -19,12 +23,12 @@ def test_digits_accuracy_on_all_10000_mnist_test_images(mnist_test) -> None:
     predicted = np.concatenate([model.predict(x[i : i + 250]).argmax(1) for i in range(0, len(x), 250)])
     accuracy = float((predicted == labels).mean())
     assert accuracy >= DIGITS_FLOOR
-    assert abs(accuracy - model.spec.metrics["test_accuracy"]) < 1e-9  # as measured at export
+    assert abs(accuracy - model.spec.metrics["test_accuracy"]) <= EXPORT_MATCH  # as measured at export
     assert model.spec.metrics["fp32_test_accuracy"] >= 0.992
     assert model.spec.metrics["fp32_test_accuracy"] - accuracy <= 0.002
 
 
-SENTIMENT_FLOOR = 0.885  # the shipped int8 GRU reads 88.99%; issue 3's target (92%) is not reached yet
+SENTIMENT_FLOOR = 0.905  # the shipped int8 GRU + n-gram readout reads 90.89%; issue 3 asks 92% (not reached yet)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def test_sentiment_accuracy_on_all_25000_imdb_test_reviews(imdb_test) -> None:
     probs = model.predict(texts)  # every review read whole
     accuracy = float((probs.argmax(1) == labels).mean())
     assert accuracy >= SENTIMENT_FLOOR
-    assert abs(accuracy - model.spec.metrics["test_accuracy"]) < 1e-9  # as measured at export
+    assert abs(accuracy - model.spec.metrics["test_accuracy"]) <= EXPORT_MATCH  # as measured at export
     assert model.spec.metrics["test_reviews"] == 25000
     assert model.spec.metrics["fp32_test_accuracy"] - accuracy <= 0.005  # int8 within 0.5 points
     assert model.path.stat().st_size <= 5_000_000

@@ -13,6 +13,7 @@ from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
 from train.models import NetConfig, build, count_parameters
+from train.stack import stack
 from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
                          load_vectors,
                          sentiment_data, shift_digits)
@@ -68,6 +69,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ngram-order", type=int, default=3, help="n-grams of orders 1..K (with --ngram-buckets)")
     s.add_argument("--ngram-lr-scale", type=float, default=5.0,
                    help="learning rate of the n-gram weights relative to --lr")
+    s.add_argument("--holdout", type=int, default=0,
+                   help="withhold N training reviews (a fixed pick) from training, for `train stack`")
+    s.add_argument("--ngram-alone", action="store_true",
+                   help="train only the n-gram readout, on its own logits (the rest stays frozen)")
     lm = sub.add_parser("sentiment-lm", parents=[common],
                         help="pretrain a word-level language model on the unlabelled + training reviews")
     lm.add_argument("--embed", type=int, default=128, help="word embedding width")
@@ -76,6 +81,12 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--bptt", type=int, default=64, help="steps per truncated back-propagation window")
     lm.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
     lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
+    st = sub.add_parser("stack", help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
+    st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment --ngram-alone`")
+    st.add_argument("--holdout", type=int, required=True, help="the same N as the training runs")
+    st.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
+    st.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    st.add_argument("--out", required=True, type=Path)
     c = sub.add_parser("characters", parents=[common], help="character language model on a UTF-8 text")
     c.add_argument("--text", type=Path, default=None, help="default: DATA/text/tinyshakespeare.txt")
     c.add_argument("--embed", type=int, default=64, help="character embedding width")
@@ -130,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     root = data_dir(a.data)
     init = load_checkpoint(a.init) if getattr(a, "init", None) else None
     try:
-        a.device = resolve_device(a.device)
+        a.device = resolve_device(getattr(a, "device", "cpu"))
         if a.task == "sentiment-lm":
             return pretrain(a, root)
+        if a.task == "stack":
+            text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
+            stack(a.init, train.split_holdout(a.holdout)[1], test, a.out)
+            return 0
         if a.task == "characters":
             return characters(a, root)
         if a.task == "digits":
@@ -144,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             vocab = tuple(init["input"]["vocab"]) if init else None
             text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
+            if a.ngram_alone and not a.ngram_buckets:
+                raise ValueError("--ngram-alone needs --ngram-buckets N")
+            if a.holdout:
+                train, held = train.split_holdout(a.holdout)
+                print(f"holdout: training on {len(train):,} of {len(train) + len(held):,} reviews", file=sys.stderr)
             config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
                                vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
                                ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order)
@@ -155,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     model = build(config)
     shared: dict[str, torch.Tensor] = {}
     if init is not None:
-        # a language model gives its embedding and recurrent layers; a sentiment classifier also
-        # its head (and pooling), so that a readout can be trained on top of a trained model
-        prefixes = ("inp.", "rnn.", "head.") if init.get("task") == "sentiment" else ("inp.", "rnn.")
+        # a language model gives its embedding and recurrent layers; a sentiment classifier every
+        # tensor this model shares with it (head, n-gram readout), for the stacking stages
         own = model.state_dict()
-        shared = {k: v for k, v in init["state_dict"].items() if k.startswith(prefixes) and k in own}
+        shared = {k: v for k, v in init["state_dict"].items() if k in own and (
+            init.get("task") == "sentiment" or k.startswith(("inp.", "rnn.")))}
         wrong = [k for k, v in shared.items() if v.shape != own[k].shape]
         if wrong:
             print(f"error: {a.init}: {', '.join(wrong)} do not fit this model's shape; use the same --cell, "
@@ -171,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
                 if name in shared:
                     param.requires_grad_(False)
         print(f"init: {len(shared)} tensors from {a.init} ({init['metrics']})", file=sys.stderr)
+    if getattr(a, "ngram_alone", False):  # the n-gram readout learns on its own; the rest stays as it is
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(("ngram.", "ngram_head.")))
+        model.ngram_alone = True
     if getattr(a, "vectors", None):
         try:
             table, found = load_vectors(a.vectors, text_spec.vocab, a.embed)

@@ -72,6 +72,9 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(config.hidden * (3 if config.pool else 1), config.classes)
         self.cell_states = 2 if config.cell == "lstm" else 1
         self.state_spec = state_for(config.cell, config.layers, config.hidden, config.readout)
+        # training only (never exported): the logits of the n-gram readout alone, so that its
+        # table can learn on its own before the heads are stacked (train sentiment --ngram-alone)
+        self.ngram_alone = False
         if config.ngram_buckets:  # one weight per unigram id, then ngram_buckets per longer order
             rows = config.vocab + (config.ngram_order - 1) * config.ngram_buckets
             self.ngram = nn.Embedding(rows, 1)
@@ -101,6 +104,8 @@ class RecurrentNet(nn.Module):
         """
         if state is None:
             state = self.initial_state(x.shape[0])
+        if self.ngram_alone:
+            return self._ngram_alone(x, state, lengths)
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
         inputs: Any = self.inp(x)  # (B, T, E)
         packed = lengths is not None and exact_state
@@ -119,6 +124,17 @@ class RecurrentNet(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         features, logits_add, extra = self._readout(x, out, lengths, state[self.cell_states:])
         return self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add, new_state + extra
+
+    def _ngram_alone(self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Training only: the n-gram readout's logits on their own (B, C); the state is returned as it came."""
+        if not self.config.ngram_buckets:
+            raise ValueError("ngram_alone needs an n-gram readout (ngram_buckets > 0)")
+        weights, _ = self._ngram_weights(x, state[-1], lengths)  # (B, T)
+        steps = x.shape[1]
+        counts = torch.full_like(weights[:, 0], steps) if lengths is None else lengths.to(weights.dtype)
+        valid = torch.arange(steps, device=x.device)[None, :] < counts[:, None]
+        return self.ngram_head(((weights * valid).sum(1) / counts.clamp(min=1.0))[:, None]), state
 
     def _readout(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor | None,
                  state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor | float, list[torch.Tensor]]:
@@ -175,6 +191,8 @@ class RecurrentNet(nn.Module):
 
     def every_step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits after every step of unpadded x (B, T[, F]) from the initial state. # (B, T, C)"""
+        if self.ngram_alone:
+            raise ValueError("every-step training (--anytime) does not combine with ngram_alone")
         state = self.initial_state(x.shape[0])
         packed_state: Any = tuple(state[:2]) if self.config.cell == "lstm" else state[0]
         out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)

@@ -49,6 +49,7 @@ def digits_meta() -> dict[str, Any]:
 
 
 SENTIMENT_LABELS = ("negative", "positive")
+HOLDOUT_SEED = 20111  # the held-out training reviews (--holdout) are the same whatever --seed says
 
 
 class TokenData:
@@ -62,6 +63,17 @@ class TokenData:
 
     def __len__(self) -> int:
         return len(self.seqs)
+
+    def subset(self, idx: np.ndarray) -> "TokenData":
+        """The examples at `idx`, in that order."""
+        return TokenData([self.seqs[i] for i in idx], self.y.numpy()[idx])
+
+    def split_holdout(self, count: int) -> tuple["TokenData", "TokenData"]:
+        """(the rest, `count` held-out examples): a fixed random pick, the same in every run."""
+        if not 0 < count < len(self):
+            raise ValueError(f"--holdout must be between 1 and {len(self) - 1}, got {count}")
+        pick = np.random.default_rng(HOLDOUT_SEED).permutation(len(self))
+        return self.subset(np.sort(pick[count:])), self.subset(np.sort(pick[:count]))
 
     def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Right-padded ids (B, T) with their lengths (B,), and labels."""

@@ -125,3 +125,42 @@ def _fails(tmp_path, *extra: str) -> bool:
     from train.__main__ import main as train_main
     return train_main(["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "bad"), "--embed", "8",
                        "--min-count", "1", "--init", str(tmp_path / "base" / "checkpoint.pt"), *extra]) == 2
+
+
+def test_stacking_stages_train_one_part_each(tmp_path) -> None:
+    """--holdout, then --ngram-alone, then `train stack`: each stage changes only its own tensors."""
+    from train.__main__ import main as train_main
+    write_tiny_imdb(tmp_path / "data")
+    hold = ["--holdout", "16"]
+    _train(tmp_path / "data", tmp_path / "a", "--cell", "gru", "--epochs", "1", *hold)
+    _train(tmp_path / "data", tmp_path / "b", "--cell", "gru", "--epochs", "3", "--lr", "0.02", *hold,
+           "--init", str(tmp_path / "a" / "checkpoint.pt"), "--ngram-buckets", "1009", "--ngram-alone")
+    assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt"),
+                       *hold, "--out", str(tmp_path / "c")]) == 0
+    a, b, c = (load_checkpoint(tmp_path / s / "checkpoint.pt") for s in "abc")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])  # b kept a ...
+    assert b["state_dict"]["ngram.weight"].abs().max() > 0  # ... and trained the n-grams alone
+    assert b["metrics"]["test_accuracy"] >= 0.95  # the n-grams alone separate the tiny reviews
+    heads = {"head.weight", "head.bias", "ngram_head.weight"}
+    assert all(torch.equal(b["state_dict"][k], c["state_dict"][k]) for k in b["state_dict"] if k not in heads)
+    w = c["stack"]
+    assert w["holdout_reviews"] == 16 and w["alpha"] > 0 and w["beta"] > 0
+    assert torch.allclose(c["state_dict"]["head.weight"], w["alpha"] * b["state_dict"]["head.weight"])
+    assert torch.allclose(c["state_dict"]["ngram_head.weight"], w["beta"] * b["state_dict"]["ngram_head.weight"])
+    assert c["metrics"]["test_accuracy"] >= 0.95 and c["config"] == b["config"]
+    bad = ["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--min-count", "1"]
+    assert train_main([*bad, "--ngram-alone"]) == 2  # needs --ngram-buckets
+    assert train_main([*bad, "--holdout", "100000"]) == 2  # more than the training split
+    assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "a" / "checkpoint.pt"),
+                       *hold, "--out", str(tmp_path / "y")]) == 2  # no n-gram readout to stack
+
+
+def test_holdout_is_a_fixed_pick() -> None:
+    from train.tasks import TokenData
+    data = TokenData([np.array([i + 2]) for i in range(10)], np.arange(10) % 2)
+    rest, held = data.split_holdout(3)
+    again_rest, again_held = data.split_holdout(3)
+    assert len(rest) == 7 and len(held) == 3
+    ids = sorted(int(s[0]) for s in rest.seqs + held.seqs)
+    assert ids == list(range(2, 12))  # a partition of the examples
+    assert [s.tolist() for s in held.seqs] == [s.tolist() for s in again_held.seqs]
