@@ -96,6 +96,7 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None,
             "train_seconds": round(float(ckpt["train_seconds"]), 1),
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
             "exporter": "torch.onnx.export(dynamo=False)", "exported": dt.date.today().isoformat(),
+            **({"stack": ckpt["stack"]} if "stack" in ckpt else {}),  # weights fitted by `train stack`
         },
     )
     seq, step = export_graphs(net, spec)

@@ -81,6 +81,17 @@ def classify_image(
         raise typer.Exit(1)
 
 
+def _describe_readout(spec: ModelSpec) -> str:
+    """What the head reads besides the last hidden state, for `info`."""
+    parts = []
+    if spec.readout.pool:
+        parts.append("mean and max of the hidden states")
+    if spec.readout.ngram_buckets:
+        parts.append(f"hashed word 1-{spec.readout.ngram_order}-grams ({spec.readout.ngram_buckets:,} buckets "
+                     "per order >= 2)")
+    return f"; the head also reads the {' and '.join(parts)}" if parts else ""
+
+
 def _describe_input(spec: ModelSpec) -> str:
     inp = spec.input
     if isinstance(inp, CharInput):
@@ -122,7 +133,7 @@ def info(
         f"task          {spec.task}; " + (f"{spec.classes} classes: next character over the vocabulary"
                                           if isinstance(spec.input, CharInput) else f"labels {', '.join(spec.labels)}"),
         f"input         {_describe_input(spec)}",
-        f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}",
+        f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}" + _describe_readout(spec),
         f"state         {state}",
         f"graphs        sequence {spec.io.seq_input} {io_x}{io_len}; step {spec.io.step_input} {io_step}; "
         f"output {spec.io.output} (B, {spec.classes})"
@@ -132,7 +143,7 @@ def info(
         "metrics       " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in spec.metrics.items()),
         "provenance    " + ", ".join(f"{k} {v}" for k, v in spec.provenance.items()
-                                     if k not in ("config", "train_args")),
+                                     if k not in ("config", "train_args", "stack")),
         f"format        {spec.format_version}",
     ] + ([f"sessions      both graphs loaded on {sessions}"] if sessions else [])
     print("\n".join(lines))

@@ -136,3 +136,16 @@ def test_cli_huge_text_on_stdin(sentiment_model) -> None:
     assert json.loads(out.stdout)["words"] == 2_500_000
     peak_mb = int(out.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb < 150, peak_mb  # streamed in 64 kB chunks: the 11 MB text is never held whole
+
+
+def test_cli_info_names_the_readout(sentiment_model) -> None:
+    out = run_cli("info", str(sentiment_model))
+    assert out.returncode == 0, out.stderr
+    model_line = next(line for line in out.stdout.splitlines() if line.startswith("model "))
+    if Model(sentiment_model).spec.readout.ngram_buckets:
+        assert model_line.endswith("the head also reads the mean and max of the hidden states and hashed word "
+                                   "1-3-grams (101 buckets per order >= 2)")
+        assert "prev->prev_next (2, B, 1) float32=0" in out.stdout
+        assert "pool_max->pool_max_next (1, B, 12) float32=-1" in out.stdout
+    else:
+        assert model_line == "model         gru x2, hidden 12"
