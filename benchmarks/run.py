@@ -75,6 +75,8 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
     cells = torch_cells(net)
     state = net.initial_state(1)
 
+    readout = net.config.pool or net.config.ngram_buckets
+
     @torch.no_grad()
     def cell_step() -> torch.Tensor:
         inp = net.inp(x)
@@ -84,6 +86,8 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
             else:
                 h = cell(inp, state[0][k])
             inp = h
+        if readout:  # the model's own one-step readout (pooling, n-gram lookups) after the cells
+            return torch.softmax(net.step_readout(x, inp, state[net.cell_states:])[0], -1)
         return torch.softmax(net.head(inp), -1)
 
     @torch.no_grad()

@@ -54,7 +54,7 @@ class StepGraph(SequenceGraph):
     """
 
     def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y, *new = super().forward(x.unsqueeze(1), *state)
+        y, new = self.net.step(x, list(state))
         return (y, *new, torch.softmax(y, dim=-1))
 
 

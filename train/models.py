@@ -125,6 +125,49 @@ class RecurrentNet(nn.Module):
         features, logits_add, extra = self._readout(x, out, lengths, state[self.cell_states:])
         return self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add, new_state + extra
 
+    def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One time step, x (B, F) or token ids (B,): the step graph's computation.
+
+        Equal to `forward(x[:, None], state)`; with a readout it is written for one step, so that
+        the exported step graph has a few nodes where the sequence path's masks and slices would
+        add dozens, each with its own per-call cost.
+        """
+        if self.ngram_alone or not (self.config.pool or self.config.ngram_buckets):
+            return self.forward(x.unsqueeze(1), state)
+        k = self.cell_states
+        packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
+        out, new = self.rnn(self.inp(x.unsqueeze(1)), packed_state)
+        new_state = list(new) if self.config.cell == "lstm" else [new]
+        y, extra = self.step_readout(x, out[:, 0], state[k:])
+        return y, new_state + extra
+
+    def step_readout(self, x: torch.Tensor, h: torch.Tensor, state: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits (B, C) and next readout state of one step, from the step's input x (B,)
+        and the last layer's new hidden state h (B, H); `state` is the readout's part of the state."""
+        c = self.config
+        count = state[0] + 1.0  # (1, B, 1), >= 1
+        features, extra, rest = [h], [count], state[1:]
+        if c.pool:
+            pool_sum, pool_max = rest[0] + h[None], torch.maximum(rest[1], h[None])
+            features += [pool_sum[0] / count[0], pool_max[0]]
+            extra += [pool_sum, pool_max]
+            rest = rest[2:]
+        y = self.head(self.head_drop(torch.cat(features, 1)))
+        if c.ngram_buckets:
+            context = c.ngram_order - 1
+            ids = torch.cat([rest[1][:, :, 0].t().to(torch.int64), x[:, None]], 1)  # (B, context + 1)
+            rows = [x]
+            for back in range(1, context + 1):  # the same hash as _ngram_weights
+                key = ids[:, context - back]
+                for i in range(context - back + 1, context + 1):
+                    key = torch.remainder(key * c.vocab + ids[:, i], c.ngram_buckets)
+                rows.append(c.vocab + (back - 1) * c.ngram_buckets + key)
+            ngram_sum = rest[0] + self.ngram(torch.stack(rows, 1)).sum(1)[None]  # (1, B, 1)
+            y = y + self.ngram_head(ngram_sum[0] / count[0])
+            extra += [ngram_sum, ids[:, 1:].t()[:, :, None].to(rest[1].dtype)]
+        return y, extra
+
     def _ngram_alone(self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Training only: the n-gram readout's logits on their own (B, C); the state is returned as it came."""

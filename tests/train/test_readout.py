@@ -42,9 +42,12 @@ def test_chunks_steps_and_padding_equal_whole_rows(cell: str, layers: int) -> No
             row = x[b:b + 1, :lengths[b]]
             _, first = net(row[:, :3])
             y_two, s_two = net(row[:, 3:], first)  # two chunks, the state carried between them
-            state = None
+            state = stepped = net.initial_state(1)
             for t in range(row.shape[1]):
                 y_step, state = net(row[:, t:t + 1], state)
+                y_one, stepped = net.step(row[:, t], stepped)  # the step graph's own path
+                assert (y_one - y_step).abs().max() <= 1e-5
+                assert all((a - b).abs().max() <= 1e-5 for a, b in zip(state, stepped))
             for y in (y_two, y_step, net.every_step(row)[:, -1]):
                 assert (y[0] - y_all[b]).abs().max() <= 1e-5
             for whole, two, stepped in zip(s_all, s_two, state):
