@@ -68,7 +68,7 @@ def fp32_file(net: RecurrentNet, model: edgeinfer.Model, folder: Path) -> Path:
 
 
 def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
-    """a. step latency at batch 1, one thread; a2. chunked feeding; b. StreamBatch."""
+    """a. step latency at batch 1, one thread; a2. chunked feeding."""
     torch.set_num_threads(1)
     lat = step_latency(model)
     x = torch.from_numpy(example_steps(model, 1)[:, 0])
@@ -112,6 +112,10 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
     fed, floor = chunk_step_us(model, min(steps, 28))
     row("a2. chunked streaming", name, f"Stream.feed of {min(steps, 28)} steps, per step", f"{fed:.2f} µs",
         f"{fed / floor:.2f}x one full-sequence call ({floor:.2f} µs/step)", "≤ 1.5x")
+
+
+def bench_batch(name: str, model: edgeinfer.Model) -> None:
+    """b. StreamBatch of 1,024 streams (every core) against stepping them one by one."""
     model_all = edgeinfer.load(model.path, intra_op_threads=0)
     together, alone = batch_step_rates(model_all, 1024)
     row("b. StreamBatch, 1,024 streams", name, "stream-steps/s", f"{together:,.0f}",
@@ -199,12 +203,18 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer batch sizes in section c")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for name in a.models:
+        # every model's single-thread step latencies first (measured after the multi-threaded
+        # sections, a model's steps read up to 2x slower than alone)
+        models = {name: edgeinfer.load(name) for name in a.models}
+        nets = {name: torch_net(model) for name, model in models.items()}
+        for name, model in models.items():
+            print(f"{name}: steps ...", file=sys.stderr, flush=True)
+            bench_steps(name, model, nets[name])
+        for name, model in models.items():
             print(f"{name} ...", file=sys.stderr, flush=True)
-            model = edgeinfer.load(name)
-            net = torch_net(model)
+            net = nets[name]
             fp32 = fp32_file(net, model, Path(tmp))
-            bench_steps(name, model, net)
+            bench_batch(name, model)
             bench_sequences(name, model, net, fp32, a.quick)
             size8, size32 = model.path.stat().st_size, fp32.stat().st_size
             row("e. file size", name, "int8 / fp32 bytes", f"{size8:,} / {size32:,}", f"{size8 / size32:.0%}",

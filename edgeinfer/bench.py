@@ -49,23 +49,38 @@ def example_steps(model: Model, steps: int, batch: int = 1, seed: int = 0) -> np
     return rng.standard_normal((batch, steps, model.spec.input_size)).astype(np.float32)
 
 
-def step_latency(model: Model) -> dict[str, Timing]:
-    """One step at batch 1 on the step graph: Stream.step, bare session.run, bare IOBinding."""
+def step_latency(model: Model, rounds: int = 10, calls: int = 200) -> dict[str, Timing]:
+    """One step at batch 1 on the step graph: Stream.step, bare session.run, bare IOBinding.
+
+    The three are timed in turns (`rounds` rounds of `calls` calls each), so that a slow spell of
+    a shared machine falls on all three alike and their ratios stay fair.
+    """
     x = example_steps(model, 1)[:, 0]  # (1, F) or (1,)
     stream = model.stream()
     one = x[0] if x.ndim == 2 else int(x[0])
-    out = {"Stream.step": time_calls(lambda: stream.step(one))}
     session = model.step_session
     feeds = {model.spec.io.step_input: x, **model.spec.initial_state(1)}
-    out["session.run"] = time_calls(lambda: session.run(None, feeds))
     binding = session.io_binding()
     values = [ort.OrtValue.ortvalue_from_numpy(v) for v in feeds.values()]
     for name, v in zip(feeds, values):
         binding.bind_ortvalue_input(name, v)
     for o in session.get_outputs():
         binding.bind_output(o.name)
-    out["IOBinding"] = time_calls(lambda: session.run_with_iobinding(binding))
-    return out
+    fns: dict[str, Callable[[], object]] = {
+        "Stream.step": lambda: stream.step(one), "session.run": lambda: session.run(None, feeds),
+        "IOBinding": lambda: session.run_with_iobinding(binding)}
+    clock = time.perf_counter_ns
+    times: dict[str, list[int]] = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(100):  # warm-up
+            fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(calls):
+                t0 = clock()
+                fn()
+                times[name].append(clock() - t0)
+    return {k: Timing(float(np.median(v)) / 1000.0, float(np.percentile(v, 99)) / 1000.0) for k, v in times.items()}
 
 
 def chunk_step_us(model: Model, steps: int) -> tuple[float, float]:
