@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
             if a.ngram_alone and not a.ngram_buckets:
                 raise ValueError("--ngram-alone needs --ngram-buckets N")
+            if a.ngram_alone and a.anytime:
+                raise ValueError("--ngram-alone trains the n-gram readout on its own; leave out --anytime")
             if a.holdout:
                 train, held = train.split_holdout(a.holdout)
                 print(f"holdout: training on {len(train):,} of {len(train) + len(held):,} reviews", file=sys.stderr)

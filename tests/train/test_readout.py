@@ -153,6 +153,7 @@ def test_stacking_stages_train_one_part_each(tmp_path) -> None:
     assert c["metrics"]["test_accuracy"] >= 0.95 and c["config"] == b["config"]
     bad = ["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--min-count", "1"]
     assert train_main([*bad, "--ngram-alone"]) == 2  # needs --ngram-buckets
+    assert train_main([*bad, "--ngram-alone", "--ngram-buckets", "7", "--anytime", "0.5"]) == 2
     assert train_main([*bad, "--holdout", "100000"]) == 2  # more than the training split
     assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "a" / "checkpoint.pt"),
                        *hold, "--out", str(tmp_path / "y")]) == 2  # no n-gram readout to stack
@@ -167,3 +168,16 @@ def test_holdout_is_a_fixed_pick() -> None:
     ids = sorted(int(s[0]) for s in rest.seqs + held.seqs)
     assert ids == list(range(2, 12))  # a partition of the examples
     assert [s.tolist() for s in held.seqs] == [s.tolist() for s in again_held.seqs]
+
+
+def test_stack_weights_recover_a_known_mixture() -> None:
+    """Labels drawn from softmax(2 * head + 0.5 * ngrams + bias): the fit finds those weights."""
+    from train.stack import fit_weights
+    gen = torch.Generator().manual_seed(0)
+    head, ngrams = torch.randn(40_000, 2, generator=gen), torch.randn(40_000, 2, generator=gen)
+    bias = torch.tensor([0.3, -0.3])
+    probs = torch.softmax(2.0 * head + 0.5 * ngrams + bias, 1)
+    labels = torch.multinomial(probs, 1, generator=gen)[:, 0]
+    alpha, beta, fitted = fit_weights(head, ngrams, labels)
+    assert alpha == pytest.approx(2.0, abs=0.1) and beta == pytest.approx(0.5, abs=0.05)
+    assert float(fitted[0] - fitted[1]) == pytest.approx(0.6, abs=0.06)  # only the difference is identified
