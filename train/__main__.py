@@ -83,7 +83,9 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
     st = sub.add_parser("stack", help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
     st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment --ngram-alone`")
-    st.add_argument("--holdout", type=int, required=True, help="the same N as the training runs")
+    st.add_argument("--holdout", type=int, default=0, help="fit on the held-out reviews: the same N as the training runs")
+    st.add_argument("--weights", type=Path, default=None,
+                    help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
     st.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
     st.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     st.add_argument("--out", required=True, type=Path)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             return pretrain(a, root)
         if a.task == "stack":
             text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
-            stack(a.init, train.split_holdout(a.holdout)[1], test, a.out)
+            stack(a.init, train.split_holdout(a.holdout)[1] if a.holdout else None, test, a.out, a.weights)
             return 0
         if a.task == "characters":
             return characters(a, root)

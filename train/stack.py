@@ -55,23 +55,41 @@ def fit_weights(head: torch.Tensor, ngrams: torch.Tensor, labels: torch.Tensor) 
     return float(alpha.detach()), float(beta.detach()), bias.detach().float()
 
 
-def stack(init: Path, held: Data, test: Data, out: Path) -> dict[str, Any]:
-    """Fit the weights on `held`, fold them into the heads, write out/checkpoint.pt; returns its metrics."""
+def stack(init: Path, held: Data | None, test: Data, out: Path, weights_from: Path | None = None) -> dict[str, Any]:
+    """Fit the weights on `held` (or take those an earlier `stack` fitted, from `weights_from`),
+    fold them into the heads, write out/checkpoint.pt; returns its metrics.
+
+    `weights_from` serves the usual refit: the weights are fitted on held-out reviews with both
+    parts trained on the rest, then applied to the same two parts retrained on every review.
+    """
     ckpt = load_checkpoint(init)
     net = build(ckpt["config"])
     net.load_state_dict(ckpt["state_dict"])
     if not net.config.ngram_buckets:
         raise ValueError(f"{init}: the model has no n-gram readout to stack (train it with --ngram-buckets)")
-    alpha, beta, bias = fit_weights(*logit_parts(net, held))
+    if weights_from is not None:
+        fitted = load_checkpoint(weights_from).get("stack")
+        if fitted is None:
+            raise ValueError(f"{weights_from}: not a checkpoint written by `train stack`")
+        alpha, beta, bias = float(fitted["alpha"]), float(fitted["beta"]), torch.tensor(fitted["bias"])
+        weights = {**fitted, "applied_from": str(weights_from), "to": str(init)}
+    elif held is not None:
+        alpha, beta, bias = fit_weights(*logit_parts(net, held))
+        weights = {"alpha": alpha, "beta": beta, "bias": bias.tolist(), "holdout_reviews": len(held),
+                   "from": str(init)}
+    else:
+        raise ValueError("stack needs held-out reviews (--holdout N) or fitted weights (--weights CHECKPOINT)")
     with torch.no_grad():
         net.head.weight.mul_(alpha)
         net.head.bias.mul_(alpha).add_(bias)
         net.ngram_head.weight.mul_(beta)
-    held_acc, test_acc = accuracy(net, held), accuracy(net, test)
-    metrics = {**ckpt["metrics"], "test_accuracy": test_acc, "holdout_accuracy": held_acc}
-    weights = {"alpha": alpha, "beta": beta, "bias": bias.tolist(), "holdout_reviews": len(held), "from": str(init)}
+    test_acc = accuracy(net, test)
+    metrics = {**ckpt["metrics"], "test_accuracy": test_acc}
+    if held is not None and weights_from is None:
+        metrics["holdout_accuracy"] = accuracy(net, held)
     print(f"stack: alpha {alpha:.4f}, beta {beta:.4f}, bias {[round(b, 4) for b in bias.tolist()]}; "
-          f"held-out accuracy {held_acc:.4%}, test accuracy {test_acc:.4%}", file=sys.stderr)
+          + (f"held-out accuracy {metrics['holdout_accuracy']:.4%}, " if "holdout_accuracy" in metrics else "")
+          + f"test accuracy {test_acc:.4%}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / CHECKPOINT, {**{k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")},
                                        "state_dict": net.state_dict(), "metrics": metrics, "stack": weights})

@@ -157,6 +157,14 @@ def test_stacking_stages_train_one_part_each(tmp_path) -> None:
     assert train_main([*bad, "--holdout", "100000"]) == 2  # more than the training split
     assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "a" / "checkpoint.pt"),
                        *hold, "--out", str(tmp_path / "y")]) == 2  # no n-gram readout to stack
+    # the fitted weights applied as they are to another model with a readout (the refit on every review)
+    stack_cmd = ["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt")]
+    assert train_main([*stack_cmd, "--weights", str(tmp_path / "c" / "checkpoint.pt"), "--out", str(tmp_path / "d")]) == 0
+    d = load_checkpoint(tmp_path / "d" / "checkpoint.pt")
+    assert all(torch.equal(c["state_dict"][k], d["state_dict"][k]) for k in c["state_dict"])  # same fold as c
+    assert d["stack"]["applied_from"] == str(tmp_path / "c" / "checkpoint.pt")
+    assert train_main([*stack_cmd, "--out", str(tmp_path / "e")]) == 2  # neither --holdout nor --weights
+    assert train_main([*stack_cmd, "--weights", str(tmp_path / "b" / "checkpoint.pt"), "--out", str(tmp_path / "e")]) == 2
 
 
 def test_holdout_is_a_fixed_pick() -> None:
