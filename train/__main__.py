@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from train.data import DataMissingError, data_dir, download_mnist
+from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     root = data_dir(a.data)
-    init = load_checkpoint(a.init) if getattr(a, "init", None) else None
     try:
+        init = load_checkpoint(a.init) if getattr(a, "init", None) else None
         a.device = resolve_device(getattr(a, "device", "cpu"))
         if a.task == "sentiment-lm":
             return pretrain(a, root)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                                vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
                                ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order)
             meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
-    except (DataMissingError, DownloadError, ValueError) as exc:
+    except (FileNotFoundError, DownloadError, ValueError) as exc:  # DataMissingError is a FileNotFoundError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     torch.manual_seed(a.seed)

@@ -164,6 +164,8 @@ def test_stacking_stages_train_one_part_each(tmp_path) -> None:
     assert all(torch.equal(c["state_dict"][k], d["state_dict"][k]) for k in c["state_dict"])  # same fold as c
     assert d["stack"]["applied_from"] == str(tmp_path / "c" / "checkpoint.pt")
     assert train_main([*stack_cmd, "--out", str(tmp_path / "e")]) == 2  # neither --holdout nor --weights
+    assert train_main([*stack_cmd, "--weights", str(tmp_path / "none.pt"), "--out", str(tmp_path / "e")]) == 2
+    assert train_main([*bad, "--init", str(tmp_path / "none.pt")]) == 2  # a missing checkpoint: one line
     assert train_main([*stack_cmd, "--weights", str(tmp_path / "b" / "checkpoint.pt"), "--out", str(tmp_path / "e")]) == 2
 
 
