@@ -75,7 +75,7 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
     cells = torch_cells(net)
     state = net.initial_state(1)
 
-    readout = net.config.pool or net.config.ngram_buckets
+    readout = net.config.readout.active
 
     @torch.no_grad()
     def cell_step() -> torch.Tensor:

@@ -96,6 +96,11 @@ class Readout:
     ngram_buckets: int = 0
     ngram_order: int = 3
 
+    @property
+    def active(self) -> bool:
+        """True when the head reads anything besides the last hidden state."""
+        return self.pool or self.ngram_buckets > 0
+
 
 @dataclass(frozen=True)
 class GraphIO:
@@ -204,7 +209,7 @@ def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout())
     """
     names = ("h", "c") if cell == "lstm" else ("h",)
     state = [StateTensor(n, f"{n}_next", layers, hidden) for n in names]
-    if readout.pool or readout.ngram_buckets:
+    if readout.active:
         state.append(StateTensor("count", "count_next", 1, 1))
     if readout.pool:
         state += [StateTensor("pool_sum", "pool_sum_next", 1, hidden),

@@ -117,8 +117,7 @@ class RecurrentNet(nn.Module):
             last = out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
         else:
             last = new_state[0][-1]
-        readout = self.config.pool or self.config.ngram_buckets
-        if not readout:
+        if not self.config.readout.active:
             return self.head(self.head_drop(last)), new_state
         if packed:  # padded steps come back as zeros; the readout masks them out
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
@@ -132,7 +131,7 @@ class RecurrentNet(nn.Module):
         the exported step graph has a few nodes where the sequence path's masks and slices would
         add dozens, each with its own per-call cost.
         """
-        if self.ngram_alone or not (self.config.pool or self.config.ngram_buckets):
+        if self.ngram_alone or not self.config.readout.active:
             return self.forward(x.unsqueeze(1), state)
         k = self.cell_states
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
@@ -155,14 +154,8 @@ class RecurrentNet(nn.Module):
             rest = rest[2:]
         y = self.head(self.head_drop(torch.cat(features, 1)))
         if c.ngram_buckets:
-            context = c.ngram_order - 1
             ids = torch.cat([rest[1][:, :, 0].t().to(torch.int64), x[:, None]], 1)  # (B, context + 1)
-            rows = [x]
-            for back in range(1, context + 1):  # the same hash as _ngram_weights
-                key = ids[:, context - back]
-                for i in range(context - back + 1, context + 1):
-                    key = torch.remainder(key * c.vocab + ids[:, i], c.ngram_buckets)
-                rows.append(c.vocab + (back - 1) * c.ngram_buckets + key)
+            rows = self._ngram_rows([ids[:, j] for j in range(ids.shape[1])])
             ngram_sum = rest[0] + self.ngram(torch.stack(rows, 1)).sum(1)[None]  # (1, B, 1)
             y = y + self.ngram_head(ngram_sum[0] / count[0])
             extra += [ngram_sum, ids[:, 1:].t()[:, :, None].to(rest[1].dtype)]
@@ -209,24 +202,33 @@ class RecurrentNet(nn.Module):
             extra += [ngram_sum, prev_next]
         return features, logits_add, extra
 
+    def _ngram_rows(self, ids: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Table rows of the n-grams ending at the newest ids, from `ngram_order` aligned id
+        tensors, oldest first (any equal shapes): the unigram's row is its id; an n-gram of order
+        k >= 2 has row vocab + (k - 2) * buckets + its bucket, the polynomial hash of its ids,
+        oldest first, modulo `ngram_buckets` (reduced after every id, so int64 never overflows
+        while buckets * vocab < 2**62). Returns one tensor per order, 1 first."""
+        c = self.config
+        context = len(ids) - 1
+        rows = [ids[-1]]
+        for back in range(1, context + 1):  # the n-gram of order back + 1
+            key = ids[context - back]
+            for newer in ids[context - back + 1:]:
+                key = torch.remainder(key * c.vocab + newer, c.ngram_buckets)
+            rows.append(c.vocab + (back - 1) * c.ngram_buckets + key)
+        return rows
+
     def _ngram_weights(self, x: torch.Tensor, prev: torch.Tensor, lengths: torch.Tensor | None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed weight of the n-grams ending at each step (B, T), and the next `prev`.
 
-        An n-gram's bucket is the polynomial hash of its ids, oldest first, modulo `ngram_buckets`
-        (reduced after every id, so int64 never overflows while buckets * vocab < 2**62); ids
-        before the text's start are 0 (padding).
+        Ids before the text's start are 0 (padding); the buckets are `_ngram_rows`'.
         """
-        c = self.config
-        context = c.ngram_order - 1
+        context = self.config.ngram_order - 1
         full = torch.cat([prev[:, :, 0].t().to(torch.int64), x], 1)  # (B, context + T), oldest first
         steps = x.shape[1]
-        weights = self.ngram(x)[..., 0]  # unigrams: (B, T)
-        for back in range(1, context + 1):  # the n-gram of order back + 1 ending at each step
-            key = full[:, context - back: context - back + steps]
-            for i in range(context - back + 1, context + 1):
-                key = torch.remainder(key * c.vocab + full[:, i: i + steps], c.ngram_buckets)
-            weights = weights + self.ngram(c.vocab + (back - 1) * c.ngram_buckets + key)[..., 0]
+        rows = self._ngram_rows([full[:, j: j + steps] for j in range(context + 1)])  # each (B, T)
+        weights = self.ngram(torch.stack(rows, -1)).sum(-2)[..., 0]  # (B, T)
         ends = (torch.full_like(x[:, 0], steps) if lengths is None else lengths) + context  # (B,)
         picks = ends[:, None] - context + torch.arange(context, device=x.device)[None, :]  # (B, context)
         prev_next = torch.gather(full, 1, picks).t()[:, :, None].to(prev.dtype)
@@ -239,7 +241,7 @@ class RecurrentNet(nn.Module):
         state = self.initial_state(x.shape[0])
         packed_state: Any = tuple(state[:2]) if self.config.cell == "lstm" else state[0]
         out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)
-        if not (self.config.pool or self.config.ngram_buckets):
+        if not self.config.readout.active:
             return self.head(self.head_drop(out))
         seen = torch.arange(1, x.shape[1] + 1, device=out.device, dtype=out.dtype)[None, :, None]  # (1, T, 1)
         features = [out]
