@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeinfer.errors import SpecError
 
-FORMAT_VERSION = 2  # 2 added `readout` (files of version 1 still load)
+FORMAT_VERSION = 3  # 2 added `readout`, 3 its `ngram_pool` (files of versions 1 and 2 still load)
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
 STEP_SHARED_KEY = "edgeinfer.step_shared"  # JSON {step initializer: sequence initializer}
@@ -80,6 +80,9 @@ class StateTensor:
         return np.full((self.layers, batch, self.hidden), self.initial, dtype=self.dtype)
 
 
+NGRAM_POOLS = ("mean", "sum")  # how the n-gram readout pools its weights (Readout.ngram_pool)
+
+
 @dataclass(frozen=True)
 class Readout:
     """What the classifier head reads besides the last hidden state.
@@ -87,14 +90,17 @@ class Readout:
     Each part is a running summary kept in extra state tensors, so the model still reads one
     step per call in constant memory, and the step graph run T times equals the sequence graph:
     - `pool`: the mean and the max of the last layer's hidden state over the steps read;
-    - `ngram_buckets` > 0 (token models): the mean weight of the word n-grams read, of orders
-      1 to `ngram_order` (a learnt weight per unigram id, and per hashed bucket of longer n-grams;
-      the previous `ngram_order - 1` ids are part of the state, id 0 marking the text's start).
+    - `ngram_buckets` > 0 (token models): the weights of the word n-grams read, of orders 1 to
+      `ngram_order` (a learnt weight per unigram id, and per hashed bucket of longer n-grams;
+      the previous `ngram_order - 1` ids are part of the state, id 0 marking the text's start),
+      pooled as `ngram_pool` says: "mean" (their total over the steps read, per step) or "sum" (the total:
+      a linear model of the text's n-gram counts, as `python -m train ngrams` fits).
     """
 
     pool: bool = False
     ngram_buckets: int = 0
     ngram_order: int = 3
+    ngram_pool: str = "mean"
 
     @property
     def active(self) -> bool:
@@ -147,6 +153,8 @@ class ModelSpec:
             raise SpecError("an n-gram readout needs word-token input")
         if self.readout.ngram_buckets and self.readout.ngram_order < 2:
             raise SpecError("an n-gram readout needs ngram_order >= 2")
+        if self.readout.ngram_pool not in NGRAM_POOLS:
+            raise SpecError(f"unknown ngram_pool {self.readout.ngram_pool!r}; expected one of {', '.join(NGRAM_POOLS)}")
         expected = tuple(s.name for s in state_for(self.cell, self.layers, self.hidden, self.readout))
         if tuple(s.name for s in self.state) != expected:
             raise SpecError(f"a {self.cell} model's state must be named {expected}")

@@ -53,12 +53,14 @@ def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 TINY_VOCAB = ("the", "movie", "was", "great", "bad", "awful", "good", "not", "!", "don't", "i", "it", "loved")
 
 
-def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru") -> tuple[RecurrentNet, ModelSpec]:
+def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru", ngram_pool: str = "mean"
+                       ) -> tuple[RecurrentNet, ModelSpec]:
     """A tiny random-weight sentiment net (13-word vocabulary) and its spec; with `readout`, the
-    head also reads the pooled hidden states and hashed n-grams (non-zero random weights)."""
+    head also reads the pooled hidden states and hashed n-grams (non-zero random weights),
+    pooled as `ngram_pool` says."""
     torch.manual_seed(0)
     text = TextInput(vocab=TINY_VOCAB)
-    extra = dict(pool=True, ngram_buckets=101, ngram_order=3) if readout else {}
+    extra = dict(pool=True, ngram_buckets=101, ngram_order=3, ngram_pool=ngram_pool) if readout else {}
     net = build(NetConfig(cell, 8, 12, layers, 2, vocab=text.vocab_size, **extra)).eval()
     if readout:
         with torch.no_grad():

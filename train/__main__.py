@@ -1,4 +1,4 @@
-"""Command line: `python -m train digits|sentiment [options] --out runs/NAME`."""
+"""Command line: `python -m train digits|sentiment|ngrams|stack|... [options] --out runs/NAME`."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
+from edgeinfer.spec import NGRAM_POOLS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
 from train.models import NetConfig, build, count_parameters
+from train.ngrams import fit_ngrams
 from train.stack import stack
 from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
                          load_vectors,
@@ -65,8 +67,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--pool", action="store_true",
                    help="the head also reads the running mean and max of the hidden states")
     s.add_argument("--ngram-buckets", type=int, default=0,
-                   help="the head also reads the mean weight of the word n-grams read, hashed into N buckets per order")
+                   help="the head also reads the weights of the word n-grams read (see --ngram-pool), hashed into N buckets per order")
     s.add_argument("--ngram-order", type=int, default=3, help="n-grams of orders 1..K (with --ngram-buckets)")
+    s.add_argument("--ngram-pool", choices=NGRAM_POOLS, default="mean",
+                   help="the head reads the n-gram weights' mean per word or their sum")
     s.add_argument("--ngram-lr-scale", type=float, default=5.0,
                    help="learning rate of the n-gram weights relative to --lr")
     s.add_argument("--holdout", type=int, default=0,
@@ -81,14 +85,23 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--bptt", type=int, default=64, help="steps per truncated back-propagation window")
     lm.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
     lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
+    ng = sub.add_parser("ngrams", help="give a sentiment classifier a summed n-gram readout fitted by "
+                                       "NB-weighted logistic regression (NBSVM's recipe)")
+    ng.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment`")
+    ng.add_argument("--ngram-buckets", type=int, required=True, help="hash buckets per n-gram order >= 2")
+    ng.add_argument("--ngram-order", type=int, default=3, help="n-grams of orders 1..K")
+    ng.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty")
+    ng.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations at most")
+    ng.add_argument("--holdout", type=int, default=0, help="leave out the same N held-out reviews as the other stages")
     st = sub.add_parser("stack", help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
     st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment --ngram-alone`")
     st.add_argument("--holdout", type=int, default=0, help="fit on the held-out reviews: the same N as the training runs")
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
-    st.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
-    st.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    st.add_argument("--out", required=True, type=Path)
+    for stage in (ng, st):
+        stage.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
+        stage.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+        stage.add_argument("--out", required=True, type=Path)
     c = sub.add_parser("characters", parents=[common], help="character language model on a UTF-8 text")
     c.add_argument("--text", type=Path, default=None, help="default: DATA/text/tinyshakespeare.txt")
     c.add_argument("--embed", type=int, default=64, help="character embedding width")
@@ -150,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
             stack(a.init, train.split_holdout(a.holdout)[1] if a.holdout else None, test, a.out, a.weights)
             return 0
+        if a.task == "ngrams":
+            text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
+            train, held = train.split_holdout(a.holdout) if a.holdout else (train, None)
+            fit_ngrams(a.init, train, held, test, a.ngram_buckets, a.ngram_order, a.c, a.out, a.max_iter)
+            return 0
         if a.task == "characters":
             return characters(a, root)
         if a.task == "digits":
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"holdout: training on {len(train):,} of {len(train) + len(held):,} reviews", file=sys.stderr)
             config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
                                vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
-                               ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order)
+                               ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order, ngram_pool=a.ngram_pool)
             meta = {"task": "sentiment", "labels": list(SENTIMENT_LABELS), "input": asdict(text_spec)}
     except (FileNotFoundError, DownloadError, ValueError) as exc:  # DataMissingError is a FileNotFoundError
         print(f"error: {exc}", file=sys.stderr)

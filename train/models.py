@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from edgeinfer.spec import Readout, state_for
+from edgeinfer.spec import NGRAM_POOLS, Readout, state_for
 
 RNN_TYPES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -29,6 +29,7 @@ class NetConfig:
     pool: bool = False  # the head also reads the running mean and max of the last layer's outputs
     ngram_buckets: int = 0  # > 0 (token input): the head also reads the mean weight of the n-grams read
     ngram_order: int = 3  # n-grams of orders 1..ngram_order (hashed into ngram_buckets per order >= 2)
+    ngram_pool: str = "mean"  # the head reads the n-gram weights' "mean" per step or their "sum"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
@@ -37,7 +38,7 @@ class NetConfig:
     @property
     def readout(self) -> Readout:
         """What the head reads besides the last hidden state (also recorded in the spec)."""
-        return Readout(self.pool, self.ngram_buckets, self.ngram_order)
+        return Readout(self.pool, self.ngram_buckets, self.ngram_order, self.ngram_pool)
 
 
 class RecurrentNet(nn.Module):
@@ -54,6 +55,8 @@ class RecurrentNet(nn.Module):
             raise ValueError(f"cell must be one of {', '.join(RNN_TYPES)}, not {config.cell!r}")
         if config.ngram_buckets and (not config.vocab or config.ngram_order < 2):
             raise ValueError("an n-gram readout needs token input (vocab > 0) and ngram_order >= 2")
+        if config.ngram_pool not in NGRAM_POOLS:
+            raise ValueError(f"ngram_pool must be one of {', '.join(NGRAM_POOLS)}, not {config.ngram_pool!r}")
         self.config = config
         self.inp: nn.Module
         if config.vocab:
@@ -157,7 +160,7 @@ class RecurrentNet(nn.Module):
             ids = torch.cat([rest[1][:, :, 0].t().to(torch.int64), x[:, None]], 1)  # (B, context + 1)
             rows = self._ngram_rows([ids[:, j] for j in range(ids.shape[1])])
             ngram_sum = rest[0] + self.ngram(torch.stack(rows, 1)).sum(1)[None]  # (1, B, 1)
-            y = y + self.ngram_head(ngram_sum[0] / count[0])
+            y = y + self.ngram_head(self._ngram_pooled(ngram_sum[0], count[0]))
             extra += [ngram_sum, ids[:, 1:].t()[:, :, None].to(rest[1].dtype)]
         return y, extra
 
@@ -170,7 +173,8 @@ class RecurrentNet(nn.Module):
         steps = x.shape[1]
         counts = torch.full_like(weights[:, 0], steps) if lengths is None else lengths.to(weights.dtype)
         valid = torch.arange(steps, device=x.device)[None, :] < counts[:, None]
-        return self.ngram_head(((weights * valid).sum(1) / counts.clamp(min=1.0))[:, None]), state
+        total = (weights * valid).sum(1)[:, None]  # (B, 1)
+        return self.ngram_head(self._ngram_pooled(total, counts.clamp(min=1.0)[:, None])), state
 
     def _readout(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor | None,
                  state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor | float, list[torch.Tensor]]:
@@ -198,9 +202,14 @@ class RecurrentNet(nn.Module):
         if self.config.ngram_buckets:
             weights, prev_next = self._ngram_weights(x, rest[1], lengths)  # (B, T), (order - 1, B, 1)
             ngram_sum = rest[0] + (weights * real).sum(1)[None, :, None]  # (1, B, 1)
-            logits_add = self.ngram_head(ngram_sum[0] / denom)
+            logits_add = self.ngram_head(self._ngram_pooled(ngram_sum[0], denom))
             extra += [ngram_sum, prev_next]
         return features, logits_add, extra
+
+    def _ngram_pooled(self, ngram_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """What the n-gram head reads (B, 1): the summed weights (B, 1), divided by the steps
+        read (B, 1), >= 1, for the "mean" pool."""
+        return ngram_sum / count if self.config.ngram_pool == "mean" else ngram_sum
 
     def _ngram_rows(self, ids: list[torch.Tensor]) -> list[torch.Tensor]:
         """Table rows of the n-grams ending at the newest ids, from `ngram_order` aligned id
@@ -250,7 +259,7 @@ class RecurrentNet(nn.Module):
         logits = self.head(self.head_drop(torch.cat(features, 2)))
         if self.config.ngram_buckets:
             weights, _ = self._ngram_weights(x, state[-1], None)  # (B, T)
-            logits = logits + self.ngram_head(weights.cumsum(1)[:, :, None] / seen)
+            logits = logits + self.ngram_head(self._ngram_pooled(weights.cumsum(1)[:, :, None], seen))
         return logits
 
 

@@ -14,7 +14,8 @@ import pytest
 import edgeinfer
 from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTaskError
 from edgeinfer.spec import SPEC_KEY, ModelSpec
-from tests.conftest import ROOT
+from export.graphs import bundle, export_graphs, write_atomic
+from tests.conftest import ROOT, tiny_sentiment_net
 
 
 def test_spec_json_round_trip(make_model) -> None:
@@ -75,6 +76,24 @@ def test_malformed_spec(make_model, tmp_path) -> None:
     _rewrite_spec(make_model("lstm", 1), tmp_path / "nostate.onnx", lambda raw: raw["state"].pop())
     with pytest.raises(SpecError, match="state must be named"):
         Model(tmp_path / "nostate.onnx")
+
+
+def test_ngram_pool_in_the_spec(tmp_path) -> None:
+    """Format 3 names how the n-gram readout pools; a format-2 readout (no `ngram_pool`) is "mean"."""
+    net, spec = tiny_sentiment_net(readout=True, layers=1)
+    sentiment_model = tmp_path / "s.onnx"
+    write_atomic(bundle(*export_graphs(net, spec), spec).SerializeToString(), sentiment_model)
+    assert Model(sentiment_model).spec == spec
+    assert spec.format_version == 3 and spec.readout.ngram_pool == "mean"
+
+    def as_format_2(raw: dict) -> None:
+        raw["format_version"] = 2
+        del raw["readout"]["ngram_pool"]
+    _rewrite_spec(sentiment_model, tmp_path / "v2.onnx", as_format_2)
+    assert Model(tmp_path / "v2.onnx").spec.readout == spec.readout
+    _rewrite_spec(sentiment_model, tmp_path / "bad.onnx", lambda raw: raw["readout"].update(ngram_pool="median"))
+    with pytest.raises(SpecError, match="unknown ngram_pool 'median'; expected one of mean, sum"):
+        Model(tmp_path / "bad.onnx")
 
 
 def test_wrong_task(make_model, tmp_path) -> None:

@@ -143,8 +143,8 @@ def test_cli_info_names_the_readout(sentiment_model) -> None:
     assert out.returncode == 0, out.stderr
     model_line = next(line for line in out.stdout.splitlines() if line.startswith("model "))
     if Model(sentiment_model).spec.readout.ngram_buckets:
-        assert model_line.endswith("the head also reads the mean and max of the hidden states and hashed word "
-                                   "1-3-grams (101 buckets per order >= 2)")
+        assert model_line.endswith("the head also reads the mean and max of the hidden states and mean weight "
+                                   "of the hashed word 1-3-grams (101 buckets per order >= 2)")
         assert "prev->prev_next (2, B, 1) float32=0" in out.stdout
         assert "pool_max->pool_max_next (1, B, 12) float32=-1" in out.stdout
     else:

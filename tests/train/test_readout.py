@@ -20,18 +20,20 @@ CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
 VOCAB, BUCKETS = 50, 97
 
 
-def _net(cell: str, layers: int, pool: bool = True, buckets: int = BUCKETS):
+def _net(cell: str, layers: int, pool: bool = True, buckets: int = BUCKETS, ngram_pool: str = "mean"):
     torch.manual_seed(0)
-    net = build(NetConfig(cell, 8, 6, layers, 2, vocab=VOCAB, pool=pool, ngram_buckets=buckets)).eval()
+    net = build(NetConfig(cell, 8, 6, layers, 2, vocab=VOCAB, pool=pool, ngram_buckets=buckets,
+                          ngram_pool=ngram_pool)).eval()
     if buckets:
         with torch.no_grad():
             net.ngram.weight.normal_()
     return net
 
 
+@pytest.mark.parametrize("ngram_pool", ["mean", "sum"])
 @pytest.mark.parametrize("cell,layers", CASES)
-def test_chunks_steps_and_padding_equal_whole_rows(cell: str, layers: int) -> None:
-    net = _net(cell, layers)
+def test_chunks_steps_and_padding_equal_whole_rows(cell: str, layers: int, ngram_pool: str) -> None:
+    net = _net(cell, layers, ngram_pool=ngram_pool)
     x = torch.randint(2, VOCAB, (3, 11))
     lengths = torch.tensor([11, 4, 7])
     with torch.no_grad():
@@ -76,12 +78,20 @@ def test_ngram_buckets_are_the_documented_hash() -> None:
     with torch.no_grad():  # the head reads the mean weight of the n-grams read
         y, state = net(torch.tensor([ids]))
     assert float(state[-2][0, 0, 0]) == pytest.approx(sum(want), abs=1e-5)
+    summed = _net("gru", 1, pool=False, ngram_pool="sum")
+    with torch.no_grad():  # ... or their sum: logits move by ngram_head * sum, not * sum / 4
+        summed.load_state_dict(net.state_dict())
+        summed.ngram_head.weight.copy_(torch.tensor([[0.0], [1.0]]))
+        net.ngram_head.weight.copy_(torch.tensor([[0.0], [1.0]]))
+        gap = summed(torch.tensor([ids]))[0] - net(torch.tensor([ids]))[0]
+    assert gap[0].tolist() == pytest.approx([0.0, sum(want) * (1 - 1 / len(ids))], abs=1e-5)
 
 
-@pytest.mark.parametrize("cell,layers", CASES)
-def test_readout_export_parity(cell: str, layers: int) -> None:
-    net, spec = tiny_sentiment_net(True, layers, cell)
-    assert spec.readout == Readout(True, 101, 3)
+@pytest.mark.parametrize("cell,layers,ngram_pool", [(c, n, "mean") for c, n in CASES] + [("gru", 1, "sum"),
+                                                                                           ("lstm", 2, "sum")])
+def test_readout_export_parity(cell: str, layers: int, ngram_pool: str) -> None:
+    net, spec = tiny_sentiment_net(True, layers, cell, ngram_pool)
+    assert spec.readout == Readout(True, 101, 3, ngram_pool)
     seq, step = export_graphs(net, spec)
     assert parity_error(net, seq, step, spec, steps=40) <= FP32_TOLERANCE
     assert padding_error(seq, spec, net.config.vocab) <= 1e-6
