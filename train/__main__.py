@@ -1,4 +1,4 @@
-"""Command line: `python -m train digits|sentiment|ngrams|stack|... [options] --out runs/NAME`."""
+"""Command line: `python -m train digits|sentiment|vectors|ngrams|stack|... [options] --out runs/NAME`."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,7 @@ from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
 from train.models import NetConfig, build, count_parameters
 from train.ngrams import fit_ngrams
+from train.vectors import VECTORS, train_vectors, write_vectors
 from train.stack import stack
 from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
                          load_vectors,
@@ -85,6 +86,19 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--bptt", type=int, default=64, help="steps per truncated back-propagation window")
     lm.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
     lm.add_argument("--no-unsup", action="store_true", help="training reviews only")
+    v = sub.add_parser("vectors", help="word vectors (skip-gram) from the unlabelled and training reviews' text, "
+                                       "for `train sentiment --vectors OUT/vectors.txt`")
+    v.add_argument("--embed", type=int, default=128, help="vector width (the classifier's --embed)")
+    v.add_argument("--max-vocab", type=int, default=20000)
+    v.add_argument("--min-count", type=int, default=2)
+    v.add_argument("--window", type=int, default=5, help="context words on each side, at most")
+    v.add_argument("--negatives", type=int, default=5, help="noise words per (word, context) pair")
+    v.add_argument("--epochs", type=int, default=1)
+    v.add_argument("--batch", type=int, default=16384, help="pairs per step")
+    v.add_argument("--lr", type=float, default=3e-3)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-tokens", type=int, default=0, help="use only the first N tokens (0: all)")
+    v.add_argument("--no-unsup", action="store_true", help="training reviews only")
     ng = sub.add_parser("ngrams", help="give a sentiment classifier a summed n-gram readout fitted by "
                                        "NB-weighted logistic regression (NBSVM's recipe)")
     ng.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment`")
@@ -98,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--holdout", type=int, default=0, help="fit on the held-out reviews: the same N as the training runs")
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
-    for stage in (ng, st):
+    for stage in (v, ng, st):
         stage.add_argument("--data", default=None, help="data directory (default: $EDGEINFER_DATA or ../shared/data)")
         stage.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
         stage.add_argument("--out", required=True, type=Path)
@@ -162,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.task == "stack":
             text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
             stack(a.init, train.split_holdout(a.holdout)[1] if a.holdout else None, test, a.out, a.weights)
+            return 0
+        if a.task == "vectors":
+            text_spec, _, _ = sentiment_data(root, a.max_vocab, a.min_count)
+            tokens = lm_corpus(root, text_spec, unsup=not a.no_unsup, max_tokens=a.max_tokens, seed=a.seed)
+            print(f"vectors: {len(tokens):,} tokens, {len(text_spec.vocab):,} words, width {a.embed}", file=sys.stderr)
+            table = train_vectors(tokens, text_spec.vocab_size, a.embed, a.epochs, a.window, a.negatives, a.batch,
+                                  a.lr, a.seed)
+            write_vectors(a.out / VECTORS, text_spec.vocab, table)
+            print(f"vectors: wrote {a.out / VECTORS}", file=sys.stderr)
             return 0
         if a.task == "ngrams":
             text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
