@@ -28,7 +28,7 @@ def test_digits_accuracy_on_all_10000_mnist_test_images(mnist_test) -> None:
     assert model.spec.metrics["fp32_test_accuracy"] - accuracy <= 0.002
 
 
-SENTIMENT_FLOOR = 0.905  # the shipped int8 GRU + n-gram readout reads 90.98%; issue 3 asks 92% (not reached yet)
+SENTIMENT_FLOOR = 0.915  # issue 3: the shipped model reaches >= 92%; the test fails below 91.5%
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,8 @@ def _describe_readout(spec: ModelSpec) -> str:
     if spec.readout.pool:
         parts.append("mean and max of the hidden states")
     if spec.readout.ngram_buckets:
-        parts.append(f"{spec.readout.ngram_pool} weight of the hashed word 1-{spec.readout.ngram_order}-grams "
+        pooled = "summed weights" if spec.readout.ngram_pool == "sum" else "mean weight"
+        parts.append(f"{pooled} of the hashed word 1-{spec.readout.ngram_order}-grams "
                      f"({spec.readout.ngram_buckets:,} buckets per order >= 2)")
     return f"; the head also reads the {' and '.join(parts)}" if parts else ""
 

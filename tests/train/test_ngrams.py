@@ -8,6 +8,7 @@ import torch
 
 from edgeinfer import Model
 from edgeinfer.spec import Readout
+from tests.conftest import run_cli
 from tests.train.test_sentiment import _train, write_tiny_imdb
 from train.loop import load_checkpoint
 from train.models import NetConfig, build
@@ -115,6 +116,8 @@ def test_ngrams_stage_then_stack_then_export(tmp_path) -> None:
         stream = model.text_stream()
         stream.feed(texts[0])
         assert np.abs(stream.finish() - probs[0]).max() <= 1e-5
+    info = run_cli("info", str(tmp_path / "m" / "s-int8.onnx"))
+    assert "the head also reads the summed weights of the hashed word 1-3-grams (1,009 buckets" in info.stdout
     # clear errors (exit 2): a missing checkpoint, a checkpoint of another task, no buckets
     assert train_main([*stage, "--init", str(tmp_path / "none.pt"), "--ngram-buckets", "7",
                        "--out", str(tmp_path / "x")]) == 2
