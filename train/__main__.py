@@ -68,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--pool", action="store_true",
                    help="the head also reads the running mean and max of the hidden states")
     s.add_argument("--ngram-buckets", type=int, default=0,
-                   help="the head also reads the weights of the word n-grams read (see --ngram-pool), hashed into N buckets per order")
+                   help="the head also reads the weights of the word n-grams read (see --ngram-pool), "
+                        "hashed into N buckets per order")
     s.add_argument("--ngram-order", type=int, default=3, help="n-grams of orders 1..K (with --ngram-buckets)")
     s.add_argument("--ngram-pool", choices=NGRAM_POOLS, default="mean",
                    help="the head reads the n-gram weights' mean per word or their sum")
@@ -108,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     ng.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations at most")
     ng.add_argument("--holdout", type=int, default=0, help="leave out the same N held-out reviews as the other stages")
     st = sub.add_parser("stack", help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
-    st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train sentiment --ngram-alone`")
+    st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train ngrams` (or `train sentiment --ngram-alone`)")
     st.add_argument("--holdout", type=int, default=0, help="fit on the held-out reviews: the same N as the training runs")
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")

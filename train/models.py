@@ -158,7 +158,7 @@ class RecurrentNet(nn.Module):
         y = self.head(self.head_drop(torch.cat(features, 1)))
         if c.ngram_buckets:
             ids = torch.cat([rest[1][:, :, 0].t().to(torch.int64), x[:, None]], 1)  # (B, context + 1)
-            rows = self._ngram_rows([ids[:, j] for j in range(ids.shape[1])])
+            rows = self.ngram_rows([ids[:, j] for j in range(ids.shape[1])])
             ngram_sum = rest[0] + self.ngram(torch.stack(rows, 1)).sum(1)[None]  # (1, B, 1)
             y = y + self.ngram_head(self._ngram_pooled(ngram_sum[0], count[0]))
             extra += [ngram_sum, ids[:, 1:].t()[:, :, None].to(rest[1].dtype)]
@@ -211,7 +211,7 @@ class RecurrentNet(nn.Module):
         read (B, 1), >= 1, for the "mean" pool."""
         return ngram_sum / count if self.config.ngram_pool == "mean" else ngram_sum
 
-    def _ngram_rows(self, ids: list[torch.Tensor]) -> list[torch.Tensor]:
+    def ngram_rows(self, ids: list[torch.Tensor]) -> list[torch.Tensor]:
         """Table rows of the n-grams ending at the newest ids, from `ngram_order` aligned id
         tensors, oldest first (any equal shapes): the unigram's row is its id; an n-gram of order
         k >= 2 has row vocab + (k - 2) * buckets + its bucket, the polynomial hash of its ids,
@@ -231,12 +231,12 @@ class RecurrentNet(nn.Module):
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed weight of the n-grams ending at each step (B, T), and the next `prev`.
 
-        Ids before the text's start are 0 (padding); the buckets are `_ngram_rows`'.
+        Ids before the text's start are 0 (padding); the buckets are `ngram_rows`'.
         """
         context = self.config.ngram_order - 1
         full = torch.cat([prev[:, :, 0].t().to(torch.int64), x], 1)  # (B, context + T), oldest first
         steps = x.shape[1]
-        rows = self._ngram_rows([full[:, j: j + steps] for j in range(context + 1)])  # each (B, T)
+        rows = self.ngram_rows([full[:, j: j + steps] for j in range(context + 1)])  # each (B, T)
         weights = self.ngram(torch.stack(rows, -1)).sum(-2)[..., 0]  # (B, T)
         ends = (torch.full_like(x[:, 0], steps) if lengths is None else lengths) + context  # (B,)
         picks = ends[:, None] - context + torch.arange(context, device=x.device)[None, :]  # (B, context)

@@ -1,6 +1,6 @@
 """Fit the n-gram readout's table by NB-weighted logistic regression (NBSVM's recipe).
 
-The readout adds up one learnt weight per word n-gram read (`RecurrentNet._ngram_rows` gives
+The readout adds up one learnt weight per word n-gram read (`RecurrentNet.ngram_rows` gives
 each n-gram's table row), so over a whole review it is a linear model of the review's n-gram
 counts. This module fits that linear model the way NBSVM does (Wang & Manning, 2012, "Baselines
 and bigrams"): each count is scaled by the n-gram's naive-Bayes log-count ratio r (how much
@@ -36,7 +36,7 @@ def count_matrix(net: RecurrentNet, data: TokenData) -> torch.Tensor:
     for seq in data.seqs:
         ids = torch.from_numpy(np.concatenate([np.zeros(context, np.int64), seq]))
         steps = len(seq)
-        rows = torch.cat(net._ngram_rows([ids[j: j + steps] for j in range(context + 1)]))
+        rows = torch.cat(net.ngram_rows([ids[j: j + steps] for j in range(context + 1)]))
         unique, counts = torch.unique(rows, return_counts=True)
         cols.append(torch.stack([unique, counts]))
         crow.append(crow[-1] + len(unique))

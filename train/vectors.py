@@ -82,7 +82,8 @@ def train_vectors(tokens: np.ndarray, vocab_size: int, width: int, epochs: int =
             opt.step()
             total += float(loss.detach()) * len(c)
         if log:
-            print(f"vectors: epoch {epoch + 1}/{epochs}: {len(centre):,} pairs, loss {total / max(len(centre), 1):.4f}, "
+            mean_loss = total / max(len(centre), 1)
+            print(f"vectors: epoch {epoch + 1}/{epochs}: {len(centre):,} pairs, loss {mean_loss:.4f}, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     table = words.weight.detach().numpy().astype(np.float32)
     seen = counts > 0
