@@ -93,7 +93,7 @@ class Readout:
     - `ngram_buckets` > 0 (token models): the weights of the word n-grams read, of orders 1 to
       `ngram_order` (a learnt weight per unigram id, and per hashed bucket of longer n-grams;
       the previous `ngram_order - 1` ids are part of the state, id 0 marking the text's start),
-      pooled as `ngram_pool` says: "mean" (their total over the steps read, per step) or "sum" (the total:
+      pooled as `ngram_pool` says: "mean" (their total per step read) or "sum" (the total itself:
       a linear model of the text's n-gram counts, as `python -m train ngrams` fits).
     """
 

@@ -15,11 +15,10 @@ from train.lm import LanguageModel, fit_lm
 from train.loop import TrainArgs, fit, load_checkpoint, resolve_device
 from train.models import NetConfig, build, count_parameters
 from train.ngrams import fit_ngrams
-from train.vectors import VECTORS, train_vectors, write_vectors
 from train.stack import stack
-from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, char_corpus, digits_data, digits_meta, lm_corpus,
-                         load_vectors,
-                         sentiment_data, shift_digits)
+from train.tasks import (DIGIT_LABELS, SENTIMENT_LABELS, TokenData, char_corpus, digits_data, digits_meta,
+                         lm_corpus, load_vectors, sentiment_data, shift_digits)
+from train.vectors import VECTORS, train_vectors, write_vectors
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,9 +107,12 @@ def parser() -> argparse.ArgumentParser:
     ng.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty")
     ng.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations at most")
     ng.add_argument("--holdout", type=int, default=0, help="leave out the same N held-out reviews as the other stages")
-    st = sub.add_parser("stack", help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
-    st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train ngrams` (or `train sentiment --ngram-alone`)")
-    st.add_argument("--holdout", type=int, default=0, help="fit on the held-out reviews: the same N as the training runs")
+    st = sub.add_parser("stack",
+                        help="weigh a sentiment model's head against its n-gram readout on the held-out reviews")
+    st.add_argument("--init", type=Path, required=True,
+                    help="the checkpoint of `train ngrams` (or `train sentiment --ngram-alone`)")
+    st.add_argument("--holdout", type=int, default=0,
+                    help="fit on the held-out reviews: the same N as the training runs")
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
     for stage in (v, ng, st):
@@ -163,6 +165,17 @@ def pretrain(a: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def held_out_split(root: Path, ckpt: dict, holdout: int) -> tuple[TokenData, TokenData | None, TokenData]:
+    """IMDB in a checkpoint's vocabulary, for the stages after the first: (the training reviews
+    less the `--holdout` pick, that pick or None without one, the test reviews)."""
+    if ckpt.get("task") != "sentiment":
+        raise ValueError(f"not a sentiment classifier checkpoint (task {ckpt.get('task')!r}); "
+                         "train one with `python -m train sentiment`")
+    _, train, test = sentiment_data(root, 0, 0, vocab=tuple(ckpt["input"]["vocab"]))
+    rest, held = train.split_holdout(holdout) if holdout else (train, None)
+    return rest, held, test
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and train; returns the exit code."""
     a = parser().parse_args(argv)
@@ -175,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.task == "sentiment-lm":
             return pretrain(a, root)
         if a.task == "stack":
-            text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
-            stack(a.init, train.split_holdout(a.holdout)[1] if a.holdout else None, test, a.out, a.weights)
+            _, held, test = held_out_split(root, init, a.holdout)
+            stack(init, a.init, held, test, a.out, a.weights)
             return 0
         if a.task == "vectors":
             text_spec, _, _ = sentiment_data(root, a.max_vocab, a.min_count)
@@ -188,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vectors: wrote {a.out / VECTORS}", file=sys.stderr)
             return 0
         if a.task == "ngrams":
-            text_spec, train, test = sentiment_data(root, 0, 0, vocab=tuple(init["input"]["vocab"]))
-            train, held = train.split_holdout(a.holdout) if a.holdout else (train, None)
-            fit_ngrams(a.init, train, held, test, a.ngram_buckets, a.ngram_order, a.c, a.out, a.max_iter)
+            train, held, test = held_out_split(root, init, a.holdout)
+            fit_ngrams(init, a.init, train, held, test, a.ngram_buckets, a.ngram_order, a.c, a.out, a.max_iter)
             return 0
         if a.task == "characters":
             return characters(a, root)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.loop import CHECKPOINT, METRICS, accuracy, load_checkpoint, save_checkpoint
+from train.loop import CHECKPOINT, METRICS, accuracy, save_checkpoint
 from train.models import NetConfig, RecurrentNet, build
 from train.tasks import TokenData
 
@@ -94,16 +94,13 @@ def accuracy_of(weights: torch.Tensor, bias: float, counts: torch.Tensor, labels
     return float(((scores > 0).long() == labels).double().mean())
 
 
-def fit_ngrams(init: Path, train: TokenData, held: TokenData | None, test: TokenData, buckets: int, order: int,
-               c: float, out: Path, max_iter: int = 300) -> dict[str, Any]:
-    """`python -m train ngrams`: give the sentiment classifier at `init` a summed n-gram readout
+def fit_ngrams(ckpt: dict[str, Any], init: Path, train: TokenData, held: TokenData | None, test: TokenData,
+               buckets: int, order: int, c: float, out: Path, max_iter: int = 300) -> dict[str, Any]:
+    """`python -m train ngrams`: give the sentiment classifier `ckpt` (loaded from `init`) a summed n-gram readout
     fitted on `train` by NB-weighted logistic regression (its recurrent part and head unchanged,
     the regression's intercept added to the head's bias); writes out/checkpoint.pt and returns
     its metrics (the n-gram model's accuracy alone on each split, the whole model's on `test`).
     """
-    ckpt = load_checkpoint(init)
-    if ckpt.get("task") != "sentiment":
-        raise ValueError(f"{init}: not a sentiment classifier checkpoint (train one with `python -m train sentiment`)")
     if buckets < 1 or order < 2:
         raise ValueError("--ngram-buckets must be >= 1 and --ngram-order >= 2")
     config = NetConfig(**{**ckpt["config"], "ngram_buckets": buckets, "ngram_order": order, "ngram_pool": "sum"})

@@ -1,8 +1,8 @@
 """Stacking: weigh a model's two logit sources, its head and its n-gram readout, on held-out reviews.
 
-The head (trained with the recurrent layers) and the n-gram readout (trained on its own with
-`--ngram-alone`) each fit their training reviews almost perfectly, so neither their sum nor any
-weighting learnt on those reviews is right. `stack` fits `alpha * head + beta * ngrams + bias`
+The head (trained with the recurrent layers) and the n-gram readout (fitted on its own by
+`train ngrams`, or trained with `--ngram-alone`) each fit their training reviews almost
+perfectly, so neither their sum nor any weighting learnt on those reviews is right. `stack` fits `alpha * head + beta * ngrams + bias`
 by logistic regression (cross-entropy, L-BFGS, float64) on reviews that neither saw (the fixed
 `--holdout` pick), then folds alpha, beta and bias into the two heads' weights: the model, its
 exported graphs and its size stay as they were.
@@ -55,14 +55,15 @@ def fit_weights(head: torch.Tensor, ngrams: torch.Tensor, labels: torch.Tensor) 
     return float(alpha.detach()), float(beta.detach()), bias.detach().float()
 
 
-def stack(init: Path, held: Data | None, test: Data, out: Path, weights_from: Path | None = None) -> dict[str, Any]:
+def stack(ckpt: dict[str, Any], init: Path, held: Data | None, test: Data, out: Path,
+          weights_from: Path | None = None) -> dict[str, Any]:
     """Fit the weights on `held` (or take those an earlier `stack` fitted, from `weights_from`),
-    fold them into the heads, write out/checkpoint.pt; returns its metrics.
+    fold them into the heads of the checkpoint `ckpt` (loaded from `init`), write
+    out/checkpoint.pt; returns its metrics.
 
     `weights_from` serves the usual refit: the weights are fitted on held-out reviews with both
     parts trained on the rest, then applied to the same two parts retrained on every review.
     """
-    ckpt = load_checkpoint(init)
     net = build(ckpt["config"])
     net.load_state_dict(ckpt["state_dict"])
     if not net.config.ngram_buckets:

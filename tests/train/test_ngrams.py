@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgeinfer import Model
 from edgeinfer.spec import Readout
 from tests.conftest import run_cli
+from tests.train.test_readout import export_and_check
 from tests.train.test_sentiment import _train, write_tiny_imdb
 from train.loop import load_checkpoint
 from train.models import NetConfig, build
@@ -104,18 +104,7 @@ def test_ngrams_stage_then_stack_then_export(tmp_path) -> None:
     assert b["ngrams"]["reviews"] == 64 and b["ngrams"]["holdout_reviews"] == 16
     assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt"),
                        *hold, "--out", str(tmp_path / "c")]) == 0
-    import export.__main__ as ex
-    assert ex.main([str(tmp_path / "c" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "s",
-                    "--data", str(tmp_path / "data")]) == 0
-    for precision in ("fp32", "int8"):
-        model = Model(tmp_path / "m" / f"s-{precision}.onnx")
-        assert model.spec.readout == Readout(False, 1009, 3, "sum")
-        texts = ["a great movie , loved it", "awful acting , hated it"]
-        probs = model.predict(texts)
-        assert probs[0, 1] > 0.5 > probs[1, 1]
-        stream = model.text_stream()
-        stream.feed(texts[0])
-        assert np.abs(stream.finish() - probs[0]).max() <= 1e-5
+    export_and_check(tmp_path / "c" / "checkpoint.pt", tmp_path, Readout(False, 1009, 3, "sum"))
     info = run_cli("info", str(tmp_path / "m" / "s-int8.onnx"))
     assert "the head also reads the summed weights of the hashed word 1-3-grams (1,009 buckets" in info.stdout
     # clear errors (exit 2): a missing checkpoint, a checkpoint of another task, no buckets

@@ -118,20 +118,26 @@ def test_readout_trains_on_a_frozen_classifier(tmp_path) -> None:
         assert torch.equal(run["state_dict"][name], base["state_dict"][name]), name
     assert run["state_dict"]["ngram.weight"].abs().max() > 0  # the readout learnt
     assert run["metrics"]["test_accuracy"] >= 0.95
+    export_and_check(tmp_path / "ngram" / "checkpoint.pt", tmp_path, Readout(False, 1009, 3))
+    # a checkpoint of another shape is one clear error
+    assert _fails(tmp_path, "--hidden", "16")
+
+
+def export_and_check(checkpoint, tmp_path, readout: Readout) -> None:
+    """Export a tiny sentiment checkpoint (data in tmp_path/data, files in tmp_path/m); both
+    files carry `readout`, tell the tiny reviews apart, and stream as they predict."""
     import export.__main__ as ex
-    assert ex.main([str(tmp_path / "ngram" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "s",
+    assert ex.main([str(checkpoint), "--out", str(tmp_path / "m"), "--name", "s",
                     "--data", str(tmp_path / "data")]) == 0
     for precision in ("fp32", "int8"):
         model = Model(tmp_path / "m" / f"s-{precision}.onnx")
-        assert model.spec.readout == Readout(False, 1009, 3)
+        assert model.spec.readout == readout
         texts = ["a great movie , loved it", "awful acting , hated it"]
         probs = model.predict(texts)
         assert probs[0, 1] > 0.5 > probs[1, 1]
         stream = model.text_stream()
         stream.feed(texts[0])
         assert np.abs(stream.finish() - probs[0]).max() <= 1e-5
-    # a checkpoint of another shape is one clear error
-    assert _fails(tmp_path, "--hidden", "16")
 
 
 def _fails(tmp_path, *extra: str) -> bool:
