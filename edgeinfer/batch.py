@@ -8,21 +8,20 @@ step gathers the named slots, runs the step graph once, and scatters the new sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from edgeinfer.arrays import softmax, token_ids
+from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
-from edgeinfer.stream import Snapshot, checked_snapshot, softmax, token_ids
-
-if TYPE_CHECKING:
-    from edgeinfer.model import Model
+from edgeinfer.snapshot import Snapshot, checked_snapshot
 
 
 class BatchedStream:
     """One stream in a StreamBatch: its own state (a slot), snapshot and restore."""
 
-    def __init__(self, owner: "StreamBatch", slot: int) -> None:
+    def __init__(self, owner: StreamBatch, slot: int) -> None:
         self.owner = owner
         self.slot = slot  # column of the owner's state arrays; -1 once closed
 
@@ -65,12 +64,12 @@ class StreamBatch:
     inputs with one scale for the whole batch, so their results move slightly with batch mates.
     """
 
-    def __init__(self, model: "Model", capacity: int = 16) -> None:
+    def __init__(self, model: LoadedModel, capacity: int = 16) -> None:
         self.model = model
         spec = model.spec
-        self._names = [s.name for s in spec.state]
-        self.tokens = spec.input.kind in ("words", "chars")
-        self._vocab = spec.input.vocab_size if self.tokens else 0  # type: ignore[union-attr]
+        vocab = spec.token_vocab
+        self.tokens = vocab is not None
+        self._vocab = vocab.vocab_size if vocab is not None else 0
         capacity = max(1, capacity)
         self._state = spec.initial_state(capacity)  # each (L, capacity, H)
         self._logits = np.zeros((capacity, spec.classes), np.float32)
@@ -120,15 +119,17 @@ class StreamBatch:
         if len(set(slots.tolist())) != len(slots):
             raise InputError("a stream is named twice in one step; expected each at most once")
         arr = self._check(x, len(slots))
-        io = self.model.spec.io
+        spec = self.model.spec
+        io = spec.io
         whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
         feeds = {name: (v if whole else v[:, slots]) for name, v in self._state.items()}
-        outs = self.model.batch_step_session.run(None, {io.step_input: arr, **feeds})
-        for name, new in zip(self._names, outs[1:]):
+        names = [io.output, *spec.state_outputs, *([io.step_probabilities] if io.step_probabilities else [])]
+        outs = self.model.run("batch_step", names, {io.step_input: arr, **feeds})
+        for s, new in zip(spec.state, outs[1:], strict=False):
             if whole:
-                self._state[name] = new
+                self._state[s.name] = new
             else:
-                self._state[name][:, slots] = new
+                self._state[s.name][:, slots] = new
         self._logits[slots] = outs[0]
         self._steps[slots] += 1
         return outs[-1] if io.step_probabilities else softmax(outs[0])

@@ -44,8 +44,9 @@ def time_calls(fn: Callable[[], object], calls: int = 2000, warmup: int = 100, b
 def example_steps(model: Model, steps: int, batch: int = 1, seed: int = 0) -> np.ndarray:
     """Random inputs of the model's kind: features (B, T, F) or token ids (B, T)."""
     rng = np.random.default_rng(seed)
-    if model.spec.input.kind in ("words", "chars"):
-        return rng.integers(2, model.spec.input.vocab_size, (batch, steps)).astype(np.int64)  # type: ignore[union-attr]
+    vocab = model.spec.token_vocab
+    if vocab is not None:
+        return rng.integers(2, vocab.vocab_size, (batch, steps)).astype(np.int64)
     return rng.standard_normal((batch, steps, model.spec.input_size)).astype(np.float32)
 
 
@@ -62,7 +63,7 @@ def step_latency(model: Model, rounds: int = 10, calls: int = 200) -> dict[str, 
     feeds = {model.spec.io.step_input: x, **model.spec.initial_state(1)}
     binding = session.io_binding()
     values = [ort.OrtValue.ortvalue_from_numpy(v) for v in feeds.values()]
-    for name, v in zip(feeds, values):
+    for name, v in zip(feeds, values, strict=True):
         binding.bind_ortvalue_input(name, v)
     for o in session.get_outputs():
         binding.bind_output(o.name)
@@ -105,7 +106,7 @@ def batch_step_rates(model: Model, streams: int) -> tuple[float, float]:
     items = [row if x.ndim == 2 else int(row) for row in x]
 
     def one_by_one() -> None:
-        for s, item in zip(alone, items):
+        for s, item in zip(alone, items, strict=True):
             s.step(item)
 
     separate = time_calls(one_by_one, calls=20, warmup=2, min_calls=5)

@@ -21,7 +21,10 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def resolve_providers(providers: str | Sequence[str] | None) -> list[str]:
+ProviderRequest = str | Sequence[str] | None  # a name, names, "auto", or None for the CPU
+
+
+def resolve_providers(providers: ProviderRequest) -> list[str]:
     """Turn a provider name, a list of names, `auto` or None (CPU) into a checked list.
 
     Short names work too: `cuda` means `CUDAExecutionProvider`. A requested provider that is
@@ -32,9 +35,10 @@ def resolve_providers(providers: str | Sequence[str] | None) -> list[str]:
         return [DEFAULT_PROVIDER]
     names = [providers] if isinstance(providers, str) else list(providers)
     if names == ["auto"]:
-        return [next(p for p in AUTO_ORDER if p in available)] if any(
-            p in available for p in AUTO_ORDER) else available[:1]
-    resolved = []
+        return [next((p for p in AUTO_ORDER if p in available), available[0])]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ProviderError(f"providers must be provider names; available: {', '.join(available)}")
+    resolved: list[str] = []
     for name in names:
         full = name if name.endswith("ExecutionProvider") else _expand(name, available)
         if full not in available:
@@ -56,7 +60,7 @@ def _expand(short: str, available: list[str]) -> str:
 
 
 def create_session(
-    model: bytes, source: str, providers: str | Sequence[str] | None = None,
+    model: bytes, source: str, providers: ProviderRequest = None,
     intra_op_threads: int = 0, inter_op_threads: int = 0,
     external: dict[str, np.ndarray] | None = None, spinning: bool = True,
 ) -> ort.InferenceSession:
@@ -80,8 +84,13 @@ def create_session(
         options.add_external_initializers(list((external or {}).keys()), values)
     try:
         session = ort.InferenceSession(model, sess_options=options, providers=chosen)
-        session._edgeinfer_external = values  # type: ignore[attr-defined]  # keep the buffers alive
-        return session
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{source}: onnxruntime cannot load this model ({first[:200]})") from None
+    session._edgeinfer_external = values  # keep the buffers alive as long as the session
+    in_use = session.get_providers()
+    if not in_use or in_use[0] != chosen[0]:
+        raise ProviderError(f"{source}: asked for {chosen[0]} but onnxruntime runs it on "
+                            f"{in_use[0] if in_use else 'nothing'}; check the provider's installation "
+                            "(`edgeinfer doctor`)")
+    return session

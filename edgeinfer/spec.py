@@ -1,13 +1,21 @@
-"""The model spec: a frozen description of a model, stored as JSON in the ONNX `metadata_props`."""
+"""The model spec: a frozen description of a model, stored as JSON in the ONNX `metadata_props`.
+
+The spec is the single source of truth about a model file: the runtime reads every field from
+it (labels, input preprocessing, vocabulary and special ids, state names and shapes, graph
+input/output names) and validates every field when a file is loaded. Anything it cannot
+accept is a `SpecError` naming the field.
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
-from edgeinfer.errors import SpecError
+from edgeinfer.errors import SpecError, WrongTaskError
 
 FORMAT_VERSION = 3  # 2 added `readout`, 3 its `ngram_pool` (files of versions 1 and 2 still load)
 SPEC_KEY = "edgeinfer.spec"
@@ -16,16 +24,31 @@ STEP_SHARED_KEY = "edgeinfer.step_shared"  # JSON {step initializer: sequence in
 CELLS = ("rnn", "lstm", "gru")
 TASKS = ("digits", "sentiment", "characters")
 PRECISIONS = ("fp32", "int8")
+NGRAM_POOLS = ("mean", "sum")  # how the n-gram readout pools its weights (Readout.ngram_pool)
+TASK_INPUT = {"digits": "image", "sentiment": "words", "characters": "chars"}  # task -> input kind
+
+# Bounds that keep a hostile file from asking for absurd work or memory.
+MAX_JSON_DEPTH = 32
+MAX_LAYERS = 64
+MAX_WIDTH = 1 << 16  # hidden size, input size, image side
+MAX_VOCAB = 1 << 22
+MAX_NGRAM_BUCKETS = 1 << 26
+MAX_NGRAM_ORDER = 8
+MAX_NAME = 256
 
 
 @dataclass(frozen=True)
 class ImageInput:
-    """Digits input: an image read as `rows` steps of `cols` pixels, scaled then normalised."""
+    """Digits input: an image read as `rows` steps of `cols` pixels, scaled then normalised.
+
+    A pixel's 8-bit value v becomes v * scale (in [0, 1] for the default 1/255), then
+    (x - mean) / std; the digit's bounding box is first scaled to fit `fit_px` pixels.
+    """
 
     kind: str = "image"
     rows: int = 28
     cols: int = 28
-    scale: float = 1.0 / 255.0  # raw uint8 pixel -> [0, 1]
+    scale: float = 1.0 / 255.0  # raw 8-bit pixel -> [0, 1]
     mean: float = 0.1307
     std: float = 0.3081
     fit_px: int = 20  # the digit's bounding box is scaled to fit fit_px x fit_px (MNIST recipe)
@@ -33,7 +56,7 @@ class ImageInput:
 
 @dataclass(frozen=True)
 class VocabInput:
-    """Token inputs: ids 0 padding, 1 unknown, then `vocab` in order."""
+    """Token inputs: `pad_id` and `unk_id` are reserved, the vocabulary takes the other ids in order."""
 
     kind: str = ""
     vocab: tuple[str, ...] = ()
@@ -44,6 +67,12 @@ class VocabInput:
     def vocab_size(self) -> int:
         """Number of ids, padding and unknown included."""
         return len(self.vocab) + 2
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        """The id of each vocabulary entry, in order: every id except pad_id and unk_id."""
+        reserved = (self.pad_id, self.unk_id)
+        return tuple(i for i in range(self.vocab_size) if i not in reserved)
 
 
 @dataclass(frozen=True)
@@ -61,7 +90,10 @@ class CharInput(VocabInput):
     kind: str = "chars"
 
 
-INPUT_KINDS: dict[str, type] = {"image": ImageInput, "words": TextInput, "chars": CharInput}
+InputSpec = ImageInput | TextInput | CharInput
+INPUT_KINDS: dict[str, type[ImageInput] | type[TextInput] | type[CharInput]] = {
+    "image": ImageInput, "words": TextInput, "chars": CharInput}
+InputT = TypeVar("InputT", ImageInput, TextInput, CharInput)
 
 
 @dataclass(frozen=True)
@@ -78,9 +110,6 @@ class StateTensor:
     def initial_value(self, batch: int) -> np.ndarray:
         """The initial state for `batch` streams. # (L, B, H)"""
         return np.full((self.layers, batch, self.hidden), self.initial, dtype=self.dtype)
-
-
-NGRAM_POOLS = ("mean", "sum")  # how the n-gram readout pools its weights (Readout.ngram_pool)
 
 
 @dataclass(frozen=True)
@@ -121,11 +150,15 @@ class GraphIO:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to use a model file, besides its weights."""
+    """Everything needed to use a model file, besides its weights.
+
+    Hashable and comparable: two specs are equal when their JSON is (metrics and provenance
+    included).
+    """
 
     task: str
     labels: tuple[str, ...]
-    input: ImageInput | TextInput | CharInput
+    input: InputSpec
     cell: str
     layers: int
     hidden: int
@@ -141,70 +174,103 @@ class ModelSpec:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise SpecError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
-        if self.cell not in CELLS:
-            raise SpecError(f"unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
-        if self.precision not in PRECISIONS:
-            raise SpecError(f"unknown precision {self.precision!r}; expected fp32 or int8")
-        if self.layers < 1 or self.hidden < 1 or self.input_size < 1 or not self.labels:
-            raise SpecError("layers, hidden, input_size and labels must be positive/non-empty")
-        if self.readout.ngram_buckets and self.input.kind != "words":
-            raise SpecError("an n-gram readout needs word-token input")
-        if self.readout.ngram_buckets and self.readout.ngram_order < 2:
-            raise SpecError("an n-gram readout needs ngram_order >= 2")
-        if self.readout.ngram_pool not in NGRAM_POOLS:
-            raise SpecError(f"unknown ngram_pool {self.readout.ngram_pool!r}; expected one of {', '.join(NGRAM_POOLS)}")
-        expected = tuple(s.name for s in state_for(self.cell, self.layers, self.hidden, self.readout))
-        if tuple(s.name for s in self.state) != expected:
-            raise SpecError(f"a {self.cell} model's state must be named {expected}")
+        _check_spec(self)
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
 
     @property
     def classes(self) -> int:
         """Number of output classes."""
         return len(self.labels)
 
+    @property
+    def reads_tokens(self) -> bool:
+        """True when a step reads a token id (words, characters) rather than a feature row."""
+        return isinstance(self.input, VocabInput)
+
+    @property
+    def token_vocab(self) -> TextInput | CharInput | None:
+        """The token input of a words or characters model; None for feature models."""
+        return self.input if isinstance(self.input, (TextInput, CharInput)) else None
+
+    def require_input(self, kind: type[InputT]) -> InputT:
+        """This model's input spec when it is of `kind`; WrongTaskError otherwise."""
+        if not isinstance(self.input, kind):
+            want = kind.kind  # the dataclass default
+            raise WrongTaskError(f"a {self.task} model reads {self.input.kind}; expected a model that reads {want}")
+        return self.input
+
     def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
         """Fresh state tensors for `batch` streams, keyed by input name."""
         return {s.name: s.initial_value(batch) for s in self.state}
 
+    @property
+    def state_outputs(self) -> list[str]:
+        """The state tensors' output names, in the spec's order."""
+        return [s.output for s in self.state]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON-ready data."""
+        return asdict(self)
+
     def to_json(self) -> str:
         """Serialise to a JSON string."""
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
 
     @staticmethod
-    def from_json(text: str) -> "ModelSpec":
+    def from_json(text: str) -> ModelSpec:
         """Parse and validate a spec written by `to_json`."""
+        if len(text) > 64 << 20:
+            raise SpecError("spec is larger than 64 MB")
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise SpecError(f"spec is not valid JSON ({exc.msg})") from None
-        if not isinstance(raw, dict):
+        except RecursionError:
+            raise SpecError(f"spec JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        return ModelSpec.from_dict(raw)
+
+    @staticmethod
+    def from_dict(raw: Any) -> ModelSpec:
+        """Build and validate a spec from plain data (what `to_dict` gives)."""
+        if not isinstance(raw, Mapping):
             raise SpecError("spec is not a JSON object")
+        _check_depth(raw, "spec")
         version = raw.get("format_version")
-        if not isinstance(version, int):
+        if type(version) is not int or version < 1:
             raise SpecError("spec has no integer format_version")
         if version > FORMAT_VERSION:
             raise SpecError(
                 f"spec format version {version} is newer than this edgeinfer supports "
                 f"({FORMAT_VERSION}); upgrade edgeinfer"
             )
-        try:
-            raw["labels"] = tuple(raw["labels"])
-            kind = raw["input"].get("kind")
-            if kind not in INPUT_KINDS:
-                raise SpecError(f"unknown input kind {kind!r}; expected one of {', '.join(INPUT_KINDS)}")
-            if "vocab" in raw["input"]:
-                raw["input"]["vocab"] = tuple(raw["input"]["vocab"])
-            raw["input"] = INPUT_KINDS[kind](**raw["input"])
-            raw["state"] = tuple(StateTensor(**s) for s in raw["state"])
-            raw["io"] = GraphIO(**raw.get("io", {}))
-            raw["readout"] = Readout(**raw.get("readout", {}))
-            return ModelSpec(**raw)
-        except SpecError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"spec is malformed: {exc}") from None
+        data = dict(raw)
+        data["labels"] = _str_tuple(data.get("labels"), "labels")
+        data["input"] = parse_input(data.get("input"))
+        states = data.get("state")
+        if not isinstance(states, list):
+            raise SpecError("spec field 'state' must be a list")
+        data["state"] = tuple(_build(StateTensor, s, f"state[{i}]") for i, s in enumerate(states))
+        data["io"] = _build(GraphIO, data.get("io", {}), "io")
+        data["readout"] = _build(Readout, data.get("readout", {}), "readout")
+        for name in ("metrics", "provenance"):
+            if not isinstance(data.get(name, {}), dict):
+                raise SpecError(f"spec field {name!r} must be an object")
+        return _build(ModelSpec, data, "spec")
+
+
+def parse_input(raw: Any) -> InputSpec:
+    """The typed input spec from plain data (a spec's `input` object); SpecError when invalid."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("spec field 'input' must be an object")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or kind not in INPUT_KINDS:
+        raise SpecError(f"unknown input kind {kind!r}; expected one of {', '.join(INPUT_KINDS)}")
+    data = dict(raw)
+    if "vocab" in data:
+        data["vocab"] = _str_tuple(data["vocab"], "input.vocab", allow_empty=True)
+    return _build(INPUT_KINDS[kind], data, "input")
 
 
 def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout()) -> tuple[StateTensor, ...]:
@@ -226,3 +292,160 @@ def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout())
         state += [StateTensor("ngram_sum", "ngram_sum_next", 1, 1),
                   StateTensor("prev", "prev_next", readout.ngram_order - 1, 1)]
     return tuple(state)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _refuse_constant(name: str) -> float:
+    raise SpecError(f"spec holds {name}; expected finite numbers only")
+
+
+def _check_depth(value: Any, where: str, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise SpecError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _check_depth(v, where, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_depth(v, where, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{where} holds {value}; expected finite numbers only")
+
+
+def _str_tuple(value: Any, where: str, allow_empty: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"spec field {where!r} must be a list of strings")
+    if not value and not allow_empty:
+        raise SpecError(f"spec field {where!r} must not be empty")
+    return tuple(value)
+
+
+def _build(cls: type[_T], raw: Any, where: str) -> _T:
+    """A dataclass from a mapping: unknown fields refused, every field's type checked."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"spec field {where!r} must be an object")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise SpecError(f"spec field {where!r} has unknown field(s) {', '.join(map(repr, unknown[:5]))}")
+    for name, value in raw.items():
+        _check_type(known[name].type, value, f"{where}.{name}" if where != "spec" else name)
+    try:
+        return cls(**raw)
+    except TypeError as exc:  # a required field is missing
+        missing = str(exc).split(":")[-1].strip()
+        raise SpecError(f"spec field {where!r} is missing {missing}") from None
+
+
+_SIMPLE: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "float": (int, float)}
+
+
+def _check_type(annotation: Any, value: Any, where: str) -> None:
+    """Check a plain value against a field's annotation (a string under `from __future__`)."""
+    kind = str(annotation)
+    if kind in _SIMPLE:
+        ok = isinstance(value, _SIMPLE[kind]) and (kind == "bool" or type(value) is not bool)
+        if not ok:
+            raise SpecError(f"spec field {where!r} must be a {'number' if kind == 'float' else kind}, "
+                            f"got {type(value).__name__}")
+        if kind == "float" and not math.isfinite(value):
+            raise SpecError(f"spec field {where!r} must be a finite number, got {value}")
+    elif kind.startswith("dict[str, float]") and (not isinstance(value, Mapping) or not all(
+            isinstance(v, (int, float)) and type(v) is not bool and math.isfinite(v) for v in value.values())):
+        raise SpecError(f"spec field {where!r} must map names to finite numbers")
+
+
+def _positive(value: int, where: str, top: int) -> None:
+    if not 1 <= value <= top:
+        raise SpecError(f"spec field {where!r} must be between 1 and {top:,}, got {value}")
+
+
+def _check_name(value: str, where: str, required: bool = True) -> None:
+    if (required and not value) or len(value) > MAX_NAME or not value.isprintable():
+        raise SpecError(f"spec field {where!r} must be a printable name of 1 to {MAX_NAME} characters")
+
+
+def _check_input(spec: ModelSpec) -> None:
+    inp = spec.input
+    if inp.kind != TASK_INPUT[spec.task]:
+        raise SpecError(f"a {spec.task} model must read {TASK_INPUT[spec.task]} input, not {inp.kind}")
+    if isinstance(inp, ImageInput):
+        _positive(inp.rows, "input.rows", MAX_WIDTH)
+        _positive(inp.cols, "input.cols", MAX_WIDTH)
+        _positive(inp.fit_px, "input.fit_px", min(inp.rows, inp.cols))
+        if not (inp.scale > 0 and inp.std > 0):
+            raise SpecError("spec fields 'input.scale' and 'input.std' must be positive")
+        if spec.input_size != inp.cols:
+            raise SpecError(f"an image model reads rows of {inp.cols} pixels; input_size is {spec.input_size}")
+        return
+    if len(inp.vocab) > MAX_VOCAB:
+        raise SpecError(f"spec field 'input.vocab' has more than {MAX_VOCAB:,} entries")
+    if len(set(inp.vocab)) != len(inp.vocab) or not all(inp.vocab):
+        raise SpecError("spec field 'input.vocab' must hold distinct non-empty entries")
+    if isinstance(inp, CharInput) and any(len(c) != 1 for c in inp.vocab):
+        raise SpecError("spec field 'input.vocab' of a characters model must hold single characters")
+    for name, value in (("pad_id", inp.pad_id), ("unk_id", inp.unk_id)):
+        if not 0 <= value < inp.vocab_size:
+            raise SpecError(f"spec field 'input.{name}' must be an id below {inp.vocab_size}, got {value}")
+    if inp.pad_id == inp.unk_id:
+        raise SpecError("spec fields 'input.pad_id' and 'input.unk_id' must differ")
+
+
+def _check_readout(spec: ModelSpec) -> None:
+    r = spec.readout
+    if r.ngram_pool not in NGRAM_POOLS:
+        raise SpecError(f"unknown ngram_pool {r.ngram_pool!r}; expected one of {', '.join(NGRAM_POOLS)}")
+    if not 0 <= r.ngram_buckets <= MAX_NGRAM_BUCKETS:
+        raise SpecError(f"spec field 'readout.ngram_buckets' must be between 0 and {MAX_NGRAM_BUCKETS:,}")
+    if r.ngram_buckets and spec.input.kind != "words":
+        raise SpecError("an n-gram readout needs word-token input")
+    if r.ngram_buckets and not 2 <= r.ngram_order <= MAX_NGRAM_ORDER:
+        raise SpecError(f"an n-gram readout needs ngram_order between 2 and {MAX_NGRAM_ORDER}")
+
+
+def _check_state(spec: ModelSpec) -> None:
+    expected = state_for(spec.cell, spec.layers, spec.hidden, spec.readout)
+    if tuple(s.name for s in spec.state) != tuple(s.name for s in expected):
+        raise SpecError(f"a {spec.cell} model's state must be named {tuple(s.name for s in expected)}")
+    for got, want in zip(spec.state, expected, strict=True):
+        if (got.layers, got.hidden, got.dtype) != (want.layers, want.hidden, want.dtype):
+            raise SpecError(f"state {got.name!r} must be ({want.layers}, B, {want.hidden}) {want.dtype}, "
+                            f"not ({got.layers}, B, {got.hidden}) {got.dtype}")
+        _check_name(got.output, f"state.{got.name}.output")
+    io = spec.io
+    states = [s.name for s in spec.state]
+    seq_inputs = [io.seq_input, *([io.lengths] if io.lengths else []), *states]
+    step_inputs = [io.step_input, *states]
+    outputs = [io.output, *spec.state_outputs, *([io.step_probabilities] if io.step_probabilities else [])]
+    if any(len(set(names)) != len(names) for names in (seq_inputs, step_inputs, outputs)) or (
+            set(outputs) & set(seq_inputs + step_inputs)):
+        raise SpecError("graph input and output names in 'io' and 'state' must all be distinct")
+    for name, value in asdict(io).items():
+        _check_name(value, f"io.{name}", required=name not in ("lengths", "step_probabilities"))
+
+
+def _check_spec(spec: ModelSpec) -> None:
+    """Every cross-field rule of a spec; SpecError naming the first that fails."""
+    if spec.task not in TASKS:
+        raise SpecError(f"unknown task {spec.task!r}; expected one of {', '.join(TASKS)}")
+    if spec.cell not in CELLS:
+        raise SpecError(f"unknown cell {spec.cell!r}; expected one of {', '.join(CELLS)}")
+    if spec.precision not in PRECISIONS:
+        raise SpecError(f"unknown precision {spec.precision!r}; expected fp32 or int8")
+    if spec.layers < 1 or spec.hidden < 1 or spec.input_size < 1 or not spec.labels:
+        raise SpecError("layers, hidden, input_size and labels must be positive/non-empty")
+    if len(set(spec.labels)) != len(spec.labels) or len(spec.labels) > MAX_VOCAB:
+        raise SpecError(f"spec field 'labels' must hold at most {MAX_VOCAB:,} distinct labels")
+    _positive(spec.layers, "layers", MAX_LAYERS)
+    _positive(spec.hidden, "hidden", MAX_WIDTH)
+    _positive(spec.input_size, "input_size", MAX_WIDTH)
+    _positive(spec.opset, "opset", 100)
+    _check_input(spec)
+    _check_readout(spec)
+    _check_state(spec)
+    _check_depth(spec.provenance, "spec field 'provenance'")
+    _check_depth(spec.metrics, "spec field 'metrics'")

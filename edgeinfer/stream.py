@@ -5,86 +5,15 @@ and many threads at once.
 """
 from __future__ import annotations
 
-import io
-import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
+from edgeinfer.arrays import softmax, token_ids
+from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
-
-if TYPE_CHECKING:
-    from edgeinfer.model import Model
-
-
-SNAPSHOT_MAGIC = "edgeinfer-snapshot-1"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A stream's state at one point: enough to resume it, here or in another process."""
-
-    model: str  # sha256 of the model file it was taken from
-    state: dict[str, np.ndarray]  # each (L, B, H)
-    logits: np.ndarray | None  # (B, C) after the latest step
-    steps: int
-
-    def to_bytes(self) -> bytes:
-        """Serialise (numpy .npz, no pickle)."""
-        buf = io.BytesIO()
-        arrays = {f"state.{k}": v for k, v in self.state.items()}
-        if self.logits is not None:
-            arrays["logits"] = self.logits
-        meta = json.dumps({"magic": SNAPSHOT_MAGIC, "model": self.model, "steps": self.steps})
-        np.savez(buf, meta=np.array(meta), **arrays)
-        return buf.getvalue()
-
-    @staticmethod
-    def from_bytes(data: bytes) -> "Snapshot":
-        """Parse bytes written by `to_bytes`."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                if meta.get("magic") != SNAPSHOT_MAGIC:
-                    raise ValueError("magic")
-                state = {k[len("state."):]: z[k] for k in z.files if k.startswith("state.")}
-                logits = z["logits"] if "logits" in z.files else None
-            return Snapshot(meta["model"], state, logits, int(meta["steps"]))
-        except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError):
-            raise InputError("not an edgeinfer stream snapshot") from None
-
-
-def token_ids(x: Any, vocab: int) -> np.ndarray:
-    """Token ids as int64, checked: integers, each 0 <= id < vocab."""
-    arr = np.asarray(x)
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
-        raise InputError(f"token id out of range; expected 0 <= id < {vocab}")
-    return arr
-
-
-def checked_snapshot(model: "Model", snapshot: Snapshot | bytes, batch: int) -> Snapshot:
-    """A snapshot (or its bytes) checked to come from `model` and to hold `batch` streams."""
-    snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
-    if snap.model != model.fingerprint:
-        raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
-                         f"this stream runs {model.source} ({model.fingerprint[:12]}...)")
-    want = model.spec.initial_state(batch)
-    if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
-        raise InputError(f"snapshot state does not fit a stream of batch {batch}")
-    if snap.logits is not None and snap.logits.shape != (batch, model.spec.classes):
-        raise InputError(f"snapshot logits do not fit a stream of batch {batch}")
-    return snap
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax over the last axis."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from edgeinfer.snapshot import Snapshot, checked_snapshot
 
 
 class Stream:
@@ -96,15 +25,15 @@ class Stream:
     probabilities it returns. A stream is not for use by two threads at once; open one per thread.
     """
 
-    def __init__(self, model: "Model", batch: int = 1) -> None:
-        if batch < 1:
-            raise InputError(f"stream batch must be >= 1, got {batch}")
+    def __init__(self, model: LoadedModel, batch: int = 1) -> None:
+        if type(batch) is not int or batch < 1:
+            raise InputError(f"stream batch must be an integer >= 1, got {batch!r}")
         self.model = model
         self.batch = batch
         spec = model.spec
-        self.tokens = spec.input.kind in ("words", "chars")
-        self._vocab = spec.input.vocab_size if self.tokens else 0  # type: ignore[union-attr]
-        self._names = [s.name for s in spec.state]
+        vocab = spec.token_vocab
+        self.tokens = vocab is not None
+        self._vocab = vocab.vocab_size if vocab is not None else 0
         initial = spec.initial_state(batch)  # each (L, B, H)
         self._bufs = ({k: v.copy() for k, v in initial.items()}, {k: v.copy() for k, v in initial.items()})
         self._cur = 0  # which of the two buffer sets holds the state now
@@ -113,6 +42,8 @@ class Stream:
         # the step graph's softmax output, when the file has one (older files: numpy here)
         self._p = np.zeros((batch, spec.classes), np.float32) if spec.io.step_probabilities else None
         self._bindings: tuple[Any, Any] | None = None
+        self._values: list[Any] = []  # the OrtValues the bindings use: they must outlive them
+        self._session: Any = None
         self.steps = 0
 
     def reset(self) -> None:
@@ -152,14 +83,11 @@ class Stream:
             raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} {kind}")
         return np.ascontiguousarray(arr), single
 
-    def _bind(self) -> tuple[Any, Any]:
+    def _bind(self, session: Any) -> tuple[Any, Any]:
         """Two IOBindings on the step session: state buffers 0 -> 1, and 1 -> 0."""
-        import onnxruntime as ort
-
-        session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
         io, spec = self.model.spec.io, self.model.spec
         value = ort.OrtValue.ortvalue_from_numpy  # shares the numpy buffer's memory on the CPU
-        self._values = []  # the OrtValues must outlive the bindings
+        self._values = []
         bindings = []
         for src, dst in ((0, 1), (1, 0)):
             b = session.io_binding()
@@ -187,18 +115,20 @@ class Stream:
         elif self.tokens and self.batch == 1 and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
             if not 0 <= x < self._vocab:
                 raise InputError(f"token id out of range; expected 0 <= id < {self._vocab}")
-            buf[0], single = x, True
+            buf[0] = x
+            single = True
         else:
             arr, single = self._check(x, 2, "")
             buf[...] = arr
         if self._bindings is None:
-            self._bindings = self._bind()
             self._session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
+            self._bindings = self._bind(self._session)
         self._session.run_with_iobinding(self._bindings[self._cur])
         self._cur ^= 1
         self.steps += 1
         if self._p is not None:  # computed by the graph; a copy, since the buffer is reused
-            return self._p[0].copy() if single else self._p.copy()
+            out: np.ndarray = self._p[0].copy() if single else self._p.copy()
+            return out
         probs = softmax(self._y)  # a file exported before the step graph had its softmax output
         return probs[0] if single else probs
 
@@ -222,17 +152,13 @@ class Stream:
         arr, single = self._check(chunk, 3, "T")
         if arr.shape[1] == 0:
             raise InputError("stream chunk has no time steps; expected T >= 1")
-        io = self.model.spec.io
         state = self._bufs[self._cur]
-        feeds = {io.seq_input: arr, **state}
-        if io.lengths:
-            feeds[io.lengths] = np.full(self.batch, arr.shape[1], np.int64)
-        outs = self.model.sequence_session.run(None, feeds)
-        self._y[...] = outs[0]
-        for name, new in zip(self._names, outs[1:]):
-            state[name][...] = new
+        logits, new = self.model.run_sequence(arr, state)
+        self._y[...] = logits
+        for name, value in new.items():
+            state[name][...] = value
         self.steps += arr.shape[1]
-        probs = softmax(outs[0])
+        probs = softmax(logits)
         return probs[0] if single else probs
 
     def snapshot(self) -> Snapshot:
@@ -248,7 +174,7 @@ class Stream:
             self._y[...] = snap.logits
         self.steps = snap.steps if snap.logits is not None else 0
 
-    def fork(self) -> "Stream":
+    def fork(self) -> Stream:
         """An independent copy that continues from this point."""
         other = Stream(self.model, self.batch)
         other.restore(self.snapshot())
@@ -260,3 +186,6 @@ class Stream:
         if not self.steps:
             raise InputError("the stream has read nothing yet; call step() or feed() first")
         return softmax(self._y)
+
+
+__all__ = ["Snapshot", "Stream"]

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from edgeinfer.cli.app import app
 from edgeinfer.errors import EdgeInferError
 
 
 def main() -> None:
     """Entry point of the `edgeinfer` command."""
+    from edgeinfer.cli.app import app
+
     try:
         app()
     except EdgeInferError as exc:

@@ -27,8 +27,9 @@ def normalize(pixels01: np.ndarray, spec: ImageInput) -> np.ndarray:
     return ((pixels01 - spec.mean) / spec.std).astype(np.float32)
 
 
-def read_gray(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read any image Pillow opens as a float32 grayscale array in [0, 1]. # (H, W)"""
+def read_gray(path: str | os.PathLike[str], scale: float = 1.0 / 255.0) -> np.ndarray:
+    """Read any image Pillow opens as a float32 grayscale array: 8-bit values times `scale`
+    (the default, 1/255, gives [0, 1]; 16-bit and float images are first brought to 0..255). # (H, W)"""
     name = str(path)
     if not Path(name).is_file():
         raise ImageError(f"{name}: no such file")
@@ -46,7 +47,8 @@ def read_gray(path: str | os.PathLike[str]) -> np.ndarray:
                     )
                 img.seek(0)  # first frame of an animation
                 img.load()
-                return _to_gray01(img)
+                gray: np.ndarray = (_to_gray01(img) * np.float32(255.0 * scale)).astype(np.float32)
+                return gray
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -99,8 +101,8 @@ def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.n
     total = float(patch.sum())
     cy = float((patch.sum(axis=1) * np.arange(new_h)).sum() / total)
     cx = float((patch.sum(axis=0) * np.arange(new_w)).sum() / total)
-    top = int(round((spec.rows - 1) / 2 - cy))
-    left = int(round((spec.cols - 1) / 2 - cx))
+    top = round((spec.rows - 1) / 2 - cy)
+    left = round((spec.cols - 1) / 2 - cx)
     top = min(max(top, 0), spec.rows - new_h)
     left = min(max(left, 0), spec.cols - new_w)
     frame = np.zeros((spec.rows, spec.cols), dtype=np.float32)
@@ -110,4 +112,4 @@ def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.n
 
 def load_digit(path: str | os.PathLike[str], spec: ImageInput) -> np.ndarray:
     """Read an image file and return the model input, normalised. # (rows, cols)"""
-    return normalize(mnist_frame(read_gray(path), spec, name=str(path)), spec)
+    return normalize(mnist_frame(read_gray(path, spec.scale), spec, name=str(path)), spec)

@@ -1,32 +1,31 @@
-"""Text models: classify whole texts in length-sorted batches, or stream text word by word."""
+"""Sentiment (word models): classify whole texts in length-sorted batches, or stream text word by word."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeinfer.errors import InputError
-from edgeinfer.preprocess.text import PAD_ID, Tokenizer, WordBuffer
+from edgeinfer.arrays import softmax
+from edgeinfer.core import LoadedModel
+from edgeinfer.errors import InputError, WrongTaskError
+from edgeinfer.preprocess.text import Tokenizer, WordBuffer
 from edgeinfer.spec import TextInput
-from edgeinfer.stream import Stream, softmax
-
-if TYPE_CHECKING:
-    from edgeinfer.model import Model
+from edgeinfer.stream import Stream
 
 MAX_BATCH_TOKENS = 64 * 512  # padded tokens per sequence-graph call
 MAX_BATCH_TEXTS = 256
 CHUNK_WORDS = 2048  # words per sequence-graph call when streaming long texts
 
 
-def tokenizer(model: "Model") -> Tokenizer:
+def tokenizer(model: LoadedModel) -> Tokenizer:
     """The tokenizer a text model's spec defines."""
-    if not isinstance(model.spec.input, TextInput):
-        raise InputError(f"{model.source}: a {model.spec.task} model does not read text")
-    return Tokenizer(model.spec.input)
+    try:
+        return Tokenizer(model.spec.require_input(TextInput))
+    except WrongTaskError:
+        raise InputError(f"{model.source}: a {model.spec.task} model does not read text") from None
 
 
-def predict_texts(model: "Model", texts: Sequence[str]) -> np.ndarray:
+def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     """Class probabilities of whole texts, batched by length. # (N, C)
 
     Each text is read whole (no truncation); a padded batch gives exactly each text's result
@@ -35,6 +34,8 @@ def predict_texts(model: "Model", texts: Sequence[str]) -> np.ndarray:
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got one string; wrap it in a list")
     tok = tokenizer(model)
+    if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
+        raise InputError("expected a list of texts (strings)")
     ids = [np.array(tok.encode(t), np.int64) for t in texts]
     for i, seq in enumerate(ids):
         if len(seq) == 0:
@@ -49,7 +50,7 @@ def predict_texts(model: "Model", texts: Sequence[str]) -> np.ndarray:
             end += 1
         rows = order[start:end]
         lengths = np.array([len(ids[i]) for i in rows], np.int64)
-        x = np.full((len(rows), int(lengths.max())), PAD_ID, np.int64)
+        x = np.full((len(rows), int(lengths.max())), tok.spec.pad_id, np.int64)
         for r, i in enumerate(rows):
             x[r, : lengths[r]] = ids[i]
         out[rows] = softmax(model.sequence_logits(x, lengths))
@@ -60,10 +61,10 @@ def predict_texts(model: "Model", texts: Sequence[str]) -> np.ndarray:
 class TextStream:
     """Reads text as it arrives (words or chunks cut anywhere) and keeps the running result."""
 
-    def __init__(self, model: "Model") -> None:
+    def __init__(self, model: LoadedModel) -> None:
         self.tokenizer = tokenizer(model)
         self.stream = Stream(model, 1)
-        self.buffer = WordBuffer()
+        self.buffer = WordBuffer(self.tokenizer.spec.lowercase)
         self.labels = model.spec.labels
 
     @property
@@ -76,7 +77,8 @@ class TextStream:
         """Class probabilities after the latest word. # (C,)"""
         if self.stream.steps == 0:
             raise InputError("the text is empty or has no words yet; expected at least one word")
-        return self.stream.probabilities[0]
+        probs: np.ndarray = self.stream.probabilities[0]
+        return probs
 
     def probability(self, label: str = "positive") -> float:
         """Running probability of one label."""
@@ -95,16 +97,21 @@ class TextStream:
         for i in range(0, len(tokens), CHUNK_WORDS):
             self.stream.feed(np.array(self.tokenizer.encode_words(tokens[i : i + CHUNK_WORDS]), np.int64))
 
-    def trace(self, chunk: str, final: bool = False) -> Iterator[tuple[str, np.ndarray]]:
-        """Read a chunk word by word through the step graph, yielding (word, probabilities) each."""
+    def trace(self, chunk: str, final: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        """Read text word by word through the step graph, yielding (word, probabilities) each.
+
+        By default the text is read whole, its last word included. For text arriving in pieces,
+        pass `final=False` for every piece but the last: a word that may continue in the next
+        piece is then held back until it is complete (so a word cut in two is read once).
+        """
         tokens = list(self.buffer.push(chunk)) + (list(self.buffer.flush()) if final else [])
-        for word, token in zip(tokens, self.tokenizer.encode_words(tokens)):
+        for word, token in zip(tokens, self.tokenizer.encode_words(tokens), strict=True):
             yield word, self.stream.step(token)
 
     def reset(self) -> None:
         """Forget everything read."""
         self.stream.reset()
-        self.buffer = WordBuffer()
+        self.buffer = WordBuffer(self.tokenizer.spec.lowercase)
 
 
 __all__ = ["TextStream", "predict_texts", "tokenizer"]

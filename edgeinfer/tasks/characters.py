@@ -1,30 +1,31 @@
 """Character models: generate text one character per step, and score text in nats per character."""
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeinfer.errors import InputError
-from edgeinfer.preprocess.text import PAD_ID, UNK_ID, CharTokenizer
+from edgeinfer.core import LoadedModel
+from edgeinfer.errors import InputError, WrongTaskError
+from edgeinfer.preprocess.text import CharTokenizer
 from edgeinfer.spec import CharInput
 from edgeinfer.stream import Stream
 
-if TYPE_CHECKING:
-    from edgeinfer.model import Model
+DEFAULT_TEMPERATURE = 0.8  # the API's and the CLI's default
 
 
-def char_tokenizer(model: "Model") -> CharTokenizer:
+def char_tokenizer(model: LoadedModel) -> CharTokenizer:
     """The character tokenizer a characters model's spec defines."""
-    if not isinstance(model.spec.input, CharInput):
-        raise InputError(f"{model.source}: a {model.spec.task} model; expected a characters model")
-    return CharTokenizer(model.spec.input)
+    try:
+        return CharTokenizer(model.spec.require_input(CharInput))
+    except WrongTaskError:
+        raise InputError(f"{model.source}: a {model.spec.task} model; expected a characters model") from None
 
 
-def generate(model: "Model", prompt: str, max_chars: int, temperature: float = 1.0, top_k: int = 0,
-             seed: int | None = None, stream: Stream | None = None) -> Iterator[str]:
+def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float = DEFAULT_TEMPERATURE,
+             top_k: int = 0, seed: int | None = None, stream: Stream | None = None) -> Iterator[str]:
     """Yield up to `max_chars` characters continuing `prompt`, one per step, as they are produced.
 
     temperature 0 means greedy (always the most likely character); otherwise logits are divided
@@ -39,15 +40,20 @@ def generate(model: "Model", prompt: str, max_chars: int, temperature: float = 1
     if top_k < 0:
         raise InputError(f"top_k must be >= 0, got {top_k}")
     tok = char_tokenizer(model)
-    s = stream if stream is not None else model.stream()
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise InputError(f"seed must be an integer >= 0, got {seed}")
+    s = stream if stream is not None else Stream(model)
     if prompt:
         s.feed(np.array(tok.encode(prompt), np.int64))
     if s.logits is None:
         raise InputError("an empty prompt; expected at least one character to start from")
     rng = np.random.default_rng(seed)
+    special = [tok.spec.pad_id, tok.spec.unk_id]
     for _ in range(max_chars):
-        logits = s.logits[0].astype(np.float64)
-        logits[[PAD_ID, UNK_ID]] = -np.inf
+        now = s.logits
+        assert now is not None  # set by the prompt, then by every step
+        logits = now[0].astype(np.float64)
+        logits[special] = -np.inf
         if temperature == 0:
             nxt = int(np.argmax(logits))
         else:
@@ -60,18 +66,22 @@ def generate(model: "Model", prompt: str, max_chars: int, temperature: float = 1
         s.step(nxt)
 
 
-def score(model: "Model", text: str) -> float:
+def score(model: LoadedModel, text: str) -> float:
     """Average loss of predicting each character from those before it, in nats per character."""
     tok = char_tokenizer(model)
     ids = tok.encode(text)
     if len(ids) < 2:
         raise InputError("text too short to score; expected at least two characters")
-    s = model.stream()
+    s = Stream(model)
     total = 0.0
-    s.step(ids[0])
-    for nxt in ids[1:]:
-        logits = s.logits[0].astype(np.float64)  # type: ignore[index]
+    for now, nxt in itertools.pairwise(ids):
+        s.step(now)
+        after = s.logits
+        assert after is not None  # set by the step
+        logits = after[0].astype(np.float64)
         top = logits.max()
-        total += top + math.log(np.exp(logits - top).sum()) - logits[nxt]
-        s.step(nxt)
+        total += float(top + math.log(np.exp(logits - top).sum()) - logits[nxt])
     return total / (len(ids) - 1)
+
+
+__all__ = ["DEFAULT_TEMPERATURE", "char_tokenizer", "generate", "score"]

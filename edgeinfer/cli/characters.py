@@ -1,0 +1,80 @@
+"""`edgeinfer generate` and `edgeinfer score`: character models."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeinfer.cli.options import ModelOpt, ProviderOpt
+from edgeinfer.cli.render import emit_json, warn
+from edgeinfer.errors import InputError
+from edgeinfer.model import Model
+from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE, char_tokenizer, generate, score
+
+
+def generate_cmd(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to start from")] = "\n",
+    chars: Annotated[int, typer.Option("--chars", "-n", help="characters to generate (>= 1)")] = 500,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", "-t", help="0 = greedy; higher = more random")] = DEFAULT_TEMPERATURE,
+    top_k: Annotated[int, typer.Option("--top-k", help="sample from the K most likely (0 = all)")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="same seed, same text")] = None,
+    model: ModelOpt = "characters",
+    provider: ProviderOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object at the end")] = False,
+) -> None:
+    """Generate text character by character, printed (and flushed) as it comes."""
+    if chars < 1:
+        raise InputError(f"--chars must be >= 1, got {chars}")
+    if temperature < 0:
+        raise InputError(f"--temperature must be >= 0, got {temperature}")
+    m = Model(model, provider)
+    m.require_task("characters")
+    unknown = char_tokenizer(m).unknown(prompt)
+    if unknown:
+        warn(f"prompt characters outside the model's vocabulary, read as unknown: {''.join(unknown)!r}")
+    produced: list[str] = []
+    try:
+        for ch in generate(m, prompt, chars, temperature, top_k, seed):
+            if as_json:
+                produced.append(ch)
+            else:
+                sys.stdout.write(ch)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    if as_json:
+        emit_json({"prompt": prompt, "text": "".join(produced), "chars": len(produced),
+                   "temperature": temperature, "top_k": top_k, "seed": seed})
+    else:
+        sys.stdout.write("\n")
+
+
+def score_cmd(
+    file: Annotated[Path, typer.Argument(help="a UTF-8 text file")],
+    model: ModelOpt = "characters",
+    provider: ProviderOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Print how well a characters model predicts a text: nats and bits per character."""
+    m = Model(model, provider)
+    m.require_task("characters")
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
+    if not text:
+        raise InputError(f"{file}: empty file; expected UTF-8 text")
+    nats = score(m, text)
+    if as_json:
+        emit_json({"file": str(file), "chars": len(text), "nats_per_char": nats, "bits_per_char": nats / math.log(2)})
+    else:
+        print(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters")

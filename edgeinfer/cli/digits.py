@@ -1,0 +1,63 @@
+"""`edgeinfer classify image`: the digit in each image file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from edgeinfer.cli.options import JsonOpt, ModelOpt, ProviderOpt
+from edgeinfer.cli.render import emit_json, fail
+from edgeinfer.errors import EdgeInferError, InputError
+from edgeinfer.model import Model
+from edgeinfer.preprocess.image import load_digit
+from edgeinfer.spec import ImageInput
+
+classify_app = typer.Typer(no_args_is_help=True, help="Classify inputs with a digits model.")
+
+
+@classify_app.command("image")
+def classify_image(
+    files: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, GIF, ...)")],
+    model: ModelOpt = "digits",
+    provider: ProviderOpt = None,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="print the K most likely digits")] = 1,
+    early: Annotated[float | None, typer.Option(
+        "--early-exit", help="stop reading rows once the top probability reaches this (e.g. 0.99)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the digit in each image and its probability (and rows read, with --early-exit)."""
+    m = Model(model, provider)
+    m.require_task("digits")
+    image = m.spec.require_input(ImageInput)
+    if early is not None and not 0 < early <= 1:
+        raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")
+    inputs, names, failed = [], [], 0
+    for path in files:
+        try:
+            inputs.append(load_digit(path, image))
+            names.append(str(path))
+        except EdgeInferError as exc:
+            fail(str(exc))
+            failed += 1
+    if inputs:
+        rows: list[int | None] = [None] * len(inputs)
+        if early is None:
+            probs = m.predict(np.stack(inputs))
+        else:
+            result = m.early_exit(np.stack(inputs), early)
+            probs, rows = result.probabilities, [int(n) for n in result.steps]
+        labels = m.spec.labels
+        for name, p, n in zip(names, probs, rows, strict=True):
+            order = np.argsort(-p)[: min(top, len(labels))]
+            best = [(labels[i], float(p[i])) for i in order]
+            if as_json:
+                extra = {} if n is None else {"rows": n, "of_rows": image.rows}
+                emit_json({"file": name, "label": best[0][0], "probability": round(best[0][1], 6),
+                           "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra})
+            else:
+                after = "" if n is None else f" after {n}/{image.rows} rows"
+                print(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after)
+    if failed:
+        raise typer.Exit(1)

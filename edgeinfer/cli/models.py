@@ -1,0 +1,45 @@
+"""`edgeinfer info` and `edgeinfer models`: what a model file holds, and the built-in models."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgeinfer.cli.options import JsonOpt, ProviderOpt
+from edgeinfer.cli.render import describe_spec, emit_json
+from edgeinfer.model import Model, builtin_models
+from edgeinfer.session import resolve_providers
+
+
+def info(
+    model: Annotated[str, typer.Argument(help="model file or built-in name")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a model's spec: task, labels, architecture, state, precision, metrics, provenance.
+
+    With --provider, both graphs are also loaded on that provider (a check that they run there).
+    """
+    m = Model(model, provider)
+    size = len(m.file.data)
+    sessions = ""
+    if provider is not None:
+        m.load_sessions()
+        sessions = ", ".join(m.sequence_session.get_providers())
+    if as_json:
+        emit_json({"file": str(m.path), "bytes": size, **m.spec.to_dict()}, indent=2)
+        return
+    print(describe_spec(m.spec, f"{m.path} ({size:,} bytes)", sessions))
+
+
+def models(provider: ProviderOpt = None) -> None:
+    """List the built-in models (with --provider: after checking that provider is available)."""
+    if provider is not None:
+        print(f"providers: {', '.join(resolve_providers(provider))}")
+    for name, path in builtin_models().items():
+        spec = Model(path).spec
+        acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
+        extra = (f", test accuracy {acc:.2%}" if isinstance(acc, float) else
+                 f", validation loss {loss:.4f} nats/char" if isinstance(loss, float) else "")
+        print(f"{name}: {spec.task}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
+              f"{path.stat().st_size:,} bytes")

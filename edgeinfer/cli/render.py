@@ -1,0 +1,85 @@
+"""Output rendering for the command line, in one place: error lines, JSON lines, spec summaries."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from edgeinfer.spec import CharInput, ModelSpec, TextInput
+
+
+def fail(message: str) -> None:
+    """One error line on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def emit_json(record: dict[str, Any], indent: int | None = None) -> None:
+    """One JSON object on stdout (a line, unless indented)."""
+    print(json.dumps(record, indent=indent, allow_nan=False))
+
+
+def preview(text: str, width: int = 60) -> str:
+    """The start of a text on one line, at most `width` characters."""
+    flat = " ".join(text[: width * 4].split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def describe_readout(spec: ModelSpec) -> str:
+    """What the head reads besides the last hidden state, for `info`."""
+    parts = []
+    if spec.readout.pool:
+        parts.append("mean and max of the hidden states")
+    if spec.readout.ngram_buckets:
+        pooled = "summed weights" if spec.readout.ngram_pool == "sum" else "mean weight"
+        parts.append(f"{pooled} of the hashed word 1-{spec.readout.ngram_order}-grams "
+                     f"({spec.readout.ngram_buckets:,} buckets per order >= 2)")
+    return f"; the head also reads the {' and '.join(parts)}" if parts else ""
+
+
+def describe_input(spec: ModelSpec) -> str:
+    """The input and its preprocessing, as the spec gives them, for `info`."""
+    inp = spec.input
+    if isinstance(inp, CharInput):
+        return (f"characters, one per step: {len(inp.vocab)}-character vocabulary + padding ({inp.pad_id}) "
+                f"and unknown ({inp.unk_id}); embedding width {spec.input_size}")
+    if isinstance(inp, TextInput):
+        case = "lower-cased" if inp.lowercase else "case kept"
+        return (f"words, one per step: {len(inp.vocab):,}-word vocabulary + padding ({inp.pad_id}) and unknown "
+                f"({inp.unk_id}); {case}, <br /> removed; embedding width {spec.input_size}")
+    return (f"{inp.rows} steps of {inp.cols} features; pixels x{inp.scale:.6g}, (x - {inp.mean}) / {inp.std}; "
+            f"digit fitted to {inp.fit_px}x{inp.fit_px}")
+
+
+def describe_spec(spec: ModelSpec, file_line: str, sessions: str = "") -> str:
+    """The `info` summary of a spec, one aspect per line."""
+    tokens = spec.reads_tokens
+    io = spec.io
+    io_x = "(B, T) int64" if tokens else f"(B, T, {spec.input_size})"
+    io_step = "(B,) int64" if tokens else f"(B, {spec.input_size})"
+    io_len = f", {io.lengths} (B,) int64" if io.lengths else ""
+    state = ", ".join(f"{s.name}->{s.output} ({s.layers}, B, {s.hidden}) {s.dtype}={s.initial:g}" for s in spec.state)
+    task = (f"{spec.classes} classes: next character over the vocabulary" if isinstance(spec.input, CharInput)
+            else f"labels {', '.join(spec.labels)}")
+    probs = f", step also {io.step_probabilities} (B, {spec.classes}) = softmax" if io.step_probabilities else ""
+    metrics = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.metrics.items())
+    provenance = ", ".join(f"{k} {v}" for k, v in spec.provenance.items()
+                           if k not in ("config", "train_args", "stack"))
+    lines = [
+        f"file          {file_line}",
+        f"task          {spec.task}; {task}",
+        f"input         {describe_input(spec)}",
+        f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}" + describe_readout(spec),
+        f"state         {state}",
+        f"graphs        sequence {io.seq_input} {io_x}{io_len}; step {io.step_input} {io_step}; "
+        f"output {io.output} (B, {spec.classes}){probs}; opset {spec.opset}",
+        f"precision     {spec.precision}" + (f" ({spec.quantization})" if spec.precision != "fp32" else ""),
+        f"metrics       {metrics}",
+        f"provenance    {provenance}",
+        f"format        {spec.format_version}",
+    ] + ([f"sessions      both graphs loaded on {sessions}"] if sessions else [])
+    return "\n".join(lines)

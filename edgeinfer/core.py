@@ -1,0 +1,176 @@
+"""The core: a loaded model file (bytes, spec, sessions, fingerprint) that runs its graphs by name.
+
+A `LoadedModel` is the resource every feature builds on: streams, stream batches and the task
+modules take one, and the `Model` facade (edgeinfer.model) is one. It holds no stream state;
+sessions are created on first use and shared by every stream and thread.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeinfer.errors import InputError, ModelFileError, WrongTaskError
+from edgeinfer.fileformat import parse_model_file
+from edgeinfer.session import ProviderRequest, create_session, resolve_providers
+from edgeinfer.spec import ModelSpec
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "models"
+GRAPHS = ("sequence", "step", "batch_step")  # batch_step: the step graph on every core, for StreamBatch
+
+
+def builtin_models() -> dict[str, Path]:
+    """Built-in model names and their files, shipped inside the package."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.onnx"))}
+
+
+def resolve(model: str | os.PathLike[str]) -> Path:
+    """A model path, or the file of a built-in model name."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    builtins = builtin_models()
+    if str(model) in builtins:
+        return builtins[str(model)]
+    if path.exists():
+        raise ModelFileError(f"{model}: not a file; expected an .onnx model file")
+    names = ", ".join(builtins) or "none"
+    raise ModelFileError(f"{model}: no such model file or built-in model (built-in: {names})")
+
+
+class LoadedModel:
+    """A model file read and validated: its spec, its graphs' sessions, its fingerprint.
+
+    `providers` are checked when the model is loaded (ProviderError if one is missing) and again
+    when a session is created (the provider asked for must be the one in use). Threads: step
+    sessions default to one intra-op thread (right for batch-1 steps), the sequence and
+    batch-step sessions to all cores; `intra_op_threads` sets all of them.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str], providers: ProviderRequest = None,
+        intra_op_threads: int | None = None, inter_op_threads: int = 0,
+    ) -> None:
+        self.path = resolve(model)
+        self.source = str(model)
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"{self.source}: cannot read ({exc.strerror})") from None
+        self.file = parse_model_file(data, self.source)
+        self.spec: ModelSpec = self.file.spec
+        self.providers = resolve_providers(providers)
+        self.intra_op_threads = intra_op_threads
+        self.inter_op_threads = inter_op_threads
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Any] = {}
+        self._fingerprint = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the model file: identifies the model in stream snapshots."""
+        if not self._fingerprint:
+            self._fingerprint = hashlib.sha256(self.file.data).hexdigest()
+        return self._fingerprint
+
+    def session(self, graph: str) -> Any:
+        """The onnxruntime session of `graph` ("sequence", "step" or "batch_step"), created once."""
+        with self._lock:
+            if graph not in self._sessions:
+                self._sessions[graph] = self._create(graph)
+            return self._sessions[graph]
+
+    def _create(self, graph: str) -> Any:
+        if graph not in GRAPHS:
+            raise ValueError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+        sequence = graph == "sequence"
+        data = self.file.data if sequence else self.file.step_graph
+        external = None if sequence else self.file.shared_weights()  # weights stored once, in the main graph
+        threads = self.intra_op_threads if self.intra_op_threads is not None else (1 if graph == "step" else 0)
+        source = f"{self.source} ({'sequence' if sequence else 'step'} graph)"
+        session = create_session(data, source, self.providers, threads, self.inter_op_threads, external,
+                                 spinning=graph != "step")
+        self._check_graph(session, sequence, source)
+        return session
+
+    def _check_graph(self, session: Any, sequence: bool, source: str) -> None:
+        """The graph must take and give the names the spec declares, with the spec's class count."""
+        spec, io = self.spec, self.spec.io
+        inputs = [io.seq_input if sequence else io.step_input, *(s.name for s in spec.state)]
+        if sequence and io.lengths:
+            inputs.append(io.lengths)
+        outputs = [io.output, *spec.state_outputs]
+        if not sequence and io.step_probabilities:
+            outputs.append(io.step_probabilities)
+        have_in = {i.name for i in session.get_inputs()}
+        have_out = {o.name: o for o in session.get_outputs()}
+        missing = [n for n in inputs if n not in have_in] + [n for n in outputs if n not in have_out]
+        extra = sorted(have_in - set(inputs))
+        if missing or extra:
+            raise ModelFileError(f"{source}: the graph's inputs and outputs do not match the spec "
+                                 f"(missing {missing[:3]}, unexpected inputs {extra[:3]}); export it again")
+        classes = have_out[io.output].shape[-1] if have_out[io.output].shape else None
+        if isinstance(classes, int) and classes != spec.classes:
+            raise ModelFileError(f"{source}: the graph gives {classes} classes but the spec has "
+                                 f"{spec.classes} labels; export it again")
+
+    @property
+    def sequence_session(self) -> Any:
+        """The onnxruntime session of the sequence graph."""
+        return self.session("sequence")
+
+    @property
+    def step_session(self) -> Any:
+        """The onnxruntime session of the step graph (batch-1 streams: one thread)."""
+        return self.session("step")
+
+    @property
+    def batch_step_session(self) -> Any:
+        """The step graph in a session for many streams at once (StreamBatch): every core."""
+        return self.session("batch_step")
+
+    def load_sessions(self) -> LoadedModel:
+        """Create both graphs' sessions now (they are otherwise created on first use); returns self."""
+        self.session("sequence")
+        self.session("step")
+        return self
+
+    def require_task(self, task: str) -> None:
+        """Raise WrongTaskError unless this model is for `task`."""
+        if self.spec.task != task:
+            raise WrongTaskError(f"{self.source}: a {self.spec.task} model; expected a {task} model")
+
+    def run(self, graph: str, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph and return the named outputs, in the order asked."""
+        return list(self.session(graph).run(list(outputs), dict(feeds)))
+
+    def run_sequence(
+        self, x: np.ndarray, state: Mapping[str, np.ndarray] | None = None, lengths: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Run the sequence graph on x (B, T[, F]) from `state` (the initial state when None).
+
+        Returns the logits (B, C) and the state after each row's last valid step, keyed by input
+        name. `lengths` (B,) counts each row's valid steps (token models; default: all T).
+        """
+        spec, io = self.spec, self.spec.io
+        batch = x.shape[0]
+        feeds = {io.seq_input: np.ascontiguousarray(x),
+                 **(state if state is not None else spec.initial_state(batch))}
+        if io.lengths:
+            feeds[io.lengths] = lengths if lengths is not None else np.full(batch, x.shape[1], np.int64)
+        elif lengths is not None and bool((lengths != x.shape[1]).any()):
+            raise InputError(f"{self.source}: this model reads whole rows only (no lengths input)")
+        got = self.run("sequence", [io.output, *spec.state_outputs], feeds)
+        return got[0], {s.name: v for s, v in zip(spec.state, got[1:], strict=True)}
+
+    def sequence_logits(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Run the sequence graph from the initial state: logits (B, C) of x (B, T[, F])."""
+        return self.run_sequence(x, None, lengths)[0]
+
+
+__all__ = ["LoadedModel", "builtin_models", "resolve"]
