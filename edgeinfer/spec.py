@@ -249,7 +249,7 @@ class ModelSpec:
         data["labels"] = _str_tuple(data.get("labels"), "labels")
         data["input"] = parse_input(data.get("input"))
         states = data.get("state")
-        if not isinstance(states, list):
+        if not isinstance(states, (list, tuple)):
             raise SpecError("spec field 'state' must be a list")
         data["state"] = tuple(_build(StateTensor, s, f"state[{i}]") for i, s in enumerate(states))
         data["io"] = _build(GraphIO, data.get("io", {}), "io")
