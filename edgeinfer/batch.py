@@ -7,6 +7,7 @@ step gathers the named slots, runs the step graph once, and scatters the new sta
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,15 +34,17 @@ class BatchedStream:
     @property
     def steps(self) -> int:
         """Steps read so far."""
-        return int(self.owner._steps[self.owner._live(self)])
+        with self.owner._lock:
+            return int(self.owner._steps[self.owner._live(self)])
 
     @property
     def probabilities(self) -> np.ndarray:
         """Class probabilities after the latest step. # (C,)"""
-        slot = self.owner._live(self)
-        if not self.owner._steps[slot]:
-            raise InputError("the stream has read nothing yet; step it first")
-        return softmax(self.owner._logits[slot])
+        with self.owner._lock:
+            slot = self.owner._live(self)
+            if not self.owner._steps[slot]:
+                raise InputError("the stream has read nothing yet; step it first")
+            return softmax(self.owner._logits[slot])
 
     def snapshot(self) -> Snapshot:
         """The stream's state now, interchangeable with a batch-1 Stream's snapshot."""
@@ -62,6 +65,8 @@ class StreamBatch:
     fp32 models, and int8 models whose recurrent cell stays fp32 (GRU, RNN), give the same
     results as each stream stepped alone. int8 LSTMs (DynamicQuantizeLSTM) quantize the step's
     inputs with one scale for the whole batch, so their results move slightly with batch mates.
+    A StreamBatch may be shared between threads: every operation holds the batch's lock, so
+    calls from several threads run one after another.
     """
 
     def __init__(self, model: LoadedModel, capacity: int = 16) -> None:
@@ -76,17 +81,24 @@ class StreamBatch:
         self._steps = np.zeros(capacity, np.int64)
         self._free = list(range(capacity - 1, -1, -1))
         self._open: dict[int, BatchedStream] = {}
+        self._lock = threading.RLock()  # every operation holds it: the batch is shared between threads
 
     def __len__(self) -> int:
-        return len(self._open)
+        with self._lock:
+            return len(self._open)
 
     @property
     def streams(self) -> list[BatchedStream]:
         """The open streams, in the order they were opened."""
-        return list(self._open.values())
+        with self._lock:
+            return list(self._open.values())
 
     def open(self, snapshot: Snapshot | bytes | None = None) -> BatchedStream:
         """A new stream from the initial state (or from `snapshot`)."""
+        with self._lock:
+            return self._open_locked(snapshot)
+
+    def _open_locked(self, snapshot: Snapshot | bytes | None) -> BatchedStream:
         if not self._free:
             self._grow()
         slot = self._free.pop()
@@ -97,12 +109,16 @@ class StreamBatch:
             try:
                 stream.restore(snapshot)
             except InputError:
-                self.close(stream)
+                self._close_locked(stream)
                 raise
         return stream
 
     def close(self, stream: BatchedStream) -> None:
         """Remove a stream from the batch (closing twice is harmless)."""
+        with self._lock:
+            self._close_locked(stream)
+
+    def _close_locked(self, stream: BatchedStream) -> None:
         if stream.owner is self and not stream.closed and self._open.get(stream.slot) is stream:
             del self._open[stream.slot]
             self._free.append(stream.slot)
@@ -113,6 +129,10 @@ class StreamBatch:
 
         Streams not named keep their state. Returns the probabilities. # (N, C)
         """
+        with self._lock:
+            return self._step_locked(streams, x)
+
+    def _step_locked(self, streams: Sequence[BatchedStream], x: Any) -> np.ndarray:
         slots = np.fromiter((self._live(s) for s in streams), np.intp, len(streams))
         if len(slots) == 0:
             raise InputError("no streams to step; expected at least one open stream")
@@ -168,12 +188,20 @@ class StreamBatch:
         self._steps[slot] = 0
 
     def _snapshot(self, stream: BatchedStream) -> Snapshot:
+        with self._lock:
+            return self._snapshot_locked(stream)
+
+    def _snapshot_locked(self, stream: BatchedStream) -> Snapshot:
         slot = self._live(stream)
         steps = int(self._steps[slot])
         return Snapshot(self.model.fingerprint, {k: v[:, slot : slot + 1].copy() for k, v in self._state.items()},
                         self._logits[slot : slot + 1].copy() if steps else None, steps)
 
     def _restore(self, stream: BatchedStream, snapshot: Snapshot | bytes) -> None:
+        with self._lock:
+            self._restore_locked(stream, snapshot)
+
+    def _restore_locked(self, stream: BatchedStream, snapshot: Snapshot | bytes) -> None:
         slot = self._live(stream)
         snap = checked_snapshot(self.model, snapshot, 1)
         for k, v in snap.state.items():

@@ -156,6 +156,57 @@ def read_initializers(data: bytes, names: set[str], source: str) -> dict[str, np
     return found
 
 
+# Where TensorProtos can stand in an ONNX model: message kind -> {field number: kind of its value}.
+_SCHEMA: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},  # TrainingInfoProto: initialization, algorithm
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},  # nodes, initializers, sparse initializers
+    "function": {7: "node"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},  # values, indices
+}
+_EXTERNAL_DATA, _DATA_LOCATION = 13, 14  # TensorProto fields
+MAX_GRAPH_DEPTH = 16  # subgraphs (If, Loop, Scan bodies) nested deeper than this are refused
+
+
+def external_tensors(data: bytes, source: str) -> list[tuple[str, bool]]:
+    """Every tensor of a serialized model that refers to external data, anywhere in it (initializers,
+    node attributes, subgraphs, functions): (name, True when it is a main-graph initializer)."""
+    found: list[tuple[str, bool]] = []
+
+    def walk(message: bytes, kind: str, depth: int, top: bool) -> None:
+        if depth > MAX_GRAPH_DEPTH:
+            raise ModelFileError(f"{source}: graphs nested deeper than {MAX_GRAPH_DEPTH} levels; refusing the file")
+        fields = _fields(message)
+        if kind == "tensor":
+            if any(f == _EXTERNAL_DATA or (f == _DATA_LOCATION and v == 1) for f, _, v in fields):
+                name = next((v for f, _, v in fields if f == _NAME and isinstance(v, bytes)), b"")
+                found.append((name.decode("utf-8", "replace"), top))
+            return
+        for number, wire, value in fields:
+            child = _SCHEMA[kind].get(number)
+            if child is not None and wire == 2 and isinstance(value, bytes):
+                initializer = kind == "graph" and number == 5 and depth == 1
+                walk(value, child, depth + (child == "graph"), initializer)
+
+    try:
+        walk(data, "model", 0, False)
+    except (EOFError, ValueError):
+        raise ModelFileError(f"{source}: corrupt ONNX file; export it again") from None
+    return found
+
+
+def check_external_data(data: bytes, allowed: set[str], source: str) -> None:
+    """Refuse a model that would make onnxruntime read a file: the only external tensors allowed
+    are main-graph initializers named in `allowed` (those the runtime supplies itself)."""
+    for name, initializer in external_tensors(data, source):
+        if not (initializer and name in allowed):
+            raise ModelFileError(f"{source}: tensor {name[:80]!r} refers to external data (a file "
+                                 "onnxruntime would read); an edgeinfer file carries every weight inside "
+                                 "it, so this file is refused; export it again")
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A parsed edgeinfer file: its bytes, spec, step graph and the step graph's shared weights."""
@@ -189,14 +240,18 @@ def parse_model_file(data: bytes, source: str) -> ModelFile:
         raise SpecError(f"{source}: the embedded step graph is corrupt; export the model again") from None
     if not step:
         raise SpecError(f"{source}: no step graph in the file; export it with `python -m export`")
-    _top_fields(step, f"{source} (step graph)")
+    check_external_data(data, set(), source)
     try:
         shared = json.loads(meta.get(STEP_SHARED_KEY, "{}"))
     except (json.JSONDecodeError, RecursionError):
         shared = None
     if not isinstance(shared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in shared.items()):
         raise SpecError(f"{source}: corrupt {STEP_SHARED_KEY} metadata; export the model again")
+    step_source = f"{source} (step graph)"
+    _top_fields(step, step_source)
+    check_external_data(step, set(shared), step_source)
     return ModelFile(source, data, spec, step, shared)
 
 
-__all__ = ["ModelFile", "parse_model_file", "read_initializers", "read_metadata"]
+__all__ = ["ModelFile", "check_external_data", "external_tensors", "parse_model_file", "read_initializers",
+           "read_metadata"]

@@ -304,16 +304,15 @@ def _refuse_constant(name: str) -> float:
 
 
 def _check_depth(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse containers nested deeper than MAX_JSON_DEPTH and non-finite floats anywhere."""
     if depth > MAX_JSON_DEPTH:
         raise SpecError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, Mapping):
-        for v in value.values():
+    items = value.values() if isinstance(value, Mapping) else value
+    for v in items:
+        if isinstance(v, (Mapping, list, tuple)):
             _check_depth(v, where, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _check_depth(v, where, depth + 1)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise SpecError(f"{where} holds {value}; expected finite numbers only")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise SpecError(f"{where} holds {v}; expected finite numbers only")
 
 
 def _str_tuple(value: Any, where: str, allow_empty: bool = False) -> tuple[str, ...]:

@@ -5,7 +5,10 @@ and many threads at once.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -15,6 +18,26 @@ from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exclusive(method: Callable[Concatenate[Stream, P], R]) -> Callable[Concatenate[Stream, P], R]:
+    """Run a Stream method only if no other thread is inside one: a stream used by two threads
+    at once raises InputError instead of corrupting its state (a non-blocking lock: no waiting)."""
+
+    def guarded(self: Stream, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if not self._inuse.acquire(blocking=False):
+            raise InputError("this stream is in use by another thread; a stream is for one thread at a "
+                             "time: open one stream per thread (they can share one model)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._inuse.release()
+
+    functools.update_wrapper(guarded, method)
+    return guarded
+
 
 class Stream:
     """Steps a model one time step per call; `feed` consumes a chunk of steps in one call.
@@ -22,7 +45,8 @@ class Stream:
     The hot path (`step`) runs the step graph through onnxruntime IOBinding on buffers the
     stream owns: its input, its output and two sets of state tensors used in turn (the state
     read by one step is where the next step writes), so a step allocates nothing but the
-    probabilities it returns. A stream is not for use by two threads at once; open one per thread.
+    probabilities it returns. A stream is for one thread at a time (open one per thread): a second
+thread calling it while it works gets an InputError, never a corrupted state.
     """
 
     def __init__(self, model: LoadedModel, batch: int = 1) -> None:
@@ -44,8 +68,10 @@ class Stream:
         self._bindings: tuple[Any, Any] | None = None
         self._values: list[Any] = []  # the OrtValues the bindings use: they must outlive them
         self._session: Any = None
+        self._inuse = threading.Lock()  # held while a method runs: see `exclusive`
         self.steps = 0
 
+    @exclusive
     def reset(self) -> None:
         """Back to the initial state, as if nothing had been read."""
         for k, v in self.model.spec.initial_state(self.batch).items():
@@ -105,6 +131,7 @@ class Stream:
             bindings.append(b)
         return bindings[0], bindings[1]
 
+    @exclusive
     def step(self, x: Any) -> np.ndarray:
         """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns probabilities (C,) or (B, C)."""
         buf = self._x
@@ -144,6 +171,7 @@ class Stream:
             out[:, t] = self.step(arr[:, t])
         return out[0] if single else out
 
+    @exclusive
     def feed(self, chunk: Any) -> np.ndarray:
         """Read many steps at once, (T, F) or (B, T, F) (token ids: (T,) or (B, T)), in one call.
 
@@ -161,10 +189,12 @@ class Stream:
         probs = softmax(logits)
         return probs[0] if single else probs
 
+    @exclusive
     def snapshot(self) -> Snapshot:
         """The stream's state now; `restore` puts it back, `Snapshot.to_bytes` serialises it."""
         return Snapshot(self.model.fingerprint, self.state, self.logits, self.steps)
 
+    @exclusive
     def restore(self, snapshot: Snapshot | bytes) -> None:
         """Continue from a snapshot of a stream of this same model (and batch size)."""
         snap = checked_snapshot(self.model, snapshot, self.batch)
