@@ -11,10 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import onnx
 import torch
@@ -173,17 +170,3 @@ def unbundle(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
             t.name = name
     return seq, step
 
-
-def write_atomic(data: bytes, path: Path) -> None:
-    """Write bytes to `path` atomically: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -1,4 +1,7 @@
-"""Parity: PyTorch vs the sequence graph vs the step graph looped T times."""
+"""Parity: PyTorch vs the sequence graph vs the step graph looped T times.
+
+Graphs are run by output name (the spec's), never by position.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,14 +9,27 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from edgeinfer.session import create_session
 from edgeinfer.spec import ModelSpec
 from train.models import RecurrentNet
 
 FP32_TOLERANCE = 1e-5  # max abs error allowed between torch and either fp32 graph
 
 
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+def output_names(spec: ModelSpec, probabilities: bool = False) -> list[str]:
+    """The outputs to ask a graph for: the logits, the next state tensors, and (`probabilities`,
+    step graph) its softmax output when the spec names one."""
+    extra = [spec.io.step_probabilities] if probabilities and spec.io.step_probabilities else []
+    return [spec.io.output, *(s.output for s in spec.state), *extra]
+
+
+def run_named(sess: ort.InferenceSession, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a session for the outputs `names`; returns {name: value}."""
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+def _session(model: onnx.ModelProto, source: str) -> ort.InferenceSession:
+    return create_session(model.SerializeToString(), source)
 
 
 def random_state(spec: ModelSpec, batch: int, rng: np.random.Generator, vocab: int) -> dict[str, np.ndarray]:
@@ -47,8 +63,8 @@ def parity_error(
     are. Random inputs and a random (non-zero) initial state, so the state wiring is checked too.
     """
     rng = np.random.default_rng(seed)
-    seq_s, step_s = _session(seq), _session(step)
-    names = [s.name for s in spec.state]
+    seq_s, step_s = _session(seq, "sequence graph"), _session(step, "step graph")
+    seq_names, step_names = output_names(spec), output_names(spec, probabilities=True)
     worst = 0.0
     net.eval()
     tokens = bool(net.config.vocab)
@@ -60,35 +76,39 @@ def parity_error(
         state0 = random_state(spec, batch, rng, net.config.vocab)
         lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if tokens else {}
         with torch.no_grad():
-            y_t, new_t = net(torch.from_numpy(x), [torch.from_numpy(state0[n]) for n in names])
-        want = [y_t.numpy(), *(t.numpy() for t in new_t)]
-        got_seq = seq_s.run(None, {spec.io.seq_input: x, **lengths, **state0})
+            y_t, new_t = net(torch.from_numpy(x), [torch.from_numpy(state0[s.name]) for s in spec.state])
+        want = dict(zip(seq_names, [y_t.numpy(), *(t.numpy() for t in new_t)], strict=True))
+        got_seq = run_named(seq_s, seq_names, {spec.io.seq_input: x, **lengths, **state0})
         state = dict(state0)
         for t in range(steps):
-            got_step = step_s.run(None, {spec.io.step_input: x[:, t], **state})
-            state = dict(zip(names, got_step[1:]))
-        for a, b, c in zip(want, got_seq, got_step):  # logits, then state (the step graph adds p last)
+            got_step = run_named(step_s, step_names, {spec.io.step_input: x[:, t], **state})
+            state = {s.name: got_step[s.output] for s in spec.state}
+        for name, a in want.items():  # the logits, then each state tensor
             scale = max(1.0, float(np.abs(a).max()))  # float32 rounding grows with the values
-            worst = max(worst, float(np.abs(a - b).max()) / scale, float(np.abs(a - c).max()) / scale)
+            worst = max(worst, float(np.abs(a - got_seq[name]).max()) / scale,
+                        float(np.abs(a - got_step[name]).max()) / scale)
         if spec.io.step_probabilities:
-            e = np.exp(want[0] - want[0].max(1, keepdims=True))
-            worst = max(worst, float(np.abs(got_step[-1] - e / e.sum(1, keepdims=True)).max()))
+            logits = want[spec.io.output]
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            worst = max(worst, float(np.abs(got_step[spec.io.step_probabilities] - e / e.sum(1, keepdims=True)).max()))
     return worst
 
 
 def padding_error(seq: onnx.ModelProto, spec: ModelSpec, vocab: int, seed: int = 0) -> float:
     """Max abs difference between rows of a right-padded batch and each row run alone."""
     rng = np.random.default_rng(seed)
-    sess = _session(seq)
+    sess = _session(seq, "sequence graph")
+    names = output_names(spec)
     lengths = np.array([9, 1, 5, 13, 2], np.int64)
     x = np.zeros((len(lengths), int(lengths.max())), np.int64)
     for i, n in enumerate(lengths):
         x[i, :n] = rng.integers(2, vocab, n)
-    batch = sess.run(None, {spec.io.seq_input: x, spec.io.lengths: lengths, **spec.initial_state(len(lengths))})
+    batch = run_named(sess, names, {spec.io.seq_input: x, spec.io.lengths: lengths,
+                                    **spec.initial_state(len(lengths))})
     worst = 0.0
     for i, n in enumerate(lengths):
-        alone = sess.run(None, {spec.io.seq_input: x[i : i + 1, :n], spec.io.lengths: lengths[i : i + 1],
-                                **spec.initial_state(1)})
-        worst = max(worst, float(np.abs(batch[0][i] - alone[0][0]).max()),
-                    *(float(np.abs(b[:, i] - a[:, 0]).max()) for b, a in zip(batch[1:], alone[1:])))
+        alone = run_named(sess, names, {spec.io.seq_input: x[i : i + 1, :n], spec.io.lengths: lengths[i : i + 1],
+                                        **spec.initial_state(1)})
+        worst = max(worst, float(np.abs(batch[spec.io.output][i] - alone[spec.io.output][0]).max()),
+                    *(float(np.abs(batch[s.output][:, i] - alone[s.output][:, 0]).max()) for s in spec.state))
     return worst

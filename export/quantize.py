@@ -8,16 +8,18 @@ from pathlib import Path
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from edgeinfer.spec import GraphIO
+
 METHOD = "onnxruntime quantize_dynamic: int8 weights (per-tensor, symmetric), uint8 activations quantized at run time"
 
 
-def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
+def quantize(model: onnx.ModelProto, cell: str, output: str = GraphIO.output) -> onnx.ModelProto:
     """Quantize one graph's LSTM, Gather (embedding) and input-layer weights to int8.
 
     onnxruntime has no quantized GRU or RNN kernel, so those ops stay fp32; an LSTM must become
-    DynamicQuantizeLSTM, or this fails. The output head (the node writing the graph's first
-    output) stays fp32: it is tiny, and dynamic quantization picks activation scales over the
-    whole batch, which would make a row's result depend on the rows beside it.
+    DynamicQuantizeLSTM, or this fails. The output head (the nodes writing the logits, the output
+    named `output`) stays fp32: it is tiny, and dynamic quantization picks activation scales over
+    the whole batch, which would make a row's result depend on the rows beside it.
     """
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -27,7 +29,7 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
         root.setLevel(logging.ERROR)  # quantize_dynamic warns about pre-processing on the root logger
         try:
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False,
-                             nodes_to_exclude=head_nodes(model))
+                             nodes_to_exclude=head_nodes(model, output))
         finally:
             root.setLevel(level)
         out = onnx.load(dst)
@@ -41,13 +43,14 @@ def quantize(model: onnx.ModelProto, cell: str) -> onnx.ModelProto:
 HEAD_SCOPES = ("/head/", "/ngram_head/")  # the exporter's scope names of the classifier heads
 
 
-def head_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the classifier head's nodes: those writing the graph's first output, and those
+def head_nodes(model: onnx.ModelProto, output: str = GraphIO.output) -> list[str]:
+    """Names of the classifier head's nodes: those writing the logits (the output named `output`), and those
     of the head modules (a readout adds its n-gram logits after the head's Gemm).
 
     The quantizer first splits a Gemm into `NAME_MatMul` + `NAME_Add`, so those names are listed too.
     """
-    out = model.graph.output[0].name
+    if output not in {o.name for o in model.graph.output}:
+        raise ValueError(f"the graph has no output named {output!r}")
     names = [n.name for n in model.graph.node
-             if n.name and (out in n.output or any(scope in n.name for scope in HEAD_SCOPES))]
+             if n.name and (output in n.output or any(scope in n.name for scope in HEAD_SCOPES))]
     return names + [f"{n}_MatMul" for n in names]

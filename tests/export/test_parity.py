@@ -63,7 +63,7 @@ def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
 
 def test_quantized_lstm_uses_dynamic_quantize_lstm() -> None:
     net = tiny_net("lstm", 2, hidden=32)
-    seq, step = export_graphs(net, tiny_spec(net))
+    _, step = export_graphs(net, tiny_spec(net))
     q = quantize(step, "lstm")
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
@@ -75,16 +75,17 @@ def test_step_graph_softmax_output_and_files_without_it(tmp_path) -> None:
     before the output existed) gives the same probabilities through the numpy softmax."""
     from dataclasses import replace
 
+    from edgeinfer.atomic import write_atomic
     from edgeinfer.spec import GraphIO
-    from export.graphs import bundle, write_atomic
+    from export.graphs import bundle
 
     net = tiny_net("lstm", 2, hidden=16)
     spec = tiny_spec(net)
     seq, step = export_graphs(net, spec)
-    write_atomic(bundle(seq, step, spec).SerializeToString(), tmp_path / "new.onnx")
+    write_atomic(tmp_path / "new.onnx", bundle(seq, step, spec).SerializeToString())
     del step.graph.output[-1]  # the older layout: y and the state only
     old_spec = replace(spec, io=GraphIO())
-    write_atomic(bundle(seq, step, old_spec).SerializeToString(), tmp_path / "old.onnx")
+    write_atomic(tmp_path / "old.onnx", bundle(seq, step, old_spec).SerializeToString())
     x = np.random.default_rng(3).standard_normal((28, 28)).astype(np.float32)
     new, old = Model(tmp_path / "new.onnx").stream(), Model(tmp_path / "old.onnx").stream()
     assert new._p is not None and old._p is None
