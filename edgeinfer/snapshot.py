@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,10 @@ from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 
 SNAPSHOT_MAGIC = "edgeinfer-snapshot-1"
+MAX_SNAPSHOT_BYTES = 256 << 20  # the most a snapshot may unpack to when no model bounds it
+_MEMBER_OVERHEAD = 4096  # a .npy header, and the JSON meta, take at most this
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"state\.[A-Za-z0-9_.-]{1,256}\.npy|logits\.npy|meta\.npy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,27 +55,80 @@ class Snapshot:
         return buf.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes) -> Snapshot:
-        """Parse bytes written by `to_bytes`."""
+    def from_bytes(data: bytes, max_bytes: int = MAX_SNAPSHOT_BYTES) -> Snapshot:
+        """Parse bytes written by `to_bytes`; InputError for anything else.
+
+        The archive's declared sizes are checked before anything is unpacked: a snapshot that
+        would unpack to more than `max_bytes` is refused without reading it.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InputError(f"a snapshot is bytes or a Snapshot, got {type(data).__name__}")
         try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = archive.infolist()
+                if len(members) > 64 or any(not _NAME.fullmatch(m.filename) for m in members):
+                    raise ValueError("unexpected members")
+                if sum(m.file_size for m in members) > max_bytes:
+                    raise InputError(f"snapshot would unpack to more than {max_bytes:,} bytes; "
+                                     "expected a snapshot of this model's stream")
+                for member in members:
+                    _check_npy_header(archive, member)
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                if meta.get("magic") != SNAPSHOT_MAGIC:
-                    raise ValueError("magic")
                 state = {k[len("state."):]: z[k] for k in z.files if k.startswith("state.")}
                 logits = z["logits"] if "logits" in z.files else None
-            return Snapshot(meta["model"], state, logits, int(meta["steps"]))
-        except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError):
-            raise InputError("not an edgeinfer stream snapshot") from None
+        except InputError:
+            raise
+        except Exception:  # zipfile, numpy and json raise many types for damaged bytes
+            raise InputError("not an edgeinfer stream snapshot (damaged or of another kind)") from None
+        return _checked_parts(meta, state, logits)
+
+
+def _check_npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    """A member's .npy header must declare no more data than the member holds (numpy allocates
+    what the header declares before reading)."""
+    with archive.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    if dtype.hasobject or float(np.prod(shape, dtype=np.float64)) * dtype.itemsize > member.file_size:
+        raise ValueError("header declares more than the member holds")
+
+
+def _finite_float32(arr: np.ndarray, ndim: int) -> bool:
+    return bool(arr.dtype == np.float32 and arr.ndim == ndim and np.isfinite(arr).all())
+
+
+def _checked_parts(meta: Any, state: dict[str, np.ndarray], logits: np.ndarray | None) -> Snapshot:
+    """A Snapshot from parsed parts, every part checked; InputError otherwise."""
+    if not isinstance(meta, dict) or meta.get("magic") != SNAPSHOT_MAGIC:
+        raise InputError("not an edgeinfer stream snapshot")
+    model, steps = meta.get("model"), meta.get("steps")
+    if not isinstance(model, str) or not _SHA256.fullmatch(model):
+        raise InputError("snapshot names no model (sha256); it is damaged")
+    if type(steps) is not int or not 0 <= steps < 1 << 53:
+        raise InputError(f"snapshot step count {steps!r} is not a whole number >= 0; it is damaged")
+    if not state or not all(_finite_float32(v, 3) for v in state.values()):
+        raise InputError("snapshot state must be finite float32 (layers, batch, hidden) arrays; it is damaged")
+    if logits is not None and not _finite_float32(logits, 2):
+        raise InputError("snapshot logits must be a finite float32 (batch, classes) array; it is damaged")
+    return Snapshot(model, state, logits, steps)
 
 
 def checked_snapshot(model: LoadedModel, snapshot: Snapshot | bytes, batch: int) -> Snapshot:
     """A snapshot (or its bytes) checked to come from `model` and to hold `batch` streams."""
-    snap = Snapshot.from_bytes(snapshot) if isinstance(snapshot, bytes) else snapshot
+    want = model.spec.initial_state(batch)
+    if isinstance(snapshot, (bytes, bytearray, memoryview)):
+        need = sum(v.nbytes for v in want.values()) + 4 * batch * model.spec.classes
+        snap = Snapshot.from_bytes(bytes(snapshot), max_bytes=need + (len(want) + 2) * _MEMBER_OVERHEAD)
+    elif isinstance(snapshot, Snapshot):
+        snap = _checked_parts({"magic": SNAPSHOT_MAGIC, "model": snapshot.model, "steps": snapshot.steps},
+                              snapshot.state, snapshot.logits)
+    else:
+        raise InputError(f"expected a Snapshot or its bytes, got {type(snapshot).__name__}")
     if snap.model != model.fingerprint:
         raise InputError(f"snapshot was taken from another model (sha256 {snap.model[:12]}...); "
                          f"this stream runs {model.source} ({model.fingerprint[:12]}...)")
-    want = model.spec.initial_state(batch)
     if set(snap.state) != set(want) or any(snap.state[k].shape != want[k].shape for k in want):
         raise InputError(f"snapshot state does not fit a stream of batch {batch}")
     if snap.logits is not None and snap.logits.shape != (batch, model.spec.classes):

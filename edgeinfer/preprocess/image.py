@@ -17,7 +17,17 @@ from edgeinfer.errors import ImageError
 from edgeinfer.spec import ImageInput
 
 MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
+MAX_DECODED_BYTES = 256 << 20  # an image whose decoded pixels would take more is refused
+MAX_SIDE = 1024  # larger images are reduced (integer box filter) right after decoding
 INK_THRESHOLD = 0.2  # after contrast stretch, ink is what lies above this
+_BYTES_PER_BAND = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+# EXIF orientation tag value -> the transposition that shows the image upright (as ImageOps.exif_transpose)
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -29,39 +39,78 @@ def normalize(pixels01: np.ndarray, spec: ImageInput) -> np.ndarray:
 
 def read_gray(path: str | os.PathLike[str], scale: float = 1.0 / 255.0) -> np.ndarray:
     """Read any image Pillow opens as a float32 grayscale array: 8-bit values times `scale`
-    (the default, 1/255, gives [0, 1]; 16-bit and float images are first brought to 0..255). # (H, W)"""
+    (the default, 1/255, gives [0, 1]; 16-bit and float images are first brought to 0..255). # (H, W)
+
+    The EXIF orientation is applied. Memory stays bounded: images of more than MAX_PIXELS pixels
+    or MAX_DECODED_BYTES decoded bytes are refused before decoding, JPEGs are decoded at a
+    reduced size, and anything larger than MAX_SIDE on a side is reduced right after decoding.
+    """
     name = str(path)
-    if not Path(name).is_file():
+    file = Path(name)
+    if file.is_dir():
+        raise ImageError(f"{name}: a directory; expected an image file")
+    if not file.is_file():
         raise ImageError(f"{name}: no such file")
-    if Path(name).stat().st_size == 0:
+    if file.stat().st_size == 0:
         raise ImageError(f"{name}: empty file; expected an image (PNG, JPEG, BMP, GIF, ...)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(name) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}; "
-                        "resize the image first"
-                    )
-                img.seek(0)  # first frame of an animation
-                img.load()
-                gray: np.ndarray = (_to_gray01(img) * np.float32(255.0 * scale)).astype(np.float32)
+                gray: np.ndarray = _decode(img, name) * np.float32(255.0 * scale)
                 return gray
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name}: not an image Pillow can read; expected PNG, JPEG, BMP, GIF, ...") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, MemoryError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({str(exc)[:200]})") from None
 
 
-def _to_gray01(img: Image.Image) -> np.ndarray:
+def _decode(img: Image.Image, name: str) -> np.ndarray:
+    """An opened image decoded within the memory bounds, upright, as grayscale in [0, 1]."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}; resize the image first")
+    decoded = width * height * len(img.getbands()) * _BYTES_PER_BAND.get(img.mode, 1)
+    if decoded > MAX_DECODED_BYTES:
+        raise ImageError(f"{name}: {width}x{height} {img.mode} pixels would take {decoded >> 20} MB to decode "
+                         f"(limit {MAX_DECODED_BYTES >> 20} MB); resize the image first")
+    img.seek(0)  # first frame of an animation
+    orientation = img.getexif().get(_EXIF_ORIENTATION)
+    if img.format == "JPEG":
+        img.draft(img.mode, (MAX_SIDE, MAX_SIDE))  # the decoder itself scales by 1/2, 1/4 or 1/8
+    img.load()
+    sixteen_bit = img.mode.startswith("I;16")
+    small = _reduced(img)
+    if orientation in _ORIENTATION:
+        small = small.transpose(_ORIENTATION[orientation])
+    gray = _to_gray01(small, sixteen_bit)
+    if not np.isfinite(gray).all():
+        raise ImageError(f"{name}: the image holds NaN or infinite pixel values; expected finite pixels")
+    return gray
+
+
+def _reduced(img: Image.Image) -> Image.Image:
+    """The image, box-reduced by an integer factor to at most MAX_SIDE on its longer side."""
+    factor = -(-max(img.size) // MAX_SIDE)
+    if factor <= 1:
+        return img
+    if img.mode.startswith("I;16") or img.mode == "1":
+        img = img.convert("I" if img.mode != "1" else "L")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        has_alpha = img.mode in ("PA",) or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    if img.mode in ("RGBA", "LA"):  # Pillow's own reduce would copy the whole image to premultiply alpha
+        return Image.merge(img.mode, [img.getchannel(band).reduce(factor) for band in img.getbands()])
+    return img.reduce(factor)
+
+
+def _to_gray01(img: Image.Image, sixteen_bit: bool = False) -> np.ndarray:
     """Convert any Pillow mode to grayscale [0, 1], compositing transparency sensibly."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        top = 65535.0 if sixteen_bit or img.mode.startswith("I;16") else max(float(np.nanmax(arr)), 1.0)
         return np.clip(arr / top, 0.0, 1.0).astype(np.float32)
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:

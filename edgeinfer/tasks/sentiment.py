@@ -15,6 +15,7 @@ from edgeinfer.stream import Stream
 MAX_BATCH_TOKENS = 64 * 512  # padded tokens per sequence-graph call
 MAX_BATCH_TEXTS = 256
 CHUNK_WORDS = 2048  # words per sequence-graph call when streaming long texts
+LONG_TEXT_CHARS = 1 << 16  # longer texts are read in pieces of this many characters, state carried
 
 
 def tokenizer(model: LoadedModel) -> Tokenizer:
@@ -29,19 +30,24 @@ def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     """Class probabilities of whole texts, batched by length. # (N, C)
 
     Each text is read whole (no truncation); a padded batch gives exactly each text's result
-    alone, since the sequence graph stops every row at its own length.
+    alone, since the sequence graph stops every row at its own length. A text of more than
+    LONG_TEXT_CHARS characters is read in pieces with the state carried (a TextStream), so
+    memory stays bounded whatever its length.
     """
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got one string; wrap it in a list")
     tok = tokenizer(model)
     if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
         raise InputError("expected a list of texts (strings)")
-    ids = [np.array(tok.encode(t), np.int64) for t in texts]
-    for i, seq in enumerate(ids):
+    out = np.zeros((len(texts), model.spec.classes), np.float32)
+    short = [i for i, t in enumerate(texts) if len(t) <= LONG_TEXT_CHARS]
+    for i in sorted(set(range(len(texts))) - set(short)):
+        out[i] = _long_text(model, texts[i], i)
+    ids = {i: np.array(tok.encode(texts[i]), np.int64) for i in short}
+    for i, seq in ids.items():
         if len(seq) == 0:
             raise InputError(f"text {i} is empty or has no words; expected at least one word")
-    out = np.zeros((len(ids), model.spec.classes), np.float32)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    order = sorted(short, key=lambda i: len(ids[i]))
     start = 0
     while start < len(order):
         end = start + 1
@@ -56,6 +62,17 @@ def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
         out[rows] = softmax(model.sequence_logits(x, lengths))
         start = end
     return out
+
+
+def _long_text(model: LoadedModel, text: str, index: int) -> np.ndarray:
+    """Probabilities of one long text read in pieces through a TextStream. # (C,)"""
+    stream = TextStream(model)
+    for start in range(0, len(text), LONG_TEXT_CHARS):
+        stream.feed(text[start : start + LONG_TEXT_CHARS])
+    try:
+        return stream.finish()
+    except InputError:
+        raise InputError(f"text {index} is empty or has no words; expected at least one word") from None
 
 
 class TextStream:
