@@ -15,9 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import edgeinfer  # noqa: E402
-from edgeinfer.preprocess.image import normalize  # noqa: E402
-from train.data import data_dir, load_mnist  # noqa: E402
+import edgeinfer
+from edgeinfer.preprocess.image import normalize
+from train.data import data_dir, load_mnist
 
 THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.999, 0.9999)
 

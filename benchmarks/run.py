@@ -25,9 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import edgeinfer  # noqa: E402
-from edgeinfer.bench import (batch_step_rates, chunk_step_us, example_steps, sequence_rate,  # noqa: E402
-                             step_latency, time_calls, typical_steps)
-from export.graphs import bundle, export_graphs, write_atomic  # noqa: E402
+from edgeinfer.atomic import write_atomic  # noqa: E402
+from edgeinfer.bench import (  # noqa: E402
+    batch_step_rates,
+    chunk_step_us,
+    example_steps,
+    sequence_rate,
+    step_latency,
+    time_calls,
+    typical_steps,
+)
+from export.graphs import bundle, export_graphs  # noqa: E402
 from train.models import RecurrentNet, build  # noqa: E402
 
 CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
@@ -63,7 +71,7 @@ def fp32_file(net: RecurrentNet, model: edgeinfer.Model, folder: Path) -> Path:
     """The same architecture exported in fp32 by the project's exporter."""
     seq, step = export_graphs(net, model.spec)
     path = folder / f"{model.spec.task}-fp32.onnx"
-    write_atomic(bundle(seq, step, model.spec).SerializeToString(), path)
+    write_atomic(path, bundle(seq, step, model.spec).SerializeToString())
     return path
 
 
@@ -82,7 +90,7 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
         inp = net.inp(x)
         for k, cell in enumerate(cells):
             if net.config.cell == "lstm":
-                h, c = cell(inp, (state[0][k], state[1][k]))
+                h, _c = cell(inp, (state[0][k], state[1][k]))
             else:
                 h = cell(inp, state[0][k])
             inp = h
@@ -132,7 +140,7 @@ def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: 
         for batch in ((1, 256) if quick else (1, 32, 256)):
             x = torch.from_numpy(example_steps(model, steps, batch))
             with torch.no_grad():
-                t = time_calls(lambda: net(x), calls=200, warmup=2, min_calls=5)
+                t = time_calls(lambda x=x: net(x), calls=200, warmup=2, min_calls=5)
             pt = batch / (t.median_us * 1e-6)
             r8, r32 = sequence_rate(m8, batch, steps), sequence_rate(m32, batch, steps)
             row("c. sequences/s", name, f"T={steps}, batch {batch}, {threads} thread(s)",
