@@ -1,23 +1,82 @@
-"""The `edgeinfer` command line (typer). Runtime errors become one line on stderr."""
+"""The `edgeinfer` command line (typer). Every error becomes one line on stderr.
+
+Exit codes: 0 success; 1 some inputs could not be answered (each reported); 2 a usage error,
+an unusable model or provider, or a bad argument; 70 a bug; 130 interrupted. A closed output
+pipe (`edgeinfer ... | head`) ends the command quietly with 0.
+"""
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
+import click
+
+from edgeinfer.cli.render import fail
 from edgeinfer.errors import EdgeInferError
 
 
-def main() -> None:
+class OutputClosed(Exception):
+    """The reader of stdout went away (`| head`); not an OSError, so click leaves it to us."""
+
+
+class _GuardedStdout:
+    """sys.stdout, with a closed pipe turned into OutputClosed."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise OutputClosed from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the `edgeinfer` command."""
     from edgeinfer.cli.app import app
 
+    real_stdout = sys.stdout
+    sys.stdout = _GuardedStdout(real_stdout)
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
+        sys.stdout.flush()
     except EdgeInferError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        fail(str(exc))
+        code = 2
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "edgeinfer"
+        if exc.format_message():  # (no arguments at all: the help was printed instead)
+            fail(f"{exc.format_message()} (see `{command} --help`)")
+        code = 2
+    except click.ClickException as exc:
+        fail(exc.format_message())
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    except (OutputClosed, BrokenPipeError):
+        _quiet_stdout()
+        code = 0
     except Exception as exc:  # a bug: still one line, never a traceback
-        print(f"error: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
-        sys.exit(70)
+        fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
+        code = 70
+    finally:
+        sys.stdout = real_stdout
+    sys.exit(code if isinstance(code, int) else 0)

@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 
 from edgeinfer.cli.options import ModelOpt, ProviderOpt
-from edgeinfer.cli.render import emit_json, warn
+from edgeinfer.cli.render import emit_json, safe, warn
+from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
 from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE, char_tokenizer, generate, score
+
+MAX_SCORE_BYTES = 256 << 20  # a text scored from stdin may be at most this large
 
 
 def generate_cmd(
@@ -42,7 +45,7 @@ def generate_cmd(
             if as_json:
                 produced.append(ch)
             else:
-                sys.stdout.write(ch)
+                sys.stdout.write(ch if ch in "\n\t" else safe(ch))
                 sys.stdout.flush()
     except KeyboardInterrupt:
         sys.stdout.write("\n")
@@ -57,7 +60,7 @@ def generate_cmd(
 
 
 def score_cmd(
-    file: Annotated[Path, typer.Argument(help="a UTF-8 text file")],
+    file: Annotated[Path, typer.Argument(help="a UTF-8 text file; - reads stdin")],
     model: ModelOpt = "characters",
     provider: ProviderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
@@ -65,16 +68,22 @@ def score_cmd(
     """Print how well a characters model predicts a text: nats and bits per character."""
     m = Model(model, provider)
     m.require_task("characters")
-    if not file.is_file():
+    if str(file) == "-":
+        data = read_stdin_bytes(MAX_SCORE_BYTES)
+    elif file.is_dir():
+        raise InputError(f"{file}: a directory; expected a UTF-8 text file")
+    elif not file.is_file():
         raise InputError(f"{file}: no such file")
+    else:
+        data = file.read_bytes()
     try:
-        text = file.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
     if not text:
-        raise InputError(f"{file}: empty file; expected UTF-8 text")
+        raise InputError(f"{file}: empty {'input' if str(file) == '-' else 'file'}; expected UTF-8 text")
     nats = score(m, text)
     if as_json:
         emit_json({"file": str(file), "chars": len(text), "nats_per_char": nats, "bits_per_char": nats / math.log(2)})
     else:
-        print(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters")
+        print(safe(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters"))

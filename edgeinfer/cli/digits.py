@@ -8,18 +8,21 @@ import numpy as np
 import typer
 
 from edgeinfer.cli.options import JsonOpt, ModelOpt, ProviderOpt
-from edgeinfer.cli.render import emit_json, fail
+from edgeinfer.cli.render import emit_json, fail, safe
+from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.model import Model
-from edgeinfer.preprocess.image import load_digit
+from edgeinfer.preprocess.image import load_digit, load_digit_bytes
 from edgeinfer.spec import ImageInput
+
+MAX_IMAGE_BYTES = 256 << 20  # an image read from stdin may be at most this large
 
 classify_app = typer.Typer(no_args_is_help=True, help="Classify inputs with a digits model.")
 
 
 @classify_app.command("image")
 def classify_image(
-    files: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, GIF, ...)")],
+    files: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, GIF, ...); - reads one from stdin")],
     model: ModelOpt = "digits",
     provider: ProviderOpt = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="print the K most likely digits")] = 1,
@@ -33,11 +36,17 @@ def classify_image(
     image = m.spec.require_input(ImageInput)
     if early is not None and not 0 < early <= 1:
         raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")
+    if [str(f) for f in files].count("-") > 1:
+        raise typer.BadParameter("stdin holds one image: give - at most once")
     inputs, names, failed = [], [], 0
     for path in files:
         try:
-            inputs.append(load_digit(path, image))
-            names.append(str(path))
+            if str(path) == "-":
+                inputs.append(load_digit_bytes(read_stdin_bytes(MAX_IMAGE_BYTES), image))
+                names.append("stdin")
+            else:
+                inputs.append(load_digit(path, image))
+                names.append(str(path))
         except EdgeInferError as exc:
             fail(str(exc))
             failed += 1
@@ -58,6 +67,6 @@ def classify_image(
                            "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra})
             else:
                 after = "" if n is None else f" after {n}/{image.rows} rows"
-                print(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after)
+                print(safe(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after))
     if failed:
         raise typer.Exit(1)

@@ -7,15 +7,25 @@ from typing import Any
 
 from edgeinfer.spec import CharInput, ModelSpec, TextInput
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls
+_CONTROL |= {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)}
+
+
+def safe(text: str) -> str:
+    """Text from a model file or an input, with control characters escaped (so a label or a
+    vocabulary entry can never drive the terminal: escape sequences, bells, line breaks)."""
+    return text.translate(_CONTROL)
+
 
 def fail(message: str) -> None:
-    """One error line on stderr."""
-    print(f"error: {message}", file=sys.stderr)
+    """One error line on stderr (control characters escaped)."""
+    print(f"error: {safe(message)}", file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    """One warning line on stderr."""
-    print(f"warning: {message}", file=sys.stderr)
+    """One warning line on stderr (control characters escaped)."""
+    print(f"warning: {safe(message)}", file=sys.stderr)
 
 
 def emit_json(record: dict[str, Any], indent: int | None = None) -> None:
@@ -55,7 +65,7 @@ def describe_input(spec: ModelSpec) -> str:
             f"digit fitted to {inp.fit_px}x{inp.fit_px}")
 
 
-def describe_spec(spec: ModelSpec, file_line: str, sessions: str = "") -> str:
+def describe_spec(spec: ModelSpec, file_line: str, sessions: str = "") -> list[str]:
     """The `info` summary of a spec, one aspect per line."""
     tokens = spec.reads_tokens
     io = spec.io
@@ -82,4 +92,4 @@ def describe_spec(spec: ModelSpec, file_line: str, sessions: str = "") -> str:
         f"provenance    {provenance}",
         f"format        {spec.format_version}",
     ] + ([f"sessions      both graphs loaded on {sessions}"] if sessions else [])
-    return "\n".join(lines)
+    return lines

@@ -6,6 +6,7 @@ pasted into the frame centred on its centre of mass, like the MNIST digits thems
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -53,10 +54,21 @@ def read_gray(path: str | os.PathLike[str], scale: float = 1.0 / 255.0) -> np.nd
         raise ImageError(f"{name}: no such file")
     if file.stat().st_size == 0:
         raise ImageError(f"{name}: empty file; expected an image (PNG, JPEG, BMP, GIF, ...)")
+    return _read(name, name, scale)
+
+
+def read_gray_bytes(data: bytes, name: str, scale: float = 1.0 / 255.0) -> np.ndarray:
+    """`read_gray` for an image file's bytes (e.g. read from stdin); `name` names it in errors."""
+    if not data:
+        raise ImageError(f"{name}: empty input; expected an image (PNG, JPEG, BMP, GIF, ...)")
+    return _read(io.BytesIO(data), name, scale)
+
+
+def _read(source: str | io.BytesIO, name: str, scale: float) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(name) as img:
+            with Image.open(source) as img:
                 gray: np.ndarray = _decode(img, name) * np.float32(255.0 * scale)
                 return gray
     except ImageError:
@@ -162,3 +174,8 @@ def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.n
 def load_digit(path: str | os.PathLike[str], spec: ImageInput) -> np.ndarray:
     """Read an image file and return the model input, normalised. # (rows, cols)"""
     return normalize(mnist_frame(read_gray(path, spec.scale), spec, name=str(path)), spec)
+
+
+def load_digit_bytes(data: bytes, spec: ImageInput, name: str = "stdin") -> np.ndarray:
+    """`load_digit` for an image file's bytes. # (rows, cols)"""
+    return normalize(mnist_frame(read_gray_bytes(data, name, spec.scale), spec, name=name), spec)
