@@ -97,9 +97,10 @@ def load_imdb(root: Path, split: str) -> tuple[list[str], np.ndarray]:
     sub = "train" if split == "unsup" else split  # the unlabelled reviews live in train/unsup
     texts: list[tuple[str, str, int]] = []
     if folder.is_dir():
-        for label, cls in enumerate(classes):
+        for index, cls in enumerate(classes):
+            label = -1 if split == "unsup" else index
             for path in sorted((folder / sub / cls).glob("*.txt")):
-                texts.append((f"{cls}/{path.name}", path.read_text(encoding="utf-8"), -1 if split == "unsup" else label))
+                texts.append((f"{cls}/{path.name}", path.read_text(encoding="utf-8"), label))
     else:
         archive = root / (IMDB_UNSUP if split == "unsup" else IMDB_LABELLED)
         if split == "unsup" and not archive.is_file():

@@ -95,7 +95,7 @@ def test_fetch_rejects_bad_checksum_and_leaves_nothing(http_root, tmp_path) -> N
     served, url = http_root
     (served / "evil.bin").write_bytes(b"tampered")
     dest = tmp_path / "dest"
-    with pytest.raises(DownloadError, match="checksum mismatch.*deleted"):
+    with pytest.raises(DownloadError, match=r"checksum mismatch.*deleted"):
         fetch(Resource("evil.bin", (url + "evil.bin",), "0" * 32), dest)
     assert list(dest.iterdir()) == []
 
@@ -116,5 +116,5 @@ def test_download_mnist_from_mirror(http_root, tmp_path, monkeypatch, mnist_test
         shutil.copy(data_dir() / "mnist" / name, served / name)
     monkeypatch.setenv("EDGEINFER_MNIST_MIRROR", url)
     download_mnist(tmp_path)
-    images, labels = load_mnist(tmp_path, "test")
+    _, labels = load_mnist(tmp_path, "test")
     np.testing.assert_array_equal(labels, mnist_test[1])

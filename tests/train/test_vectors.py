@@ -15,7 +15,7 @@ def test_pairs_never_cross_a_text_boundary() -> None:
     keep[:2] = 0.0
     centre, context = skipgram_pairs(tokens, keep, window=2, rng=np.random.default_rng(0))
     text = {5: 0, 6: 0, 7: 0, 8: 1, 9: 1, 10: 2}
-    pairs = list(zip(centre.tolist(), context.tolist()))
+    pairs = list(zip(centre.tolist(), context.tolist(), strict=True))
     assert all(text[a] == text[b] for a, b in pairs)
     assert {(5, 6), (6, 5), (6, 7), (7, 6), (8, 9), (9, 8)} <= set(pairs)  # distance 1: always kept
     assert set(pairs) <= {(5, 6), (6, 5), (6, 7), (7, 6), (8, 9), (9, 8), (5, 7), (7, 5)}
@@ -55,8 +55,8 @@ def test_cli_writes_what_sentiment_reads(tmp_path) -> None:
                        "--epochs", "2", "--batch", "64", "--threads", "1", "--out", str(out)]) == 0
     assert [p.name for p in out.iterdir()] == [VECTORS]  # no temporary file left behind
     header = (out / VECTORS).read_text().splitlines()[0]
-    from train.data import load_imdb
     from edgeinfer.preprocess.text import words
+    from train.data import load_imdb
     vocab = build_vocab([words(t) for t in load_imdb(tmp_path / "data", "train")[0]], 20000, 1)
     assert header == f"{len(vocab)} 8"
     table, found = load_vectors(out / VECTORS, vocab, 8)
