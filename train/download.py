@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeinfer.atomic import atomic_path
+
 
 class DownloadError(RuntimeError):
     """A file could not be fetched, or failed its checksum."""
+
+
+class ChecksumError(ValueError):
+    """A downloaded file's checksum is not the published one."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ def fetch(resource: Resource, folder: Path, timeout_s: float = 60.0) -> Path:
     """Download `resource` into `folder` unless a verified copy is there.
 
     The file is written to a temporary name, checked against its published MD5 and only then
-    renamed into place; a file that fails the check is deleted and reported.
+    renamed into place (edgeinfer.atomic); a file that fails the check is deleted and reported.
     """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / resource.filename
@@ -48,22 +52,19 @@ def fetch(resource: Resource, folder: Path, timeout_s: float = 60.0) -> Path:
         print(f"{target}: checksum mismatch, deleted; downloading again", file=sys.stderr)
     errors: list[str] = []
     for url in resource.urls:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{resource.filename}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-                for block in iter(lambda: resp.read(1 << 20), b""):
-                    out.write(block)
-            got = file_md5(tmp)
-            if got != resource.md5:
-                errors.append(f"{url}: checksum mismatch (md5 {got}, expected {resource.md5}); deleted")
-                continue
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:  # renamed into place only when the checksum matches
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        out.write(block)
+                got = file_md5(tmp)
+                if got != resource.md5:
+                    raise ChecksumError(f"{url}: checksum mismatch (md5 {got}, expected {resource.md5}); deleted")
             return target
+        except ChecksumError as exc:
+            errors.append(str(exc))
         except urllib.error.HTTPError as exc:
             errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DownloadError(f"could not fetch {resource.filename}: " + "; ".join(errors))

@@ -5,11 +5,10 @@ adaptive softmax over the vocabulary; fine-tuning (`train sentiment --init`) kee
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.loop import CHECKPOINT, METRICS, TrainArgs, load_checkpoint, progress, save_checkpoint
+from train.checkpoint import Checkpoint, save_checkpoint
+from train.loop import CHECKPOINT, TrainArgs, progress, restore, snapshot
+from train.metrics import append_metrics
 from train.models import RecurrentNet
+from train.schedule import cosine_warmup
 
 
 class LanguageModel(nn.Module):
@@ -76,7 +78,7 @@ def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
 
 
 def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: TrainArgs, bptt: int,
-           out: Path, meta: dict[str, Any], resume: bool = False, stop_after: int = 0,
+           out: Path, meta: Checkpoint, resume: bool = False, stop_after: int = 0,
            checkpoint_minutes: float = 0.0) -> dict[str, Any]:
     """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).
 
@@ -92,31 +94,22 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
     windows = math.ceil((rows.shape[1] - 1) / bptt)
     opt = torch.optim.Adam(lm.parameters(), lr=args.lr)
     total = max(args.epochs * windows, 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / 100))
+    sched = cosine_warmup(opt, total, warmup_steps=100)
     start, elapsed_s, metrics = 0, 0.0, {}
     partial: dict[str, Any] | None = None  # where an interrupted epoch stopped
     if resume and (out / CHECKPOINT).is_file():
-        ckpt = load_checkpoint(out / CHECKPOINT)
-        lm.load_state_dict(ckpt["lm_state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
-        partial = ckpt.get("partial")
-        if "rng" in ckpt:
-            torch.set_rng_state(ckpt["rng"])
+        ckpt = restore(out / CHECKPOINT, lm, opt, sched)
+        start, elapsed_s, metrics = ckpt.epoch, ckpt.train_seconds, ckpt.metrics
+        partial = (ckpt.resume or {}).get("partial")
         print(f"resuming {out / CHECKPOINT} after epoch {start}"
               + (f", at column {partial['next']:,} of {rows.shape[1]:,} in epoch {start + 1}" if partial else ""),
               file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
 
-    def save(epoch_done: int, extra: dict[str, Any]) -> None:
-        save_checkpoint(out / CHECKPOINT, {
-            **meta, "train_args": asdict(args), "bptt": bptt,
-            "state_dict": lm.net.state_dict(), "lm_state_dict": lm.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-            "epoch": epoch_done, "train_seconds": elapsed_s, "metrics": metrics, **extra,
-        })
+    meta = replace(meta, bptt=bptt)
+
+    def save(epoch_done: int, **extra: Any) -> None:
+        save_checkpoint(out / CHECKPOINT, snapshot(meta, args, lm.net.state_dict(), opt, sched, epoch_done,
+                                                   elapsed_s, metrics, lm_state_dict=lm.state_dict(), **extra))
 
     for epoch in range(start, min(args.epochs, stop_after) if stop_after else args.epochs):
         t0 = last_save = time.perf_counter()
@@ -147,13 +140,11 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
             if checkpoint_minutes and now - last_save >= checkpoint_minutes * 60 and i + bptt < rows.shape[1] - 1:
                 elapsed_s += now - t0
                 t0 = last_save = now
-                save(epoch, {"partial": {"next": i + bptt, "loss_sum": loss_sum, "count": count,
-                                         "state": [s.detach().cpu() for s in state]}})
+                save(epoch, partial={"next": i + bptt, "loss_sum": loss_sum, "count": count,
+                                     "state": [s.detach().cpu() for s in state]})
         elapsed_s += time.perf_counter() - t0
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
                    "val_loss": lm_loss(lm, val_rows, bptt), "train_seconds": round(elapsed_s, 1)}
-        print(json.dumps(metrics), file=sys.stderr)
-        with open(out / METRICS, "a") as fh:
-            fh.write(json.dumps(metrics) + "\n")
-        save(epoch + 1, {})
+        append_metrics(out, metrics)
+        save(epoch + 1)
     return metrics

@@ -1,19 +1,22 @@
 """The training loop: Adam, minibatches, cosine schedule, per-epoch evaluation, atomic checkpoints."""
 from __future__ import annotations
 
-import json
-import math
-import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
+
+from train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from train.metrics import append_metrics
+from train.schedule import cosine_warmup
 
 T = TypeVar("T")
 
@@ -25,7 +28,6 @@ def progress(items: Iterable[T], desc: str) -> tqdm:
 
 
 CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -44,24 +46,30 @@ class TrainArgs:
     ngram_lr_scale: float = 1.0  # learning rate of an n-gram readout's weight table, relative to `lr`
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def restore(path: Path, model: nn.Module, opt: Optimizer, sched: LRScheduler) -> Checkpoint:
+    """Resume a run from its checkpoint: the model's weights (a language model's whole module,
+    adaptive softmax included, when the checkpoint holds one), the optimizer, the schedule and
+    the RNG state; returns the checkpoint (epoch, seconds, metrics and any partial epoch)."""
+    ckpt = load_checkpoint(path)
+    state = ckpt.resume or {}
+    if "optimizer" not in state or "scheduler" not in state:
+        raise CheckpointError(f"{path}: holds no optimizer state to resume (a `train ngrams` or `train stack` "
+                              "result?); leave out --resume or give another --out")
+    model.load_state_dict(state.get("lm_state_dict", ckpt.state_dict))
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    if "rng" in state:
+        torch.set_rng_state(state["rng"])
+    return ckpt
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (`weights_only=True`: tensors and plain containers only)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint; train first with `python -m train ...`")
-    return torch.load(path, map_location="cpu", weights_only=True)
+def snapshot(meta: Checkpoint, args: TrainArgs, weights: dict[str, torch.Tensor], opt: Optimizer,
+             sched: LRScheduler, epoch: int, seconds: float, metrics: dict[str, Any], **resume: Any) -> Checkpoint:
+    """The checkpoint of a run described by `meta` after `epoch` epochs: the net's `weights`,
+    provenance, and what resuming needs (optimizer, schedule, RNG, and the `resume` extras)."""
+    return replace(meta, state_dict=weights, train_args=asdict(args), epoch=epoch, train_seconds=seconds,
+                   metrics=metrics, resume={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                            "rng": torch.get_rng_state(), **resume})
 
 
 class Data(Protocol):
@@ -153,7 +161,7 @@ def fit(
     test: Data,
     args: TrainArgs,
     out: Path,
-    meta: dict[str, Any],
+    meta: Checkpoint,
     resume: bool = False,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     stop_after: int = 0,
@@ -161,13 +169,14 @@ def fit(
 ) -> dict[str, Any]:
     """Train a classifier, evaluating on `test` after each epoch; returns the final metrics.
 
-    `meta` (task, model config, input spec, labels, ...) goes into every checkpoint. With
-    `resume`, training continues from out/checkpoint.pt exactly where it stopped. `stop_after`
-    ends the run after that many epochs, as an interruption would (resume it later). The
-    parameters named in `pretrained` (loaded from a pretrained model) learn at
-    `args.pretrained_lr_scale` times the rate of the others (0 freezes them), an n-gram
-    readout's table at `args.ngram_lr_scale` times. The model
-    trains on the device it is on (move it first); batches are moved there step by step.
+    `meta` describes the run (task, labels, input spec, model config: `Checkpoint.new`); every
+    checkpoint is it with the weights and training state added. With `resume`, training
+    continues from out/checkpoint.pt exactly where it stopped. `stop_after` ends the run after
+    that many epochs, as an interruption would (resume it later). The parameters named in
+    `pretrained` (loaded from a pretrained model) learn at `args.pretrained_lr_scale` times the
+    rate of the others (0 freezes them), an n-gram readout's table at `args.ngram_lr_scale`
+    times. The model trains on the device it is on (move it first); batches are moved there
+    step by step.
     """
     torch.manual_seed(args.seed)
     device = model_device(model)
@@ -185,21 +194,13 @@ def fit(
                                     for f in scales]
     opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
-    warmup = max(1, min(200, total // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) * min(1.0, (s + 1) / warmup)
-    )
+    sched = cosine_warmup(opt, total, warmup_steps=max(1, min(200, total // 10)))
     start, elapsed_s, metrics = 0, 0.0, {}
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])
-        start, elapsed_s, metrics = ckpt["epoch"], ckpt["train_seconds"], ckpt["metrics"]
+        ckpt = restore(ckpt_path, model, opt, sched)
+        start, elapsed_s, metrics = ckpt.epoch, ckpt.train_seconds, ckpt.metrics
         print(f"resuming {ckpt_path} after epoch {start}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
     last = min(args.epochs, stop_after) if stop_after else args.epochs
     for epoch in range(start, last):
         t0 = time.perf_counter()
@@ -239,18 +240,6 @@ def fit(
             "lr": sched.get_last_lr()[0],
             "train_seconds": round(elapsed_s, 1),
         }
-        print(json.dumps(metrics), file=sys.stderr)
-        with open(out / METRICS, "a") as fh:
-            fh.write(json.dumps(metrics) + "\n")
-        save_checkpoint(ckpt_path, {
-            **meta,
-            "train_args": asdict(args),
-            "state_dict": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": torch.get_rng_state(),
-            "epoch": epoch + 1,
-            "train_seconds": elapsed_s,
-            "metrics": metrics,
-        })
+        append_metrics(out, metrics)
+        save_checkpoint(ckpt_path, snapshot(meta, args, model.state_dict(), opt, sched, epoch + 1, elapsed_s, metrics))
     return metrics

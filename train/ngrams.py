@@ -12,18 +12,20 @@ readout (`ngram_pool="sum"`), which is what the regression models.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from train.loop import CHECKPOINT, METRICS, accuracy, save_checkpoint
-from train.models import NetConfig, RecurrentNet, build
+from train.checkpoint import Checkpoint, save_checkpoint
+from train.loop import CHECKPOINT, accuracy
+from train.metrics import append_metrics
+from train.models import RecurrentNet, build
 from train.tasks import TokenData
 
 
@@ -94,7 +96,7 @@ def accuracy_of(weights: torch.Tensor, bias: float, counts: torch.Tensor, labels
     return float(((scores > 0).long() == labels).double().mean())
 
 
-def fit_ngrams(ckpt: dict[str, Any], init: Path, train: TokenData, held: TokenData | None, test: TokenData,
+def fit_ngrams(ckpt: Checkpoint, init: Path, train: TokenData, held: TokenData | None, test: TokenData,
                buckets: int, order: int, c: float, out: Path, max_iter: int = 300) -> dict[str, Any]:
     """`python -m train ngrams`: give the sentiment classifier `ckpt` (loaded from `init`) a summed n-gram readout
     fitted on `train` by NB-weighted logistic regression (its recurrent part and head unchanged,
@@ -103,10 +105,10 @@ def fit_ngrams(ckpt: dict[str, Any], init: Path, train: TokenData, held: TokenDa
     """
     if buckets < 1 or order < 2:
         raise ValueError("--ngram-buckets must be >= 1 and --ngram-order >= 2")
-    config = NetConfig(**{**ckpt["config"], "ngram_buckets": buckets, "ngram_order": order, "ngram_pool": "sum"})
+    config = replace(ckpt.net_config(), ngram_buckets=buckets, ngram_order=order, ngram_pool="sum")
     net = build(config)
     own = net.state_dict()
-    shared = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("ngram") and k in own}
+    shared = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("ngram") and k in own}
     net.load_state_dict(shared, strict=False)
     counts = count_matrix(net, train)
     ratio = log_count_ratio(counts, train.y)
@@ -124,10 +126,7 @@ def fit_ngrams(ckpt: dict[str, Any], init: Path, train: TokenData, held: TokenDa
           + ", ".join(f"{k} {v:.4%}" for k, v in metrics.items() if k.endswith("accuracy")), file=sys.stderr)
     fitted = {"c": c, "reviews": len(train), "holdout_reviews": len(held) if held is not None else 0,
               "from": str(init), "intercept": bias}
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / CHECKPOINT, {**{k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")},
-                                       "config": config.to_dict(), "state_dict": net.state_dict(),
-                                       "metrics": metrics, "ngrams": fitted})
-    with open(out / METRICS, "a") as fh:
-        fh.write(json.dumps({**metrics, "ngrams": fitted}) + "\n")
+    save_checkpoint(out / CHECKPOINT, replace(ckpt, config=config.to_dict(), state_dict=net.state_dict(),
+                                              metrics=metrics, ngrams=fitted, resume=None))
+    append_metrics(out, {**metrics, "ngrams": fitted}, echo=False)
     return metrics

@@ -2,21 +2,23 @@
 
 The head (trained with the recurrent layers) and the n-gram readout (fitted on its own by
 `train ngrams`, or trained with `--ngram-alone`) each fit their training reviews almost
-perfectly, so neither their sum nor any weighting learnt on those reviews is right. `stack` fits `alpha * head + beta * ngrams + bias`
-by logistic regression (cross-entropy, L-BFGS, float64) on reviews that neither saw (the fixed
-`--holdout` pick), then folds alpha, beta and bias into the two heads' weights: the model, its
-exported graphs and its size stay as they were.
+perfectly, so neither their sum nor any weighting learnt on those reviews is right. `stack`
+fits `alpha * head + beta * ngrams + bias` by logistic regression (cross-entropy, L-BFGS,
+float64) on reviews that neither saw (the fixed `--holdout` pick), then folds alpha, beta and
+bias into the two heads' weights: the model, its exported graphs and its size stay as they were.
 """
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from train.loop import CHECKPOINT, METRICS, Data, accuracy, load_checkpoint, save_checkpoint
+from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from train.loop import CHECKPOINT, Data, accuracy
+from train.metrics import append_metrics
 from train.models import RecurrentNet, build
 
 
@@ -55,7 +57,7 @@ def fit_weights(head: torch.Tensor, ngrams: torch.Tensor, labels: torch.Tensor) 
     return float(alpha.detach()), float(beta.detach()), bias.detach().float()
 
 
-def stack(ckpt: dict[str, Any], init: Path, held: Data | None, test: Data, out: Path,
+def stack(ckpt: Checkpoint, init: Path, held: Data | None, test: Data, out: Path,
           weights_from: Path | None = None) -> dict[str, Any]:
     """Fit the weights on `held` (or take those an earlier `stack` fitted, from `weights_from`),
     fold them into the heads of the checkpoint `ckpt` (loaded from `init`), write
@@ -64,12 +66,12 @@ def stack(ckpt: dict[str, Any], init: Path, held: Data | None, test: Data, out: 
     `weights_from` serves the usual refit: the weights are fitted on held-out reviews with both
     parts trained on the rest, then applied to the same two parts retrained on every review.
     """
-    net = build(ckpt["config"])
-    net.load_state_dict(ckpt["state_dict"])
+    net = build(ckpt.net_config())
+    net.load_state_dict(ckpt.state_dict)
     if not net.config.ngram_buckets:
         raise ValueError(f"{init}: the model has no n-gram readout to stack (train it with --ngram-buckets)")
     if weights_from is not None:
-        fitted = load_checkpoint(weights_from).get("stack")
+        fitted = load_checkpoint(weights_from).stack
         if fitted is None:
             raise ValueError(f"{weights_from}: not a checkpoint written by `train stack`")
         alpha, beta, bias = float(fitted["alpha"]), float(fitted["beta"]), torch.tensor(fitted["bias"])
@@ -85,15 +87,13 @@ def stack(ckpt: dict[str, Any], init: Path, held: Data | None, test: Data, out: 
         net.head.bias.mul_(alpha).add_(bias)
         net.ngram_head.weight.mul_(beta)
     test_acc = accuracy(net, test)
-    metrics = {**ckpt["metrics"], "test_accuracy": test_acc}
+    metrics = {**ckpt.metrics, "test_accuracy": test_acc}
     if held is not None and weights_from is None:
         metrics["holdout_accuracy"] = accuracy(net, held)
     print(f"stack: alpha {alpha:.4f}, beta {beta:.4f}, bias {[round(b, 4) for b in bias.tolist()]}; "
           + (f"held-out accuracy {metrics['holdout_accuracy']:.4%}, " if "holdout_accuracy" in metrics else "")
           + f"test accuracy {test_acc:.4%}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / CHECKPOINT, {**{k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")},
-                                       "state_dict": net.state_dict(), "metrics": metrics, "stack": weights})
-    with open(out / METRICS, "a") as fh:
-        fh.write(json.dumps({**metrics, "stack": weights}) + "\n")
+    save_checkpoint(out / CHECKPOINT, replace(ckpt, state_dict=net.state_dict(), metrics=metrics, stack=weights,
+                                              resume=None))
+    append_metrics(out, {**metrics, "stack": weights}, echo=False)
     return metrics

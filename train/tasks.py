@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ def digits_data(root: Path, split: str, limit: int = 0) -> TensorData:
     return TensorData(torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64)))
 
 
-def shift_digits(max_px: int):
+def shift_digits(max_px: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """Augmentation: shift each image by up to max_px pixels in each direction, zero-filled."""
     background = float(normalize(np.zeros(1, np.float32), ImageInput())[0])
 
@@ -41,11 +40,6 @@ def shift_digits(max_px: int):
         return pad[torch.arange(b)[:, None, None], r, c]
 
     return apply
-
-
-def digits_meta() -> dict[str, Any]:
-    """Checkpoint metadata of the digits task."""
-    return {"task": "digits", "labels": list(DIGIT_LABELS), "input": asdict(ImageInput())}
 
 
 SENTIMENT_LABELS = ("negative", "positive")
@@ -64,11 +58,11 @@ class TokenData:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def subset(self, idx: np.ndarray) -> "TokenData":
+    def subset(self, idx: np.ndarray) -> TokenData:
         """The examples at `idx`, in that order."""
         return TokenData([self.seqs[i] for i in idx], self.y.numpy()[idx])
 
-    def split_holdout(self, count: int) -> tuple["TokenData", "TokenData"]:
+    def split_holdout(self, count: int) -> tuple[TokenData, TokenData]:
         """(the rest, `count` held-out examples): a fixed random pick, the same in every run."""
         if not 0 < count < len(self):
             raise ValueError(f"--holdout must be between 1 and {len(self) - 1}, got {count}")
@@ -133,7 +127,7 @@ def lm_corpus(root: Path, spec: TextInput, unsup: bool = True, max_tokens: int =
     parts: list[np.ndarray] = []
     size = 0
     for i in order:
-        ids = tok.encode(texts[i]) + [PAD_ID]
+        ids = [*tok.encode(texts[i]), PAD_ID]
         parts.append(np.array(ids, np.int64))
         size += len(ids)
         if max_tokens and size >= max_tokens:

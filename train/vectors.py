@@ -9,14 +9,13 @@ language model over the same 17.7 million tokens takes an hour per epoch).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgeinfer.atomic import atomic_path
 from edgeinfer.preprocess.text import PAD_ID, UNK_ID
 
 VECTORS = "vectors.txt"  # the file `python -m train vectors` writes in its --out folder
@@ -93,15 +92,8 @@ def train_vectors(tokens: np.ndarray, vocab_size: int, width: int, epochs: int =
 
 def write_vectors(path: Path, vocab: tuple[str, ...], table: np.ndarray) -> None:
     """The vocabulary's vectors (table rows 2.., after padding and unknown) in the word2vec text
-    format, written atomically (a temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"{len(vocab)} {table.shape[1]}\n")
-            for row, word in enumerate(vocab, 2):
-                fh.write(word + " " + " ".join(f"{v:.5f}" for v in table[row]) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    format, written atomically (a reader never sees half a file)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(f"{len(vocab)} {table.shape[1]}\n")
+        for row, word in enumerate(vocab, 2):
+            fh.write(word + " " + " ".join(f"{v:.5f}" for v in table[row]) + "\n")

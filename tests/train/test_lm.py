@@ -52,22 +52,24 @@ def test_interrupted_epoch_resumes_exactly(tmp_path, monkeypatch) -> None:
     """Checkpoints within an epoch: a run killed mid-epoch and resumed ends with the same weights
     as a run never interrupted."""
     import train.lm as lm_module
-    from train.loop import TrainArgs, load_checkpoint
+    from train.checkpoint import Checkpoint, load_checkpoint
+    from train.loop import TrainArgs
 
     ids = np.random.default_rng(1).integers(1, 12, 4000)
     args = TrainArgs(epochs=2, batch=4, lr=0.01, seed=3)
 
     def run(out, resume=False):
         lm = _lm(0.3)
-        return lm, lm_module.fit_lm(lm, ids[:3600], ids[3600:], args, 20, out, {"task": "t"}, resume=resume,
+        meta = Checkpoint.new("characters", (), {"kind": "chars"}, lm.net.config.to_dict())
+        return lm, lm_module.fit_lm(lm, ids[:3600], ids[3600:], args, 20, out, meta, resume=resume,
                                     checkpoint_minutes=1e-9)  # a checkpoint after every window
 
     whole, _ = run(tmp_path / "whole")
     real_save, calls = lm_module.save_checkpoint, []
 
-    def killed_on_the_seventh(path, payload):
-        real_save(path, payload)
-        calls.append(payload.get("partial"))
+    def killed_on_the_seventh(path, ckpt):
+        real_save(path, ckpt)
+        calls.append(ckpt.resume.get("partial"))
         if len(calls) == 7:
             raise KeyboardInterrupt
 
@@ -76,9 +78,9 @@ def test_interrupted_epoch_resumes_exactly(tmp_path, monkeypatch) -> None:
         run(tmp_path / "cut")
     monkeypatch.setattr(lm_module, "save_checkpoint", real_save)
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
-    assert cut["epoch"] == 0 and cut["partial"]["next"] > 0  # stopped inside the first epoch
+    assert cut.epoch == 0 and cut.resume["partial"]["next"] > 0  # stopped inside the first epoch
     resumed, metrics = run(tmp_path / "cut", resume=True)
-    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     final = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
-    assert final["epoch"] == 2 and "partial" not in final and metrics["epoch"] == 2
+    assert final.epoch == 2 and "partial" not in final.resume and metrics["epoch"] == 2

@@ -13,7 +13,7 @@ from edgeinfer import Model
 from tests.conftest import ROOT
 from tests.train.test_data import write_tiny_mnist
 from train.__main__ import main as train_main
-from train.loop import load_checkpoint
+from train.checkpoint import load_checkpoint
 from train.models import NetConfig, build
 
 
@@ -30,10 +30,10 @@ def test_deterministic_and_resumable(tmp_path) -> None:
     _train(tmp_path / "data", tmp_path / "c", "--epochs", "2", "--augment", "1", "--stop-after", "1")
     _train(tmp_path / "data", tmp_path / "c", "--epochs", "2", "--augment", "1", "--resume")
     a, b, c = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "abc")
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key  # same seed, same weights
-        assert torch.equal(a["state_dict"][key], c["state_dict"][key]), key  # resumed = uninterrupted
-    assert a["epoch"] == 2 and a["config"]["hidden"] == 12 and a["task"] == "digits"
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key  # same seed, same weights
+        assert torch.equal(a.state_dict[key], c.state_dict[key]), key  # resumed = uninterrupted
+    assert a.epoch == 2 and a.config["hidden"] == 12 and a.task == "digits"
     lines = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp files left
@@ -42,7 +42,7 @@ def test_deterministic_and_resumable(tmp_path) -> None:
 def test_training_learns_tiny_task(tmp_path) -> None:
     write_tiny_mnist(tmp_path / "data", n_train=512, n_test=128)
     _train(tmp_path / "data", tmp_path / "run", "--epochs", "8", "--lr", "0.01", "--cell", "gru")
-    metrics = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["metrics"]
+    metrics = load_checkpoint(tmp_path / "run" / "checkpoint.pt").metrics
     assert metrics["test_accuracy"] >= 0.85  # chance is 0.1
 
 
@@ -51,11 +51,11 @@ def test_anytime_training_supervises_every_row(tmp_path) -> None:
     _train(tmp_path / "data", tmp_path / "plain", "--epochs", "2", "--lr", "0.01")
     _train(tmp_path / "data", tmp_path / "any", "--epochs", "2", "--lr", "0.01", "--anytime", "1")
     plain, anytime = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in ("plain", "any"))
-    assert anytime["train_args"]["anytime"] == 1.0 and plain["train_args"]["anytime"] == 0.0
-    assert not all(torch.equal(plain["state_dict"][k], anytime["state_dict"][k]) for k in plain["state_dict"])
+    assert anytime.train_args["anytime"] == 1.0 and plain.train_args["anytime"] == 0.0
+    assert not all(torch.equal(plain.state_dict[k], anytime.state_dict[k]) for k in plain.state_dict)
     from train.models import build
-    net = build(anytime["config"])
-    net.load_state_dict(anytime["state_dict"])
+    net = build(anytime.config)
+    net.load_state_dict(anytime.state_dict)
     x = torch.randn(3, 28, 28)
     every = net.every_step(x)  # (B, T, C)
     assert every.shape == (3, 28, 10)
@@ -114,7 +114,7 @@ def test_device_cpu_is_the_default_and_cuda_without_a_gpu_is_one_clear_error(tmp
     _train(tmp_path / "data", tmp_path / "a", "--epochs", "1")
     _train(tmp_path / "data", tmp_path / "b", "--epochs", "1", "--device", "cpu")
     a, b = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "ab")
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     args = ["digits", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "c"), "--epochs", "1"]
     assert train_main([*args, "--device", "tpu"]) == 2
     assert "--device 'tpu' is not a torch device; use cpu or cuda[:N]" in capsys.readouterr().err
@@ -130,14 +130,14 @@ def test_training_on_cuda_matches_cpu_closely_and_loads_on_cpu(tmp_path) -> None
     _train(tmp_path / "data", tmp_path / "cpu", "--epochs", "2", "--lr", "0.01", "--cell", "gru")
     _train(tmp_path / "data", tmp_path / "gpu", "--epochs", "2", "--lr", "0.01", "--cell", "gru", "--device", "cuda")
     cpu, gpu = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in ("cpu", "gpu"))
-    assert abs(cpu["metrics"]["test_accuracy"] - gpu["metrics"]["test_accuracy"]) <= 0.1
+    assert abs(cpu.metrics["test_accuracy"] - gpu.metrics["test_accuracy"]) <= 0.1
     from train.loop import accuracy
     from train.models import build
     from train.tasks import digits_data
-    net = build(gpu["config"])  # on the CPU: the GPU run's weights, evaluated here
-    net.load_state_dict(gpu["state_dict"])
+    net = build(gpu.config)  # on the CPU: the GPU run's weights, evaluated here
+    net.load_state_dict(gpu.state_dict)
     on_cpu = accuracy(net, digits_data(tmp_path / "data", "test"))
-    assert abs(on_cpu - gpu["metrics"]["test_accuracy"]) <= 1 / 64  # at most one image differs
+    assert abs(on_cpu - gpu.metrics["test_accuracy"]) <= 1 / 64  # at most one image differs
 
 
 def test_head_dropout_acts_only_in_training() -> None:

@@ -2,6 +2,8 @@
 fit are what they claim, and the stage writes a model that exports and streams."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from edgeinfer.spec import Readout
 from tests.conftest import run_cli
 from tests.train.test_readout import export_and_check
 from tests.train.test_sentiment import _train, write_tiny_imdb
-from train.loop import load_checkpoint
+from train.checkpoint import load_checkpoint, save_checkpoint
 from train.models import NetConfig, build
 from train.ngrams import count_matrix, fit_logistic, log_count_ratio
 from train.tasks import TokenData
@@ -92,16 +94,16 @@ def test_ngrams_stage_then_stack_then_export(tmp_path) -> None:
     assert train_main([*stage, "--init", str(tmp_path / "a" / "checkpoint.pt"), "--ngram-buckets", "1009",
                        "--out", str(tmp_path / "b")]) == 0
     a, b = (load_checkpoint(tmp_path / s / "checkpoint.pt") for s in "ab")
-    assert b["config"]["ngram_pool"] == "sum" and b["config"]["ngram_buckets"] == 1009
-    for name, tensor in a["state_dict"].items():
+    assert b.config["ngram_pool"] == "sum" and b.config["ngram_buckets"] == 1009
+    for name, tensor in a.state_dict.items():
         if name != "head.bias":  # the regression's intercept is added to the head's bias
-            assert torch.equal(b["state_dict"][name], tensor), name
-    shift = b["state_dict"]["head.bias"] - a["state_dict"]["head.bias"]
+            assert torch.equal(b.state_dict[name], tensor), name
+    shift = b.state_dict["head.bias"] - a.state_dict["head.bias"]
     assert float(shift[1] + shift[0]) == pytest.approx(0.0, abs=1e-6)
-    assert float(shift[1] - shift[0]) == pytest.approx(b["ngrams"]["intercept"], abs=1e-5)
-    m = b["metrics"]
+    assert float(shift[1] - shift[0]) == pytest.approx(b.ngrams["intercept"], abs=1e-5)
+    m = b.metrics
     assert m["ngram_test_accuracy"] >= 0.95 and m["ngram_train_accuracy"] >= 0.95 and "ngram_holdout_accuracy" in m
-    assert b["ngrams"]["reviews"] == 64 and b["ngrams"]["holdout_reviews"] == 16
+    assert b.ngrams["reviews"] == 64 and b.ngrams["holdout_reviews"] == 16
     assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt"),
                        *hold, "--out", str(tmp_path / "c")]) == 0
     export_and_check(tmp_path / "c" / "checkpoint.pt", tmp_path, Readout(False, 1009, 3, "sum"))
@@ -111,7 +113,7 @@ def test_ngrams_stage_then_stack_then_export(tmp_path) -> None:
     assert train_main([*stage, "--init", str(tmp_path / "none.pt"), "--ngram-buckets", "7",
                        "--out", str(tmp_path / "x")]) == 2
     lm = tmp_path / "lm.pt"
-    torch.save({**a, "task": "sentiment-lm"}, lm)
+    save_checkpoint(lm, replace(a, task="sentiment-lm"))
     assert train_main([*stage, "--init", str(lm), "--ngram-buckets", "7", "--out", str(tmp_path / "x")]) == 2
     assert train_main([*stage, "--init", str(tmp_path / "a" / "checkpoint.pt"), "--ngram-buckets", "0",
                        "--out", str(tmp_path / "x")]) == 2

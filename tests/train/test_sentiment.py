@@ -9,8 +9,8 @@ import torch
 
 from edgeinfer import Model
 from train.__main__ import main as train_main
+from train.checkpoint import load_checkpoint
 from train.data import DataMissingError, data_dir, load_imdb
-from train.loop import load_checkpoint
 from train.models import build
 from train.tasks import build_vocab
 
@@ -78,13 +78,13 @@ def test_sentiment_trains_and_exports(tmp_path) -> None:
     write_tiny_imdb(tmp_path / "data")
     _train(tmp_path / "data", tmp_path / "run", "--cell", "gru", "--epochs", "6", "--lr", "0.02")
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert ckpt["metrics"]["test_accuracy"] >= 0.95 and ckpt["task"] == "sentiment"
-    assert "great" in ckpt["input"]["vocab"] and "<br" not in " ".join(ckpt["input"]["vocab"])
+    assert ckpt.metrics["test_accuracy"] >= 0.95 and ckpt.task == "sentiment"
+    assert "great" in ckpt.input["vocab"] and "<br" not in " ".join(ckpt.input["vocab"])
     import export.__main__ as ex
     assert ex.main([str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "s",
                     "--data", str(tmp_path / "data"), "--no-int8"]) == 0
     model = Model(tmp_path / "m" / "s-fp32.onnx")
-    assert model.spec.metrics["test_accuracy"] == pytest.approx(ckpt["metrics"]["test_accuracy"])
+    assert model.spec.metrics["test_accuracy"] == pytest.approx(ckpt.metrics["test_accuracy"])
     assert model.spec.metrics["test_reviews"] == 80
     probs = model.predict(["what a great movie", "an awful mess"])
     assert probs[0, 1] > 0.5 > probs[1, 1]
@@ -97,8 +97,8 @@ def test_word_vectors_initialise_and_freeze(tmp_path) -> None:
                        + "\nunseen " + " ".join(["9"] * 8) + "\n")
     _train(tmp_path / "data", tmp_path / "run", "--epochs", "1", "--vectors", str(vectors), "--freeze-vectors")
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    table = ckpt["state_dict"]["inp.0.weight"]
-    vocab = ckpt["input"]["vocab"]
+    table = ckpt.state_dict["inp.0.weight"]
+    vocab = ckpt.input["vocab"]
     assert torch.equal(table[vocab.index("great") + 2], torch.full((8,), 0.5))
     assert torch.equal(table[vocab.index("awful") + 2], torch.full((8,), -0.5))
     assert not table[0].any()  # padding stays zero
@@ -118,7 +118,7 @@ def test_tokenizer_ids_identical_to_training(tmp_path) -> None:
     ex.main([str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "m"), "--name", "s",
              "--data", str(tmp_path / "data"), "--no-int8"])
     runtime = Tokenizer(ModelSpec.from_json(Model(tmp_path / "m" / "s-fp32.onnx").spec.to_json()).input)
-    vocab = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["input"]["vocab"]
+    vocab = load_checkpoint(tmp_path / "run" / "checkpoint.pt").input["vocab"]
     index = {w: i + 2 for i, w in enumerate(vocab)}
     for text in load_imdb(tmp_path / "data", "test")[0]:
         assert runtime.encode(text) == [index.get(w, 1) for w in words(text)]
@@ -135,11 +135,12 @@ def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
     import json
     losses = [json.loads(x)["train_loss"] for x in lines]
     assert losses[-1] < losses[0]  # it learns the tiny corpus
-    _train(tmp_path / "data", tmp_path / "clf", "--cell", "gru", "--epochs", "1", "--init", str(lm_out / "checkpoint.pt"))
+    _train(tmp_path / "data", tmp_path / "clf", "--cell", "gru", "--epochs", "1",
+           "--init", str(lm_out / "checkpoint.pt"))
     clf = load_checkpoint(tmp_path / "clf" / "checkpoint.pt")
-    assert clf["input"]["vocab"] == lm["input"]["vocab"]
+    assert clf.input["vocab"] == lm.input["vocab"]
     # fine-tuning started from the LM's weights: the head is new, the recurrent layer moved little
-    diff = (clf["state_dict"]["rnn.weight_hh_l0"] - lm["state_dict"]["rnn.weight_hh_l0"]).abs().max()
+    diff = (clf.state_dict["rnn.weight_hh_l0"] - lm.state_dict["rnn.weight_hh_l0"]).abs().max()
     assert float(diff) < 0.2
     assert float(diff) > 0  # ... but it did move
     # --init-lr-scale 0 freezes every pretrained tensor while the new head learns; --head-dropout
@@ -147,11 +148,11 @@ def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
     _train(tmp_path / "data", tmp_path / "frozen", "--cell", "gru", "--epochs", "1", "--init",
            str(lm_out / "checkpoint.pt"), "--init-lr-scale", "0", "--head-dropout", "0.5", "--anytime", "0.5")
     frozen = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")
-    assert frozen["config"]["head_dropout"] == 0.5
-    assert frozen["train_args"]["anytime"] == 0.5 and frozen["train_args"]["pretrained_lr_scale"] == 0
+    assert frozen.config["head_dropout"] == 0.5
+    assert frozen.train_args["anytime"] == 0.5 and frozen.train_args["pretrained_lr_scale"] == 0
     for name in ("inp.0.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
-        assert torch.equal(frozen["state_dict"][name], lm["state_dict"][name]), name
-    assert set(frozen["state_dict"]) == set(clf["state_dict"])
+        assert torch.equal(frozen.state_dict[name], lm.state_dict[name]), name
+    assert set(frozen.state_dict) == set(clf.state_dict)
     torch.manual_seed(0)
-    start = build({**frozen["config"], "head_dropout": 0.5})
-    assert not torch.equal(start.head.weight, frozen["state_dict"]["head.weight"])
+    start = build({**frozen.config, "head_dropout": 0.5})
+    assert not torch.equal(start.head.weight, frozen.state_dict["head.weight"])
