@@ -15,9 +15,40 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
+def shape_of(x: Any) -> str:
+    """The shape of an input, for messages; never raises."""
+    try:
+        return str(tuple(np.shape(x)))
+    except Exception:  # ragged nesting and odd objects have no shape
+        return f"(not an array: {type(x).__name__})"
+
+
+def float_features(x: Any) -> np.ndarray:
+    """An input as a float32 array, checked to be numbers and finite; InputError otherwise."""
+    if isinstance(x, (str, bytes, dict)):
+        raise InputError(f"expected numbers (a float32 array), got {type(x).__name__}")
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"expected numbers (a float32 array), got {type(x).__name__} of shape {shape_of(x)}") from None
+    check_finite(arr)
+    return arr
+
+
+def check_finite(arr: np.ndarray) -> None:
+    """InputError unless every value of a float array is finite."""
+    if not np.isfinite(arr).all():
+        raise InputError("input holds NaN or infinite values; expected finite numbers")
+
+
 def token_ids(x: Any, vocab: int) -> np.ndarray:
     """Token ids as int64, checked: integers, each 0 <= id < vocab."""
-    arr = np.asarray(x)
+    if isinstance(x, (str, bytes, dict)):
+        raise InputError(f"stream input must be token ids (integers), got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"stream input must be token ids (integers), got {type(x).__name__}") from None
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise InputError(f"stream input must be token ids (integers), got {arr.dtype}")
     arr = arr.astype(np.int64)
@@ -26,4 +57,4 @@ def token_ids(x: Any, vocab: int) -> np.ndarray:
     return arr
 
 
-__all__ = ["softmax", "token_ids"]
+__all__ = ["check_finite", "float_features", "shape_of", "softmax", "token_ids"]

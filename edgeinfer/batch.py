@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import softmax, token_ids
+from edgeinfer.arrays import float_features, softmax, token_ids
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
@@ -133,6 +133,8 @@ class StreamBatch:
             return self._step_locked(streams, x)
 
     def _step_locked(self, streams: Sequence[BatchedStream], x: Any) -> np.ndarray:
+        if not isinstance(streams, Sequence) or isinstance(streams, (str, bytes)):
+            raise InputError("expected a list of the streams to step")
         slots = np.fromiter((self._live(s) for s in streams), np.intp, len(streams))
         if len(slots) == 0:
             raise InputError("no streams to step; expected at least one open stream")
@@ -161,7 +163,7 @@ class StreamBatch:
                 raise InputError(f"stream batch input has shape {arr.shape}; expected ({n},) token ids, "
                                  "one per stream stepped")
             return arr
-        arr = np.ascontiguousarray(x, dtype=np.float32)
+        arr = np.ascontiguousarray(float_features(x))
         f = self.model.spec.input_size
         if arr.shape != (n, f):
             raise InputError(f"stream batch input has shape {arr.shape}; expected ({n}, {f}) float32, "
@@ -169,6 +171,8 @@ class StreamBatch:
         return arr
 
     def _live(self, stream: BatchedStream) -> int:
+        if not isinstance(stream, BatchedStream):
+            raise InputError(f"expected streams opened by this batch, got {type(stream).__name__}")
         if stream.owner is not self or stream.closed or self._open.get(stream.slot) is not stream:
             raise InputError("that stream is closed or belongs to another batch; open() a new one")
         return stream.slot

@@ -31,8 +31,12 @@ def builtin_models() -> dict[str, Path]:
 
 def resolve(model: str | os.PathLike[str]) -> Path:
     """A model path, or the file of a built-in model name."""
-    path = Path(model)
-    if path.is_file():
+    try:
+        path = Path(model)
+        exists = path.is_file()
+    except (OSError, ValueError):  # a name the file system cannot hold (NUL byte, too long)
+        raise ModelFileError(f"{model!r}: not a usable file name") from None
+    if exists:
         return path
     builtins = builtin_models()
     if str(model) in builtins:
@@ -41,6 +45,19 @@ def resolve(model: str | os.PathLike[str]) -> Path:
         raise ModelFileError(f"{model}: not a file; expected an .onnx model file")
     names = ", ".join(builtins) or "none"
     raise ModelFileError(f"{model}: no such model file or built-in model (built-in: {names})")
+
+
+def run_failed(source: str, graph: str, exc: Exception) -> ModelFileError:
+    """The error for a graph that onnxruntime could not run: inputs are checked before a run, so
+    what fails is the file."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelFileError(f"{source}: onnxruntime could not run the {graph} graph ({first}); "
+                          "the file may be damaged: export it again")
+
+
+def _check_threads(value: int | None, name: str) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= 1024):
+        raise InputError(f"{name} must be a whole number from 0 (onnxruntime decides) to 1024, got {value!r}")
 
 
 class LoadedModel:
@@ -56,6 +73,10 @@ class LoadedModel:
         self, model: str | os.PathLike[str], providers: ProviderRequest = None,
         intra_op_threads: int | None = None, inter_op_threads: int = 0,
     ) -> None:
+        if not isinstance(model, (str, os.PathLike)):
+            raise ModelFileError(f"a model is a path or a built-in name, got {type(model).__name__}")
+        _check_threads(intra_op_threads, "intra_op_threads")
+        _check_threads(inter_op_threads, "inter_op_threads")
         self.path = resolve(model)
         self.source = str(model)
         try:
@@ -147,7 +168,11 @@ class LoadedModel:
 
     def run(self, graph: str, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run a graph and return the named outputs, in the order asked."""
-        return list(self.session(graph).run(list(outputs), dict(feeds)))
+        session = self.session(graph)
+        try:
+            return list(session.run(list(outputs), dict(feeds)))
+        except Exception as exc:  # onnxruntime's own error types
+            raise run_failed(self.source, graph, exc) from None
 
     def run_sequence(
         self, x: np.ndarray, state: Mapping[str, np.ndarray] | None = None, lengths: np.ndarray | None = None,

@@ -13,8 +13,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 import onnxruntime as ort
 
-from edgeinfer.arrays import softmax, token_ids
-from edgeinfer.core import LoadedModel
+from edgeinfer.arrays import check_finite, float_features, shape_of, softmax, token_ids
+from edgeinfer.core import LoadedModel, run_failed
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 
@@ -96,7 +96,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
             arr = token_ids(x, self._vocab)
             features, shape_ok = "", True
         else:
-            arr = np.asarray(x, dtype=np.float32)
+            arr = float_features(x)
             features = str(spec.input_size)
             shape_ok = arr.ndim >= 1 and arr.shape[-1] == spec.input_size
         single = arr.ndim == ndim - 1 and self.batch == 1
@@ -106,7 +106,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
             inner = ", ".join(p for p in (what, features) if p)
             want = f"({self.batch}{', ' + inner if inner else ''})" + (f" or ({inner})" if self.batch == 1 else "")
             kind = "int64 token ids" if self.tokens else "float32"
-            raise InputError(f"stream input has shape {tuple(np.shape(x))}; expected {want} {kind}")
+            raise InputError(f"stream input has shape {shape_of(x)}; expected {want} {kind}")
         return np.ascontiguousarray(arr), single
 
     def _bind(self, session: Any) -> tuple[Any, Any]:
@@ -138,6 +138,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
         if not self.tokens and type(x) is np.ndarray and x.dtype == np.float32 and (
                 x.shape == buf.shape or (self.batch == 1 and x.shape == buf.shape[1:])):
             single = x.ndim == 1  # fast path: a float32 array of the right shape
+            check_finite(x)
             buf[...] = x
         elif self.tokens and self.batch == 1 and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
             if not 0 <= x < self._vocab:
@@ -150,7 +151,10 @@ thread calling it while it works gets an InputError, never a corrupted state.
         if self._bindings is None:
             self._session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
             self._bindings = self._bind(self._session)
-        self._session.run_with_iobinding(self._bindings[self._cur])
+        try:
+            self._session.run_with_iobinding(self._bindings[self._cur])
+        except Exception as exc:  # onnxruntime's own error types
+            raise run_failed(self.model.source, "step", exc) from None
         self._cur ^= 1
         self.steps += 1
         if self._p is not None:  # computed by the graph; a copy, since the buffer is reused

@@ -75,8 +75,9 @@ def _read(source: str | io.BytesIO, name: str, scale: float) -> np.ndarray:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name}: not an image Pillow can read; expected PNG, JPEG, BMP, GIF, ...") from None
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, MemoryError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({str(exc)[:200]})") from None
+    except Exception as exc:  # Pillow's decoders raise many types (OSError, zlib.error, struct.error...)
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ImageError(f"{name}: corrupt or truncated image ({detail})") from None
 
 
 def _decode(img: Image.Image, name: str) -> np.ndarray:

@@ -33,14 +33,16 @@ def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float
     same seed gives the same text. Padding and unknown are never produced. Pass `stream` to
     continue (and keep) a stream of your own; its prompt is then optional.
     """
-    if max_chars < 1:
-        raise InputError(f"max_chars must be >= 1, got {max_chars}")
-    if not temperature >= 0 or math.isinf(temperature):
-        raise InputError(f"temperature must be a finite number >= 0, got {temperature}")
-    if top_k < 0:
-        raise InputError(f"top_k must be >= 0, got {top_k}")
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be text (a string), got {type(prompt).__name__}")
+    if type(max_chars) is not int or max_chars < 1:
+        raise InputError(f"max_chars must be a whole number >= 1, got {max_chars!r}")
+    if not isinstance(temperature, (int, float)) or not temperature >= 0 or math.isinf(temperature):
+        raise InputError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if type(top_k) is not int or top_k < 0:
+        raise InputError(f"top_k must be a whole number >= 0, got {top_k!r}")
     tok = char_tokenizer(model)
-    if seed is not None and (not isinstance(seed, int) or seed < 0):
+    if seed is not None and (type(seed) is not int or seed < 0):
         raise InputError(f"seed must be an integer >= 0, got {seed}")
     s = stream if stream is not None else Stream(model)
     if prompt:
@@ -68,6 +70,8 @@ def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float
 
 def score(model: LoadedModel, text: str) -> float:
     """Average loss of predicting each character from those before it, in nats per character."""
+    if not isinstance(text, str):
+        raise InputError(f"expected text (a string), got {type(text).__name__}")
     tok = char_tokenizer(model)
     ids = tok.encode(text)
     if len(ids) < 2:

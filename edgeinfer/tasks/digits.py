@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeinfer.arrays import float_features, shape_of
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.spec import CharInput, TextInput
@@ -41,15 +42,12 @@ def feature_sequences(model: LoadedModel, x: Any) -> tuple[np.ndarray, bool]:
         raise InputError(f"{model.source}: a characters model; use edgeinfer.generate / edgeinfer.score "
                          "or model.stream() with character ids")
     features = model.spec.input_size
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError):
-        arr = np.zeros((0,), np.float32)
+    arr = float_features(x)
     single = arr.ndim == 2
     if single:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[2] != features or arr.shape[1] == 0 or arr.shape[0] == 0:
-        raise InputError(f"{model.source}: input has shape {np.shape(x)}; "
+        raise InputError(f"{model.source}: input has shape {shape_of(x)}; "
                          f"expected (B, T, {features}) or (T, {features}), T >= 1")
     return arr, single
 

@@ -64,6 +64,11 @@ def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _require_text(chunk: object) -> None:
+    if not isinstance(chunk, str):
+        raise InputError(f"expected text (a string), got {type(chunk).__name__}")
+
+
 def _long_text(model: LoadedModel, text: str, index: int) -> np.ndarray:
     """Probabilities of one long text read in pieces through a TextStream. # (C,)"""
     stream = TextStream(model)
@@ -103,6 +108,7 @@ class TextStream:
 
     def feed(self, chunk: str) -> None:
         """Read a chunk of text; complete words go through the sequence graph in one call."""
+        _require_text(chunk)
         self._feed_words(list(self.buffer.push(chunk)))
 
     def finish(self) -> np.ndarray:
@@ -121,6 +127,7 @@ class TextStream:
         pass `final=False` for every piece but the last: a word that may continue in the next
         piece is then held back until it is complete (so a word cut in two is read once).
         """
+        _require_text(chunk)
         tokens = list(self.buffer.push(chunk)) + (list(self.buffer.flush()) if final else [])
         for word, token in zip(tokens, self.tokenizer.encode_words(tokens), strict=True):
             yield word, self.stream.step(token)
