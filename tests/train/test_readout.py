@@ -13,7 +13,7 @@ from export.parity import FP32_TOLERANCE, padding_error, parity_error
 from export.quantize import quantize
 from tests.conftest import tiny_sentiment_net
 from tests.train.test_sentiment import _train, write_tiny_imdb
-from train.loop import load_checkpoint
+from train.checkpoint import load_checkpoint
 from train.models import NetConfig, build
 
 CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
@@ -49,10 +49,10 @@ def test_chunks_steps_and_padding_equal_whole_rows(cell: str, layers: int, ngram
                 y_step, state = net(row[:, t:t + 1], state)
                 y_one, stepped = net.step(row[:, t], stepped)  # the step graph's own path
                 assert (y_one - y_step).abs().max() <= 1e-5
-                assert all((a - b).abs().max() <= 1e-5 for a, b in zip(state, stepped))
+                assert all((a - b).abs().max() <= 1e-5 for a, b in zip(state, stepped, strict=True))
             for y in (y_two, y_step, net.every_step(row)[:, -1]):
                 assert (y[0] - y_all[b]).abs().max() <= 1e-5
-            for whole, two, stepped in zip(s_all, s_two, state):
+            for whole, two, stepped in zip(s_all, s_two, state, strict=True):
                 assert (whole[:, b] - two[:, 0]).abs().max() <= 1e-5
                 assert (whole[:, b] - stepped[:, 0]).abs().max() <= 1e-5
     names = [s.name for s in state_for(cell, layers, 6, net.config.readout)]
@@ -76,7 +76,7 @@ def test_ngram_buckets_are_the_documented_hash() -> None:
     assert got[0].tolist() == pytest.approx(want, abs=1e-6)
     assert prev[:, 0, 0].tolist() == [9, 7]
     with torch.no_grad():  # the head reads the mean weight of the n-grams read
-        y, state = net(torch.tensor([ids]))
+        _, state = net(torch.tensor([ids]))
     assert float(state[-2][0, 0, 0]) == pytest.approx(sum(want), abs=1e-5)
     summed = _net("gru", 1, pool=False, ngram_pool="sum")
     with torch.no_grad():  # ... or their sum: logits move by ngram_head * sum, not * sum / 4
@@ -99,7 +99,7 @@ def test_readout_export_parity(cell: str, layers: int, ngram_pool: str) -> None:
 
 def test_int8_readout_keeps_heads_fp32_and_rows_independent() -> None:
     net, spec = tiny_sentiment_net(True, 1, "gru")
-    seq, step = export_graphs(net, spec)
+    seq, _ = export_graphs(net, spec)
     seq8 = quantize(seq, "gru")
     quantized = {i for n in seq8.graph.node if n.op_type == "DequantizeLinear" for i in n.input}
     assert any("ngram" in name for name in quantized)  # the n-gram table is int8
@@ -115,9 +115,9 @@ def test_readout_trains_on_a_frozen_classifier(tmp_path) -> None:
            "--init", str(tmp_path / "base" / "checkpoint.pt"), "--init-lr-scale", "0", "--ngram-buckets", "1009")
     run = load_checkpoint(tmp_path / "ngram" / "checkpoint.pt")
     for name in ("inp.0.weight", "rnn.weight_hh_l0", "head.weight", "head.bias"):  # the head came along, frozen
-        assert torch.equal(run["state_dict"][name], base["state_dict"][name]), name
-    assert run["state_dict"]["ngram.weight"].abs().max() > 0  # the readout learnt
-    assert run["metrics"]["test_accuracy"] >= 0.95
+        assert torch.equal(run.state_dict[name], base.state_dict[name]), name
+    assert run.state_dict["ngram.weight"].abs().max() > 0  # the readout learnt
+    assert run.metrics["test_accuracy"] >= 0.95
     export_and_check(tmp_path / "ngram" / "checkpoint.pt", tmp_path, Readout(False, 1009, 3))
     # a checkpoint of another shape is one clear error
     assert _fails(tmp_path, "--hidden", "16")
@@ -157,16 +157,16 @@ def test_stacking_stages_train_one_part_each(tmp_path) -> None:
     assert train_main(["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt"),
                        *hold, "--out", str(tmp_path / "c")]) == 0
     a, b, c = (load_checkpoint(tmp_path / s / "checkpoint.pt") for s in "abc")
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])  # b kept a ...
-    assert b["state_dict"]["ngram.weight"].abs().max() > 0  # ... and trained the n-grams alone
-    assert b["metrics"]["test_accuracy"] >= 0.95  # the n-grams alone separate the tiny reviews
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)  # b kept a ...
+    assert b.state_dict["ngram.weight"].abs().max() > 0  # ... and trained the n-grams alone
+    assert b.metrics["test_accuracy"] >= 0.95  # the n-grams alone separate the tiny reviews
     heads = {"head.weight", "head.bias", "ngram_head.weight"}
-    assert all(torch.equal(b["state_dict"][k], c["state_dict"][k]) for k in b["state_dict"] if k not in heads)
-    w = c["stack"]
+    assert all(torch.equal(b.state_dict[k], c.state_dict[k]) for k in b.state_dict if k not in heads)
+    w = c.stack
     assert w["holdout_reviews"] == 16 and w["alpha"] > 0 and w["beta"] > 0
-    assert torch.allclose(c["state_dict"]["head.weight"], w["alpha"] * b["state_dict"]["head.weight"])
-    assert torch.allclose(c["state_dict"]["ngram_head.weight"], w["beta"] * b["state_dict"]["ngram_head.weight"])
-    assert c["metrics"]["test_accuracy"] >= 0.95 and c["config"] == b["config"]
+    assert torch.allclose(c.state_dict["head.weight"], w["alpha"] * b.state_dict["head.weight"])
+    assert torch.allclose(c.state_dict["ngram_head.weight"], w["beta"] * b.state_dict["ngram_head.weight"])
+    assert c.metrics["test_accuracy"] >= 0.95 and c.config == b.config
     bad = ["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--min-count", "1"]
     assert train_main([*bad, "--ngram-alone"]) == 2  # needs --ngram-buckets
     assert train_main([*bad, "--ngram-alone", "--ngram-buckets", "7", "--anytime", "0.5"]) == 2
@@ -175,21 +175,23 @@ def test_stacking_stages_train_one_part_each(tmp_path) -> None:
                        *hold, "--out", str(tmp_path / "y")]) == 2  # no n-gram readout to stack
     # the fitted weights applied as they are to another model with a readout (the refit on every review)
     stack_cmd = ["stack", "--data", str(tmp_path / "data"), "--init", str(tmp_path / "b" / "checkpoint.pt")]
-    assert train_main([*stack_cmd, "--weights", str(tmp_path / "c" / "checkpoint.pt"), "--out", str(tmp_path / "d")]) == 0
+    assert train_main([*stack_cmd, "--weights", str(tmp_path / "c" / "checkpoint.pt"),
+                       "--out", str(tmp_path / "d")]) == 0
     d = load_checkpoint(tmp_path / "d" / "checkpoint.pt")
-    assert all(torch.equal(c["state_dict"][k], d["state_dict"][k]) for k in c["state_dict"])  # same fold as c
-    assert d["stack"]["applied_from"] == str(tmp_path / "c" / "checkpoint.pt")
+    assert all(torch.equal(c.state_dict[k], d.state_dict[k]) for k in c.state_dict)  # same fold as c
+    assert d.stack["applied_from"] == str(tmp_path / "c" / "checkpoint.pt")
     assert train_main([*stack_cmd, "--out", str(tmp_path / "e")]) == 2  # neither --holdout nor --weights
     assert train_main([*stack_cmd, "--weights", str(tmp_path / "none.pt"), "--out", str(tmp_path / "e")]) == 2
     assert train_main([*bad, "--init", str(tmp_path / "none.pt")]) == 2  # a missing checkpoint: one line
-    assert train_main([*stack_cmd, "--weights", str(tmp_path / "b" / "checkpoint.pt"), "--out", str(tmp_path / "e")]) == 2
+    assert train_main([*stack_cmd, "--weights", str(tmp_path / "b" / "checkpoint.pt"),
+                       "--out", str(tmp_path / "e")]) == 2
 
 
 def test_holdout_is_a_fixed_pick() -> None:
     from train.tasks import TokenData
     data = TokenData([np.array([i + 2]) for i in range(10)], np.arange(10) % 2)
     rest, held = data.split_holdout(3)
-    again_rest, again_held = data.split_holdout(3)
+    _, again_held = data.split_holdout(3)
     assert len(rest) == 7 and len(held) == 3
     ids = sorted(int(s[0]) for s in rest.seqs + held.seqs)
     assert ids == list(range(2, 12))  # a partition of the examples
