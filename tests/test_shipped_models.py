@@ -1,4 +1,6 @@
-"""Accuracy floors of the shipped models on the real test sets (these need ../shared/data)."""
+"""Accuracy floors of the shipped models on the real test sets (these need ../shared/data).
+
+Runtime only (no torch, no train/): the data is read by tests/datasets.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +8,7 @@ import pytest
 
 from edgeinfer import Model
 from edgeinfer.preprocess.image import normalize
-from train.data import DataMissingError, data_dir, load_imdb
+from tests import datasets
 
 DIGITS_FLOOR = 0.991  # the shipped int8 digits LSTM; fp32 reached >= 99.2%
 # int8 kernels differ between CPUs (AVX2 vs AVX-512 VNNI): the int8 LSTM read 99.25% where it was
@@ -35,8 +37,8 @@ SENTIMENT_FLOOR = 0.915  # issue 3: the shipped model reaches >= 92%; the test f
 def imdb_test() -> tuple[list[str], np.ndarray]:
     """The real IMDB test split (25,000 reviews); fails, never skips, when missing."""
     try:
-        return load_imdb(data_dir(), "test")
-    except DataMissingError as exc:
+        return datasets.imdb_test()
+    except FileNotFoundError as exc:
         pytest.fail(f"real data needed: {exc}")
 
 
@@ -52,17 +54,7 @@ def test_sentiment_accuracy_on_all_25000_imdb_test_reviews(imdb_test) -> None:
     assert model.path.stat().st_size <= 5_000_000
 
 
-def test_runtime_token_ids_equal_training_on_every_test_review(imdb_test) -> None:
-    """Tokenizer agreement: the runtime (spec read from the shipped ONNX file) vs the training code."""
-    from edgeinfer.text import tokenizer
-    from train.tasks import sentiment_test_data
-    texts, _ = imdb_test
-    model = Model("sentiment")
-    runtime = tokenizer(model)
-    training = sentiment_test_data(data_dir(), model.spec.input)  # what export evaluated on
-    assert len(training) == len(texts) == 25000
-    for i, text in enumerate(texts):
-        assert runtime.encode(text) == training.seqs[i].tolist(), i
+# the tokenizer's agreement with training on every test review: tests/train/test_shipped_tokens.py
 
 
 CHARACTERS_CEILING = 1.45  # nats/char (issue 4); the shipped int8 2-layer LSTM-512 reads 1.4372 in one stream
@@ -70,8 +62,8 @@ CHARACTERS_CEILING = 1.45  # nats/char (issue 4); the shipped int8 2-layer LSTM-
 
 def test_characters_validation_loss_through_onnx() -> None:
     """The shipped characters model on the last 10% of Tiny Shakespeare, scored through ONNX."""
-    from edgeinfer.generate import score
-    path = data_dir() / "text" / "tinyshakespeare.txt"
+    from edgeinfer import score
+    path = datasets.data_dir() / "text" / "tinyshakespeare.txt"
     if not path.is_file():
         pytest.fail(f"real data needed: {path} is missing")
     text = path.read_text(encoding="utf-8")

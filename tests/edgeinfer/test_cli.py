@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from PIL import Image
 
 from edgeinfer.preprocess.image import MAX_PIXELS
 from tests.conftest import run_cli
+from tests.edgeinfer.modelfile import strip_spec
 
 N_IMAGES = 60
 
@@ -96,9 +96,7 @@ def test_bad_model_files(make_model, digit_files, tmp_path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"\x89PNG this is no model")
     _one_line_error(run_cli("classify", "image", "--model", str(tmp_path / "junk.onnx"), image),
                     "junk.onnx", "not an ONNX model")
-    model = onnx.load(make_model("gru", 1))
-    del model.metadata_props[:]
-    onnx.save(model, tmp_path / "nospec.onnx")
+    strip_spec(make_model("gru", 1), tmp_path / "nospec.onnx")
     _one_line_error(run_cli("info", str(tmp_path / "nospec.onnx")), "nospec.onnx", "without an edgeinfer spec")
     _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope", "built-in: characters, digits, sentiment")
 

@@ -7,31 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgeinfer import InputError, Model
-from edgeinfer.generate import generate, score
+from edgeinfer import generate, score
 from edgeinfer.stream import Snapshot
 from tests.conftest import ROOT, run_cli
-
-TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
-
-
-@pytest.fixture(scope="module")
-def char_model(tmp_path_factory) -> Path:
-    """A tiny characters LSTM trained for a few seconds by the project's own commands."""
-    from train.__main__ import main as train_main
-    import export.__main__ as ex
-    tmp = tmp_path_factory.mktemp("chars")
-    (tmp / "text.txt").write_text(TEXT)
-    assert train_main(["characters", "--text", str(tmp / "text.txt"), "--cell", "lstm", "--hidden", "32",
-                       "--embed", "16", "--epochs", "4", "--batch", "8", "--bptt", "20", "--lr", "0.01",
-                       "--threads", "1", "--out", str(tmp / "run")]) == 0
-    assert ex.main([str(tmp / "run" / "checkpoint.pt"), "--out", str(tmp / "m"), "--name", "c"]) == 0
-    return tmp / "m" / "c-int8.onnx"
+from tests.fixtures import CHARACTERS_TEXT as TEXT
 
 
 def test_char_model_spec_and_loss(char_model) -> None:
@@ -74,7 +58,7 @@ def test_snapshot_bytes_resume_in_another_process(char_model, tmp_path) -> None:
     list(generate(model, "Before we", 30, 0.7, seed=1, stream=stream))
     (tmp_path / "snap.bin").write_bytes(stream.snapshot().to_bytes())
     want = "".join(generate(model, "", 80, 0.7, seed=2, stream=stream))
-    code = ("import sys; from edgeinfer import Model; from edgeinfer.generate import generate; "
+    code = ("import sys; from edgeinfer import Model; from edgeinfer import generate; "
             "m = Model(sys.argv[1]); s = m.stream(); s.restore(open(sys.argv[2], 'rb').read()); "
             "sys.stdout.write(''.join(generate(m, '', 80, 0.7, seed=2, stream=s)))")
     out = subprocess.run([sys.executable, "-c", code, str(char_model), str(tmp_path / "snap.bin")],

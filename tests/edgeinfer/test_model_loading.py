@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 import threading
 
 import numpy as np
-import onnx
 import pytest
 
 import edgeinfer
 from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTaskError
-from edgeinfer.spec import SPEC_KEY, ModelSpec
-from export.graphs import bundle, export_graphs, write_atomic
-from tests.conftest import ROOT, tiny_sentiment_net
+from edgeinfer.spec import ModelSpec
+from tests.conftest import ROOT
+from tests.edgeinfer.conftest import committed
+from tests.edgeinfer.modelfile import rewrite_spec as _rewrite_spec
+from tests.edgeinfer.modelfile import strip_spec
 
 
 def test_spec_json_round_trip(make_model) -> None:
@@ -26,16 +26,6 @@ def test_spec_json_round_trip(make_model) -> None:
                                                                             ("c", "c_next", 2, 16)]
     state = spec.initial_state(3)
     assert state["c"].shape == (2, 3, 16) and state["c"].dtype == np.float32 and not state["c"].any()
-
-
-def _rewrite_spec(src, dst, edit) -> None:
-    model = onnx.load(src)
-    for p in model.metadata_props:
-        if p.key == SPEC_KEY:
-            raw = json.loads(p.value)
-            edit(raw)
-            p.value = json.dumps(raw)
-    onnx.save(model, dst)
 
 
 def test_not_onnx(tmp_path) -> None:
@@ -56,9 +46,7 @@ def test_empty_and_truncated(make_model, tmp_path) -> None:
 
 
 def test_onnx_without_spec(make_model, tmp_path) -> None:
-    model = onnx.load(make_model("rnn", 1))
-    del model.metadata_props[:]
-    onnx.save(model, tmp_path / "plain.onnx")
+    strip_spec(make_model("rnn", 1), tmp_path / "plain.onnx")
     with pytest.raises(SpecError, match=r"plain\.onnx: ONNX file without an edgeinfer spec"):
         Model(tmp_path / "plain.onnx")
 
@@ -79,12 +67,11 @@ def test_malformed_spec(make_model, tmp_path) -> None:
 
 
 def test_ngram_pool_in_the_spec(tmp_path) -> None:
-    """Format 3 names how the n-gram readout pools; a format-2 readout (no `ngram_pool`) is "mean"."""
-    net, spec = tiny_sentiment_net(readout=True, layers=1)
-    sentiment_model = tmp_path / "s.onnx"
-    write_atomic(bundle(*export_graphs(net, spec), spec).SerializeToString(), sentiment_model)
-    assert Model(sentiment_model).spec == spec
-    assert spec.format_version == 3 and spec.readout.ngram_pool == "mean"
+    """Format 3 names how the n-gram readout pools; a format-2 readout (no `ngram_pool`) is "mean".
+    (That export writes the spec the runtime reads back: tests/export/test_fixtures.py.)"""
+    sentiment_model = committed("sentiment-gru1-readout")
+    spec = Model(sentiment_model).spec
+    assert spec.readout.ngram_buckets and spec.format_version == 3 and spec.readout.ngram_pool == "mean"
 
     def as_format_2(raw: dict) -> None:
         raw["format_version"] = 2

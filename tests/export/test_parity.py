@@ -12,7 +12,7 @@ from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from export.graphs import export_graphs, unbundle
 from export.parity import FP32_TOLERANCE, parity_error
 from export.quantize import quantize
-from tests.conftest import tiny_net, tiny_spec
+from tests.nets import tiny_net, tiny_spec
 
 CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
 

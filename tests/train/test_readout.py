@@ -11,7 +11,7 @@ from edgeinfer.spec import Readout, state_for
 from export.graphs import export_graphs
 from export.parity import FP32_TOLERANCE, padding_error, parity_error
 from export.quantize import quantize
-from tests.conftest import tiny_sentiment_net
+from tests.nets import tiny_sentiment_net
 from tests.train.test_sentiment import _train, write_tiny_imdb
 from train.checkpoint import load_checkpoint
 from train.models import NetConfig, build

@@ -1,0 +1,111 @@
+"""Edit an ONNX file's metadata without the onnx package (torch- and onnx-free, for the runtime's tests).
+
+A serialized ModelProto is a list of top-level protobuf fields; metadata_props is field 14, each
+entry a message with key (field 1) and value (field 2). Every other field is copied byte for byte.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from edgeinfer.spec import SPEC_KEY
+
+_METADATA = 14
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def fields(data: bytes) -> list[tuple[int, int, bytes, bytes]]:
+    """Top-level (field number, wire type, payload, the field's raw bytes) of a message."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        start = pos
+        key, pos = _varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, end = _varint(data, pos)
+            payload = data[pos:end]
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            end = pos + size
+            payload = data[pos:end]
+        elif wire in (1, 5):
+            end = pos + (8 if wire == 1 else 4)
+            payload = data[pos:end]
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if end > len(data):
+            raise ValueError("truncated message")
+        out.append((field, wire, payload, data[start:end]))
+        pos = end
+    return out
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """metadata_props of a serialized ModelProto, in file order."""
+    meta = {}
+    for field, wire, payload, _ in fields(data):
+        if field == _METADATA and wire == 2:
+            entry = {f: p for f, w, p, _ in fields(payload) if w == 2}
+            meta[entry.get(1, b"").decode("utf-8")] = entry.get(2, b"").decode("utf-8")
+    return meta
+
+
+def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
+    """`data` with its metadata_props replaced by `meta` (written where the first entry was, else
+    at the end); every other field is kept byte for byte."""
+    entries = b"".join(_length_delimited(_METADATA, _length_delimited(1, k.encode("utf-8"))
+                                         + _length_delimited(2, v.encode("utf-8"))) for k, v in meta.items())
+    out, placed = bytearray(), False
+    for field, wire, _, raw in fields(data):
+        if field == _METADATA and wire == 2:
+            if not placed:
+                out += entries
+                placed = True
+        else:
+            out += raw
+    if not placed:
+        out += entries
+    return bytes(out)
+
+
+def strip_spec(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` without any metadata (an ONNX file without an edgeinfer spec)."""
+    dst.write_bytes(with_metadata(Path(src).read_bytes(), {}))
+
+
+def rewrite_spec(src: Path, dst: Path, edit: Callable[[dict], None]) -> None:
+    """Copy `src` to `dst` with its spec JSON changed in place by `edit(raw_dict)`."""
+    data = Path(src).read_bytes()
+    meta = read_metadata(data)
+    raw = json.loads(meta[SPEC_KEY])
+    edit(raw)
+    meta[SPEC_KEY] = json.dumps(raw)
+    dst.write_bytes(with_metadata(data, meta))
