@@ -83,11 +83,14 @@ def test_ngram_pool_in_the_spec(tmp_path) -> None:
         Model(tmp_path / "bad.onnx")
 
 
-def test_wrong_task(make_model, tmp_path) -> None:
-    _rewrite_spec(make_model("gru", 1), tmp_path / "senti.onnx", lambda raw: raw.update(task="sentiment"))
-    model = Model(tmp_path / "senti.onnx")
+def test_wrong_task(make_model, sentiment_model, tmp_path) -> None:
+    model = Model(sentiment_model)
     with pytest.raises(WrongTaskError, match="a sentiment model; expected a digits model"):
         model.require_task("digits")
+    # a spec whose task does not match its input is refused when the file loads
+    _rewrite_spec(make_model("gru", 1), tmp_path / "senti.onnx", lambda raw: raw.update(task="sentiment"))
+    with pytest.raises(SpecError, match="a sentiment model must read words input, not image"):
+        Model(tmp_path / "senti.onnx")
 
 
 def test_missing_model_lists_builtins() -> None:
@@ -96,9 +99,9 @@ def test_missing_model_lists_builtins() -> None:
 
 
 def test_unavailable_provider_lists_available(make_model) -> None:
-    model = Model(make_model("lstm", 1), providers="NoSuchExecutionProvider")
+    # refused when the model is loaded, not at the first run
     with pytest.raises(ProviderError, match="'NoSuchExecutionProvider' is not available; available: .*CPUExecutionProvider"):
-        model.predict(np.zeros((1, 28, 28), np.float32))
+        Model(make_model("lstm", 1), providers="NoSuchExecutionProvider")
 
 
 def test_auto_provider_and_short_names() -> None:

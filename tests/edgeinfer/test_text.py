@@ -96,13 +96,14 @@ def test_cli_stdin_and_file(sentiment_model, tmp_path) -> None:
     assert json.loads(out.stdout)["positive"] == pytest.approx(
         Model(sentiment_model).predict(["I loved it<br />Not bad"])[0, 1], abs=1e-5)
     path = tmp_path / "reviews.txt"
-    path.write_bytes(b"The movie was great!\n\xff\xfebroken\n   \nawful\n")
+    path.write_bytes(b"The movie was great!\n\xff\xfebroken\n   \n...\nawful\n\n")
     out = run_cli("sentiment", "--model", str(sentiment_model), "--json", "--file", str(path))
     assert out.returncode == 1
-    assert [json.loads(x)["line"] for x in out.stdout.splitlines()] == [1, 4]
+    assert [json.loads(x)["line"] for x in out.stdout.splitlines()] == [1, 5]
     err = out.stderr.strip().splitlines()
     assert err == [f"error: {path}:2: invalid UTF-8 at byte 0; expected UTF-8 text",
-                   f"error: {path}:3: empty text (no words); expected at least one word"]
+                   f"error: {path}:4: empty text (no words); expected at least one word",
+                   f"{path}: skipped 2 blank lines"]  # blank lines are separators, not texts
 
 
 def test_cli_bad_text_inputs(sentiment_model, tmp_path) -> None:
