@@ -15,6 +15,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
+def brief(value: Any, width: int = 60) -> str:
+    """A value described on one short line, for messages: arrays by shape and dtype."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    text = repr(value)
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def shape_of(x: Any) -> str:
     """The shape of an input, for messages; never raises."""
     try:
@@ -57,4 +66,4 @@ def token_ids(x: Any, vocab: int) -> np.ndarray:
     return arr
 
 
-__all__ = ["check_finite", "float_features", "shape_of", "softmax", "token_ids"]
+__all__ = ["brief", "check_finite", "float_features", "shape_of", "softmax", "token_ids"]

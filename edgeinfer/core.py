@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeinfer.arrays import brief
 from edgeinfer.errors import InputError, ModelFileError, WrongTaskError
 from edgeinfer.fileformat import parse_model_file
 from edgeinfer.session import ProviderRequest, create_session, resolve_providers
@@ -57,7 +58,7 @@ def run_failed(source: str, graph: str, exc: Exception) -> ModelFileError:
 
 def _check_threads(value: int | None, name: str) -> None:
     if value is not None and (type(value) is not int or not 0 <= value <= 1024):
-        raise InputError(f"{name} must be a whole number from 0 (onnxruntime decides) to 1024, got {value!r}")
+        raise InputError(f"{name} must be a whole number from 0 (onnxruntime decides) to 1024, got {brief(value)}")
 
 
 class LoadedModel:

@@ -14,6 +14,21 @@ AUTO_ORDER = (
     "CoreMLExecutionProvider", "CPUExecutionProvider",
 )
 DEFAULT_PROVIDER = "CPUExecutionProvider"
+QUIET = 4  # onnxruntime log severity "fatal": its own console messages off; failures become typed errors
+
+
+class _Session(ort.InferenceSession):  # type: ignore[misc]  # onnxruntime ships no type information
+    """onnxruntime's InferenceSession without its provider fallback: when a session cannot be created
+    on the providers asked for, onnxruntime retries on the CPU and prints "EP Error" to stdout.
+    edgeinfer never falls back silently; the failure is a ModelFileError or ProviderError."""
+
+    @property
+    def _enable_fallback(self) -> bool:
+        return False
+
+    @_enable_fallback.setter
+    def _enable_fallback(self, value: bool) -> None:
+        pass  # set by onnxruntime's constructor; fallback stays off
 
 
 def available_providers() -> list[str]:
@@ -75,15 +90,16 @@ def create_session(
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
-    options.log_severity_level = 3
+    options.log_severity_level = QUIET
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in (external or {}).values()]
     if values:
         options.add_external_initializers(list((external or {}).keys()), values)
+    ort.set_default_logger_severity(QUIET)  # allocation failures log through the default logger
     try:
-        session = ort.InferenceSession(model, sess_options=options, providers=chosen)
+        session = _Session(model, sess_options=options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{source}: onnxruntime cannot load this model ({first[:200]})") from None

@@ -13,11 +13,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 import onnxruntime as ort
 
-from edgeinfer.arrays import check_finite, float_features, shape_of, softmax, token_ids
+from edgeinfer.arrays import brief, check_finite, float_features, shape_of, softmax, token_ids
 from edgeinfer.core import LoadedModel, run_failed
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 
+MAX_STREAM_BATCH = 1 << 16  # sequences in one Stream (a StreamBatch grows as streams open)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -50,8 +51,8 @@ thread calling it while it works gets an InputError, never a corrupted state.
     """
 
     def __init__(self, model: LoadedModel, batch: int = 1) -> None:
-        if type(batch) is not int or batch < 1:
-            raise InputError(f"stream batch must be an integer >= 1, got {batch!r}")
+        if type(batch) is not int or not 1 <= batch <= MAX_STREAM_BATCH:
+            raise InputError(f"stream batch must be a whole number from 1 to {MAX_STREAM_BATCH:,}, got {brief(batch)}")
         self.model = model
         self.batch = batch
         spec = model.spec

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from edgeinfer.arrays import brief
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError, WrongTaskError
 from edgeinfer.preprocess.text import CharTokenizer
@@ -36,14 +37,15 @@ def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float
     if not isinstance(prompt, str):
         raise InputError(f"prompt must be text (a string), got {type(prompt).__name__}")
     if type(max_chars) is not int or max_chars < 1:
-        raise InputError(f"max_chars must be a whole number >= 1, got {max_chars!r}")
-    if not isinstance(temperature, (int, float)) or not temperature >= 0 or math.isinf(temperature):
-        raise InputError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        raise InputError(f"max_chars must be a whole number >= 1, got {brief(max_chars)}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            0 <= float(temperature) < math.inf):
+        raise InputError(f"temperature must be a finite number >= 0, got {brief(temperature)}")
     if type(top_k) is not int or top_k < 0:
-        raise InputError(f"top_k must be a whole number >= 0, got {top_k!r}")
+        raise InputError(f"top_k must be a whole number >= 0, got {brief(top_k)}")
     tok = char_tokenizer(model)
     if seed is not None and (type(seed) is not int or seed < 0):
-        raise InputError(f"seed must be an integer >= 0, got {seed}")
+        raise InputError(f"seed must be an integer >= 0, got {brief(seed)}")
     s = stream if stream is not None else Stream(model)
     if prompt:
         s.feed(np.array(tok.encode(prompt), np.int64))

@@ -7,12 +7,13 @@ gives the sentiment's running probability per word).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import float_features, shape_of
+from edgeinfer.arrays import brief, float_features, shape_of
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.spec import CharInput, TextInput
@@ -66,8 +67,8 @@ def early_exit(model: LoadedModel, x: Any, threshold: float) -> AnytimeResult:
     (the result then equals `predict`, within float rounding). Stepping stops as soon as every
     sequence has stopped.
     """
-    if not isinstance(threshold, (int, float)) or not threshold > 0.0 or not np.isfinite(threshold):
-        raise InputError(f"early-exit threshold must be a probability in (0, 1], got {threshold}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) < math.inf:
+        raise InputError(f"early-exit threshold must be a probability in (0, 1], got {brief(threshold)}")
     arr, _ = feature_sequences(model, x)
     batch, total = arr.shape[0], arr.shape[1]
     stream = Stream(model, batch)
