@@ -56,13 +56,19 @@ def _varint_field(number: int, value: int) -> bytes:
     return _encode_varint(number << 3) + _encode_varint(value)
 
 
-def _edit_initializer(data: bytes, rng: np.random.Generator, edit: Callable[[list[Any]], bytes]) -> bytes:
-    """`data` (a ModelProto) with one random main-graph initializer replaced by `edit(its fields)`."""
+def _edit_initializer(data: bytes, rng: np.random.Generator | None, edit: Callable[[list[Any]], bytes],
+                      name: str = "") -> bytes:
+    """`data` (a ModelProto) with one main-graph initializer (a random one, or the one named)
+    replaced by `edit(its fields)`."""
     top = fields(data)
     g = next(i for i, f in enumerate(top) if f[0] == 7)
     graph = fields(top[g][2])
     inits = [i for i, f in enumerate(graph) if f[0] == 5]
-    k = inits[int(rng.integers(len(inits)))]
+    if name:
+        k = next(i for i in inits if read_name(graph[i][2]) == name)
+    else:
+        assert rng is not None
+        k = inits[int(rng.integers(len(inits)))]
     tensor = edit(fields(graph[k][2]))
     graph[k] = (5, 2, tensor, _length_delimited(5, tensor))
     body = _message(graph)
@@ -70,10 +76,15 @@ def _edit_initializer(data: bytes, rng: np.random.Generator, edit: Callable[[lis
     return _message(top)
 
 
-def _external(parts: list[Any]) -> bytes:
+def external(data: bytes, name: str, location: str = SECRET) -> bytes:
+    """The model with initializer `name` stored as external data at `location` (offset 0, 40 bytes)."""
+    return _edit_initializer(data, None, lambda parts: _external(parts, location), name)
+
+
+def _external(parts: list[Any], location: str = SECRET) -> bytes:
     kept = [raw for f, _, _, raw in parts if f not in (9, 13, 14)]  # raw_data, external_data, data_location
     entries = b"".join(_length_delimited(13, _length_delimited(1, k.encode()) + _length_delimited(2, v.encode()))
-                       for k, v in (("location", SECRET), ("offset", "0"), ("length", "40")))
+                       for k, v in (("location", location), ("offset", "0"), ("length", "40")))
     return b"".join(kept) + entries + _varint_field(14, 1)
 
 
@@ -299,7 +310,8 @@ def _odd_inputs(rng: np.random.Generator, features: int) -> list[Any]:
     return pool
 
 
-def input_cases(models: dict[str, edgeinfer.Model], rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], bool]]]:
+def input_cases(models: dict[str, edgeinfer.Model], rng: np.random.Generator
+                ) -> Iterator[tuple[str, Callable[[], bool]]]:
     """Odd values to every public entry point that takes input."""
     digits, sentiment, chars = models["digits"], models["sentiment"], models["characters"]
     for _ in range(3):

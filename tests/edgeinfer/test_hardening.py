@@ -1,0 +1,222 @@
+"""Nothing escapes, nothing leaks: a model file reads no local file, strings from files cannot drive
+the terminal, memory stays bounded for huge texts, images and snapshots, and the CLI answers the
+way people use it (stdin, pipes, directories, blank lines) with one line per problem."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import edgeinfer
+from edgeinfer import ImageError, InputError, ModelFileError, SpecError
+from edgeinfer.core import builtin_models
+from edgeinfer.preprocess.image import read_gray
+from tests.conftest import ROOT, run_cli
+from tests.edgeinfer.fuzz import SECRET, _bomb, external
+from tests.edgeinfer.modelfile import rewrite_spec
+
+SEVEN = ROOT / "samples" / "digit-7-dark-on-light.pgm"
+CLI = [sys.executable, "-m", "edgeinfer"]
+
+
+def peak_rss_mb(code: str) -> tuple[float, str]:
+    """Run `code` in a fresh interpreter; its peak RSS in MB and its stdout."""
+    probe = code + "\nimport resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rss = float(out.stdout.split("RSS")[-1])
+    return rss, out.stdout
+
+
+# --- security ---------------------------------------------------------------------------------
+
+def test_a_model_file_cannot_read_a_local_file(tmp_path, monkeypatch) -> None:
+    (tmp_path / SECRET).parent.mkdir()
+    (tmp_path / SECRET).write_bytes(np.arange(10, dtype=np.float32).tobytes())  # the head bias's 40 bytes
+    evil = tmp_path / "evil.onnx"
+    evil.write_bytes(external(builtin_models()["digits"].read_bytes(), "net.head.bias"))
+    monkeypatch.chdir(tmp_path)  # where onnxruntime would resolve the relative location
+    with pytest.raises(ModelFileError, match="tensor 'net.head.bias' refers to external data"):
+        edgeinfer.load(evil)
+    out = subprocess.run([*CLI, "classify", "image", "--model", str(evil), str(SEVEN)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "refers to external data" in out.stderr
+
+
+def test_control_characters_from_a_model_file_are_escaped(make_model, tmp_path) -> None:
+    labels = ["\x1b]0;owned\x07", "\x1b[2J", *(str(i) for i in range(2, 10))]
+    path = tmp_path / "labels.onnx"
+    rewrite_spec(make_model("gru", 1), path, lambda raw: raw.update(labels=labels))
+    for args in (["info", str(path)], ["classify", "image", "--model", str(path), "--top", "10", str(SEVEN)]):
+        out = run_cli(*args)
+        assert out.returncode == 0 and "\x1b" not in out.stdout and "\x07" not in out.stdout
+        assert "\\x1b]0;owned\\x07" in out.stdout and "\\x1b[2J" in out.stdout
+    js = json.loads(run_cli("classify", "image", "--model", str(path), "--top", "10", "--json", str(SEVEN)).stdout)
+    assert {t["label"] for t in js["top"]} == set(labels)  # JSON keeps the strings, escaped by JSON
+
+
+def test_a_nan_in_the_spec_is_a_spec_error(make_model, tmp_path) -> None:
+    path = tmp_path / "nan.onnx"
+    rewrite_spec(make_model("gru", 1), path, lambda raw: raw["state"][0].update(initial=float("nan")))
+    with pytest.raises(SpecError, match="NaN"):
+        edgeinfer.load(path)
+
+
+# --- bounded memory ---------------------------------------------------------------------------
+
+def test_predict_reads_a_huge_text_in_bounded_memory() -> None:
+    rss, out = peak_rss_mb(
+        "import edgeinfer\n"
+        "m = edgeinfer.load('sentiment')\n"
+        "text = ' '.join(['great', 'movie', 'but', 'awful', 'plot', '!'][i % 6] for i in range(300_000))\n"
+        "print('P', float(m.predict([text, 'fine'])[0, 1]))\n")
+    assert rss < 200, f"peak RSS {rss:.0f} MB for a 300,000-word text (was 1.1 GB before chunking)"
+    model = edgeinfer.load("sentiment")
+    text = " ".join(["great", "movie", "but", "awful", "plot", "!"][i % 6] for i in range(20_000))  # 100k chars
+    assert len(text) > 65_536
+    ids = np.array(edgeinfer.tasks.sentiment.tokenizer(model).encode(text), np.int64)[None]
+    whole = edgeinfer.arrays.softmax(model.sequence_logits(ids))[0]  # one sequence-graph call
+    assert np.abs(model.predict([text])[0] - whole).max() < 1e-5
+
+
+def test_a_huge_image_decodes_in_bounded_memory(tmp_path) -> None:
+    big = tmp_path / "seven.png"
+    image = Image.new("RGBA", (6300, 6300), (255, 255, 255, 255))
+    ImageDraw.Draw(image).line([(2000, 1500), (4300, 1500), (2900, 5000)], fill=(0, 0, 0, 255), width=500)
+    image.save(big)
+    rss, out = peak_rss_mb(f"from edgeinfer.preprocess.image import read_gray\nprint(read_gray({str(big)!r}).shape)")
+    assert rss < 400, f"peak RSS {rss:.0f} MB decoding a 6300x6300 RGBA PNG (was 1.4 GB)"
+    result = run_cli("classify", "image", str(big), "--json")
+    assert json.loads(result.stdout)["label"] == "7"
+
+
+def test_exif_orientation_is_applied(tmp_path) -> None:
+    upright = np.asarray(Image.open(SEVEN).convert("L"))
+    rotated = tmp_path / "seven-rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": the pixels are stored turned
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    assert np.abs(read_gray(rotated) * 255 - upright).mean() < 8  # read upright again
+    assert json.loads(run_cli("classify", "image", str(rotated), "--json").stdout)["label"] == "7"
+
+
+def test_nan_pixels_are_an_image_error_and_the_other_files_are_read(tmp_path) -> None:
+    tif = tmp_path / "nan.tif"
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[10:18, 12:16] = 1.0
+    pixels[0, 0] = np.nan
+    Image.fromarray(pixels, mode="F").save(tif)
+    with pytest.raises(ImageError, match="NaN"):
+        read_gray(tif)
+    out = run_cli("classify", "image", str(tif), str(SEVEN))
+    assert out.returncode == 1 and out.stdout.startswith(f"{SEVEN}: 7") and out.stderr.count("\n") == 1
+
+
+def test_a_snapshot_bomb_is_refused_before_unpacking() -> None:
+    stream = edgeinfer.load("characters").stream()
+    bomb = _bomb(64 << 20)  # 64 MB of zeros, deflated to ~64 kB
+    assert len(bomb) < 200_000
+    with pytest.raises(InputError, match="would unpack to more than"):
+        stream.restore(bomb)
+    with pytest.raises(InputError, match="would unpack to more than"):
+        edgeinfer.Snapshot.from_bytes(bomb, max_bytes=1 << 20)
+
+
+def test_snapshot_fields_are_checked() -> None:
+    model = edgeinfer.load("characters")
+    stream = model.stream()
+    stream.feed(np.array([5, 6], np.int64))
+    snap = stream.snapshot()
+    for meta in ({"steps": None}, {"steps": 1e30}, {"steps": -5}, {"steps": "3"}, {"model": 7}):
+        buf = io.BytesIO()
+        arrays = {f"state.{k}": v for k, v in snap.state.items()}
+        np.savez(buf, meta=np.array(json.dumps({"magic": "edgeinfer-snapshot-1", "model": snap.model,
+                                                "steps": snap.steps, **meta})), **arrays)
+        with pytest.raises(InputError):
+            model.stream().restore(buf.getvalue())
+    listed = io.BytesIO()
+    np.savez(listed, meta=np.array(json.dumps([1, 2])))
+    with pytest.raises(InputError):
+        edgeinfer.Snapshot.from_bytes(listed.getvalue())
+    with zipfile.ZipFile(io.BytesIO(snap.to_bytes())) as z:
+        assert sorted(z.namelist()) == ["logits.npy", "meta.npy", *(f"state.{k}.npy" for k in sorted(snap.state))]
+
+
+# --- the CLI as people use it -----------------------------------------------------------------
+
+def _cli(*args: str, stdin: bytes | None = None, close_stdin: bool = False) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120,
+                          stdin=subprocess.DEVNULL if close_stdin and stdin is None else None)
+
+
+def test_stdin_rules() -> None:
+    twice = _cli("sentiment", "-", "-", stdin=b"good")
+    assert twice.returncode == 2 and twice.stderr.decode().count("\n") == 1 and b"at most once" in twice.stderr
+    closed = subprocess.run(f"{sys.executable} -m edgeinfer sentiment - <&-", shell=True, capture_output=True,
+                            cwd=ROOT, timeout=120)
+    assert closed.returncode == 2 and b"stdin is closed" in closed.stderr and closed.stderr.count(b"\n") == 1
+    image = _cli("classify", "image", "-", "--json", stdin=SEVEN.read_bytes())
+    assert image.returncode == 0 and json.loads(image.stdout) == {**json.loads(image.stdout), "file": "stdin",
+                                                                    "label": "7"}
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
+    scored = _cli("score", "-", "--json", stdin=text.encode())
+    assert scored.returncode == 0 and json.loads(scored.stdout)["chars"] == len(text)
+
+
+def test_directories_are_named_as_directories(tmp_path) -> None:
+    for args in (["classify", "image", str(tmp_path)], ["sentiment", "--file", str(tmp_path)],
+                 ["score", str(tmp_path)]):
+        out = run_cli(*args)
+        assert out.returncode in (1, 2) and out.stderr.count("\n") == 1 and "a directory" in out.stderr, args
+
+
+def test_sentiment_file_rules(tmp_path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    out = run_cli("sentiment", "--file", str(empty))
+    assert out.returncode == 1 and out.stderr == f"error: {empty}: empty file; expected one text per line\n"
+    blanks = tmp_path / "blanks.txt"
+    blanks.write_bytes(b"a great film\n\n  \nterrible\n")
+    out = run_cli("sentiment", "--file", str(blanks), "--json")
+    assert out.returncode == 0 and [json.loads(x)["line"] for x in out.stdout.splitlines()] == [1, 4]
+    assert out.stderr == f"{blanks}: skipped 2 blank lines\n"
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"a great film\nbad\x00line\nterrible\n")
+    out = run_cli("sentiment", "--file", str(nul), "--json")
+    assert out.returncode == 1 and [json.loads(x)["line"] for x in out.stdout.splitlines()] == [1, 3]
+    assert out.stderr == f"error: {nul}:2: NUL byte in text; expected plain UTF-8 text\n"
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(bytes(range(256)) * 40)
+    out = run_cli("sentiment", "--file", str(binary))
+    assert out.returncode == 1 and out.stdout == "" and "binary file" in out.stderr
+
+
+def test_trace_json_is_json_lines() -> None:
+    out = run_cli("sentiment", "--trace", "--json", "not bad at all", "awful")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and len(rows) == 2
+    assert [t["word"] for t in rows[0]["trace"]] == ["not", "bad", "at", "all"]
+    assert rows[0]["trace"][-1]["positive"] == rows[0]["positive"]
+
+
+def test_bad_seed_usage_errors_and_closed_pipes() -> None:
+    seed = run_cli("generate", "--seed", "-1", "--chars", "5")
+    assert seed.returncode == 2 and seed.stderr.count("\n") == 1 and "seed must be" in seed.stderr
+    usage = run_cli("classify", "image", "--top", "zero", str(SEVEN))
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and usage.stderr.startswith("error: ")
+    piped = subprocess.run(f"{sys.executable} -m edgeinfer generate --chars 200000 --temperature 0 | head -c 20",
+                           shell=True, capture_output=True, cwd=ROOT, timeout=120, executable="/bin/bash")
+    assert len(piped.stdout) == 20 and piped.stderr == b""
+    status = subprocess.run(f"set -o pipefail; {sys.executable} -m edgeinfer generate --chars 200000 | head -c 5 "
+                            ">/dev/null", shell=True, cwd=ROOT, timeout=120, executable="/bin/bash")
+    assert status.returncode == 0
+
