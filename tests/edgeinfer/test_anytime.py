@@ -53,7 +53,7 @@ def test_cli_early_exit() -> None:
     import json
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     full = run_cli("classify", "image", *samples, "--json")
-    for got, want in zip(rows, [json.loads(line) for line in full.stdout.splitlines()]):
+    for got, want in zip(rows, [json.loads(line) for line in full.stdout.splitlines()], strict=True):
         assert 1 <= got["rows"] <= got["of_rows"] == 28
         if got["rows"] == 28:  # never confident enough: the full read's answer
             assert got["label"] == want["label"]

@@ -62,7 +62,7 @@ def test_classify_text_output_and_top_k(digit_files) -> None:
 
 
 def test_bad_files_are_reported_and_others_still_classified(digit_files, tmp_path) -> None:
-    good, labels = digit_files["png-light-on-dark"]
+    good, _labels = digit_files["png-light-on-dark"]
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image\n")
     data = good[0].read_bytes()
@@ -77,7 +77,7 @@ def test_bad_files_are_reported_and_others_still_classified(digit_files, tmp_pat
     assert [line.split(":")[0] for line in out.stdout.splitlines()] == [str(good[0]), str(good[1])]
     err = out.stderr.strip().splitlines()
     assert len(err) == len(bad) and "Traceback" not in out.stderr
-    for line, name in zip(err, bad):
+    for line, name in zip(err, bad, strict=True):
         assert line.startswith(f"error: {tmp_path / name}: "), line
     assert "no such file" in err[0] and "empty file" in err[1] and "not an image" in err[2]
     assert "truncated" in err[3] and "over the limit" in err[4] and "no digit found" in err[5]
@@ -98,7 +98,8 @@ def test_bad_model_files(make_model, digit_files, tmp_path) -> None:
                     "junk.onnx", "not an ONNX model")
     strip_spec(make_model("gru", 1), tmp_path / "nospec.onnx")
     _one_line_error(run_cli("info", str(tmp_path / "nospec.onnx")), "nospec.onnx", "without an edgeinfer spec")
-    _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope", "built-in: characters, digits, sentiment")
+    _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope",
+                    "built-in: characters, digits, sentiment")
 
 
 def test_unknown_provider_lists_available(digit_files) -> None:

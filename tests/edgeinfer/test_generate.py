@@ -11,8 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from edgeinfer import InputError, Model
-from edgeinfer import generate, score
+from edgeinfer import InputError, Model, generate, score
 from edgeinfer.stream import Snapshot
 from tests.conftest import ROOT, run_cli
 from tests.fixtures import CHARACTERS_TEXT as TEXT
@@ -76,7 +75,7 @@ def test_snapshot_of_another_model_is_refused(char_model, make_model) -> None:
 
 def test_score_range_short_text_and_no_float_predict(char_model) -> None:
     model = Model(char_model)
-    with pytest.raises(InputError, match="a characters model; use edgeinfer.generate"):
+    with pytest.raises(InputError, match=r"a characters model; use edgeinfer\.generate"):
         model.predict(np.zeros((1, 3, 16), np.float32))
     nats = score(model, TEXT[:500])
     assert 0.5 < nats < np.log(len(set(TEXT))) + 0.5
@@ -101,7 +100,8 @@ def test_cli_generate_and_score(char_model, tmp_path) -> None:
     assert row["chars"] == 120 and row["text"] == "".join(generate(Model(char_model), "First", 120, 0.8, 0, 1))
     out = run_cli("generate", *m, "--prompt", "Fürst", "--chars", "5", "--seed", "1")
     assert out.returncode == 0 and "read as unknown: 'ü'" in out.stderr
-    for args, needle in ((["--chars", "0"], "--chars must be >= 1"), (["--temperature", "-0.5"], "--temperature must be >= 0")):
+    for args, needle in ((["--chars", "0"], "--chars must be >= 1"),
+                         (["--temperature", "-0.5"], "--temperature must be >= 0")):
         out = run_cli("generate", *m, *args)
         assert out.returncode == 2 and out.stderr.strip().startswith("error:") and needle in out.stderr
     (tmp_path / "t.txt").write_text(TEXT[:300])

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +43,7 @@ def test_a_model_file_cannot_read_a_local_file(tmp_path, monkeypatch) -> None:
     evil = tmp_path / "evil.onnx"
     evil.write_bytes(external(builtin_models()["digits"].read_bytes(), "net.head.bias"))
     monkeypatch.chdir(tmp_path)  # where onnxruntime would resolve the relative location
-    with pytest.raises(ModelFileError, match="tensor 'net.head.bias' refers to external data"):
+    with pytest.raises(ModelFileError, match=r"tensor 'net\.head\.bias' refers to external data"):
         edgeinfer.load(evil)
     out = subprocess.run([*CLI, "classify", "image", "--model", str(evil), str(SEVEN)], capture_output=True,
                          text=True, cwd=tmp_path, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -74,7 +73,7 @@ def test_a_nan_in_the_spec_is_a_spec_error(make_model, tmp_path) -> None:
 # --- bounded memory ---------------------------------------------------------------------------
 
 def test_predict_reads_a_huge_text_in_bounded_memory() -> None:
-    rss, out = peak_rss_mb(
+    rss, _ = peak_rss_mb(
         "import edgeinfer\n"
         "m = edgeinfer.load('sentiment')\n"
         "text = ' '.join(['great', 'movie', 'but', 'awful', 'plot', '!'][i % 6] for i in range(300_000))\n"
@@ -93,7 +92,7 @@ def test_a_huge_image_decodes_in_bounded_memory(tmp_path) -> None:
     image = Image.new("RGBA", (6300, 6300), (255, 255, 255, 255))
     ImageDraw.Draw(image).line([(2000, 1500), (4300, 1500), (2900, 5000)], fill=(0, 0, 0, 255), width=500)
     image.save(big)
-    rss, out = peak_rss_mb(f"from edgeinfer.preprocess.image import read_gray\nprint(read_gray({str(big)!r}).shape)")
+    rss, _ = peak_rss_mb(f"from edgeinfer.preprocess.image import read_gray\nprint(read_gray({str(big)!r}).shape)")
     assert rss < 400, f"peak RSS {rss:.0f} MB decoding a 6300x6300 RGBA PNG (was 1.4 GB)"
     result = run_cli("classify", "image", str(big), "--json")
     assert json.loads(result.stdout)["label"] == "7"

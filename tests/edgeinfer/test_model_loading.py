@@ -53,7 +53,7 @@ def test_onnx_without_spec(make_model, tmp_path) -> None:
 
 def test_newer_format_version(make_model, tmp_path) -> None:
     _rewrite_spec(make_model("rnn", 1), tmp_path / "future.onnx", lambda raw: raw.update(format_version=99))
-    with pytest.raises(SpecError, match="format version 99 is newer.*upgrade edgeinfer"):
+    with pytest.raises(SpecError, match=r"format version 99 is newer.*upgrade edgeinfer"):
         Model(tmp_path / "future.onnx")
 
 
@@ -94,13 +94,15 @@ def test_wrong_task(make_model, sentiment_model, tmp_path) -> None:
 
 
 def test_missing_model_lists_builtins() -> None:
-    with pytest.raises(ModelFileError, match=r"no-such-model: no such model file or built-in model \(built-in: .*digits"):
+    with pytest.raises(ModelFileError,
+                       match=r"no-such-model: no such model file or built-in model \(built-in: .*digits"):
         Model("no-such-model")
 
 
 def test_unavailable_provider_lists_available(make_model) -> None:
     # refused when the model is loaded, not at the first run
-    with pytest.raises(ProviderError, match="'NoSuchExecutionProvider' is not available; available: .*CPUExecutionProvider"):
+    with pytest.raises(ProviderError,
+                       match=r"'NoSuchExecutionProvider' is not available; available: .*CPUExecutionProvider"):
         Model(make_model("lstm", 1), providers="NoSuchExecutionProvider")
 
 
@@ -117,7 +119,7 @@ def test_bad_input_shapes(make_model) -> None:
     with pytest.raises(edgeinfer.InputError, match=r"expected \(1, 28\) or \(28\)"):
         model.stream().step(np.zeros(3))
     with pytest.raises(edgeinfer.InputError, match="read nothing yet"):
-        model.stream().probabilities
+        _ = model.stream().probabilities
 
 
 def test_many_streams_many_threads_share_one_model(make_model) -> None:

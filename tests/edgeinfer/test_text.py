@@ -16,7 +16,7 @@ TEXTS = ["The movie was great!", "I loved it<br />Not bad", "awful", "Don't watc
 
 
 def test_words_rules() -> None:
-    assert words("Don’t   STOP!<br /><br>It's 10/10... a_b") == ["don't", "stop", "!", "it's", "10", "10", "a", "b"]
+    assert words("Don’t   STOP!<br /><br>It's 10/10... a_b") == ["don't", "stop", "!", "it's", "10", "10", "a", "b"]  # noqa: RUF001
     assert words("  \t\n ") == [] and words("...") == []
     tok = Tokenizer(TextInput(vocab=("the", "movie")))
     assert tok.encode("The MOVIE rocks") == [2, 3, UNK_ID]
@@ -42,7 +42,7 @@ def test_padded_batch_equals_each_text_alone(sentiment_model) -> None:
 def test_text_stream_chunks_and_trace_equal_predict(sentiment_model) -> None:
     model = Model(sentiment_model)
     want = model.predict(TEXTS)
-    for text, p in zip(TEXTS, want):
+    for text, p in zip(TEXTS, want, strict=True):
         stream = model.text_stream()
         for i in range(0, len(text), 4):
             stream.feed(text[i : i + 4])

@@ -81,7 +81,7 @@ def test_a_stream_in_use_refuses_a_second_caller() -> None:
     stream._inuse.acquire()  # as if another thread were inside step()
     try:
         for call in (lambda: stream.step(ROW), lambda: stream.feed(ROW[None]), stream.reset, stream.snapshot):
-            with pytest.raises(InputError, match="in use by another thread; .*open one stream per thread"):
+            with pytest.raises(InputError, match=r"in use by another thread; .*open one stream per thread"):
                 call()
     finally:
         stream._inuse.release()
