@@ -19,6 +19,12 @@ MNIST_FILES = {
     ("test", "images"): ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
     ("test", "labels"): ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
 }
+MNIST_SIZES = {  # bytes of each published .gz file; a download is cut off past them
+    "train-images-idx3-ubyte.gz": 9_912_422,
+    "train-labels-idx1-ubyte.gz": 28_881,
+    "t10k-images-idx3-ubyte.gz": 1_648_877,
+    "t10k-labels-idx1-ubyte.gz": 4_542,
+}
 
 
 class DataMissingError(FileNotFoundError):
@@ -35,16 +41,16 @@ def data_dir(option: str | os.PathLike[str] | None = None) -> Path:
 
 
 def mnist_resources() -> list[Resource]:
-    """The four MNIST files with their mirrors and published MD5s."""
+    """The four MNIST files with their mirrors, published MD5s and sizes."""
     mirrors = (os.environ[MNIST_MIRROR_ENV],) if os.environ.get(MNIST_MIRROR_ENV) else MNIST_MIRRORS
     return [
-        Resource(name, tuple(m.rstrip("/") + "/" + name for m in mirrors), md5)
+        Resource(name, tuple(m.rstrip("/") + "/" + name for m in mirrors), md5, MNIST_SIZES[name])
         for name, md5 in MNIST_FILES.values()
     ]
 
 
 def download_mnist(root: Path) -> None:
-    """Fetch any missing MNIST file into root/mnist, verifying published checksums."""
+    """Fetch any missing MNIST file into root/mnist, verifying published sizes and checksums."""
     for resource in mnist_resources():
         fetch(resource, root / "mnist")
 
