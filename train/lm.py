@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from train.checkpoint import Checkpoint, save_checkpoint
-from train.loop import CHECKPOINT, TrainArgs, progress, restore, snapshot
-from train.metrics import append_metrics
+from train.loop import CHECKPOINT, TrainArgs, begin, progress, snapshot
+from train.metrics import log_epoch
 from train.models import RecurrentNet
 from train.schedule import cosine_warmup
 
@@ -97,8 +97,8 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
     sched = cosine_warmup(opt, total, warmup_steps=100)
     start, elapsed_s, metrics = 0, 0.0, {}
     partial: dict[str, Any] | None = None  # where an interrupted epoch stopped
-    if resume and (out / CHECKPOINT).is_file():
-        ckpt = restore(out / CHECKPOINT, lm, opt, sched)
+    ckpt = begin(out, resume, lm, opt, sched)
+    if ckpt is not None:
         start, elapsed_s, metrics = ckpt.epoch, ckpt.train_seconds, ckpt.metrics
         partial = (ckpt.resume or {}).get("partial")
         print(f"resuming {out / CHECKPOINT} after epoch {start}"
@@ -145,6 +145,6 @@ def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: 
         elapsed_s += time.perf_counter() - t0
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
                    "val_loss": lm_loss(lm, val_rows, bptt), "train_seconds": round(elapsed_s, 1)}
-        append_metrics(out, metrics)
         save(epoch + 1)
+        log_epoch(out, metrics)  # after the checkpoint: a kill between the two is mended by `begin`
     return metrics

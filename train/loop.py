@@ -14,8 +14,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
+from edgeinfer.atomic import remove_stale_temps
 from train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from train.metrics import append_metrics
+from train.metrics import log_epoch, sync_metrics
 from train.schedule import cosine_warmup
 
 T = TypeVar("T")
@@ -61,6 +62,32 @@ def restore(path: Path, model: nn.Module, opt: Optimizer, sched: LRScheduler) ->
     if "rng" in state:
         torch.set_rng_state(state["rng"])
     return ckpt
+
+
+def begin(out: Path, resume: bool, model: nn.Module, opt: Optimizer, sched: LRScheduler) -> Checkpoint | None:
+    """Where a run in `out` starts: with `resume` and a checkpoint there, that checkpoint, restored
+    into `model`, `opt` and `sched` (see `restore`); otherwise None, a run from epoch 1.
+
+    The metrics log is made to agree with it (train.metrics.sync_metrics): the records of the
+    epochs the checkpoint completed, or none for a fresh start in a folder without a checkpoint
+    (a fresh start over a finished run replaces its log epoch by epoch, as it replaces the
+    checkpoint). A `resume` that finds no checkpoint says so in one line on stderr, naming and
+    removing the temporary file an interrupted first save left.
+    """
+    path = out / CHECKPOINT
+    if resume and path.is_file():
+        ckpt = restore(path, model, opt, sched)
+        sync_metrics(out, ckpt.epoch, ckpt.metrics)
+        return ckpt
+    if resume:
+        left, note = remove_stale_temps(path), ""  # what a save killed before its rename left behind
+        if left:
+            files = "a temporary file" if left == 1 else f"{left} temporary files"
+            note = f" (an interrupted save left only {files}, now removed)"
+        print(f"resume: no checkpoint in {out}{note}; starting from epoch 1", file=sys.stderr)
+    if not path.is_file():
+        sync_metrics(out, 0)
+    return None
 
 
 def snapshot(meta: Checkpoint, args: TrainArgs, weights: dict[str, torch.Tensor], opt: Optimizer,
@@ -197,8 +224,8 @@ def fit(
     sched = cosine_warmup(opt, total, warmup_steps=max(1, min(200, total // 10)))
     start, elapsed_s, metrics = 0, 0.0, {}
     ckpt_path = out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        ckpt = restore(ckpt_path, model, opt, sched)
+    ckpt = begin(out, resume, model, opt, sched)
+    if ckpt is not None:
         start, elapsed_s, metrics = ckpt.epoch, ckpt.train_seconds, ckpt.metrics
         print(f"resuming {ckpt_path} after epoch {start}", file=sys.stderr)
     last = min(args.epochs, stop_after) if stop_after else args.epochs
@@ -240,6 +267,6 @@ def fit(
             "lr": sched.get_last_lr()[0],
             "train_seconds": round(elapsed_s, 1),
         }
-        append_metrics(out, metrics)
         save_checkpoint(ckpt_path, snapshot(meta, args, model.state_dict(), opt, sched, epoch + 1, elapsed_s, metrics))
+        log_epoch(out, metrics)  # after the checkpoint: a kill between the two is mended by `begin`
     return metrics

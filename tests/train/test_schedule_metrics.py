@@ -1,4 +1,4 @@
-"""The one learning-rate schedule (warm-up, then cosine) and the one metrics writer."""
+"""The one learning-rate schedule (warm-up, then cosine) and the one metrics writer and its reconciliation."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from train.metrics import METRICS, append_metrics
+from train.metrics import METRICS, append_metrics, log_epoch, sync_metrics
 from train.schedule import cosine_warmup
 
 
@@ -51,3 +51,35 @@ def test_metrics_lines_are_appended_and_echoed(tmp_path, capsys) -> None:
     assert [json.loads(x) for x in lines] == [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.75},
                                               {"stack": {"alpha": 1.5}}]
     assert capsys.readouterr().err.splitlines() == lines[:2]  # the same JSON lines, not the unechoed one
+
+
+def test_sync_keeps_each_completed_epoch_once(tmp_path) -> None:
+    """A log mended to agree with a checkpoint after 2 epochs: the last record of each earlier
+    epoch, the checkpoint's own record for epoch 2, nothing later, no broken or foreign lines."""
+    log = tmp_path / METRICS
+    log.write_text('{"epoch": 1, "loss": 9}\n{"epoch": 2, "loss": 8}\n{"stack": {}}\n{"epoch": 1, "loss": 1}\n'
+                   '{"epoch": 3, "loss": 3}\n{"epoch": 2, "lo\n')
+    sync_metrics(tmp_path, 2, {"epoch": 2, "loss": 2})
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [{"epoch": 1, "loss": 1}, {"epoch": 2, "loss": 2}]
+    before = log.stat()
+    sync_metrics(tmp_path, 2, {"epoch": 2, "loss": 2})  # already in agreement: left as it is
+    assert log.stat().st_ino == before.st_ino and log.stat().st_mtime_ns == before.st_mtime_ns
+    sync_metrics(tmp_path, 0)  # a fresh start: no records
+    assert log.read_text() == ""
+    sync_metrics(tmp_path / "new", 0)  # nothing to log, no file made
+    assert not (tmp_path / "new").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_log_epoch_appends_or_replaces_later_epochs(tmp_path, capsys) -> None:
+    log = tmp_path / METRICS
+    log_epoch(tmp_path, {"epoch": 1, "loss": 1.0})
+    inode = log.stat().st_ino
+    log_epoch(tmp_path, {"epoch": 2, "loss": 0.5})
+    assert log.stat().st_ino == inode  # appended: a `tail -f` keeps following it
+    log_epoch(tmp_path, {"epoch": 2, "loss": 0.25})  # a new run over an old one: its later epochs go
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [{"epoch": 1, "loss": 1.0},
+                                                                     {"epoch": 2, "loss": 0.25}]
+    assert len(capsys.readouterr().err.splitlines()) == 3  # every record echoed
+    with pytest.raises(ValueError, match="integer epoch >= 1"):
+        log_epoch(tmp_path, {"stack": {}})
