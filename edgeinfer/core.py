@@ -112,11 +112,14 @@ class LoadedModel:
             raise ValueError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
         sequence = graph == "sequence"
         data = self.file.data if sequence else self.file.step_graph
-        external = None if sequence else self.file.shared_weights()  # weights stored once, in the main graph
+        # the step graph's shared weights are stored once, in the main graph: format 4 names them as
+        # byte ranges of the file itself, older formats by the initializer holding them
+        external = None if sequence else self.file.shared_weights()
+        files = None if sequence else self.file.external_files()
         threads = self.intra_op_threads if self.intra_op_threads is not None else (1 if graph == "step" else 0)
         source = f"{self.source} ({'sequence' if sequence else 'step'} graph)"
         session = create_session(data, source, self.providers, threads, self.inter_op_threads, external,
-                                 spinning=graph != "step")
+                                 spinning=graph != "step", external_files=files)
         self._check_graph(session, sequence, source)
         return session
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgeinfer.errors import ModelFileError, SpecError
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.spec import (
+    CHECKSUMS_KEY,
+    SELF_LOCATION,
+    SELF_RANGES_FORMAT,
+    SPEC_KEY,
+    STEP_GRAPH_KEY,
+    STEP_SHARED_KEY,
+    ModelSpec,
+)
 
 _IR_VERSION_FIELD = 1
 _GRAPH_FIELD = 7
@@ -170,10 +179,44 @@ _EXTERNAL_DATA, _DATA_LOCATION = 13, 14  # TensorProto fields
 MAX_GRAPH_DEPTH = 16  # subgraphs (If, Loop, Scan bodies) nested deeper than this are refused
 
 
-def external_tensors(data: bytes, source: str) -> list[tuple[str, bool]]:
+@dataclass(frozen=True)
+class ExternalRef:
+    """A tensor that refers to external data: where it says its bytes are, and how many it needs."""
+
+    name: str
+    initializer: bool  # a main-graph initializer (not inside a node, subgraph or function)
+    location: str
+    offset: int
+    length: int  # -1 when the reference gives none
+    nbytes: int  # what its dims and data type need; -1 when they cannot be read
+
+
+def _external_ref(fields: list[Field], top: bool) -> ExternalRef:
+    name = next((v.decode("utf-8", "replace") for f, _, v in fields if f == _NAME and isinstance(v, bytes)), "")
+    info: dict[str, str] = {}
+    for f, _, v in fields:
+        if f == _EXTERNAL_DATA and isinstance(v, bytes):
+            entry = {k: x for k, w, x in _fields(v) if w == 2 and isinstance(x, bytes)}
+            info[entry.get(1, b"").decode("utf-8", "replace")] = entry.get(2, b"").decode("utf-8", "replace")
+    dims = [v for f, _, v in fields if f == _DIMS and isinstance(v, int)]
+    dtype = next((v for f, _, v in fields if f == _DATA_TYPE and isinstance(v, int)), 0)
+    packed = any(f == _DIMS and isinstance(v, bytes) for f, _, v in fields)
+    nbytes = -1
+    if dtype in _DTYPES and not packed and all(d < 1 << 40 for d in dims):
+        nbytes = int(np.prod(dims, dtype=np.float64)) * np.dtype(_DTYPES[dtype]).itemsize
+
+    def number(key: str) -> int:
+        text = info.get(key, "")
+        return int(text) if text.isdigit() and len(text) < 20 else -1
+
+    offset = number("offset") if "offset" in info else 0  # ONNX's default offset
+    return ExternalRef(name, top, info.get("location", ""), offset, number("length"), nbytes)
+
+
+def external_tensors(data: bytes, source: str) -> list[ExternalRef]:
     """Every tensor of a serialized model that refers to external data, anywhere in it (initializers,
-    node attributes, subgraphs, functions): (name, True when it is a main-graph initializer)."""
-    found: list[tuple[str, bool]] = []
+    node attributes, subgraphs, functions, sparse tensors, training info)."""
+    found: list[ExternalRef] = []
 
     def walk(message: bytes, kind: str, depth: int, top: bool) -> None:
         if depth > MAX_GRAPH_DEPTH:
@@ -181,52 +224,169 @@ def external_tensors(data: bytes, source: str) -> list[tuple[str, bool]]:
         fields = _fields(message)
         if kind == "tensor":
             if any(f == _EXTERNAL_DATA or (f == _DATA_LOCATION and v == 1) for f, _, v in fields):
-                name = next((v for f, _, v in fields if f == _NAME and isinstance(v, bytes)), b"")
-                found.append((name.decode("utf-8", "replace"), top))
+                found.append(_external_ref(fields, top))
             return
         for number, wire, value in fields:
             child = _SCHEMA[kind].get(number)
             if child is not None and wire == 2 and isinstance(value, bytes):
-                initializer = kind == "graph" and number == 5 and depth == 1
+                initializer = kind == "graph" and number == _INITIALIZER_FIELD and depth == 1
                 walk(value, child, depth + (child == "graph"), initializer)
 
     try:
         walk(data, "model", 0, False)
-    except (EOFError, ValueError):
+    except (EOFError, ValueError, UnicodeDecodeError):
         raise ModelFileError(f"{source}: corrupt ONNX file; export it again") from None
     return found
+
+
+def _refuse(source: str, name: str, why: str) -> ModelFileError:
+    return ModelFileError(f"{source}: tensor {name[:80]!r} refers to external data {why}; an edgeinfer file "
+                          "carries every weight inside it, so this file is refused; export it again")
 
 
 def check_external_data(data: bytes, allowed: set[str], source: str) -> None:
     """Refuse a model that would make onnxruntime read a file: the only external tensors allowed
     are main-graph initializers named in `allowed` (those the runtime supplies itself)."""
-    for name, initializer in external_tensors(data, source):
-        if not (initializer and name in allowed):
-            raise ModelFileError(f"{source}: tensor {name[:80]!r} refers to external data (a file "
-                                 "onnxruntime would read); an edgeinfer file carries every weight inside "
-                                 "it, so this file is refused; export it again")
+    for ref in external_tensors(data, source):
+        if not (ref.initializer and ref.name in allowed):
+            raise _refuse(source, ref.name, "(a file onnxruntime would read)")
+
+
+def check_self_ranges(step: bytes, data: bytes, source: str) -> None:
+    """Format 4: every external tensor of the step graph must be a main-graph initializer whose
+    bytes are a range of the model file itself (location SELF_LOCATION): exactly the raw bytes of
+    one of the sequence graph's initializers, of the size its dims and data type need. The
+    runtime hands onnxruntime the file's bytes under that name, so nothing is read from disk."""
+    file_size = len(data)
+    spans = set(initializer_ranges(data).values())
+    for ref in external_tensors(step, source):
+        if not ref.initializer or ref.location != SELF_LOCATION:
+            raise _refuse(source, ref.name, f"at {ref.location[:60]!r} (only {SELF_LOCATION!r}, the file itself, "
+                          "is allowed)")
+        if ref.offset < 0 or ref.length < 0 or ref.offset + ref.length > file_size:
+            raise _refuse(source, ref.name, f"outside the file (bytes {ref.offset} + {ref.length} of {file_size})")
+        if ref.nbytes != ref.length:
+            raise _refuse(source, ref.name, f"of {ref.length} bytes where its shape needs {ref.nbytes}")
+        if (ref.offset, ref.length) not in spans:
+            raise _refuse(source, ref.name, f"at bytes {ref.offset} + {ref.length}, which are not a weight "
+                          "of the sequence graph")
+
+
+def checksums(data: bytes, step: bytes) -> dict[str, str]:
+    """The sha256 of the file without its metadata (the sequence graph and every weight), and of
+    the step graph: what export writes under CHECKSUMS_KEY, and a runtime checks."""
+    body = hashlib.sha256()
+    for number, _, start, end in _field_bounds(data):
+        if number != _METADATA_FIELD:
+            body.update(data[start:end])
+    return {"graph": body.hexdigest(), "step_graph": hashlib.sha256(step).hexdigest()}
+
+
+def _check_checksums(meta: dict[str, str], data: bytes, step: bytes, source: str) -> None:
+    try:
+        want = json.loads(meta.get(CHECKSUMS_KEY, ""))
+    except (json.JSONDecodeError, RecursionError):
+        want = None
+    if not isinstance(want, dict):
+        raise ModelFileError(f"{source}: no valid {CHECKSUMS_KEY} in the file; export it again")
+    got = checksums(data, step)
+    for part, digest in got.items():
+        if want.get(part) != digest:
+            raise ModelFileError(f"{source}: the {part.replace('_', ' ')} is damaged (its sha256 does not match "
+                                 "the one written at export); copy or export the file again")
+
+
+def _field_bounds(data: bytes) -> list[tuple[int, int, int, int]]:
+    """Top-level fields: (number, wire type, start of the field's key, end of its value)."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        start = pos
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 2:
+            size, pos = _varint(data, pos)
+            pos += size
+        elif wire == 0:
+            _, pos = _varint(data, pos)
+        else:
+            pos += 8 if wire == 1 else 4
+        out.append((number, wire, start, pos))
+    return out
+
+
+def initializer_ranges(data: bytes) -> dict[str, tuple[int, int]]:
+    """Where each main-graph initializer's raw_data lies in a serialized model: name -> (offset,
+    length). For the exporter, which writes the step graph's shared weights as these ranges."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for number, wire, start, end in _spans(data, 0):
+        if number != _GRAPH_FIELD or wire != 2:
+            continue
+        for g_number, g_wire, g_start, g_end in _spans(data[start:end], start):
+            if g_number != _INITIALIZER_FIELD or g_wire != 2:
+                continue
+            name, raw = "", (0, 0)
+            for t_number, t_wire, t_start, t_end in _spans(data[g_start:g_end], g_start):
+                if t_number == _NAME and t_wire == 2:
+                    name = data[t_start:t_end].decode("utf-8")
+                elif t_number == _RAW_DATA and t_wire == 2:
+                    raw = (t_start, t_end - t_start)
+            if raw[1]:
+                ranges[name] = raw
+    return ranges
+
+
+def _spans(data: bytes, base: int) -> list[tuple[int, int, int, int]]:
+    """Length-delimited and other fields of a message with the absolute [start, end) of each value."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 2:
+            size, pos = _varint(data, pos)
+            out.append((number, wire, base + pos, base + pos + size))
+            pos += size
+        elif wire == 0:
+            _, end = _varint(data, pos)
+            out.append((number, wire, base + pos, base + end))
+            pos = end
+        else:
+            width = 8 if wire == 1 else 4
+            out.append((number, wire, base + pos, base + pos + width))
+            pos += width
+    return out
 
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A parsed edgeinfer file: its bytes, spec, step graph and the step graph's shared weights."""
+    """A parsed edgeinfer file: its bytes, spec, step graph and how the step graph gets its shared weights.
+
+    Format 4 and later: the step graph's shared weights are byte ranges of the file itself
+    (`self_ranges`); formats 1-3: `step_shared` maps each to the sequence initializer holding it.
+    """
 
     source: str  # how the user named the file, for messages
     data: bytes  # the whole file: the sequence graph with its metadata
     spec: ModelSpec
     step_graph: bytes  # a serialized ONNX model
-    step_shared: dict[str, str]  # step initializer name -> sequence initializer holding its bytes
+    step_shared: dict[str, str]  # formats 1-3: step initializer name -> sequence initializer
+    self_ranges: bool = False  # format 4: shared weights are ranges of `data` under SELF_LOCATION
 
     def shared_weights(self) -> dict[str, np.ndarray]:
-        """The step graph's external weights, read from the sequence graph's initializers."""
+        """Formats 1-3: the step graph's external weights, read from the sequence graph's initializers."""
         if not self.step_shared:
             return {}
         weights = read_initializers(self.data, set(self.step_shared.values()), self.source)
         return {name: weights[src] for name, src in self.step_shared.items()}
 
+    def external_files(self) -> dict[str, bytes]:
+        """Format 4: the in-memory "files" the step graph's external references name: the file itself."""
+        return {SELF_LOCATION: self.data} if self.self_ranges else {}
+
 
 def parse_model_file(data: bytes, source: str) -> ModelFile:
-    """Read an edgeinfer file's metadata: spec, step graph and shared-weight map, all validated."""
+    """Read an edgeinfer file's metadata: spec, step graph and its shared weights, all validated."""
     meta = read_metadata(data, source)
     if SPEC_KEY not in meta:
         raise SpecError(f"{source}: ONNX file without an edgeinfer spec; export it with `python -m export`")
@@ -241,17 +401,21 @@ def parse_model_file(data: bytes, source: str) -> ModelFile:
     if not step:
         raise SpecError(f"{source}: no step graph in the file; export it with `python -m export`")
     check_external_data(data, set(), source)
+    step_source = f"{source} (step graph)"
+    _top_fields(step, step_source)
+    if spec.format_version >= SELF_RANGES_FORMAT:
+        _check_checksums(meta, data, step, source)
+        check_self_ranges(step, data, step_source)
+        return ModelFile(source, data, spec, step, {}, self_ranges=True)
     try:
         shared = json.loads(meta.get(STEP_SHARED_KEY, "{}"))
     except (json.JSONDecodeError, RecursionError):
         shared = None
     if not isinstance(shared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in shared.items()):
         raise SpecError(f"{source}: corrupt {STEP_SHARED_KEY} metadata; export the model again")
-    step_source = f"{source} (step graph)"
-    _top_fields(step, step_source)
     check_external_data(step, set(shared), step_source)
     return ModelFile(source, data, spec, step, shared)
 
 
-__all__ = ["ModelFile", "check_external_data", "external_tensors", "parse_model_file", "read_initializers",
-           "read_metadata"]
+__all__ = ["ExternalRef", "ModelFile", "check_external_data", "check_self_ranges", "checksums", "external_tensors",
+           "initializer_ranges", "parse_model_file", "read_initializers", "read_metadata"]

@@ -78,12 +78,15 @@ def create_session(
     model: bytes, source: str, providers: ProviderRequest = None,
     intra_op_threads: int = 0, inter_op_threads: int = 0,
     external: dict[str, np.ndarray] | None = None, spinning: bool = True,
+    external_files: dict[str, bytes] | None = None,
 ) -> ort.InferenceSession:
     """An InferenceSession on `model` bytes; `source` names the file in error messages.
 
     Threads: 0 lets onnxruntime choose (all cores); 1 suits batch-1 streaming. `external`
-    supplies the weights the graph marks as external data (shared with another graph); the
-    session keeps references to them. `spinning=False` stops idle pool threads from busy-waiting
+    supplies, by tensor name, the weights the graph marks as external data (shared with another
+    graph; the session keeps references to them); `external_files` supplies whole in-memory
+    files by the location name the graph's external references give (edgeinfer's format 4: the
+    model file itself). `spinning=False` stops idle pool threads from busy-waiting
     between runs (right for per-step work that arrives with pauses).
     """
     chosen = resolve_providers(providers)
@@ -97,6 +100,10 @@ def create_session(
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in (external or {}).values()]
     if values:
         options.add_external_initializers(list((external or {}).keys()), values)
+    if external_files:  # in-memory "files" the graph's external references name; copied at creation
+        names = list(external_files)
+        buffers = [external_files[n] for n in names]
+        options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
     ort.set_default_logger_severity(QUIET)  # allocation failures log through the default logger
     try:
         session = _Session(model, sess_options=options, providers=chosen)

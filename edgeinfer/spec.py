@@ -17,10 +17,15 @@ import numpy as np
 
 from edgeinfer.errors import SpecError, WrongTaskError
 
-FORMAT_VERSION = 3  # 2 added `readout`, 3 its `ngram_pool` (files of versions 1 and 2 still load)
+# 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout: the step graph's shared weights
+# are byte ranges of the file itself (files of versions 1 to 3 still load)
+FORMAT_VERSION = 4
+SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights are ranges of the file
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
-STEP_SHARED_KEY = "edgeinfer.step_shared"  # JSON {step initializer: sequence initializer}
+STEP_SHARED_KEY = "edgeinfer.step_shared"  # formats 1-3: JSON {step initializer: sequence initializer}
+SELF_LOCATION = "edgeinfer-self"  # format 4: the external-data location that names the model file itself
+CHECKSUMS_KEY = "edgeinfer.checksums"  # format 4: JSON {"graph": sha256, "step_graph": sha256}
 CELLS = ("rnn", "lstm", "gru")
 TASKS = ("digits", "sentiment", "characters")
 PRECISIONS = ("fp32", "int8")

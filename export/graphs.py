@@ -3,8 +3,8 @@
 The file's main graph is the sequence graph `x (B, T, F), h[, c] (L, B, H) -> y (B, C),
 h_next[, c_next]`. The step graph `x (B, F), h[, c] -> y, h_next[, c_next]` is an ONNX model
 stored (base64) in the metadata next to the spec, so one file carries everything. Weights the
-two graphs share are stored once: in the step graph they are marked as external data, and the
-metadata maps each to the sequence graph's initializer that holds the bytes.
+two graphs share are stored once: in the step graph they are external data whose location is
+the file itself (SELF_LOCATION) at the byte range of the sequence graph's initializer.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import onnx
 import torch
 from torch import nn
 
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.fileformat import check_self_ranges, checksums, initializer_ranges
+from edgeinfer.spec import CHECKSUMS_KEY, SELF_LOCATION, SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from train.models import RecurrentNet
 
 OPSET = 17  # pinned: every graph is written with this opset
@@ -107,56 +108,69 @@ def export_graphs(net: RecurrentNet, spec: ModelSpec) -> tuple[onnx.ModelProto, 
     return seq, step
 
 
-SHARED_LOCATION = "edgeinfer-shared"  # external-data location of weights kept in the main graph
-MIN_SHARED_BYTES = 256
+MIN_SHARED_BYTES = 256  # smaller weights are simply kept in the step graph
 
 
-def share_weights(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
-    """A copy of `step` whose weights equal to a sequence-graph initializer become references.
-
-    Returns the new step graph and {step initializer name: sequence initializer name}.
-    """
+def _share_as_ranges(step: onnx.ModelProto, seq: onnx.ModelProto, ranges: dict[str, tuple[int, int]]
+                     ) -> onnx.ModelProto:
+    """A copy of `step` whose weights equal to a sequence-graph initializer become references to
+    that initializer's bytes in the file: location SELF_LOCATION, its offset and length."""
     index = {(t.data_type, tuple(t.dims), t.raw_data): t.name
              for t in seq.graph.initializer if len(t.raw_data) >= MIN_SHARED_BYTES}
     out = onnx.ModelProto()
     out.CopyFrom(step)
-    shared: dict[str, str] = {}
     for t in out.graph.initializer:
         source = index.get((t.data_type, tuple(t.dims), t.raw_data))
         if source is None or not t.raw_data:
             continue
-        shared[t.name] = source
-        size = len(t.raw_data)
+        offset, length = ranges[source]
+        assert length == len(t.raw_data)
         t.ClearField("raw_data")
         t.data_location = onnx.TensorProto.EXTERNAL
         del t.external_data[:]
-        for key, value in (("location", SHARED_LOCATION), ("offset", "0"), ("length", str(size))):
+        for key, value in (("location", SELF_LOCATION), ("offset", str(offset)), ("length", str(length))):
             entry = t.external_data.add()
             entry.key, entry.value = key, value
-    return out, shared
+    return out
 
 
 def bundle(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
-    """One model file: the sequence graph, with the step graph and the spec in its metadata."""
+    """One model file: the sequence graph, with the step graph and the spec in its metadata.
+
+    The step graph's weights that equal a sequence-graph initializer are stored once: the step
+    graph refers to them as byte ranges of the file itself (the spec's format 4). A serialized
+    ModelProto holds its graph before its metadata, so adding the metadata moves no weight; the
+    ranges are computed from the serialized graph and checked again in the final bytes.
+    """
     out = onnx.ModelProto()
     out.CopyFrom(seq)
     del out.metadata_props[:]
-    light_step, shared = share_weights(seq, step)
+    out.producer_name = "edgeinfer-export"
+    ranges = initializer_ranges(out.SerializeToString())
+    light_step = _share_as_ranges(step, seq, ranges)
+    step_bytes = light_step.SerializeToString()
     for key, value in (
         (SPEC_KEY, spec.to_json()),
-        (STEP_GRAPH_KEY, base64.b64encode(light_step.SerializeToString()).decode("ascii")),
-        (STEP_SHARED_KEY, json.dumps(shared, sort_keys=True)),
+        (STEP_GRAPH_KEY, base64.b64encode(step_bytes).decode("ascii")),
     ):
         prop = out.metadata_props.add()
         prop.key, prop.value = key, value
-    out.producer_name = "edgeinfer-export"
+    prop = out.metadata_props.add()  # computed without the metadata, so adding it changes nothing
+    prop.key, prop.value = CHECKSUMS_KEY, json.dumps(checksums(out.SerializeToString(), step_bytes), sort_keys=True)
+    data = out.SerializeToString()
+    final = initializer_ranges(data)
+    if any(final[name] != ranges[name] for name in ranges):
+        raise RuntimeError("the metadata moved the weights; the step graph's byte ranges would be wrong")
+    check_self_ranges(step_bytes, data, "export")
     onnx.checker.check_model(out)
     return out
 
 
 def unbundle(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """The sequence and step graphs of a bundled file, each whole and without metadata."""
+    """The sequence and step graphs of a bundled file, each whole and without metadata (either
+    layout: format 4's byte ranges of the file, or older files' map of shared initializers)."""
     props = {p.key: p.value for p in model.metadata_props}
+    data = model.SerializeToString()
     seq = onnx.ModelProto()
     seq.CopyFrom(model)
     del seq.metadata_props[:]
@@ -168,5 +182,13 @@ def unbundle(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
             name = t.name
             t.CopyFrom(weights[shared[name]])
             t.name = name
+        elif t.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in t.external_data}
+            if info.get("location") != SELF_LOCATION:
+                raise ValueError(f"step initializer {t.name!r} refers to {info.get('location')!r}")
+            offset, length = int(info["offset"]), int(info["length"])
+            del t.external_data[:]
+            t.data_location = onnx.TensorProto.DEFAULT
+            t.raw_data = data[offset : offset + length]
     return seq, step
 

@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -31,13 +30,13 @@ import numpy as np
 import edgeinfer
 from edgeinfer import EdgeInferError
 from edgeinfer.core import builtin_models
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY
+from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY
 from tests.edgeinfer.modelfile import _encode_varint, _length_delimited, fields, read_metadata, with_metadata
 
 SEED = 20261201
 MODEL_KINDS = {  # mutation kind -> cases
     "bit flips": 800, "random bytes": 400, "truncation": 300, "metadata bytes": 300, "spec json": 650,
-    "step graph": 300, "step_shared": 200, "external data": 100, "huge dims": 100,
+    "step graph": 300, "step ranges": 200, "external data": 100, "huge dims": 100,
 }
 SECRET = "notes/secret.txt"  # a file in the fuzz's working directory that a model must never read
 BAD_VALUES: list[Any] = [
@@ -148,23 +147,30 @@ def _step_graph_variant(step: bytes, rng: np.random.Generator) -> str:
     return base64.b64encode(_edit_initializer(step, rng, _external)).decode()
 
 
-def _shared_variant(shared: dict[str, str], names: list[str], rng: np.random.Generator) -> str:
-    how = int(rng.integers(6))
-    if how == 0:
-        return json.dumps(BAD_VALUES[int(rng.integers(len(BAD_VALUES)))])
-    edited = dict(shared)
-    key = list(edited)[int(rng.integers(len(edited)))] if edited else "x"
-    if how == 1:
-        edited.pop(key, None)
-    elif how == 2:
-        edited[key] = names[int(rng.integers(len(names)))]  # another initializer: wrong shape or type
-    elif how == 3:
-        edited[key] = "no-such-initializer"
-    elif how == 4:
-        edited["not-in-the-step-graph"] = names[0]
-    else:
-        edited[key] = BAD_VALUES[int(rng.integers(len(BAD_VALUES)))]
-    return json.dumps(edited)
+def _range_variant(step: bytes, size: int, rng: np.random.Generator) -> str:
+    """The step graph with one of its byte-range references to the file changed."""
+    refs = [read_name(p) for f, _, p, _ in fields(next(p for f, _, p, _ in fields(step) if f == 7))
+            if f == 5 and any(g == 13 for g, *_ in fields(p))]
+    choice = [("location", "edgeinfer-shared"), ("location", SECRET), ("location", ""), ("offset", "-4"),
+              ("offset", str(size)), ("offset", str(size - 8)), ("offset", "1"), ("offset", "x"),
+              ("length", "4"), ("length", str(10**20)), ("length", "-1"), ("offset", str(10**30))]
+    key, value = choice[int(rng.integers(len(choice)))]
+
+    def edit(parts: list[Any]) -> bytes:
+        out = []
+        for f, _, payload, raw in parts:
+            if f == 13 and read_entry(payload)[0] == key:
+                raw = _length_delimited(13, _length_delimited(1, key.encode()) + _length_delimited(2, value.encode()))
+            out.append(raw)
+        return b"".join(out)
+
+    name = refs[int(rng.integers(len(refs)))]
+    return base64.b64encode(_edit_initializer(step, None, edit, name)).decode()
+
+
+def read_entry(entry: bytes) -> tuple[str, str]:
+    parts = {f: p for f, w, p, _ in fields(entry) if w == 2}
+    return parts.get(1, b"").decode(), parts.get(2, b"").decode()
 
 
 def model_cases(base: bytes) -> Iterator[tuple[str, bytes]]:
@@ -172,11 +178,8 @@ def model_cases(base: bytes) -> Iterator[tuple[str, bytes]]:
     meta = read_metadata(base)
     spec = json.loads(meta[SPEC_KEY])
     step = base64.b64decode(meta[STEP_GRAPH_KEY])
-    shared = json.loads(meta[STEP_SHARED_KEY])
     top = fields(base)
     meta_lo = sum(len(raw) for f, _, _, raw in top[: next(i for i, t in enumerate(top) if t[0] == 14)])
-    graph = next(payload for f, _, payload, _ in top if f == 7)
-    names = [read_name(p) for f, _, p, _ in fields(graph) if f == 5]
     index = 0
     for kind, count in MODEL_KINDS.items():
         for _ in range(count):
@@ -195,8 +198,8 @@ def model_cases(base: bytes) -> Iterator[tuple[str, bytes]]:
                 yield kind, with_metadata(base, {**meta, SPEC_KEY: _bad_spec(json.loads(json.dumps(spec)), rng)})
             elif kind == "step graph":
                 yield kind, with_metadata(base, {**meta, STEP_GRAPH_KEY: _step_graph_variant(step, rng)})
-            elif kind == "step_shared":
-                yield kind, with_metadata(base, {**meta, STEP_SHARED_KEY: _shared_variant(shared, names, rng)})
+            elif kind == "step ranges":
+                yield kind, with_metadata(base, {**meta, STEP_GRAPH_KEY: _range_variant(step, len(base), rng)})
             elif kind == "external data":
                 yield kind, _edit_initializer(base, rng, _external)
             else:
@@ -245,7 +248,13 @@ class Tally:
         return {"cases": self.cases, "typed": self.typed, "correct": self.correct, "other": len(self.bad),
                 "bad": self.bad[:20], "slowest_s": round(self.slowest_s, 3),
                 "seconds": {k: round(v, 2) for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])},
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+                "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM: ru_maxrss would include the parent's at fork time)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) // 1024
 
 
 def run_models(shard: int, shards: int) -> dict[str, Any]:

@@ -27,8 +27,10 @@ CLI = [sys.executable, "-m", "edgeinfer"]
 
 
 def peak_rss_mb(code: str) -> tuple[float, str]:
-    """Run `code` in a fresh interpreter; its peak RSS in MB and its stdout."""
-    probe = code + "\nimport resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    """Run `code` in a fresh interpreter; its peak RSS in MB and its stdout. (VmHWM, not
+    ru_maxrss, which a child inherits from the parent it was forked from.)"""
+    probe = code + ("\nfrom pathlib import Path\nprint('RSS', next(int(line.split()[1]) for line in "
+                    "Path('/proc/self/status').read_text().splitlines() if line.startswith('VmHWM')) / 1024)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rss = float(out.stdout.split("RSS")[-1])
@@ -219,3 +221,35 @@ def test_bad_seed_usage_errors_and_closed_pipes() -> None:
                             ">/dev/null", shell=True, cwd=ROOT, timeout=120, executable="/bin/bash")
     assert status.returncode == 0
 
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("location", "notes/secret.txt", "only 'edgeinfer-self'"), ("location", "edgeinfer-shared", "only 'edgeinfer-self'"),
+    ("offset", "99999999", "outside the file"), ("length", "4", "where its shape needs"),
+    ("offset", "1", "not a weight of the sequence graph"), ("offset", "-3", "outside the file"),
+])
+def test_the_step_graphs_byte_ranges_are_checked(tmp_path, key, value, why) -> None:
+    """Format 4: the step graph's shared weights must be exactly a sequence-graph weight's bytes."""
+    import base64
+
+    from edgeinfer.spec import STEP_GRAPH_KEY
+    from tests.edgeinfer.fuzz import _edit_initializer, _length_delimited, read_entry
+    from tests.edgeinfer.modelfile import read_metadata, with_metadata
+
+    data = builtin_models()["digits"].read_bytes()
+    meta = read_metadata(data)
+    step = base64.b64decode(meta[STEP_GRAPH_KEY])
+
+    def edit(parts: list) -> bytes:
+        return b"".join(_length_delimited(13, _length_delimited(1, key.encode()) + _length_delimited(2, value.encode()))
+                        if f == 13 and read_entry(payload)[0] == key else raw for f, _, payload, raw in parts)
+
+    bad = _edit_initializer(step, None, edit, "net.head.weight_Transposed")
+    path = tmp_path / "ranges.onnx"
+    path.write_bytes(with_metadata(data, {**meta, STEP_GRAPH_KEY: base64.b64encode(bad).decode()}))
+    with pytest.raises(ModelFileError, match="damaged"):  # the step graph's checksum catches it first
+        edgeinfer.load(path)
+    from edgeinfer.fileformat import check_self_ranges
+
+    with pytest.raises(ModelFileError, match=why):  # and the range check on its own
+        check_self_ranges(bad, data, "ranges")

@@ -68,8 +68,9 @@ def test_malformed_spec(make_model, tmp_path) -> None:
 
 def test_ngram_pool_in_the_spec(tmp_path) -> None:
     """Format 3 names how the n-gram readout pools; a format-2 readout (no `ngram_pool`) is "mean".
-    (That export writes the spec the runtime reads back: tests/export/test_fixtures.py.)"""
-    sentiment_model = committed("sentiment-gru1-readout")
+    (That export writes the spec the runtime reads back: tests/export/test_fixtures.py.) A file
+    written by edgeinfer's format-3 exporter, kept in tests/fixtures/legacy/."""
+    sentiment_model = committed("legacy/sentiment-gru1-readout-format3")
     spec = Model(sentiment_model).spec
     assert spec.readout.ngram_buckets and spec.format_version == 3 and spec.readout.ngram_pool == "mean"
 
@@ -158,3 +159,19 @@ def test_builtin_digits_model_spec() -> None:
     assert spec.metrics["test_accuracy"] >= 0.99 and spec.metrics["test_images"] == 10000
     assert len(spec.provenance["checkpoint_sha256"]) == 64
     assert dataclasses.asdict(spec)["input"]["rows"] == 28
+
+
+@pytest.mark.parametrize(("legacy", "current"), [("legacy/digits-gru1-format3", "digits-gru1"),
+                                                  ("legacy/sentiment-gru1-readout-format3", "sentiment-gru1-readout")])
+def test_files_of_the_format_3_layout_still_load(legacy, current) -> None:
+    """Format 3 named the sequence initializers holding the step graph's weights; format 4 gives
+    their byte ranges in the file. The same nets in both layouts compute the same numbers."""
+    old, new = Model(committed(legacy)), Model(committed(current))
+    assert (old.spec.format_version, new.spec.format_version) == (3, 4)
+    assert old.file.step_shared and not new.file.step_shared and new.file.self_ranges
+    x = np.arange(2 * 6).reshape(2, 6) % 9 + 2 if old.spec.reads_tokens else \
+        np.random.default_rng(0).standard_normal((2, 6, 28)).astype(np.float32)
+    a, b = old.stream(2), new.stream(2)
+    for t in range(6):
+        assert np.array_equal(a.step(x[:, t]), b.step(x[:, t]))
+    assert np.array_equal(old.sequence_logits(x), new.sequence_logits(x))

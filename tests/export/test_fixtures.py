@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeinfer import Model
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.spec import CHECKSUMS_KEY, FORMAT_VERSION, SPEC_KEY, STEP_GRAPH_KEY, ModelSpec
 from export.graphs import unbundle
 from export.parity import random_state
 from tests.edgeinfer.modelfile import read_metadata, rewrite_spec, strip_spec
@@ -55,11 +55,11 @@ def test_committed_fixture_is_current(rebuilt, name: str) -> None:
     old, new = onnx.load_from_string(committed), onnx.load_from_string(fresh)
     old_props = {p.key: p.value for p in old.metadata_props}
     new_props = {p.key: p.value for p in new.metadata_props}
-    assert set(old_props) == set(new_props) == {SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY}, stale
+    assert set(old_props) == set(new_props) == {SPEC_KEY, STEP_GRAPH_KEY, CHECKSUMS_KEY}, stale
     spec = ModelSpec.from_json(new_props[SPEC_KEY])
     assert ModelSpec.from_json(old_props[SPEC_KEY]) == spec, stale
     assert Model(fixture_path(name)).spec == spec, stale
-    assert json.loads(old_props[STEP_SHARED_KEY]) == json.loads(new_props[STEP_SHARED_KEY]), stale
+    assert old_props[STEP_GRAPH_KEY] == new_props[STEP_GRAPH_KEY], stale  # same structure, same byte ranges
     for seq, (a, b) in ((True, (unbundle(old)[0], unbundle(new)[0])), (False, (unbundle(old)[1], unbundle(new)[1]))):
         assert [o.name for o in a.graph.output] == [o.name for o in b.graph.output], stale
         for x, y in zip(_outputs(a, spec, seq), _outputs(b, spec, seq), strict=True):
@@ -79,13 +79,13 @@ def test_characters_fixture_is_a_trained_int8_export() -> None:
 
 
 def test_ngram_pool_spec_round_trip(tmp_path) -> None:
-    """Export writes format 3 with the readout's ngram_pool; the runtime reads back the same spec
+    """Export writes the current format with the readout's ngram_pool; the runtime reads back the same spec
     (moved from tests/edgeinfer/test_model_loading.py: it exports a net)."""
     from tests.nets import write_model
     net, spec = tiny_sentiment_net(readout=True, layers=1)
     sentiment_model = write_model(net, spec, tmp_path / "s.onnx")
     assert Model(sentiment_model).spec == spec
-    assert spec.format_version == 3 and spec.readout.ngram_pool == "mean"
+    assert spec.format_version == FORMAT_VERSION == 4 and spec.readout.ngram_pool == "mean"
 
 
 def test_modelfile_edits_only_the_metadata(tmp_path) -> None:
@@ -99,7 +99,7 @@ def test_modelfile_edits_only_the_metadata(tmp_path) -> None:
     onnx.checker.check_model(edited)
     got = {p.key: p.value for p in edited.metadata_props}
     assert [p.key for p in edited.metadata_props] == [p.key for p in model.metadata_props]
-    assert got[STEP_GRAPH_KEY] == props[STEP_GRAPH_KEY] and got[STEP_SHARED_KEY] == props[STEP_SHARED_KEY]
+    assert got[STEP_GRAPH_KEY] == props[STEP_GRAPH_KEY]
     assert json.loads(got[SPEC_KEY]) == {**json.loads(props[SPEC_KEY]), "task": "digits", "labels": ["a", "b"]}
     del edited.metadata_props[:], model.metadata_props[:]
     assert edited.SerializeToString() == model.SerializeToString()  # the graph and the rest untouched

@@ -1,14 +1,14 @@
 """Parity: torch vs sequence graph vs step graph, every cell type, 1 and 2 layers, B = 1 and 7."""
 from __future__ import annotations
 
-import json
+import base64
 
 import numpy as np
 import onnx
 import pytest
 
 from edgeinfer import Model
-from edgeinfer.spec import SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.spec import SELF_LOCATION, SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from export.graphs import export_graphs, unbundle
 from export.parity import FP32_TOLERANCE, parity_error
 from export.quantize import quantize
@@ -48,11 +48,19 @@ def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
     props = {p.key: p.value for p in model.metadata_props}
     spec = ModelSpec.from_json(props[SPEC_KEY])
     assert (spec.cell, spec.layers, [s.name for s in spec.state]) == ("gru", 2, ["h"])
-    shared = json.loads(props[STEP_SHARED_KEY])
-    assert len(shared) >= 3  # the two GRU layers' weights and the head are stored once
+    assert STEP_SHARED_KEY not in props and spec.format_version == 4
+    light = onnx.load_from_string(base64.b64decode(props[STEP_GRAPH_KEY]))
+    refs = {t.name: {e.key: e.value for e in t.external_data} for t in light.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL}
+    assert len(refs) >= 3  # the two GRU layers' weights and the head are stored once
     assert len(props[STEP_GRAPH_KEY]) < 4000  # so the step graph is only its structure
+    data = model.SerializeToString()
+    raws = {t.raw_data for t in model.graph.initializer}
+    for ref in refs.values():  # each a byte range of the file: a sequence initializer's raw bytes
+        assert ref["location"] == SELF_LOCATION
+        assert data[int(ref["offset"]) : int(ref["offset"]) + int(ref["length"])] in raws
     seq, step = unbundle(model)
-    assert {t.name for t in step.graph.initializer if t.raw_data} >= set(shared)  # whole again
+    assert {t.name for t in step.graph.initializer if t.raw_data} >= set(refs)  # whole again
     assert [i.name for i in seq.graph.input] == ["x", "h"]
     assert [o.name for o in step.graph.output] == ["y", "h_next", "p"]  # p: softmax of y, in the graph
     assert [o.name for o in seq.graph.output] == ["y", "h_next"]
