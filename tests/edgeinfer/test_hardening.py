@@ -224,7 +224,8 @@ def test_bad_seed_usage_errors_and_closed_pipes() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "why"), [
-    ("location", "notes/secret.txt", "only 'edgeinfer-self'"), ("location", "edgeinfer-shared", "only 'edgeinfer-self'"),
+    ("location", "notes/secret.txt", "only 'edgeinfer-self'"),
+    ("location", "edgeinfer-shared", "only 'edgeinfer-self'"),
     ("offset", "99999999", "outside the file"), ("length", "4", "where its shape needs"),
     ("offset", "1", "not a weight of the sequence graph"), ("offset", "-3", "outside the file"),
 ])
