@@ -1,7 +1,6 @@
 """`edgeinfer generate` and `edgeinfer score`: character models."""
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeinfer.cli.options import ModelOpt, ProviderOpt
-from edgeinfer.cli.render import emit_json, safe, warn
+from edgeinfer.cli.render import emit_json, safe, score_result, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
@@ -82,8 +81,4 @@ def score_cmd(
         raise InputError(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
     if not text:
         raise InputError(f"{file}: empty {'input' if str(file) == '-' else 'file'}; expected UTF-8 text")
-    nats = score(m, text)
-    if as_json:
-        emit_json({"file": str(file), "chars": len(text), "nats_per_char": nats, "bits_per_char": nats / math.log(2)})
-    else:
-        print(safe(f"{file}: {nats:.4f} nats/char, {nats / math.log(2):.4f} bits/char over {len(text):,} characters"))
+    score_result(str(file), len(text), score(m, text), as_json)

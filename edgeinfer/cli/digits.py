@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from edgeinfer.cli.options import JsonOpt, ModelOpt, ProviderOpt
-from edgeinfer.cli.render import emit_json, fail, safe
+from edgeinfer.cli.render import digit_result, fail
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.model import Model
@@ -60,13 +60,6 @@ def classify_image(
         labels = m.spec.labels
         for name, p, n in zip(names, probs, rows, strict=True):
             order = np.argsort(-p)[: min(top, len(labels))]
-            best = [(labels[i], float(p[i])) for i in order]
-            if as_json:
-                extra = {} if n is None else {"rows": n, "of_rows": image.rows}
-                emit_json({"file": name, "label": best[0][0], "probability": round(best[0][1], 6),
-                           "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra})
-            else:
-                after = "" if n is None else f" after {n}/{image.rows} rows"
-                print(safe(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after))
+            digit_result(name, [(labels[i], float(p[i])) for i in order], n, image.rows, as_json)
     if failed:
         raise typer.Exit(1)

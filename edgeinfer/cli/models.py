@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from edgeinfer.cli.options import JsonOpt, ProviderOpt
-from edgeinfer.cli.render import describe_spec, emit_json, safe
+from edgeinfer.cli.render import describe_spec, emit_json, model_line, show
 from edgeinfer.model import Model, builtin_models
 from edgeinfer.session import resolve_providers
 
@@ -29,7 +29,8 @@ def info(
     if as_json:
         emit_json({"file": str(m.path), "bytes": size, **m.spec.to_dict()}, indent=2)
         return
-    print("\n".join(safe(line) for line in describe_spec(m.spec, f"{m.path} ({size:,} bytes)", sessions)))
+    for line in describe_spec(m.spec, f"{m.path} ({size:,} bytes)", sessions):
+        show(line)
 
 
 def models(provider: ProviderOpt = None) -> None:
@@ -37,9 +38,4 @@ def models(provider: ProviderOpt = None) -> None:
     if provider is not None:
         print(f"providers: {', '.join(resolve_providers(provider))}")
     for name, path in builtin_models().items():
-        spec = Model(path).spec
-        acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
-        extra = (f", test accuracy {acc:.2%}" if isinstance(acc, float) else
-                 f", validation loss {loss:.4f} nats/char" if isinstance(loss, float) else "")
-        print(safe(f"{name}: {spec.task}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
-                   f"{path.stat().st_size:,} bytes"))
+        model_line(name, Model(path).spec, path.stat().st_size)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -31,6 +32,40 @@ def warn(message: str) -> None:
 def emit_json(record: dict[str, Any], indent: int | None = None) -> None:
     """One JSON object on stdout (a line, unless indented)."""
     print(json.dumps(record, indent=indent, allow_nan=False))
+
+
+def show(line: str) -> None:
+    """One line of results on stdout, control characters escaped."""
+    print(safe(line))
+
+
+def digit_result(name: str, best: list[tuple[str, float]], rows: int | None, of_rows: int, as_json: bool) -> None:
+    """`classify image`: a file's most likely digits (and rows read, with early exit)."""
+    if as_json:
+        extra = {} if rows is None else {"rows": rows, "of_rows": of_rows}
+        emit_json({"file": name, "label": best[0][0], "probability": round(best[0][1], 6),
+                   "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra})
+    else:
+        after = "" if rows is None else f" after {rows}/{of_rows} rows"
+        show(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after)
+
+
+def score_result(file: str, chars: int, nats: float, as_json: bool) -> None:
+    """`score`: nats and bits per character."""
+    bits = nats / math.log(2)
+    if as_json:
+        emit_json({"file": file, "chars": chars, "nats_per_char": nats, "bits_per_char": bits})
+    else:
+        show(f"{file}: {nats:.4f} nats/char, {bits:.4f} bits/char over {chars:,} characters")
+
+
+def model_line(name: str, spec: ModelSpec, size: int) -> None:
+    """`models`: one built-in model on one line."""
+    acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
+    extra = (f", test accuracy {acc:.2%}" if isinstance(acc, float) else
+             f", validation loss {loss:.4f} nats/char" if isinstance(loss, float) else "")
+    show(f"{name}: {spec.task}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
+         f"{size:,} bytes")
 
 
 def preview(text: str, width: int = 60) -> str:
