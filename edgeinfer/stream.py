@@ -19,6 +19,8 @@ from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 
 MAX_STREAM_BATCH = 1 << 16  # sequences in one Stream (a StreamBatch grows as streams open)
+IN_USE = ("this stream is in use by another thread; a stream is for one thread at a time: open one stream "
+          "per thread (they can share one model)")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -29,8 +31,7 @@ def exclusive(method: Callable[Concatenate[Stream, P], R]) -> Callable[Concatena
 
     def guarded(self: Stream, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if not self._inuse.acquire(blocking=False):
-            raise InputError("this stream is in use by another thread; a stream is for one thread at a "
-                             "time: open one stream per thread (they can share one model)")
+            raise InputError(IN_USE)
         try:
             return method(self, *args, **kwargs)
         finally:
@@ -132,9 +133,16 @@ thread calling it while it works gets an InputError, never a corrupted state.
             bindings.append(b)
         return bindings[0], bindings[1]
 
-    @exclusive
     def step(self, x: Any) -> np.ndarray:
         """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns probabilities (C,) or (B, C)."""
+        if not self._inuse.acquire(blocking=False):  # the `exclusive` guard, inlined on the hot path
+            raise InputError(IN_USE)
+        try:
+            return self._step(x)
+        finally:
+            self._inuse.release()
+
+    def _step(self, x: Any) -> np.ndarray:
         buf = self._x
         if not self.tokens and type(x) is np.ndarray and x.dtype == np.float32 and (
                 x.shape == buf.shape or (self.batch == 1 and x.shape == buf.shape[1:])):
