@@ -1,0 +1,241 @@
+"""Reference data from the Python runtime for the JavaScript runtime's tests (web/test/).
+
+    .venv/bin/python -m tests.web.references OUT_DIR
+    EDGEINFER_WEB_REFS=OUT_DIR EDGEINFER_WEB_OUT=OUT_DIR/js node --test web/test/
+
+Torch-free: the Python runtime, numpy and tests/datasets.py (the real data in ../shared/data).
+Written to OUT_DIR: `manifest.json` (what follows, with the names of the binary files), and the
+binary files themselves: float32 / int32 / uint32 little-endian arrays, row-major, and UTF-8 text.
+
+- per built-in model (digits, sentiment, characters): its spec as `ModelSpec.to_dict()` gives it,
+  its sha256; predictions on fixed real inputs (digits: 8 MNIST test images; sentiment: 64 IMDB
+  test reviews of all lengths and a few edge texts); 100 stream steps on real inputs and the
+  probabilities after each; two chunks read with `feed` and the probabilities and state after
+  each; a snapshot after 50 steps (its bytes, and its state as raw arrays);
+- characters: greedy generation (temperature 0) of 50 characters from two prompts, and the score
+  of 400 validation characters in nats per character;
+- the token ids of all 25,000 IMDB test reviews (texts and ids as one blob plus offsets), the
+  character ids of the Tiny Shakespeare validation text (its last 10%, as train.tasks.char_corpus
+  splits it), and Python's Unicode tables (`[^\\W_]`, lower-casing, assigned code points);
+- the test fixture models (tests/fixtures, every cell and readout): logits of a fixed input.
+
+Every session runs on one intra-op thread, as onnxruntime-web's wasm does by default: int8 LSTMs
+(DynamicQuantizeLSTM) give slightly different numbers with more threads.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+import edgeinfer
+from edgeinfer.preprocess.image import normalize
+from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
+from edgeinfer.spec import CharInput, TextInput
+from tests import datasets
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ("digits", "sentiment", "characters")
+FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digits-gru1", "digits-gru2",
+            "sentiment-gru2", "sentiment-gru1-readout", "characters-lstm-int8")
+STEPS = 100
+SNAPSHOT_AT = 50
+FEED_CUTS = (0, 30, 64)  # feed the first 30 steps, then the next 34
+PROMPTS = ("ROMEO:", "First Citizen:\nBefore we proceed any further, hear me")
+GENERATE_CHARS = 50
+SCORE_CHARS = 400
+EDGE_TEXTS = (
+    "I don’t think it’s bad <br /><BR/>at all!!! Great…", "Ünïcödé wörds, ΣΊΣΥΦΟΣ İstanbul ﬁne ½ ٣ 𝔘𝔫𝔦",
+    "x", "a" * 5000 + " end", "10/10 would watch again?!",
+)
+
+
+class Writer:
+    """Writes binary files into OUT_DIR and remembers their names."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+
+    def array(self, name: str, arr: np.ndarray, dtype: str) -> dict[str, Any]:
+        data = np.ascontiguousarray(arr, dtype=dtype)
+        data.tofile(self.out / name)
+        return {"file": name, "dims": list(data.shape), "dtype": np.dtype(dtype).name}
+
+    def bytes(self, name: str, data: bytes) -> str:
+        (self.out / name).write_bytes(data)
+        return name
+
+
+def _ragged(w: Writer, name: str, rows: list[np.ndarray]) -> dict[str, Any]:
+    """Rows of int32 ids as one array plus uint32 offsets (N + 1)."""
+    offsets = np.zeros(len(rows) + 1, np.uint32)
+    offsets[1:] = np.cumsum([len(r) for r in rows])
+    flat = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, np.int32)
+    return {"values": w.array(f"{name}.i32", flat, "<i4"), "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
+
+
+def _texts(w: Writer, name: str, texts: list[str]) -> dict[str, Any]:
+    """Texts as one UTF-8 blob plus uint32 byte offsets (N + 1)."""
+    encoded = [t.encode("utf-8") for t in texts]
+    offsets = np.zeros(len(texts) + 1, np.uint32)
+    offsets[1:] = np.cumsum([len(b) for b in encoded])
+    return {"utf8": w.bytes(f"{name}.utf8", b"".join(encoded)), "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
+
+
+def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarray) -> dict[str, Any]:
+    """100 steps, feed chunks, and a snapshot after SNAPSHOT_AT steps."""
+    stream = model.stream()
+    probs, snapshot = [], None
+    for t in range(STEPS):
+        if t == SNAPSHOT_AT:
+            snapshot = stream.snapshot()
+        probs.append(stream.step(inputs[t]))
+    assert snapshot is not None
+    feed = model.stream()
+    chunks = []
+    for a, b in zip(FEED_CUTS, FEED_CUTS[1:], strict=False):
+        p = feed.feed(inputs[a:b])
+        chunks.append({"start": a, "end": b, "probs": w.array(f"{name}.feed{a}.p.f32", p, "<f4"),
+                       "state": {k: w.array(f"{name}.feed{a}.{k}.f32", v, "<f4") for k, v in feed.state.items()}})
+    dtype = "<i4" if model.spec.reads_tokens else "<f4"
+    return {
+        "inputs": w.array(f"{name}.steps.x.{dtype[1:]}", inputs[:STEPS], dtype),
+        "probs": w.array(f"{name}.steps.p.f32", np.stack(probs), "<f4"),
+        "feed": chunks,
+        "snapshot": {"at": SNAPSHOT_AT, "bytes": w.bytes(f"{name}.snap{SNAPSHOT_AT}.npz", snapshot.to_bytes()),
+                     "state": {k: w.array(f"{name}.snap{SNAPSHOT_AT}.{k}.f32", v, "<f4")
+                               for k, v in snapshot.state.items()},
+                     "logits": w.array(f"{name}.snap{SNAPSHOT_AT}.logits.f32", snapshot.logits, "<f4")},
+    }
+
+
+def _model_refs(name: str, path: Path, model: edgeinfer.Model) -> dict[str, Any]:
+    return {"path": str(path), "fingerprint": model.fingerprint, "spec": model.spec.to_dict()}
+
+
+def digits_refs(w: Writer, root: Path) -> dict[str, Any]:
+    images, labels = datasets.mnist_test(root)
+    path = edgeinfer.builtin_models()["digits"]
+    model = edgeinfer.load(path, intra_op_threads=1)
+    x = normalize(images[:8].astype(np.float32) / 255.0, model.spec.input).astype(np.float32)
+    rows = x[:4].reshape(-1, x.shape[2])  # four digits' rows, one after another
+    return {**_model_refs("digits", path, model),
+            "predict": {"input": w.array("digits.predict.x.f32", x, "<f4"), "labels": labels[:8].tolist(),
+                        "probs": w.array("digits.predict.p.f32", model.predict(x), "<f4")},
+            **_stream_refs(w, model, "digits", rows)}
+
+
+def sentiment_refs(w: Writer, reviews: list[str]) -> dict[str, Any]:
+    path = edgeinfer.builtin_models()["sentiment"]
+    model = edgeinfer.load(path, intra_op_threads=1)
+    texts = [reviews[i] for i in range(0, len(reviews), len(reviews) // 59)][:59] + list(EDGE_TEXTS)
+    tok = Tokenizer(model.spec.require_input(TextInput))
+    ids = np.array([i for r in reviews[:3] for i in tok.encode(r)][:STEPS], np.int64)
+    return {**_model_refs("sentiment", path, model),
+            "predict": {"texts": texts, "probs": w.array("sentiment.predict.p.f32", model.predict(texts), "<f4")},
+            **_stream_refs(w, model, "sentiment", ids)}
+
+
+def characters_refs(w: Writer, val: str) -> dict[str, Any]:
+    path = edgeinfer.builtin_models()["characters"]
+    model = edgeinfer.load(path, intra_op_threads=1)
+    tok = CharTokenizer(model.spec.require_input(CharInput))
+    ids = np.array(tok.encode(val[:STEPS]), np.int64)
+    generated = [{"prompt": p, "chars": GENERATE_CHARS,
+                  "text": "".join(edgeinfer.generate(model, p, GENERATE_CHARS, temperature=0))} for p in PROMPTS]
+    text = val[:SCORE_CHARS]
+    return {**_model_refs("characters", path, model), "generate": generated,
+            "score": {"text": text, "nats": edgeinfer.score(model, text)},
+            **_stream_refs(w, model, "characters", ids)}
+
+
+def fixture_refs(w: Writer) -> dict[str, Any]:
+    """Each fixture model's logits (sequence graph) of a fixed input, and 5 steps' probabilities."""
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {}
+    for name in FIXTURES:
+        path = ROOT / "tests" / "fixtures" / f"{name}.onnx"
+        model = edgeinfer.load(path, intra_op_threads=1)
+        vocab = model.spec.token_vocab
+        if vocab is None:
+            x = rng.standard_normal((3, 7, model.spec.input_size)).astype(np.float32)
+            ref = w.array(f"fixture.{name}.x.f32", x, "<f4")
+        else:
+            x = rng.integers(2, vocab.vocab_size, (3, 7)).astype(np.int64)
+            ref = w.array(f"fixture.{name}.x.i32", x, "<i4")
+        stream = model.stream()
+        steps = np.stack([stream.step(x[0, t]) for t in range(5)])
+        out[name] = {**_model_refs(name, path, model), "input": ref,
+                     "logits": w.array(f"fixture.{name}.y.f32", model.predict_logits(x) if vocab is None
+                                       else model.sequence_logits(x), "<f4"),
+                     "steps": w.array(f"fixture.{name}.steps.p.f32", steps, "<f4")}
+    return out
+
+
+def unicode_refs(w: Writer) -> dict[str, Any]:
+    """Python's `[^\\W_]` (str.isalnum) and assigned code points as bitsets, and its lower-casing."""
+    size = 0x110000
+    alnum = np.zeros(size, bool)
+    assigned = np.zeros(size, bool)
+    lower: dict[str, str] = {}
+    for cp in range(size):
+        c = chr(cp)
+        alnum[cp] = c.isalnum()
+        assigned[cp] = unicodedata.category(c) != "Cn"
+        low = c.lower()
+        if low != c and not 0xD800 <= cp < 0xE000:
+            lower[str(cp)] = low
+    (w.out / "unicode.lower.json").write_text(json.dumps(lower))
+    return {"version": unicodedata.unidata_version,
+            "alnum": w.bytes("unicode.alnum.bits", np.packbits(alnum, bitorder="little").tobytes()),
+            "assigned": w.bytes("unicode.assigned.bits", np.packbits(assigned, bitorder="little").tobytes()),
+            "lower": "unicode.lower.json"}
+
+
+def write_references(out: Path, root: Path | None = None) -> dict[str, Any]:
+    """Write every reference into `out`; returns the manifest (also written as manifest.json)."""
+    root = root or datasets.data_dir()
+    w = Writer(out)
+    reviews, labels = datasets.imdb_test(root)
+    text = (root / "text" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    val = text[int(len(text) * 0.9):]  # as train.tasks.char_corpus splits it
+    sentiment = sentiment_refs(w, reviews)
+    characters = characters_refs(w, val)
+    spec = edgeinfer.load("sentiment").spec.require_input(TextInput)
+    tok = Tokenizer(spec)
+    chars = CharTokenizer(edgeinfer.load("characters").spec.require_input(CharInput))
+    manifest = {
+        "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "onnxruntime": onnxruntime.__version__},
+        "models": {"digits": digits_refs(w, root), "sentiment": sentiment, "characters": characters},
+        "fixtures": fixture_refs(w),
+        "legacy": [str(p) for p in sorted((ROOT / "tests" / "fixtures" / "legacy").glob("*.onnx"))],
+        "imdb": {"count": len(reviews), "texts": _texts(w, "imdb.texts", reviews),
+                 "ids": _ragged(w, "imdb.ids", [np.array(tok.encode(r), np.int32) for r in reviews]),
+                 "words": [tok.words(r) for r in reviews[:200]], "labels": labels[:200].tolist()},
+        "shakespeare": {"chars": len(val), "text": w.bytes("shakespeare.val.utf8", val.encode("utf-8")),
+                        "ids": w.array("shakespeare.val.i32", np.array(chars.encode(val), np.int32), "<i4")},
+        "unicode": unicode_refs(w),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.web.references", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path, help="folder to write the references into")
+    a = p.parse_args(argv)
+    write_references(a.out)
+    print(f"wrote {a.out / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+// edgeinfer-web: run edgeinfer model files (small recurrent models exported to ONNX) in Node and
+// in the browser through onnxruntime-web, concept for concept like the Python runtime.
+//
+//   import { load, generate } from "edgeinfer-web";
+//   const model = await load("models/digits.onnx");     // a Model: spec, predict, stream
+//   const stream = model.stream();                      // a Stream: step, feed, snapshot, restore
+//   const p = await stream.step(new Float32Array(28));  // probabilities after one step
+
+export { checkFinite, softmax } from "./arrays.js";
+export { DEFAULT_TEMPERATURE, Random, charTokenizer, generate, nextId, score } from "./characters.js";
+export {
+  EdgeInferError, ImageError, InputError, ModelFileError, ProviderError, SpecError, WrongTaskError,
+} from "./errors.js";
+export {
+  checkSelfRanges, checksums, externalTensors, initializerRanges, parseModelFile, readMetadata, sha256Hex,
+} from "./fileformat.js";
+export { preprocessImage } from "./image.js";
+export { Model, load } from "./model.js";
+export { ort, runtimeVersions } from "./runtime.js";
+export { TextStream, predictTexts, textTokenizer } from "./sentiment.js";
+export { MAX_SNAPSHOT_BYTES, SNAPSHOT_MAGIC, Snapshot } from "./snapshot.js";
+export {
+  FORMAT_VERSION, initialState, parseSpec, readsTokens, requireInput, specFromDict, stateFor, tokenIds, vocabSize,
+} from "./spec.js";
+export { MAX_STREAM_BATCH, Stream } from "./stream.js";
+export { CharTokenizer, Tokenizer, WordBuffer, charIds, tokenize, words } from "./text.js";

@@ -1,0 +1,285 @@
+// A loaded model: the file's bytes read and validated, its spec, its fingerprint and its graphs'
+// onnxruntime sessions (the sequence graph's created at load, the step graph's at first use),
+// shared by every stream. It holds no stream state. A port of edgeinfer/core.py and model.py.
+
+import { floatValues, pyShape, softmax, tensorInput } from "./arrays.js";
+import { InputError, ModelFileError, WrongTaskError } from "./errors.js";
+import { parseModelFile, sha256Hex } from "./fileformat.js";
+import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
+import { predictTexts, TextStream } from "./sentiment.js";
+import { SELF_LOCATION, initialState, pyRepr } from "./spec.js";
+import { Stream } from "./stream.js";
+
+/**
+ * @typedef {import("./runtime.js").RuntimeOptions & {name?: string}} LoadOptions
+ * executionProviders: onnxruntime-web providers (default ["wasm"]); numThreads: wasm threads,
+ * process-wide and fixed by the first load (default 1); name: how messages name the model
+ * (default: the URL or path, or "model bytes").
+ */
+
+/**
+ * Load a model file: from a URL (fetch), a file path or file: URL (Node), or the file's bytes.
+ * The file is validated (container, spec, checksums, external-data references) and the sequence
+ * graph's session created, so a bad file or an unavailable provider fails here.
+ * @param {string | URL | Uint8Array | ArrayBuffer} source
+ * @param {LoadOptions} [options]
+ * @returns {Promise<Model>}
+ */
+export async function load(source, options = {}) {
+  if (options === null || typeof options !== "object") throw new InputError("load options must be an object");
+  checkRuntimeOptions(options);
+  const { bytes, name } = await readSource(source, options.name);
+  const file = await parseModelFile(bytes, name);
+  const model = new Model(file, await sha256Hex(bytes), options);
+  await model.graph("sequence");
+  return model;
+}
+
+/**
+ * @param {unknown} source
+ * @param {string | undefined} name
+ * @returns {Promise<{bytes: Uint8Array, name: string}>}
+ */
+async function readSource(source, name) {
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    const view = source instanceof ArrayBuffer ? new Uint8Array(source)
+      : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    return { bytes: view.slice(), name: name ?? "model bytes" }; // a copy: later changes cannot reach the model
+  }
+  if (typeof source !== "string" && !(source instanceof URL)) {
+    throw new ModelFileError(`a model is a URL, a file path (Node) or the file's bytes, got ${source === null ? "null" : typeof source}`);
+  }
+  const text = String(source);
+  const label = name ?? text;
+  const node = typeof process !== "undefined" && !!process.versions?.node;
+  if (!node || /^(https?|data|blob):/i.test(text)) {
+    let response;
+    try {
+      response = await fetch(source);
+    } catch (err) {
+      throw new ModelFileError(`${label}: cannot fetch (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (!response.ok) throw new ModelFileError(`${label}: cannot fetch (HTTP ${response.status} ${response.statusText})`.trim());
+    return { bytes: new Uint8Array(await response.arrayBuffer()), name: label };
+  }
+  // Node: a path or a file: URL (module names hidden from bundlers, which would pull them into browser builds)
+  const fsName = "node:fs/promises", urlName = "node:url";
+  const fs = await import(/* @vite-ignore */ /* webpackIgnore: true */ fsName);
+  const path = /^file:/i.test(text) ? (await import(/* @vite-ignore */ /* webpackIgnore: true */ urlName)).fileURLToPath(text) : text;
+  try {
+    return { bytes: new Uint8Array(await fs.readFile(path)), name: label };
+  } catch (err) {
+    const code = /** @type {any} */ (err)?.code;
+    if (code === "ENOENT") throw new ModelFileError(`${label}: no such model file`);
+    if (code === "EISDIR") throw new ModelFileError(`${label}: not a file; expected an .onnx model file`);
+    throw new ModelFileError(`${label}: cannot read (${code ?? (err instanceof Error ? err.message : String(err))})`);
+  }
+}
+
+/** A model file read and validated: its spec, fingerprint and graphs. Made by `load`. */
+export class Model {
+  /** @type {Map<string, Promise<import("./runtime.js").Graph>>} */
+  #graphs = new Map();
+  #file;
+  #options;
+
+  /**
+   * @param {import("./fileformat.js").ModelFile} file
+   * @param {string} fingerprint sha256 of the file's bytes
+   * @param {import("./runtime.js").RuntimeOptions} options
+   */
+  constructor(file, fingerprint, options) {
+    this.#file = file;
+    this.#options = { executionProviders: options.executionProviders, numThreads: options.numThreads };
+    /** The spec: the same JSON object as Python's `ModelSpec.to_dict()`. */
+    this.spec = file.spec;
+    /** sha256 of the model file: identifies the model in stream snapshots. */
+    this.fingerprint = fingerprint;
+    /** How messages name the model. */
+    this.source = file.source;
+    /** The file's size in bytes. */
+    this.byteLength = file.data.length;
+  }
+
+  /** Number of output classes (the labels). */
+  get classes() {
+    return this.spec.labels.length;
+  }
+
+  /**
+   * The onnxruntime session of a graph ("sequence" or "step"), created once and checked against
+   * the spec (input and output names, class count).
+   * @param {"sequence" | "step"} name
+   */
+  graph(name) {
+    let graph = this.#graphs.get(name);
+    if (!graph) {
+      graph = this.#create(name);
+      this.#graphs.set(name, graph);
+      graph.catch(() => this.#graphs.delete(name)); // a failed creation is tried again next time
+    }
+    return graph;
+  }
+
+  /** @param {"sequence" | "step"} name */
+  async #create(name) {
+    const sequence = name === "sequence";
+    const file = this.#file;
+    const graph = sequence
+      ? await createGraph(file.data, this.source, "sequence", this.#options)
+      : await createGraph(file.stepGraph, this.source, "step", this.#options, [{ path: SELF_LOCATION, data: file.data }]);
+    try {
+      this.#check(graph, sequence);
+    } catch (err) {
+      await graph.release().catch(() => undefined);
+      throw err;
+    }
+    return graph;
+  }
+
+  /**
+   * The graph must take and give the names the spec declares, with the spec's class count.
+   * @param {import("./runtime.js").Graph} graph @param {boolean} sequence
+   */
+  #check(graph, sequence) {
+    const { spec } = this, io = spec.io;
+    const source = `${this.source} (${sequence ? "sequence" : "step"} graph)`;
+    const inputs = [sequence ? io.seq_input : io.step_input, ...spec.state.map((s) => s.name)];
+    if (sequence && io.lengths) inputs.push(io.lengths);
+    const outputs = [io.output, ...spec.state.map((s) => s.output)];
+    if (!sequence && io.step_probabilities) outputs.push(io.step_probabilities);
+    const haveIn = new Set(graph.inputNames), haveOut = new Set(graph.outputNames);
+    const missing = [...inputs.filter((n) => !haveIn.has(n)), ...outputs.filter((n) => !haveOut.has(n))];
+    const extra = [...haveIn].filter((n) => !inputs.includes(n)).sort();
+    if (missing.length || extra.length) {
+      throw new ModelFileError(`${source}: the graph's inputs and outputs do not match the spec (missing `
+        + `${pyRepr(missing.slice(0, 3))}, unexpected inputs ${pyRepr(extra.slice(0, 3))}); export it again`);
+    }
+    const shape = graph.outputShape(io.output);
+    const classes = shape && shape.length ? shape[shape.length - 1] : null;
+    if (typeof classes === "number" && classes !== this.classes) {
+      throw new ModelFileError(`${source}: the graph gives ${classes} classes but the spec has ${this.classes} labels; `
+        + "export it again");
+    }
+  }
+
+  /** Create both graphs' sessions now (the step graph's is otherwise created at first use). */
+  async loadSessions() {
+    await Promise.all([this.graph("sequence"), this.graph("step")]);
+    return this;
+  }
+
+  /** Free the sessions' memory; they are created again if the model is used after this. */
+  async release() {
+    const graphs = [...this.#graphs.values()];
+    this.#graphs.clear();
+    for (const g of graphs) await (await g.catch(() => null))?.release();
+  }
+
+  /** WrongTaskError unless this model is for `task`. @param {string} task */
+  requireTask(task) {
+    if (this.spec.task !== task) throw new WrongTaskError(`${this.source}: a ${this.spec.task} model; expected a ${task} model`);
+  }
+
+  /**
+   * A graph's float32 output, checked to hold `size` values.
+   * @param {Record<string, ort.Tensor>} outputs @param {string} name @param {number} size @param {string} graph
+   * @returns {Float32Array}
+   */
+  output(outputs, name, size, graph) {
+    const t = outputs[name];
+    if (!t || t.type !== "float32" || t.data.length !== size) {
+      const got = t ? `${t.type} ${pyShape(t.dims)}` : "nothing";
+      throw new ModelFileError(`${this.source}: the ${graph} graph gave ${got} for ${pyRepr(name)} where ${size} float32 `
+        + "values were expected; export it again");
+    }
+    return /** @type {Float32Array} */ (t.data);
+  }
+
+  /**
+   * Run the sequence graph on x from `state` (the initial state when null).
+   * @param {ort.Tensor} x (B, T, F) float32 or (B, T) int64
+   * @param {Record<string, Float32Array> | null} [state] each (layers, B, hidden)
+   * @param {BigInt64Array | null} [lengths] (B,) valid steps per row (default: all T)
+   * @returns {Promise<{logits: Float32Array, state: Record<string, Float32Array>}>} logits (B, C)
+   */
+  async runSequence(x, state = null, lengths = null) {
+    const { spec } = this, io = spec.io;
+    const [batch, steps] = x.dims;
+    const st = state ?? initialState(spec, batch);
+    /** @type {Record<string, ort.Tensor>} */
+    const feeds = { [io.seq_input]: x };
+    for (const s of spec.state) feeds[s.name] = new ort.Tensor("float32", st[s.name], [s.layers, batch, s.hidden]);
+    if (io.lengths) {
+      feeds[io.lengths] = new ort.Tensor("int64", lengths ?? new BigInt64Array(batch).fill(BigInt(steps)), [batch]);
+    } else if (lengths && lengths.some((n) => n !== BigInt(steps))) {
+      throw new InputError(`${this.source}: this model reads whole rows only (no lengths input)`);
+    }
+    const out = await (await this.graph("sequence")).run(feeds);
+    const logits = this.output(out, io.output, batch * this.classes, "sequence");
+    /** @type {Record<string, Float32Array>} */
+    const next = {};
+    for (const s of spec.state) next[s.name] = this.output(out, s.output, s.layers * batch * s.hidden, "sequence");
+    return { logits, state: next };
+  }
+
+  /**
+   * Whole feature sequences {data, dims: [B, T, F]} (or [T, F] for one), checked against the spec.
+   * @param {unknown} x
+   * @returns {{data: Float32Array, dims: number[], single: boolean}}
+   */
+  #features(x) {
+    const { spec } = this;
+    if (spec.input.kind === "words") {
+      throw new InputError(`${this.source}: a text model; call predict(texts) with a list of strings`);
+    }
+    if (spec.input.kind === "chars") {
+      throw new InputError(`${this.source}: a characters model; use generate / score or model.stream() with character ids`);
+    }
+    const f = spec.input_size;
+    const { data, dims } = tensorInput(x, floatValues);
+    const single = dims.length === 2;
+    const full = single ? [1, ...dims] : dims;
+    if (full.length !== 3 || full[2] !== f || full[1] === 0 || full[0] === 0) {
+      throw new InputError(`${this.source}: input has shape ${pyShape(dims)}; expected (B, T, ${f}) or (T, ${f}), T >= 1`);
+    }
+    return { data, dims: full, single };
+  }
+
+  /**
+   * Logits of whole feature sequences. x: {data: Float32Array, dims: [B, T, F]} or [T, F].
+   * @param {{data: Float32Array | number[], dims: number[]}} x
+   * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C), or (C) for one sequence
+   */
+  async predictLogits(x) {
+    const { data, dims, single } = this.#features(x);
+    const { logits } = await this.runSequence(new ort.Tensor("float32", data, dims));
+    return { data: logits, dims: single ? [this.classes] : [dims[0], this.classes] };
+  }
+
+  /**
+   * Class probabilities (the softmax of the logits). Feature models take {data, dims: [B, T, F]}
+   * (or [T, F] for one); text models take an array of texts, tokenized with the spec and read
+   * whole in length-sorted batches.
+   * @param {{data: Float32Array | number[], dims: number[]} | string[]} input
+   * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C), or (C) for one sequence
+   */
+  async predict(input) {
+    if (this.spec.input.kind === "words") return predictTexts(this, input);
+    const logits = await this.predictLogits(/** @type {any} */ (input));
+    return { data: softmax(logits.data, this.classes), dims: logits.dims };
+  }
+
+  /**
+   * A new stream with its own state; many may run at once on one model.
+   * @param {number} [batch] sequences stepped together (default 1)
+   */
+  stream(batch = 1) {
+    return new Stream(this, batch);
+  }
+
+  /** A stream of text for a words model: feed chunks as they arrive, read the running result. */
+  textStream() {
+    return new TextStream(this);
+  }
+}

@@ -1,0 +1,462 @@
+// The model spec: the JSON description of a model stored in the file's metadata (docs/format.md
+// section 2), parsed and validated exactly as the Python runtime does (edgeinfer/spec.py), with
+// the same messages. A parsed spec is a frozen plain object with every field present, in the
+// order of Python's `ModelSpec.to_dict()`, so it equals what `edgeinfer info --json` shows.
+
+import { SpecError, WrongTaskError } from "./errors.js";
+import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson, plain } from "./json.js";
+
+export const FORMAT_VERSION = 4;
+export const SELF_RANGES_FORMAT = 4; // from this version on the step graph's shared weights are ranges of the file
+export const SPEC_KEY = "edgeinfer.spec";
+export const STEP_GRAPH_KEY = "edgeinfer.step_graph";
+export const CHECKSUMS_KEY = "edgeinfer.checksums";
+export const SELF_LOCATION = "edgeinfer-self";
+export const CELLS = ["rnn", "lstm", "gru"];
+export const TASKS = ["digits", "sentiment", "characters"];
+export const PRECISIONS = ["fp32", "int8"];
+export const NGRAM_POOLS = ["mean", "sum"];
+/** @type {Record<string, string>} task -> input kind */
+export const TASK_INPUT = { digits: "image", sentiment: "words", characters: "chars" };
+
+// bounds that keep a hostile file from asking for absurd work or memory
+export const MAX_JSON_DEPTH = 32;
+export const MAX_LAYERS = 64;
+export const MAX_WIDTH = 1 << 16;
+export const MAX_VOCAB = 1 << 22;
+export const MAX_NGRAM_BUCKETS = 1 << 26;
+export const MAX_NGRAM_ORDER = 8;
+export const MAX_NAME = 256;
+const MAX_SPEC_CHARS = 64 << 20;
+
+/**
+ * @typedef {{kind: "image", rows: number, cols: number, scale: number, mean: number, std: number, fit_px: number}} ImageInput
+ * @typedef {{kind: "words", vocab: string[], pad_id: number, unk_id: number, lowercase: boolean}} TextInput
+ * @typedef {{kind: "chars", vocab: string[], pad_id: number, unk_id: number}} CharInput
+ * @typedef {{name: string, output: string, layers: number, hidden: number, dtype: string, initial: number}} StateTensor
+ * @typedef {{seq_input: string, step_input: string, output: string, lengths: string, step_probabilities: string}} GraphIO
+ * @typedef {{pool: boolean, ngram_buckets: number, ngram_order: number, ngram_pool: string}} Readout
+ * @typedef {{task: string, labels: string[], input: ImageInput | TextInput | CharInput, cell: string,
+ *   layers: number, hidden: number, input_size: number, state: StateTensor[], io: GraphIO, readout: Readout,
+ *   precision: string, quantization: string, opset: number, metrics: Record<string, number>,
+ *   provenance: Record<string, any>, format_version: number}} ModelSpec
+ */
+
+// Each dataclass of spec.py as [field, type, default]; no default means required. Types: str,
+// int, bool, float (an int or a float), and "other" (checked by the code that reads the field).
+/** @typedef {[string, string, unknown?]} Field */
+/** @type {Field[]} */
+const IMAGE = [["kind", "str", "image"], ["rows", "int", 28], ["cols", "int", 28], ["scale", "float", 1 / 255],
+  ["mean", "float", 0.1307], ["std", "float", 0.3081], ["fit_px", "int", 20]];
+/** @type {Field[]} */
+const CHARS = [["kind", "str", "chars"], ["vocab", "other", []], ["pad_id", "int", 0], ["unk_id", "int", 1]];
+/** @type {Field[]} */
+const WORDS = [["kind", "str", "words"], ["vocab", "other", []], ["pad_id", "int", 0], ["unk_id", "int", 1],
+  ["lowercase", "bool", true]];
+/** @type {Record<string, Field[]>} */
+const INPUT_KINDS = { image: IMAGE, words: WORDS, chars: CHARS };
+/** @type {Field[]} */
+const STATE = [["name", "str"], ["output", "str"], ["layers", "int"], ["hidden", "int"], ["dtype", "str", "float32"],
+  ["initial", "float", 0]];
+/** @type {Field[]} */
+const IO = [["seq_input", "str", "x"], ["step_input", "str", "x"], ["output", "str", "y"], ["lengths", "str", ""],
+  ["step_probabilities", "str", ""]];
+/** @type {Field[]} */
+const READOUT = [["pool", "bool", false], ["ngram_buckets", "int", 0], ["ngram_order", "int", 3],
+  ["ngram_pool", "str", "mean"]];
+/** @type {Field[]} */
+const SPEC = [["task", "str"], ["labels", "other"], ["input", "other"], ["cell", "str"], ["layers", "int"],
+  ["hidden", "int"], ["input_size", "int"], ["state", "other"], ["io", "other", null], ["readout", "other", null],
+  ["precision", "str", "fp32"], ["quantization", "str", "none"], ["opset", "int", 17], ["metrics", "metrics", {}],
+  ["provenance", "other", {}], ["format_version", "int", FORMAT_VERSION]];
+
+// --- Python-style descriptions, for messages that match the Python runtime's ------------------
+
+/** The Python type name of a parsed JSON value. @param {unknown} v */
+export function pyType(v) {
+  if (v === null || v === undefined) return "NoneType";
+  if (typeof v === "boolean") return "bool";
+  if (typeof v === "string") return "str";
+  if (typeof v === "number") return Number.isInteger(v) ? "int" : "float";
+  if (v instanceof PyFloat) return "float";
+  if (Array.isArray(v)) return "list";
+  return "dict";
+}
+
+/** Python's repr of a float. @param {number} x */
+export function pyFloat(x) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  const s = String(x);
+  return /[.e]/.test(s) ? s.replace(/e([+-])(\d)$/, "e$10$2") : `${s}.0`;
+}
+
+/** Python's repr of a parsed JSON value (short). @param {unknown} v @returns {string} */
+export function pyRepr(v) {
+  if (v === null || v === undefined) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "number") return String(v);
+  if (v instanceof PyFloat) return pyFloat(v.value);
+  if (typeof v === "string") {
+    const quote = v.includes("'") && !v.includes('"') ? '"' : "'";
+    const body = v.replace(/\\/g, "\\\\").replace(new RegExp(quote, "g"), `\\${quote}`)
+      .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+    return `${quote}${body}${quote}`;
+  }
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
+  return `{${Object.entries(/** @type {object} */ (v)).map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`).join(", ")}}`;
+}
+
+/** A whole number with thousands separators, like Python's `{:,}`. @param {number} n */
+export function commas(n) {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** Length in code points (Python's len of a str). @param {string} s */
+export function codePoints(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+// Python's str.isprintable(): no character of the categories Cc, Cf, Cs, Co, Cn, Zl, Zp, Zs, except the space
+const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+
+/** @param {string} s */
+function isPrintable(s) {
+  return !NOT_PRINTABLE.test(s.replace(/ /g, ""));
+}
+
+// --- parsing ------------------------------------------------------------------------------------
+
+/** @param {unknown} v @returns {v is Record<string, unknown>} */
+function isObject(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof PyFloat);
+}
+
+/**
+ * Parse and validate spec JSON text (Python's `ModelSpec.from_json`).
+ * @param {string} text
+ * @returns {ModelSpec}
+ */
+export function parseSpec(text) {
+  if (typeof text !== "string") throw new SpecError(`spec is not text, got ${pyType(text)}`);
+  if (text.length > MAX_SPEC_CHARS) throw new SpecError("spec is larger than 64 MB");
+  let raw;
+  try {
+    raw = parseJson(text, {
+      constant: (name) => {
+        throw new SpecError(`spec holds ${name}; expected finite numbers only`);
+      },
+    });
+  } catch (err) {
+    if (err instanceof JsonSyntaxError) throw new SpecError(`spec is not valid JSON (${err.message.replace(/: char \d+$/, "")})`);
+    if (err instanceof JsonDepthError) throw new SpecError(`spec JSON is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    throw err;
+  }
+  return specFromDict(raw);
+}
+
+/**
+ * Build and validate a spec from parsed JSON (plain data, or parseJson's output where float
+ * literals are PyFloat; plain numbers then count as integers when they are whole).
+ * @param {unknown} raw
+ * @returns {ModelSpec}
+ */
+export function specFromDict(raw) {
+  if (!isObject(raw)) throw new SpecError("spec is not a JSON object");
+  checkDepth(raw, "spec");
+  const version = raw.format_version;
+  if (!isInt(version) || /** @type {number} */ (version) < 1) throw new SpecError("spec has no integer format_version");
+  if (/** @type {number} */ (version) > FORMAT_VERSION) {
+    throw new SpecError(`spec format version ${version} is newer than this edgeinfer supports (${FORMAT_VERSION}); `
+      + "upgrade edgeinfer");
+  }
+  /** @type {Record<string, unknown>} */
+  const data = { ...raw };
+  data.labels = strList(raw.labels, "labels", false);
+  data.input = parseInput(raw.input);
+  if (!Array.isArray(raw.state)) throw new SpecError("spec field 'state' must be a list");
+  data.state = raw.state.map((s, i) => build(STATE, s, `state[${i}]`));
+  data.io = build(IO, "io" in raw ? raw.io : {}, "io");
+  data.readout = build(READOUT, "readout" in raw ? raw.readout : {}, "readout");
+  for (const name of ["metrics", "provenance"]) {
+    if (name in raw && !isObject(raw[name])) throw new SpecError(`spec field '${name}' must be an object`);
+  }
+  const spec = /** @type {ModelSpec} */ (build(SPEC, data, "spec"));
+  checkSpec(spec);
+  return deepFreeze(spec);
+}
+
+/**
+ * The typed input spec from a spec's `input` object.
+ * @param {unknown} raw
+ */
+export function parseInput(raw) {
+  if (!isObject(raw)) throw new SpecError("spec field 'input' must be an object");
+  const kind = raw.kind;
+  if (typeof kind !== "string" || !(kind in INPUT_KINDS)) {
+    throw new SpecError(`unknown input kind ${pyRepr(kind)}; expected one of ${Object.keys(INPUT_KINDS).join(", ")}`);
+  }
+  const data = { ...raw };
+  if ("vocab" in data) data.vocab = strList(data.vocab, "input.vocab", true);
+  return build(INPUT_KINDS[kind], data, "input");
+}
+
+/** @param {unknown} v */
+function isInt(v) {
+  return typeof v === "number" && Number.isInteger(v);
+}
+
+/** @param {unknown} value @param {string} where @param {boolean} allowEmpty @returns {string[]} */
+function strList(value, where, allowEmpty) {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+    throw new SpecError(`spec field '${where}' must be a list of strings`);
+  }
+  if (!value.length && !allowEmpty) throw new SpecError(`spec field '${where}' must not be empty`);
+  return [...value];
+}
+
+/** Python's _check_depth: nesting bounded, every float finite. @param {unknown} value @param {string} where */
+function checkDepth(value, where, depth = 0) {
+  if (depth > MAX_JSON_DEPTH) throw new SpecError(`${where} is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  const items = Array.isArray(value) ? value : Object.values(/** @type {object} */ (value));
+  for (const v of items) {
+    if (Array.isArray(v) || isObject(v)) checkDepth(v, where, depth + 1);
+    else if ((v instanceof PyFloat && !Number.isFinite(v.value)) || (typeof v === "number" && !Number.isFinite(v))) {
+      throw new SpecError(`${where} holds ${pyFloat(v instanceof PyFloat ? v.value : v)}; expected finite numbers only`);
+    }
+  }
+}
+
+/**
+ * A record of `fields` from a mapping: unknown fields refused, every field's type checked, the
+ * defaults filled in, float literals made numbers (Python's `_build`).
+ * @param {Field[]} fields @param {unknown} raw @param {string} where
+ * @returns {Record<string, any>}
+ */
+function build(fields, raw, where) {
+  if (!isObject(raw)) throw new SpecError(`spec field '${where}' must be an object`);
+  const known = new Map(fields.map((f) => [f[0], f]));
+  const unknown = Object.keys(raw).filter((k) => !known.has(k)).sort();
+  if (unknown.length) {
+    throw new SpecError(`spec field '${where}' has unknown field(s) ${unknown.slice(0, 5).map(pyRepr).join(", ")}`);
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    checkType(/** @type {Field} */ (known.get(name))[1], value, where !== "spec" ? `${where}.${name}` : name);
+  }
+  const missing = fields.filter((f) => f.length < 3 && !(f[0] in raw)).map((f) => pyRepr(f[0]));
+  if (missing.length) {
+    const list = missing.length === 1 ? missing[0] : `${missing.slice(0, -1).join(", ")}${missing.length > 2 ? "," : ""} and ${missing.at(-1)}`;
+    throw new SpecError(`spec field '${where}' is missing ${list}`);
+  }
+  /** @type {Record<string, any>} */
+  const out = {};
+  for (const [name, , fallback] of fields) {
+    const value = name in raw ? raw[name] : structuredClone(fallback);
+    out[name] = plain(value);
+  }
+  return out;
+}
+
+/** @param {string} kind @param {unknown} value @param {string} where */
+function checkType(kind, value, where) {
+  if (kind === "str" || kind === "int" || kind === "bool" || kind === "float") {
+    const ok = kind === "str" ? typeof value === "string"
+      : kind === "bool" ? typeof value === "boolean"
+        : kind === "int" ? typeof value === "number" && Number.isInteger(value)
+          : typeof value === "number" || value instanceof PyFloat;
+    if (!ok) {
+      throw new SpecError(`spec field '${where}' must be a ${kind === "float" ? "number" : kind}, got ${pyType(value)}`);
+    }
+    const number = value instanceof PyFloat ? value.value : value;
+    if (kind === "float" && !Number.isFinite(number)) {
+      throw new SpecError(`spec field '${where}' must be a finite number, got ${pyFloat(/** @type {number} */ (number))}`);
+    }
+  } else if (kind === "metrics") {
+    const good = isObject(value) && Object.values(value).every((v) =>
+      (typeof v === "number" && Number.isFinite(v)) || (v instanceof PyFloat && Number.isFinite(v.value)));
+    if (!good) throw new SpecError(`spec field '${where}' must map names to finite numbers`);
+  }
+}
+
+// --- validation (Python's _check_spec) ----------------------------------------------------------
+
+/** @param {number} value @param {string} where @param {number} top */
+function positive(value, where, top) {
+  if (!(value >= 1 && value <= top)) {
+    throw new SpecError(`spec field '${where}' must be between 1 and ${commas(top)}, got ${value}`);
+  }
+}
+
+/** @param {string} value @param {string} where @param {boolean} [required] */
+function checkName(value, where, required = true) {
+  if ((required && !value) || codePoints(value) > MAX_NAME || !isPrintable(value)) {
+    throw new SpecError(`spec field '${where}' must be a printable name of 1 to ${MAX_NAME} characters`);
+  }
+}
+
+/** Number of ids of a token input, padding and unknown included. @param {{vocab: string[]}} input */
+export function vocabSize(input) {
+  return input.vocab.length + 2;
+}
+
+/** The id of each vocabulary entry, in order: every id except pad_id and unk_id. @param {TextInput | CharInput} input */
+export function tokenIds(input) {
+  const out = [];
+  for (let i = 0; i < vocabSize(input); i++) if (i !== input.pad_id && i !== input.unk_id) out.push(i);
+  return out;
+}
+
+/** @param {ModelSpec} spec */
+function checkInput(spec) {
+  const inp = spec.input;
+  if (inp.kind !== TASK_INPUT[spec.task]) {
+    throw new SpecError(`a ${spec.task} model must read ${TASK_INPUT[spec.task]} input, not ${inp.kind}`);
+  }
+  if (inp.kind === "image") {
+    positive(inp.rows, "input.rows", MAX_WIDTH);
+    positive(inp.cols, "input.cols", MAX_WIDTH);
+    positive(inp.fit_px, "input.fit_px", Math.min(inp.rows, inp.cols));
+    if (!(inp.scale > 0 && inp.std > 0)) throw new SpecError("spec fields 'input.scale' and 'input.std' must be positive");
+    if (spec.input_size !== inp.cols) {
+      throw new SpecError(`an image model reads rows of ${inp.cols} pixels; input_size is ${spec.input_size}`);
+    }
+    return;
+  }
+  if (inp.vocab.length > MAX_VOCAB) throw new SpecError(`spec field 'input.vocab' has more than ${commas(MAX_VOCAB)} entries`);
+  if (new Set(inp.vocab).size !== inp.vocab.length || !inp.vocab.every((v) => v)) {
+    throw new SpecError("spec field 'input.vocab' must hold distinct non-empty entries");
+  }
+  if (inp.kind === "chars" && inp.vocab.some((c) => codePoints(c) !== 1)) {
+    throw new SpecError("spec field 'input.vocab' of a characters model must hold single characters");
+  }
+  const size = vocabSize(inp);
+  for (const [name, value] of /** @type {[string, number][]} */ ([["pad_id", inp.pad_id], ["unk_id", inp.unk_id]])) {
+    if (!(value >= 0 && value < size)) throw new SpecError(`spec field 'input.${name}' must be an id below ${size}, got ${value}`);
+  }
+  if (inp.pad_id === inp.unk_id) throw new SpecError("spec fields 'input.pad_id' and 'input.unk_id' must differ");
+}
+
+/** @param {ModelSpec} spec */
+function checkReadout(spec) {
+  const r = spec.readout;
+  if (!NGRAM_POOLS.includes(r.ngram_pool)) {
+    throw new SpecError(`unknown ngram_pool ${pyRepr(r.ngram_pool)}; expected one of ${NGRAM_POOLS.join(", ")}`);
+  }
+  if (!(r.ngram_buckets >= 0 && r.ngram_buckets <= MAX_NGRAM_BUCKETS)) {
+    throw new SpecError(`spec field 'readout.ngram_buckets' must be between 0 and ${commas(MAX_NGRAM_BUCKETS)}`);
+  }
+  if (r.ngram_buckets && spec.input.kind !== "words") throw new SpecError("an n-gram readout needs word-token input");
+  if (r.ngram_buckets && !(r.ngram_order >= 2 && r.ngram_order <= MAX_NGRAM_ORDER)) {
+    throw new SpecError(`an n-gram readout needs ngram_order between 2 and ${MAX_NGRAM_ORDER}`);
+  }
+}
+
+/**
+ * The named state tensors a model of this cell, size and readout carries (docs/format.md 2.2).
+ * @param {string} cell @param {number} layers @param {number} hidden @param {Readout} readout
+ * @returns {StateTensor[]}
+ */
+export function stateFor(cell, layers, hidden, readout) {
+  /** @type {(name: string, l: number, h: number, initial?: number) => StateTensor} */
+  const t = (name, l, h, initial = 0) => ({ name, output: `${name}_next`, layers: l, hidden: h, dtype: "float32", initial });
+  const state = (cell === "lstm" ? ["h", "c"] : ["h"]).map((n) => t(n, layers, hidden));
+  if (readout.pool || readout.ngram_buckets > 0) state.push(t("count", 1, 1));
+  if (readout.pool) state.push(t("pool_sum", 1, hidden), t("pool_max", 1, hidden, -1));
+  if (readout.ngram_buckets) state.push(t("ngram_sum", 1, 1), t("prev", readout.ngram_order - 1, 1));
+  return state;
+}
+
+/** @param {ModelSpec} spec */
+function checkState(spec) {
+  const expected = stateFor(spec.cell, spec.layers, spec.hidden, spec.readout);
+  const names = spec.state.map((s) => s.name);
+  if (names.join("\0") !== expected.map((s) => s.name).join("\0") || names.length !== expected.length) {
+    const tuple = expected.length === 1 ? `('${expected[0].name}',)` : `(${expected.map((s) => `'${s.name}'`).join(", ")})`;
+    throw new SpecError(`a ${spec.cell} model's state must be named ${tuple}`);
+  }
+  spec.state.forEach((got, i) => {
+    const want = expected[i];
+    if (got.layers !== want.layers || got.hidden !== want.hidden || got.dtype !== want.dtype) {
+      throw new SpecError(`state '${got.name}' must be (${want.layers}, B, ${want.hidden}) ${want.dtype}, `
+        + `not (${got.layers}, B, ${got.hidden}) ${got.dtype}`);
+    }
+    checkName(got.output, `state.${got.name}.output`);
+  });
+  const io = spec.io;
+  const seqInputs = [io.seq_input, ...(io.lengths ? [io.lengths] : []), ...names];
+  const stepInputs = [io.step_input, ...names];
+  const outputs = [io.output, ...spec.state.map((s) => s.output), ...(io.step_probabilities ? [io.step_probabilities] : [])];
+  const inputs = new Set([...seqInputs, ...stepInputs]);
+  if ([seqInputs, stepInputs, outputs].some((list) => new Set(list).size !== list.length) || outputs.some((o) => inputs.has(o))) {
+    throw new SpecError("graph input and output names in 'io' and 'state' must all be distinct");
+  }
+  for (const [name] of IO) {
+    checkName(/** @type {any} */ (io)[name], `io.${name}`, name !== "lengths" && name !== "step_probabilities");
+  }
+}
+
+/** Every cross-field rule of a spec; SpecError naming the first that fails. @param {ModelSpec} spec */
+function checkSpec(spec) {
+  if (!TASKS.includes(spec.task)) throw new SpecError(`unknown task ${pyRepr(spec.task)}; expected one of ${TASKS.join(", ")}`);
+  if (!CELLS.includes(spec.cell)) throw new SpecError(`unknown cell ${pyRepr(spec.cell)}; expected one of ${CELLS.join(", ")}`);
+  if (!PRECISIONS.includes(spec.precision)) throw new SpecError(`unknown precision ${pyRepr(spec.precision)}; expected fp32 or int8`);
+  if (spec.layers < 1 || spec.hidden < 1 || spec.input_size < 1 || !spec.labels.length) {
+    throw new SpecError("layers, hidden, input_size and labels must be positive/non-empty");
+  }
+  if (new Set(spec.labels).size !== spec.labels.length || spec.labels.length > MAX_VOCAB) {
+    throw new SpecError(`spec field 'labels' must hold at most ${commas(MAX_VOCAB)} distinct labels`);
+  }
+  positive(spec.layers, "layers", MAX_LAYERS);
+  positive(spec.hidden, "hidden", MAX_WIDTH);
+  positive(spec.input_size, "input_size", MAX_WIDTH);
+  positive(spec.opset, "opset", 100);
+  checkInput(spec);
+  checkReadout(spec);
+  checkState(spec);
+}
+
+/** @template T @param {T} value @returns {T} */
+function deepFreeze(value) {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * This spec's input when it is of `kind`; WrongTaskError otherwise (Python's `require_input`).
+ * @param {ModelSpec} spec @param {"image" | "words" | "chars"} kind
+ */
+export function requireInput(spec, kind) {
+  if (spec.input.kind !== kind) {
+    throw new WrongTaskError(`a ${spec.task} model reads ${spec.input.kind}; expected a model that reads ${kind}`);
+  }
+  return spec.input;
+}
+
+/** True when a step reads a token id (words, characters) rather than a feature row. @param {ModelSpec} spec */
+export function readsTokens(spec) {
+  return spec.input.kind !== "image";
+}
+
+/**
+ * Fresh state tensors for `batch` streams, keyed by input name: each (layers, batch, hidden).
+ * @param {ModelSpec} spec @param {number} [batch]
+ * @returns {Record<string, Float32Array>}
+ */
+export function initialState(spec, batch = 1) {
+  /** @type {Record<string, Float32Array>} */
+  const out = {};
+  for (const s of spec.state) out[s.name] = new Float32Array(s.layers * batch * s.hidden).fill(s.initial);
+  return out;
+}

@@ -1,0 +1,214 @@
+// The file reader (src/fileformat.js) and `load`: metadata, and every refusal the format asks for
+// (docs/format.md): truncated, not ONNX, no spec, newer format, formats 1-3, damaged weights
+// (checksums), and external data anywhere but the step graph's own byte ranges.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { pathToFileURL } from "node:url";
+
+import {
+  EdgeInferError, InputError, ModelFileError, ProviderError, SpecError, checksums, externalTensors, load,
+  parseModelFile, readMetadata, sha256Hex,
+} from "../src/index.js";
+import { protoFields } from "../src/fileformat.js";
+import {
+  FIXTURES, MODELS, NEED_REFS, concat, editInitializer, editSpec, externalInitializers, intField, lenField,
+  modelBytes, raw, refs, rewrite, stepGraph, withMetadata, withStepGraph,
+} from "./helpers.js";
+
+const digits = modelBytes("digits");
+
+/** @param {Uint8Array} data @param {RegExp} message @param {Function} [type] */
+async function refused(data, message, type = ModelFileError) {
+  await assert.rejects(parseModelFile(data, "bad.onnx"), (err) => {
+    assert.ok(err instanceof type, `${err?.constructor?.name}: ${err?.message}`);
+    assert.match(err.message, message);
+    assert.ok(!err.message.includes("\n"), "one line");
+    return true;
+  });
+}
+
+test("the metadata of the built-in models: spec, step graph, checksums", async () => {
+  for (const name of ["digits", "sentiment", "characters"]) {
+    const data = modelBytes(name);
+    const meta = readMetadata(data, name);
+    assert.deepEqual([...meta.keys()].sort(), ["edgeinfer.checksums", "edgeinfer.spec", "edgeinfer.step_graph"]);
+    const file = await parseModelFile(data, name);
+    assert.equal(file.spec.task, name);
+    assert.equal(file.spec.format_version, 4);
+    assert.deepEqual(JSON.parse(/** @type {string} */ (meta.get("edgeinfer.checksums"))), await checksums(data, file.stepGraph));
+    // the step graph's shared weights are byte ranges of the file itself, and nothing else is external
+    const refsOfStep = externalTensors(file.stepGraph, name);
+    assert.ok(refsOfStep.length > 0 && refsOfStep.every((r) => r.location === "edgeinfer-self" && r.initializer));
+    assert.deepEqual(externalTensors(data, name), []);
+  }
+});
+
+test("empty, truncated and non-ONNX files", async () => {
+  await refused(new Uint8Array(), /bad\.onnx: empty file; expected an ONNX model/);
+  for (const cut of [1, 3, 100, digits.length >> 1, digits.length - 1]) {
+    await refused(digits.subarray(0, cut), /truncated ONNX file; copy or export it again/);
+  }
+  await refused(new TextEncoder().encode("just some text, not a model"), /not an ONNX model file/);
+  await refused(Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a), /not an ONNX model file/);
+  await refused(intField(1, 8), /not an ONNX model file \(no graph\)/);
+  await refused(lenField(7, new Uint8Array()), /not an ONNX model file \(no IR version\)/);
+  await refused(concat(intField(1, 8), lenField(7, new Uint8Array()), lenField(14, Uint8Array.of(0x0a, 0x05, 0x41))),
+    /corrupt metadata/);
+});
+
+test("an ONNX file without a spec, with a broken spec, or of a newer format", async () => {
+  await refused(withMetadata(digits, {}), /ONNX file without an edgeinfer spec; export it with `python -m export`/, SpecError);
+  await refused(editSpec(digits, (s) => { s.format_version = 5; }), /format version 5 is newer .*; upgrade edgeinfer/, SpecError);
+  await refused(editSpec(digits, (s) => { s.cell = "transformer"; }), /^bad\.onnx: unknown cell 'transformer'/, SpecError);
+  const meta = readMetadata(digits, "d");
+  meta.set("edgeinfer.spec", "{not json");
+  await refused(withMetadata(digits, meta), /spec is not valid JSON/, SpecError);
+  for (const [value, message] of [["not base64!", /step graph is corrupt/], ["QUJD=", /step graph is corrupt/],
+    ["", /no step graph in the file/]]) {
+    const m = readMetadata(digits, "d");
+    m.set("edgeinfer.step_graph", /** @type {string} */ (value));
+    await refused(withMetadata(digits, m), /** @type {RegExp} */ (message), SpecError);
+  }
+});
+
+test("formats 1-3 are refused with the command that rewrites them", async () => {
+  for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
+    const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
+    await refused(data, /a format 3 file.*rewrite it in format 4 with `python -m export\.relayout OLD\.onnx NEW\.onnx`/);
+  }
+});
+
+test("checksums: a flipped bit in a weight or in the step graph reads as a damaged file", async () => {
+  const meta = readMetadata(digits, "d");
+  const at = digits.length >> 2; // inside the sequence graph's weights
+  const flipped = digits.slice();
+  flipped[at] ^= 0x10;
+  await refused(flipped, /the graph is damaged \(its sha256 does not match the one written at export\); copy or export/);
+  const step = stepGraph(digits);
+  const badStep = step.slice();
+  badStep[badStep.length - 3] ^= 1;
+  await refused(await withStepGraph(digits, badStep, false), /the step graph is damaged/);
+  meta.delete("edgeinfer.checksums");
+  await refused(withMetadata(digits, meta), /no valid edgeinfer\.checksums in the file/);
+  meta.set("edgeinfer.checksums", "[1, 2]");
+  await refused(withMetadata(digits, meta), /no valid edgeinfer\.checksums in the file/);
+});
+
+/** The step graph with one external_data entry of its first shared weight changed. @param {string} key @param {string} value */
+function editRange(key, value) {
+  const step = stepGraph(digits);
+  const [name] = externalInitializers(step);
+  return editInitializer(step, name, (tensor) => rewrite(tensor, (f) => {
+    if (f.number !== 13) return null;
+    const entry = protoFields(/** @type {Uint8Array} */ (f.value));
+    const k = new TextDecoder().decode(/** @type {Uint8Array} */ (entry.find((e) => e.number === 1)?.value));
+    return k === key ? lenField(13, concat(lenField(1, key), lenField(2, value))) : null;
+  }));
+}
+
+test("the step graph's byte ranges must be exactly a sequence-graph weight's bytes", async () => {
+  const cases = [
+    ["location", "notes/secret.txt", /refers to external data at 'notes\/secret\.txt' \(only 'edgeinfer-self', the file itself, is allowed\)/],
+    ["location", "edgeinfer-shared", /only 'edgeinfer-self'/],
+    ["offset", "99999999", /outside the file/], ["length", "4", /of 4 bytes where its shape needs \d+/],
+    ["offset", "1", /which are not a weight of the sequence graph/], ["offset", "-3", /outside the file/],
+  ];
+  for (const [key, value, why] of cases) {
+    const bad = editRange(/** @type {string} */ (key), /** @type {string} */ (value));
+    await refused(await withStepGraph(digits, bad, false), /the step graph is damaged/); // the checksum first
+    await refused(await withStepGraph(digits, bad), /** @type {RegExp} */ (why)); // then the range check itself
+  }
+});
+
+test("external data anywhere else is refused: sequence-graph weights, node attributes", async () => {
+  // a sequence-graph initializer marked external (data_location = EXTERNAL, location = a local file)
+  const [first] = protoFields(/** @type {Uint8Array} */ (protoFields(digits).find((f) => f.number === 7)?.value))
+    .filter((f) => f.number === 5).map((f) => protoFields(/** @type {Uint8Array} */ (f.value)))
+    .map((t) => new TextDecoder().decode(/** @type {Uint8Array} */ (t.find((x) => x.number === 8)?.value)));
+  const external = editInitializer(digits, first, (t) => concat(t,
+    lenField(13, concat(lenField(1, "location"), lenField(2, "weights.bin"))), intField(14, 1)));
+  await refused(external, /refers to external data \(a file onnxruntime would read\); an edgeinfer file carries every weight/);
+  // a Constant node's tensor attribute in the step graph, pointing at the file itself
+  const step = stepGraph(digits);
+  const tensor = concat(intField(1, 4), intField(2, 1), lenField(8, "sneaky"),
+    lenField(13, concat(lenField(1, "location"), lenField(2, "edgeinfer-self"))),
+    lenField(13, concat(lenField(1, "offset"), lenField(2, "0"))), lenField(13, concat(lenField(1, "length"), lenField(2, "16"))),
+    intField(14, 1));
+  const node = concat(lenField(2, "sneaky_out"), lenField(4, "Constant"), lenField(5, concat(lenField(1, "value"), lenField(5, tensor), intField(20, 4))));
+  const withNode = rewrite(step, (g) => g.number === 7 ? lenField(7, concat(lenField(1, node), /** @type {Uint8Array} */ (g.value))) : null);
+  await refused(await withStepGraph(digits, withNode), /tensor 'sneaky' refers to external data at 'edgeinfer-self' \(only/);
+  // subgraphs nested past the bound
+  let graph = new Uint8Array();
+  for (let i = 0; i < 20; i++) graph = lenField(1, lenField(5, concat(lenField(1, "body"), lenField(6, graph))));
+  await refused(await withStepGraph(digits, concat(intField(1, 8), lenField(7, graph))), /graphs nested deeper than 16 levels/);
+});
+
+test("random damage is always an EdgeInferError, never a raw error", async () => {
+  let seed = 7;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 150; i++) {
+    const bad = digits.slice();
+    for (let k = 0; k < 1 + (i % 4); k++) bad[Math.floor(rand() * bad.length)] = Math.floor(rand() * 256);
+    const cut = i % 3 === 0 ? bad.subarray(0, Math.floor(rand() * bad.length)) : bad;
+    try {
+      await parseModelFile(cut, "fuzz");
+    } catch (err) {
+      assert.ok(err instanceof EdgeInferError, `${err?.constructor?.name}: ${err?.message}`);
+    }
+  }
+});
+
+test("load reads bytes, paths and file: URLs; the fingerprint is the file's sha256", async () => {
+  const path = join(MODELS, "digits.onnx");
+  const sha = await sha256Hex(digits);
+  const copy = digits.slice();
+  const fromBytes = await load(copy, { name: "d.onnx" });
+  copy.fill(0); // the model keeps its own copy
+  const fromPath = await load(path);
+  const fromUrl = await load(pathToFileURL(path));
+  const fromBuffer = await load(digits.buffer.slice(digits.byteOffset, digits.byteOffset + digits.byteLength));
+  for (const m of [fromBytes, fromPath, fromUrl, fromBuffer]) assert.equal(m.fingerprint, sha);
+  assert.equal(fromBytes.source, "d.onnx");
+  assert.equal(fromPath.source, path);
+  assert.equal((await fromBytes.stream().step(new Float32Array(28))).length, 10);
+  await assert.rejects(load(join(MODELS, "nope.onnx")), /nope\.onnx: no such model file/);
+  await assert.rejects(load(MODELS), /not a file; expected an \.onnx model file/);
+  await assert.rejects(load(/** @type {any} */ (42)), ModelFileError);
+  await assert.rejects(load("http://127.0.0.1:9/model.onnx"), (err) => err instanceof ModelFileError && /cannot fetch/.test(err.message));
+  for (const m of [fromBytes, fromPath, fromUrl, fromBuffer]) await m.release();
+});
+
+test("the graphs are checked against the spec when their sessions are created", async () => {
+  const renamed = editSpec(digits, (s) => { s.io.output = "z"; });
+  await assert.rejects(load(renamed, { name: "r.onnx" }), (err) => err instanceof ModelFileError
+    && /r\.onnx \(sequence graph\): the graph's inputs and outputs do not match the spec \(missing \['z'\], unexpected inputs \[\]\)/.test(err.message));
+  const labels = editSpec(digits, (s) => { s.labels = [...s.labels, "ten"]; });
+  await assert.rejects(load(labels, { name: "l.onnx" }), /the graph gives 10 classes but the spec has 11 labels; export it again/);
+  const stepOnly = editSpec(digits, (s) => { s.io.step_probabilities = "q"; });
+  const model = await load(stepOnly, { name: "s.onnx" }); // the sequence graph is fine; the step graph is not
+  await assert.rejects(model.stream().step(new Float32Array(28)), /s\.onnx \(step graph\): .*missing \['q'\]/);
+});
+
+test("providers and threads are checked at load", async () => {
+  await assert.rejects(load(digits, { executionProviders: ["webgpu-nope"] }), (err) => err instanceof ProviderError
+    && /execution provider webgpu-nope is not available here/.test(err.message));
+  await assert.rejects(load(digits, { executionProviders: /** @type {any} */ ([3]) }), ProviderError);
+  await assert.rejects(load(digits, { numThreads: /** @type {any} */ ("2") }), InputError);
+  await assert.rejects(load(digits, { numThreads: -1 }), InputError);
+  await load(digits); // fixes the thread count (1 by default) for the process
+  await assert.rejects(load(digits, { numThreads: 3 }), /onnxruntime-web fixed its thread count at 1/);
+  await load(digits, { numThreads: 1, executionProviders: ["wasm"] });
+});
+
+test("fingerprints and specs equal Python's", NEED_REFS, async () => {
+  const m = refs();
+  for (const [name, ref] of [...Object.entries(m.models), ...Object.entries(m.fixtures)]) {
+    const data = new Uint8Array(readFileSync(ref.path));
+    const file = await parseModelFile(data, name);
+    assert.equal(await sha256Hex(data), ref.fingerprint, name);
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(file.spec)), ref.spec, name);
+  }
+});
