@@ -29,6 +29,15 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
         pytest.fail(f"real data needed: {exc}")
 
 
+@pytest.fixture(scope="session")
+def imdb_test() -> tuple[list[str], np.ndarray]:
+    """The real IMDB test split (25,000 reviews); the test fails (never skips) when it is missing."""
+    try:
+        return datasets.imdb_test()
+    except FileNotFoundError as exc:
+        pytest.fail(f"real data needed: {exc}")
+
+
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m edgeinfer ARGS` as a user would."""
     return subprocess.run([sys.executable, "-m", "edgeinfer", *args], capture_output=True, text=True,

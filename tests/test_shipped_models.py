@@ -33,15 +33,6 @@ def test_digits_accuracy_on_all_10000_mnist_test_images(mnist_test) -> None:
 SENTIMENT_FLOOR = 0.915  # issue 3: the shipped model reaches >= 92%; the test fails below 91.5%
 
 
-@pytest.fixture(scope="module")
-def imdb_test() -> tuple[list[str], np.ndarray]:
-    """The real IMDB test split (25,000 reviews); fails, never skips, when missing."""
-    try:
-        return datasets.imdb_test()
-    except FileNotFoundError as exc:
-        pytest.fail(f"real data needed: {exc}")
-
-
 def test_sentiment_accuracy_on_all_25000_imdb_test_reviews(imdb_test) -> None:
     texts, labels = imdb_test
     model = Model("sentiment")

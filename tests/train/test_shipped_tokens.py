@@ -5,21 +5,8 @@ The reviews come from tests/datasets.py, the runtime tests' reader, and the trai
 them again with train.data: equal ids for every review also show the two readers agree."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 from edgeinfer import Model
-from tests import datasets
 from train.data import data_dir
-
-
-@pytest.fixture(scope="module")
-def imdb_test() -> tuple[list[str], np.ndarray]:
-    """The real IMDB test split (25,000 reviews); fails, never skips, when missing."""
-    try:
-        return datasets.imdb_test()
-    except FileNotFoundError as exc:
-        pytest.fail(f"real data needed: {exc}")
 
 
 def test_runtime_token_ids_equal_training_on_every_test_review(imdb_test) -> None:
