@@ -8,10 +8,11 @@ Written to OUT_DIR: `manifest.json` (what follows, with the names of the binary 
 binary files themselves: float32 / int32 / uint32 little-endian arrays, row-major, and UTF-8 text.
 
 - per built-in model (digits, sentiment, characters): its spec as `ModelSpec.to_dict()` gives it,
-  its sha256; predictions on fixed real inputs (digits: 8 MNIST test images; sentiment: 64 IMDB
-  test reviews of all lengths and a few edge texts); 100 stream steps on real inputs and the
-  probabilities after each; two chunks read with `feed` and the probabilities and state after
-  each; a snapshot after 50 steps (its bytes, and its state as raw arrays);
+  its sha256; predictions on fixed real inputs (digits: 8 MNIST test images; sentiment: 59 IMDB
+  test reviews of all lengths and a few edge texts, one longer than 65,536 characters); 100
+  stream steps on real inputs and the probabilities and state after each; two chunks read with
+  `feed` and the probabilities and state after each; a snapshot after 50 steps (its bytes, and
+  its state as raw arrays); sentiment: a review read through a TextStream in 37-character pieces;
 - characters: greedy generation (temperature 0) of 50 characters from two prompts, and the score
   of 400 validation characters in nats per character;
 - the token ids of all 25,000 IMDB test reviews (texts and ids as one blob plus offsets), the
@@ -25,6 +26,7 @@ Every session runs on one intra-op thread, as onnxruntime-web's wasm does by def
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import unicodedata
@@ -51,9 +53,12 @@ PROMPTS = ("ROMEO:", "First Citizen:\nBefore we proceed any further, hear me")
 GENERATE_CHARS = 50
 SCORE_CHARS = 400
 EDGE_TEXTS = (
-    "I don’t think it’s bad <br /><BR/>at all!!! Great…", "Ünïcödé wörds, ΣΊΣΥΦΟΣ İstanbul ﬁne ½ ٣ 𝔘𝔫𝔦",
-    "x", "a" * 5000 + " end", "10/10 would watch again?!",
+    "I don\u2019t think it\u2019s bad <br /><BR/>at all!!! Great\u2026",
+    "\u00dcn\u00efc\u00f6d\u00e9 w\u00f6rds, \u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3 \u0130stanbul "
+    "\ufb01ne \u00bd \u0663 \U0001d518\U0001d52b\U0001d526",
+    "x", "a" * 5000 + " end", "10/10 would watch again?!", "A great film, not a bad one. " * 2500,  # > 65,536 chars
 )
+TEXT_PIECE = 37  # characters per piece when a review is read through a TextStream
 
 
 class Writer:
@@ -86,21 +91,23 @@ def _texts(w: Writer, name: str, texts: list[str]) -> dict[str, Any]:
     encoded = [t.encode("utf-8") for t in texts]
     offsets = np.zeros(len(texts) + 1, np.uint32)
     offsets[1:] = np.cumsum([len(b) for b in encoded])
-    return {"utf8": w.bytes(f"{name}.utf8", b"".join(encoded)), "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
+    return {"utf8": w.bytes(f"{name}.utf8", b"".join(encoded)),
+            "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
 
 
 def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarray) -> dict[str, Any]:
     """100 steps, feed chunks, and a snapshot after SNAPSHOT_AT steps."""
     stream = model.stream()
-    probs, snapshot = [], None
+    probs, states, snapshot = [], [], None
     for t in range(STEPS):
         if t == SNAPSHOT_AT:
             snapshot = stream.snapshot()
         probs.append(stream.step(inputs[t]))
+        states.append(stream.state)
     assert snapshot is not None
     feed = model.stream()
     chunks = []
-    for a, b in zip(FEED_CUTS, FEED_CUTS[1:], strict=False):
+    for a, b in itertools.pairwise(FEED_CUTS):
         p = feed.feed(inputs[a:b])
         chunks.append({"start": a, "end": b, "probs": w.array(f"{name}.feed{a}.p.f32", p, "<f4"),
                        "state": {k: w.array(f"{name}.feed{a}.{k}.f32", v, "<f4") for k, v in feed.state.items()}})
@@ -108,6 +115,7 @@ def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarra
     return {
         "inputs": w.array(f"{name}.steps.x.{dtype[1:]}", inputs[:STEPS], dtype),
         "probs": w.array(f"{name}.steps.p.f32", np.stack(probs), "<f4"),
+        "states": {k: w.array(f"{name}.steps.{k}.f32", np.stack([st[k] for st in states]), "<f4") for k in states[0]},
         "feed": chunks,
         "snapshot": {"at": SNAPSHOT_AT, "bytes": w.bytes(f"{name}.snap{SNAPSHOT_AT}.npz", snapshot.to_bytes()),
                      "state": {k: w.array(f"{name}.snap{SNAPSHOT_AT}.{k}.f32", v, "<f4")
@@ -116,7 +124,7 @@ def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarra
     }
 
 
-def _model_refs(name: str, path: Path, model: edgeinfer.Model) -> dict[str, Any]:
+def _model_refs(path: Path, model: edgeinfer.Model) -> dict[str, Any]:
     return {"path": str(path), "fingerprint": model.fingerprint, "spec": model.spec.to_dict()}
 
 
@@ -126,7 +134,7 @@ def digits_refs(w: Writer, root: Path) -> dict[str, Any]:
     model = edgeinfer.load(path, intra_op_threads=1)
     x = normalize(images[:8].astype(np.float32) / 255.0, model.spec.input).astype(np.float32)
     rows = x[:4].reshape(-1, x.shape[2])  # four digits' rows, one after another
-    return {**_model_refs("digits", path, model),
+    return {**_model_refs(path, model),
             "predict": {"input": w.array("digits.predict.x.f32", x, "<f4"), "labels": labels[:8].tolist(),
                         "probs": w.array("digits.predict.p.f32", model.predict(x), "<f4")},
             **_stream_refs(w, model, "digits", rows)}
@@ -138,8 +146,15 @@ def sentiment_refs(w: Writer, reviews: list[str]) -> dict[str, Any]:
     texts = [reviews[i] for i in range(0, len(reviews), len(reviews) // 59)][:59] + list(EDGE_TEXTS)
     tok = Tokenizer(model.spec.require_input(TextInput))
     ids = np.array([i for r in reviews[:3] for i in tok.encode(r)][:STEPS], np.int64)
-    return {**_model_refs("sentiment", path, model),
+    text_stream = model.text_stream()
+    review = reviews[1]
+    for start in range(0, len(review), TEXT_PIECE):
+        text_stream.feed(review[start : start + TEXT_PIECE])
+    final = text_stream.finish()
+    return {**_model_refs(path, model),
             "predict": {"texts": texts, "probs": w.array("sentiment.predict.p.f32", model.predict(texts), "<f4")},
+            "text_stream": {"text": review, "piece": TEXT_PIECE, "words": text_stream.words,
+                            "probs": w.array("sentiment.text_stream.p.f32", final, "<f4")},
             **_stream_refs(w, model, "sentiment", ids)}
 
 
@@ -151,7 +166,7 @@ def characters_refs(w: Writer, val: str) -> dict[str, Any]:
     generated = [{"prompt": p, "chars": GENERATE_CHARS,
                   "text": "".join(edgeinfer.generate(model, p, GENERATE_CHARS, temperature=0))} for p in PROMPTS]
     text = val[:SCORE_CHARS]
-    return {**_model_refs("characters", path, model), "generate": generated,
+    return {**_model_refs(path, model), "generate": generated,
             "score": {"text": text, "nats": edgeinfer.score(model, text)},
             **_stream_refs(w, model, "characters", ids)}
 
@@ -172,7 +187,7 @@ def fixture_refs(w: Writer) -> dict[str, Any]:
             ref = w.array(f"fixture.{name}.x.i32", x, "<i4")
         stream = model.stream()
         steps = np.stack([stream.step(x[0, t]) for t in range(5)])
-        out[name] = {**_model_refs(name, path, model), "input": ref,
+        out[name] = {**_model_refs(path, model), "input": ref,
                      "logits": w.array(f"fixture.{name}.y.f32", model.predict_logits(x) if vocab is None
                                        else model.sequence_logits(x), "<f4"),
                      "steps": w.array(f"fixture.{name}.steps.p.f32", steps, "<f4")}

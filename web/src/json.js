@@ -102,7 +102,7 @@ export function parseJson(text, options = {}) {
     if (!m) fail("Expecting value");
     pos += m[0].length;
     const number = Number(m[0]);
-    return m[1] !== undefined || m[2] !== undefined ? new PyFloat(number) : number;
+    return m[1] !== undefined || m[2] !== undefined ? new PyFloat(number) : number + 0; // Python's ints have no -0
   };
 
   /** @param {number} depth */

@@ -142,6 +142,8 @@ export class WordBuffer {
     if (typeof chunk !== "string") throw new InputError(`expected text (a string), got ${typeof chunk}`);
     const text = this.pending + chunk;
     let cut = text.length;
+    const last = text.charCodeAt(cut - 1);
+    if (last >= 0xd800 && last < 0xdc00) cut--; // half of a character cut in two (a UTF-16 surrogate pair): wait for the rest
     while (cut > 0) {
       // step back one code point (a surrogate pair is one character, as in Python)
       let at = cut - 1;
