@@ -45,8 +45,12 @@ def _node() -> str:
 def node_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
     """Write the references, run every JavaScript test file against them (once for the module)."""
     node = _node()
-    if not (WEB / "node_modules" / "onnxruntime-web").is_dir():
+    installed = WEB / "node_modules" / "onnxruntime-web" / "package.json"
+    if not installed.is_file():
         pytest.fail("web/node_modules is missing: run `cd web && npm ci`")
+    pinned = json.loads((WEB / "package.json").read_text())["dependencies"]["onnxruntime-web"]
+    if json.loads(installed.read_text())["version"] != pinned:
+        pytest.fail(f"web/node_modules holds another onnxruntime-web than {pinned}: run `cd web && npm ci`")
     refs = tmp_path_factory.mktemp("web-refs")
     try:
         manifest = write_references(refs)

@@ -306,7 +306,7 @@ export function checkSelfRanges(step, data, source) {
  * @param {Uint8Array} bytes
  */
 export async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", /** @type {BufferSource} */ (bytes)));
   let hex = "";
   for (const b of digest) hex += b.toString(16).padStart(2, "0");
   return hex;

@@ -33,7 +33,8 @@ export function parseJson(text, options = {}) {
   const constant = options.constant ?? ((name) => new PyFloat(name === "NaN" ? NaN : name === "Infinity" ? Infinity : -Infinity));
   let pos = 0;
 
-  const fail = (/** @type {string} */ msg, at = pos) => {
+  /** @param {string} msg @param {number} [at] @returns {never} */
+  const fail = (msg, at = pos) => {
     throw new JsonSyntaxError(`${msg}: char ${at}`);
   };
   const skip = () => {

@@ -3,7 +3,7 @@
 // the same messages. A parsed spec is a frozen plain object with every field present, in the
 // order of Python's `ModelSpec.to_dict()`, so it equals what `edgeinfer info --json` shows.
 
-import { SpecError, WrongTaskError } from "./errors.js";
+import { InputError, SpecError, WrongTaskError } from "./errors.js";
 import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson, plain } from "./json.js";
 
 export const FORMAT_VERSION = 4;
@@ -438,6 +438,9 @@ function deepFreeze(value) {
  * @param {ModelSpec} spec @param {"image" | "words" | "chars"} kind
  */
 export function requireInput(spec, kind) {
+  if (spec === null || typeof spec !== "object" || spec.input === null || typeof spec.input !== "object") {
+    throw new InputError(`expected a model's spec (model.spec), got ${spec === null ? "null" : typeof spec}`);
+  }
   if (spec.input.kind !== kind) {
     throw new WrongTaskError(`a ${spec.task} model reads ${spec.input.kind}; expected a model that reads ${kind}`);
   }

@@ -181,7 +181,7 @@ async function inflateRaw(raw, limit) {
     throw new ZipError("a deflated member, and this platform's DecompressionStream cannot inflate raw deflate");
   }
   const writer = stream.writable.getWriter();
-  writer.write(raw).catch(() => undefined);
+  writer.write(/** @type {BufferSource} */ (raw)).catch(() => undefined);
   writer.close().catch(() => undefined);
   const reader = stream.readable.getReader();
   const out = new Uint8Array(limit);
