@@ -5,6 +5,7 @@
 // (format 4 allows only the step graph's byte ranges of the file itself).
 
 import { ModelFileError, SpecError } from "./errors.js";
+import { sha256Hex } from "./sha256.js";
 import { parseJson, JsonDepthError, JsonSyntaxError } from "./json.js";
 import {
   CHECKSUMS_KEY, FORMAT_VERSION, SELF_LOCATION, SELF_RANGES_FORMAT, SPEC_KEY, STEP_GRAPH_KEY, parseSpec, pyRepr,
@@ -299,17 +300,6 @@ export function checkSelfRanges(step, data, source) {
       throw refuse(source, ref.name, `at bytes ${ref.offset} + ${ref.length}, which are not a weight of the sequence graph`);
     }
   }
-}
-
-/**
- * sha256 of bytes, lowercase hex (WebCrypto: Node 20 and browsers).
- * @param {Uint8Array} bytes
- */
-export async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", /** @type {BufferSource} */ (bytes)));
-  let hex = "";
-  for (const b of digest) hex += b.toString(16).padStart(2, "0");
-  return hex;
 }
 
 /**

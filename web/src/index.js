@@ -12,12 +12,13 @@ export {
   EdgeInferError, ImageError, InputError, ModelFileError, ProviderError, SpecError, WrongTaskError,
 } from "./errors.js";
 export {
-  checkSelfRanges, checksums, externalTensors, initializerRanges, parseModelFile, readMetadata, sha256Hex,
+  checkSelfRanges, checksums, externalTensors, initializerRanges, parseModelFile, readMetadata,
 } from "./fileformat.js";
 export { preprocessImage } from "./image.js";
 export { Model, load } from "./model.js";
 export { ort, runtimeVersions } from "./runtime.js";
 export { TextStream, predictTexts, textTokenizer } from "./sentiment.js";
+export { sha256Hex } from "./sha256.js";
 export { MAX_SNAPSHOT_BYTES, SNAPSHOT_MAGIC, Snapshot } from "./snapshot.js";
 export {
   FORMAT_VERSION, initialState, parseSpec, readsTokens, requireInput, specFromDict, stateFor, tokenIds, vocabSize,

@@ -4,9 +4,10 @@
 
 import { floatValues, pyShape, softmax, tensorInput } from "./arrays.js";
 import { InputError, ModelFileError, WrongTaskError } from "./errors.js";
-import { parseModelFile, sha256Hex } from "./fileformat.js";
+import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
 import { predictTexts, TextStream } from "./sentiment.js";
+import { sha256Hex } from "./sha256.js";
 import { SELF_LOCATION, initialState, pyRepr } from "./spec.js";
 import { Stream } from "./stream.js";
 

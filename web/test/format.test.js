@@ -13,6 +13,7 @@ import {
   parseModelFile, readMetadata, sha256Hex,
 } from "../src/index.js";
 import { protoFields } from "../src/fileformat.js";
+import { sha256Plain } from "../src/sha256.js";
 import {
   FIXTURES, MODELS, NEED_REFS, concat, editInitializer, editSpec, externalInitializers, intField, lenField,
   modelBytes, raw, refs, rewrite, stepGraph, withMetadata, withStepGraph,
@@ -179,6 +180,16 @@ test("load reads bytes, paths and file: URLs; the fingerprint is the file's sha2
   await assert.rejects(load(/** @type {any} */ (42)), ModelFileError);
   await assert.rejects(load("http://127.0.0.1:9/model.onnx"), (err) => err instanceof ModelFileError && /cannot fetch/.test(err.message));
   for (const m of [fromBytes, fromPath, fromUrl, fromBuffer]) await m.release();
+});
+
+test("the plain SHA-256 (pages without crypto.subtle) equals WebCrypto's", async () => {
+  const hex = (/** @type {Uint8Array} */ d) => [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+  assert.equal(hex(sha256Plain(new Uint8Array())), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  assert.equal(hex(sha256Plain(new TextEncoder().encode("abc"))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  for (const n of [1, 55, 56, 57, 63, 64, 65, 119, 120, 1000, digits.length]) {
+    const data = digits.subarray(0, n);
+    assert.equal(hex(sha256Plain(data)), await sha256Hex(data), `${n} bytes`);
+  }
 });
 
 test("the graphs are checked against the spec when their sessions are created", async () => {
