@@ -55,9 +55,9 @@ if (json) {
   console.log(JSON.stringify({ node: process.version, onnxruntime_web: runtimeVersions().web, threads: 1, results }, null, 2));
 } else {
   console.log(`node ${process.version}, onnxruntime-web ${runtimeVersions().web} (wasm, 1 thread); µs per step after ${warmup} warm-up steps`);
-  console.log("model        precision cell  layers x hidden   median    p90    p99   mean");
+  console.log("model        precision cell  layers x hidden    median      p90      p99     mean");
   for (const r of results) {
     console.log(`${r.model.padEnd(12)} ${r.precision.padEnd(9)} ${r.cell.padEnd(5)} ${`${r.layers} x ${r.hidden}`.padEnd(16)}`
-      + `${String(r.median_us).padStart(7)}${String(r.p90_us).padStart(7)}${String(r.p99_us).padStart(7)}${String(r.mean_us).padStart(7)}`);
+      + [r.median_us, r.p90_us, r.p99_us, r.mean_us].map((v) => String(v).padStart(9)).join(""));
   }
 }
