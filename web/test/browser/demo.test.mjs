@@ -1,0 +1,164 @@
+// The demo page (web/demo/) in Chromium, used as a person would: a "7" drawn on the pad with
+// pointer events is read row by row and shown as 7 with its probability and early-exit row (the
+// pixels the page drew are written out: the pytest driver checks them against Python); a typed
+// review's probability of positive is Python's within 1e-3; 50 greedy characters (temperature 0)
+// are Python's text; Stop stops a long generation; nothing runs on the page's own thread.
+//
+// EDGEINFER_DEMO_SCREENSHOT=docs/demo.png also saves a screenshot of the page after drawing,
+// typing and generating (this test alone: node --test web/test/browser/demo.test.mjs). docs/demo.png
+// is that screenshot in 256 colours (no visible change, a third of the bytes):
+//   .venv/bin/python -c "from PIL import Image; im = Image.open('docs/demo.png').convert('RGB');
+//     im.quantize(256, Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE).save('docs/demo.png', optimize=True)"
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { NEED_REFS, newPage, refs, start, writeOut } from "./browser.js";
+
+const SCREENSHOT = process.env.EDGEINFER_DEMO_SCREENSHOT || "";
+/** @type {Awaited<ReturnType<typeof start>> | null} */
+let env = null;
+
+before(async () => {
+  if (!NEED_REFS.skip || SCREENSHOT) env = await start();
+});
+after(async () => env?.close());
+
+/** @param {import("playwright-core").Page} page @param {string} section @param {string} state */
+const waitState = (page, section, state, timeout = 60_000) => page.waitForFunction(
+  ([id, s]) => document.getElementById(id)?.dataset.state === s, [section, state], { timeout });
+
+/** The demo, its three models loaded. */
+async function openDemo() {
+  const { page, errors } = await newPage(/** @type {any} */ (env).browser);
+  await page.goto(/** @type {any} */ (env).url);
+  await page.waitForFunction(() => /^Ready/.test(document.getElementById("status")?.textContent ?? ""), null, { timeout: 90_000 });
+  return { page, errors };
+}
+
+/**
+ * Draw a stroke on the pad: points in [0, 1] of its box, with pointer (mouse) events in between.
+ * @param {import("playwright-core").Page} page @param {Array<[number, number]>} points
+ */
+async function stroke(page, points) {
+  await page.locator("#pad").scrollIntoViewIfNeeded();
+  const box = await page.locator("#pad").boundingBox();
+  assert.ok(box);
+  const at = (/** @type {[number, number]} */ [x, y]) => /** @type {[number, number]} */ ([box.x + x * box.width, box.y + y * box.height]);
+  await page.mouse.move(...at(points[0]));
+  await page.mouse.down();
+  for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 12 });
+  await page.mouse.up();
+}
+
+/** A "7": the top bar, then the long diagonal. @param {import("playwright-core").Page} page */
+async function drawSeven(page) {
+  await stroke(page, [[0.27, 0.22], [0.5, 0.21], [0.74, 0.22], [0.62, 0.48], [0.5, 0.8]]);
+  await waitState(page, "digits", "done");
+}
+
+/** @param {import("playwright-core").Page} page @param {string} text @param {number} words */
+async function typeReview(page, text, words) {
+  await page.fill("#review", text);
+  await page.waitForFunction(([t, n]) => document.getElementById("sentiment")?.dataset.state === "done"
+    && document.getElementById("tinted")?.textContent === t
+    && (document.getElementById("review-label")?.textContent ?? "").endsWith(`after ${n} word${n === 1 ? "" : "s"}`),
+  [text, words], { timeout: 30_000 });
+}
+
+/** @param {import("playwright-core").Page} page @param {{prompt: string, chars: number, temperature: number}} o */
+async function startGeneration(page, { prompt, chars, temperature }) {
+  await page.fill("#prompt", prompt);
+  await page.fill("#gen-length", String(chars));
+  await page.$eval("#temperature", (el, t) => {
+    /** @type {HTMLInputElement} */ (el).value = String(t);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  }, temperature);
+  await page.click("#generate");
+}
+
+test("demo: a drawn 7, a typed review and 50 greedy characters show Python's answers", NEED_REFS, async () => {
+  const demo = refs().demo;
+  const { page, errors } = await openDemo();
+  try {
+    // the models run in the worker: it fetched the model files and the wasm, the page did not
+    const names = () => performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname);
+    const inPage = await page.evaluate(names);
+    const worker = page.workers().find((w) => w.url().endsWith("/worker.js"));
+    assert.ok(worker, "the demo's worker runs");
+    const inWorker = await worker.evaluate(names);
+    assert.deepEqual(inPage.filter((p) => /^\/models\/|\.wasm$/.test(p)), [], "no model work on the page's thread");
+    for (const name of ["digits", "sentiment", "characters"]) assert.ok(inWorker.includes(`/models/${name}.onnx`), name);
+
+    await drawSeven(page);
+    const label = (await page.textContent("#digit-label"))?.trim();
+    const prob = (await page.textContent("#digit-prob"))?.trim() ?? "";
+    const exit = (await page.textContent("#digit-exit"))?.trim() ?? "";
+    assert.equal(label, "7", `the page shows ${label} (${prob})`);
+    assert.match(prob, /^\d{1,3}\.\d\d%$/);
+    assert.match(await page.textContent("#digit-rows") ?? "", /after all 28 rows/);
+    // the heat map was filled for all 28 rows: its last row has ink
+    const drawn = await page.evaluate(() => {
+      const pad = /** @type {HTMLCanvasElement} */ (document.getElementById("pad"));
+      const img = /** @type {CanvasRenderingContext2D} */ (pad.getContext("2d")).getImageData(0, 0, pad.width, pad.height);
+      return { width: img.width, height: img.height, rgba: Array.from(img.data) };
+    });
+    writeOut("digit.json", JSON.stringify({ label, prob, exit, width: drawn.width, height: drawn.height }));
+    writeOut("digit.rgba", Uint8Array.from(drawn.rgba));
+
+    await typeReview(page, demo.review.text, demo.review.words);
+    const shown = Number((await page.textContent("#review-p"))?.replace("%", "")) / 100;
+    assert.ok(Math.abs(shown - demo.review.positive) <= 1e-3,
+      `the page shows P(positive) ${shown}; Python gives ${demo.review.positive}`);
+    assert.equal(await page.locator("#tinted .w").count(), demo.review.words, "each word tinted");
+
+    await startGeneration(page, { prompt: demo.generate.prompt, chars: demo.generate.chars, temperature: 0 });
+    await waitState(page, "characters", "done");
+    assert.equal(await page.textContent("#gen-prompt"), demo.generate.prompt);
+    assert.equal(await page.textContent("#gen-text"), demo.generate.text, "50 greedy characters, as Python's");
+    assert.match(await page.textContent("#gen-stats") ?? "", /^50 characters ·/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("demo: Stop ends a long generation, and Clear empties the pad", NEED_REFS, async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await startGeneration(page, { prompt: "JULIET:", chars: 20000, temperature: 0.8 });
+    await page.waitForFunction(() => (document.getElementById("gen-text")?.textContent?.length ?? 0) >= 20);
+    assert.equal(await page.isDisabled("#generate"), true);
+    await page.click("#stop");
+    await waitState(page, "characters", "done", 10_000);
+    const stats = await page.textContent("#gen-stats") ?? "";
+    assert.match(stats, /\(stopped\)/);
+    assert.ok(Number(stats.split(" ")[0].replace(/,/g, "")) < 20000, stats);
+    assert.equal(await page.isEnabled("#generate"), true);
+
+    await drawSeven(page);
+    await page.click("#clear");
+    assert.equal(await page.textContent("#digit-label"), "·");
+    assert.equal(await page.isVisible("#pad-empty"), true);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("demo: screenshot", { skip: !SCREENSHOT && "EDGEINFER_DEMO_SCREENSHOT not set" }, async () => {
+  const { page } = await openDemo();
+  try {
+    await page.click("input[name=pace][value=full]");
+    await drawSeven(page);
+    await typeReview(page, "The first hour is slow and the dialogue is clumsy, but the ending is wonderful: moving, funny "
+      + "and beautifully acted. I loved it!", 24);
+    await startGeneration(page, { prompt: "ROMEO:", chars: 300, temperature: 0.6 });
+    await waitState(page, "characters", "done");
+    await page.hover("#tinted .w >> nth=16");
+    await page.$eval("#output", (el) => { el.scrollTop = 0; }); // the prompt in view
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  } finally {
+    await page.close();
+  }
+});
