@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from edgeinfer.cli.options import ModelOpt, ProviderOpt
 from edgeinfer.cli.render import emit_json, fail, preview, safe
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
+from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, classify_texts
 
 READ_CHUNK = 1 << 16  # characters per read when streaming stdin
 
@@ -97,41 +99,121 @@ def _is_binary(path: Path) -> bool:
     return False
 
 
+def _count_lines(path: Path) -> int:
+    """Lines in a file (a last line without a newline counts), read in blocks."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+class _FileAnswers:
+    """`sentiment --file` without --trace: lines read in bounded chunks and classified together
+    (`classify_texts`: sorted by length, batched, every core), printed in line order as
+    `_answer` prints one text. Errors name FILE:LINE on stderr, in line order too."""
+
+    def __init__(self, m: Model, path: Path, as_json: bool) -> None:
+        self.m, self.as_json = m, as_json
+        self.where = safe(str(path))
+        self.positive = m.spec.labels.index("positive")
+        self.labels = [json.dumps(label) if as_json else safe(label) for label in m.spec.labels]
+        self.items: list[tuple[int, str]] = []  # (line, text or an error message)
+        self.texts: list[str] = []
+        self.chars = 0
+        self.ok = True
+
+    def add(self, number: int, text: str, error: str = "") -> None:
+        if error:
+            self.items.append((-number, error))
+        else:
+            self.items.append((number, text))
+            self.texts.append(text)
+            self.chars += len(text)
+        if len(self.texts) >= CHUNK_TEXTS or self.chars >= CHUNK_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        got = classify_texts(self.m, self.texts) if self.texts else None
+        best = got.probabilities.argmax(axis=1).tolist() if got is not None else []
+        positive = got.probabilities[:, self.positive].tolist() if got is not None else []
+        words = got.words.tolist() if got is not None else []
+        errors = got.errors if got is not None else {}
+        labels, where = self.labels, self.where
+        out: list[str] = []
+        k = 0
+        for number, text in self.items:
+            if number < 0 or k in errors:  # an error found while reading, or by the model
+                self._emit(out)
+                fail(f"{where}:{abs(number)}: {text if number < 0 else errors[k]}")
+                self.ok = False
+            elif self.as_json:
+                out.append(f'{{"line": {number}, "label": {labels[best[k]]}, "positive": {round(positive[k], 6)!r}, '
+                           f'"words": {words[k]}}}\n')
+            else:
+                out.append(f"{labels[best[k]]} ({positive[k]:.3f}): {where}:{number}\n")
+            k += number > 0
+        self._emit(out)
+        self.items, self.texts, self.chars = [], [], 0
+
+    @staticmethod
+    def _emit(out: list[str]) -> None:
+        if out:
+            sys.stdout.write("".join(out))
+            out.clear()
+
+
+def _file_problem(path: Path) -> str:
+    """Why a --file cannot be read at all ("" if it can)."""
+    if path.is_dir():
+        return "a directory; expected a UTF-8 text file, one text per line"
+    if not path.is_file():
+        return "no such file"
+    if path.stat().st_size == 0:
+        return "empty file; expected one text per line"
+    if _is_binary(path):
+        return "binary file; expected UTF-8 text, one text per line"
+    return ""
+
+
 def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
     """One text per line. Blank lines are skipped (counted on stderr); a line that cannot be read
-    (invalid UTF-8, a NUL byte) is an error naming FILE:LINE and the others are still answered;
-    an empty file, or a binary one, is an error."""
-    if path.is_dir():
-        fail(f"{path}: a directory; expected a UTF-8 text file, one text per line")
+    (invalid UTF-8, a NUL byte, no words) is an error naming FILE:LINE and the others are still
+    answered; an empty file, or a binary one, is an error. Without --trace the lines go through
+    the bulk path (`_FileAnswers`); with it, each line is traced word by word."""
+    problem = _file_problem(path)
+    if problem:
+        fail(f"{path}: {problem}")
         return False
-    if not path.is_file():
-        fail(f"{path}: no such file")
-        return False
-    if path.stat().st_size == 0:
-        fail(f"{path}: empty file; expected one text per line")
-        return False
-    if _is_binary(path):
-        fail(f"{path}: binary file; expected UTF-8 text, one text per line")
-        return False
-    total = sum(1 for _ in _lines(path))
-    ok, blank = True, 0
     show = sys.stderr.isatty() and not trace
-    with typer.progressbar(_lines(path), length=total, label="reviews", file=sys.stderr, hidden=not show) as bar:
-        for number, raw in bar:
-            what = f"{path}:{number}"
+    total = _count_lines(path) if show else 0
+    ok, blank, lines = True, 0, 0
+    answers = _FileAnswers(m, path, as_json)
+    with typer.progressbar(length=total, label="reviews", file=sys.stderr, hidden=not show) as bar:
+        for number, raw in _lines(path):
+            lines = number
+            if show and number % 1024 == 0:
+                bar.update(1024)
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                fail(f"{what}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text")
-                ok = False
+                answers.add(number, "", f"invalid UTF-8 at byte {exc.start}; expected UTF-8 text")
                 continue
             if not line.strip():
                 blank += 1
-                continue
-            ok &= _answer(m, iter([line]), what, as_json, trace, {"line": number})
+            elif trace:
+                answers.flush()
+                ok &= _answer(m, iter([line]), f"{path}:{number}", as_json, trace, {"line": number})
+            elif "\x00" in line:
+                answers.add(number, "", "NUL byte in text; expected plain UTF-8 text")
+            else:
+                answers.add(number, line)
+        answers.flush()
+    ok &= answers.ok
     if blank:
         print(f"{path}: skipped {blank:,} blank line{'s' if blank > 1 else ''}", file=sys.stderr)
-    if blank == total:
+    if blank == lines:
         fail(f"{path}: no texts (every line is blank); expected one text per line")
         return False
     return ok

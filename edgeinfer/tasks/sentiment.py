@@ -1,7 +1,9 @@
 """Sentiment (word models): classify whole texts in length-sorted batches, or stream text word by word."""
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,51 +18,118 @@ MAX_BATCH_TOKENS = 64 * 512  # padded tokens per sequence-graph call
 MAX_BATCH_TEXTS = 256
 CHUNK_WORDS = 2048  # words per sequence-graph call when streaming long texts
 LONG_TEXT_CHARS = 1 << 16  # longer texts are read in pieces of this many characters, state carried
+CHUNK_TEXTS = 4096  # the bulk path tokenizes and sorts at most this many texts together...
+CHUNK_CHARS = 1 << 24  # ... or this many characters, so its working memory stays bounded
+
+
+_TOKENIZERS: weakref.WeakKeyDictionary[LoadedModel, Tokenizer] = weakref.WeakKeyDictionary()
 
 
 def tokenizer(model: LoadedModel) -> Tokenizer:
-    """The tokenizer a text model's spec defines."""
-    try:
-        return Tokenizer(model.spec.require_input(TextInput))
-    except WrongTaskError:
-        raise InputError(f"{model.source}: a {model.spec.task} model does not read text") from None
+    """The tokenizer a text model's spec defines (built once per model: its vocabulary map is
+    large, and every chunk of the bulk path and every TextStream needs it)."""
+    got = _TOKENIZERS.get(model)
+    if got is None:
+        try:
+            got = Tokenizer(model.spec.require_input(TextInput))
+        except WrongTaskError:
+            raise InputError(f"{model.source}: a {model.spec.task} model does not read text") from None
+        _TOKENIZERS[model] = got
+    return got
+
+
+EMPTY_TEXT = "empty text (no words); expected at least one word"
+
+
+@dataclass(frozen=True)
+class TextResults:
+    """What a chunk of texts gave, in input order."""
+
+    probabilities: np.ndarray  # (N, C); zero rows for the texts that could not be read
+    words: np.ndarray  # (N,) words read from each text
+    errors: dict[int, str]  # index -> why that text could not be read (one line)
+
+
+def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = MAX_BATCH_TEXTS,
+                   batch_tokens: int = MAX_BATCH_TOKENS) -> TextResults:
+    """Classify one chunk of texts: the batched path every bulk caller shares.
+
+    The texts are tokenized, sorted by length and run through the sequence graph in batches of
+    at most `batch_texts` texts and `batch_tokens` padded tokens (one call on every core each);
+    results come back in input order. A text without words is an error for that text only. A
+    text of more than LONG_TEXT_CHARS characters is read in pieces with the state carried.
+    Callers bound the chunk (the bulk readers take CHUNK_TEXTS texts or CHUNK_CHARS characters).
+    """
+    tok = tokenizer(model)
+    n = len(texts)
+    out = np.zeros((n, model.spec.classes), np.float32)
+    words = [0] * n
+    errors: dict[int, str] = {}
+    ids: list[list[int]] = [[]] * n
+    encode = tok.encode
+    for i, text in enumerate(texts):
+        if len(text) > LONG_TEXT_CHARS:
+            try:
+                out[i], words[i] = _long_text(model, text)
+            except InputError:
+                errors[i] = EMPTY_TEXT
+            continue
+        seq = encode(text)
+        if seq:
+            ids[i] = seq
+            words[i] = len(seq)
+        else:
+            errors[i] = EMPTY_TEXT
+    order = sorted((i for i in range(n) if ids[i]), key=words.__getitem__)
+    pad = tok.spec.pad_id
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while (end < len(order) and end - start < batch_texts
+               and words[order[end]] * (end - start + 1) <= batch_tokens):
+            end += 1
+        rows = order[start:end]
+        lengths = np.array([words[i] for i in rows], np.int64)
+        x = np.full((len(rows), int(lengths[-1])), pad, np.int64)  # sorted: the last row is the longest
+        x[np.arange(x.shape[1]) < lengths[:, None]] = [t for i in rows for t in ids[i]]  # row by row
+        out[rows] = softmax(model.sequence_logits(x, lengths))
+        start = end
+    return TextResults(out, np.array(words, np.int64), errors)
+
+
+def text_chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive chunks of `texts` of at most CHUNK_TEXTS texts or CHUNK_CHARS
+    characters (a longer text is a chunk of its own)."""
+    start, count = 0, len(texts)
+    while start < count:
+        end, chars = start, 0
+        while end < count and end - start < CHUNK_TEXTS and (end == start or chars + len(texts[end]) <= CHUNK_CHARS):
+            chars += len(texts[end])
+            end += 1
+        yield start, end
+        start = end
 
 
 def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     """Class probabilities of whole texts, batched by length. # (N, C)
 
     Each text is read whole (no truncation); a padded batch gives exactly each text's result
-    alone, since the sequence graph stops every row at its own length. A text of more than
-    LONG_TEXT_CHARS characters is read in pieces with the state carried (a TextStream), so
-    memory stays bounded whatever its length.
+    alone, since the sequence graph stops every row at its own length. The texts go through
+    `classify_texts` in chunks (CHUNK_TEXTS texts or CHUNK_CHARS characters), so the working
+    memory stays bounded; a text of more than LONG_TEXT_CHARS characters is read in pieces with
+    the state carried (a TextStream), so memory stays bounded whatever its length.
     """
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got one string; wrap it in a list")
-    tok = tokenizer(model)
+    tokenizer(model)
     if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
         raise InputError("expected a list of texts (strings)")
     out = np.zeros((len(texts), model.spec.classes), np.float32)
-    short = [i for i, t in enumerate(texts) if len(t) <= LONG_TEXT_CHARS]
-    for i in sorted(set(range(len(texts))) - set(short)):
-        out[i] = _long_text(model, texts[i], i)
-    ids = {i: np.array(tok.encode(texts[i]), np.int64) for i in short}
-    for i, seq in ids.items():
-        if len(seq) == 0:
-            raise InputError(f"text {i} is empty or has no words; expected at least one word")
-    order = sorted(short, key=lambda i: len(ids[i]))
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while (end < len(order) and end - start < MAX_BATCH_TEXTS
-               and len(ids[order[end]]) * (end - start + 1) <= MAX_BATCH_TOKENS):
-            end += 1
-        rows = order[start:end]
-        lengths = np.array([len(ids[i]) for i in rows], np.int64)
-        x = np.full((len(rows), int(lengths.max())), tok.spec.pad_id, np.int64)
-        for r, i in enumerate(rows):
-            x[r, : lengths[r]] = ids[i]
-        out[rows] = softmax(model.sequence_logits(x, lengths))
-        start = end
+    for start, end in text_chunks(texts):
+        got = classify_texts(model, texts[start:end])
+        if got.errors:
+            raise InputError(f"text {start + min(got.errors)} is empty or has no words; expected at least one word")
+        out[start:end] = got.probabilities
     return out
 
 
@@ -69,15 +138,12 @@ def _require_text(chunk: object) -> None:
         raise InputError(f"expected text (a string), got {type(chunk).__name__}")
 
 
-def _long_text(model: LoadedModel, text: str, index: int) -> np.ndarray:
-    """Probabilities of one long text read in pieces through a TextStream. # (C,)"""
+def _long_text(model: LoadedModel, text: str) -> tuple[np.ndarray, int]:
+    """Probabilities (C,) and words of one long text read in pieces through a TextStream."""
     stream = TextStream(model)
     for start in range(0, len(text), LONG_TEXT_CHARS):
         stream.feed(text[start : start + LONG_TEXT_CHARS])
-    try:
-        return stream.finish()
-    except InputError:
-        raise InputError(f"text {index} is empty or has no words; expected at least one word") from None
+    return stream.finish(), stream.words
 
 
 class TextStream:
@@ -138,4 +204,5 @@ class TextStream:
         self.buffer = WordBuffer(self.tokenizer.spec.lowercase)
 
 
-__all__ = ["TextStream", "predict_texts", "tokenizer"]
+__all__ = ["CHUNK_CHARS", "CHUNK_TEXTS", "EMPTY_TEXT", "TextResults", "TextStream", "classify_texts", "predict_texts",
+           "text_chunks", "tokenizer"]
