@@ -12,7 +12,8 @@ binary files themselves: float32 / int32 / uint32 little-endian arrays, row-majo
   test reviews of all lengths and a few edge texts, one longer than 65,536 characters); 100
   stream steps on real inputs and the probabilities and state after each; two chunks read with
   `feed` and the probabilities and state after each; a snapshot after 50 steps (its bytes, and
-  its state as raw arrays); sentiment: a review read through a TextStream in 37-character pieces;
+  its state as raw arrays); sentiment: 5,000 short texts (more than one of predict's chunks) and
+  a review read through a TextStream in 37-character pieces;
 - characters: greedy generation (temperature 0) of 50 characters from two prompts, and the score
   of 400 validation characters in nats per character;
 - the token ids of all 25,000 IMDB test reviews (texts and ids as one blob plus offsets), the
@@ -59,6 +60,7 @@ EDGE_TEXTS = (
     "x", "a" * 5000 + " end", "10/10 would watch again?!", "A great film, not a bad one. " * 2500,  # > 65,536 chars
 )
 TEXT_PIECE = 37  # characters per piece when a review is read through a TextStream
+BULK_TEXTS = 5000  # more than one chunk of predict (CHUNK_TEXTS = 4096)
 
 
 class Writer:
@@ -146,6 +148,9 @@ def sentiment_refs(w: Writer, reviews: list[str]) -> dict[str, Any]:
     texts = [reviews[i] for i in range(0, len(reviews), len(reviews) // 59)][:59] + list(EDGE_TEXTS)
     tok = Tokenizer(model.spec.require_input(TextInput))
     ids = np.array([i for r in reviews[:3] for i in tok.encode(r)][:STEPS], np.int64)
+    rng = np.random.default_rng(1)  # many short texts: predict's chunks (CHUNK_TEXTS) and batches
+    vocab = np.array(model.spec.require_input(TextInput).vocab[:3000])
+    bulk = [" ".join(rng.choice(vocab, int(rng.integers(1, 40)))) for _ in range(BULK_TEXTS)]
     text_stream = model.text_stream()
     review = reviews[1]
     for start in range(0, len(review), TEXT_PIECE):
@@ -153,6 +158,8 @@ def sentiment_refs(w: Writer, reviews: list[str]) -> dict[str, Any]:
     final = text_stream.finish()
     return {**_model_refs(path, model),
             "predict": {"texts": texts, "probs": w.array("sentiment.predict.p.f32", model.predict(texts), "<f4")},
+            "bulk": {"texts": _texts(w, "sentiment.bulk", bulk),
+                     "probs": w.array("sentiment.bulk.p.f32", model.predict(bulk), "<f4")},
             "text_stream": {"text": review, "piece": TEXT_PIECE, "words": text_stream.words,
                             "probs": w.array("sentiment.text_stream.p.f32", final, "<f4")},
             **_stream_refs(w, model, "sentiment", ids)}

@@ -17,7 +17,7 @@ export {
 export { preprocessImage } from "./image.js";
 export { Model, load } from "./model.js";
 export { ort, runtimeVersions } from "./runtime.js";
-export { TextStream, predictTexts, textTokenizer } from "./sentiment.js";
+export { TextStream, classifyTexts, predictTexts, textChunks, textTokenizer } from "./sentiment.js";
 export { sha256Hex } from "./sha256.js";
 export { MAX_SNAPSHOT_BYTES, SNAPSHOT_MAGIC, Snapshot } from "./snapshot.js";
 export {

@@ -26,47 +26,62 @@ export function textTokenizer(model) {
   }
 }
 
+export const CHUNK_TEXTS = 4096; // predict tokenizes and sorts at most this many texts together...
+export const CHUNK_CHARS = 1 << 24; // ... or this many characters, so its working memory stays bounded
+export const EMPTY_TEXT = "empty text (no words); expected at least one word";
+
 /**
- * Class probabilities of whole texts, each read whole (no truncation), in length-sorted padded
- * batches (each row stops at its own length, so a batch gives each text's result alone).
+ * Classify one chunk of texts (Python's `classify_texts`): tokenized, sorted by length and run
+ * through the sequence graph in padded batches of at most MAX_BATCH_TEXTS texts and
+ * MAX_BATCH_TOKENS tokens (each row stops at its own length, so a batch gives each text's result
+ * alone); results in input order. A text without words is an error for that text only; a text of
+ * more than LONG_TEXT_CHARS characters is read in pieces with the state carried.
  * @param {import("./model.js").Model} model
- * @param {unknown} texts an array of strings
- * @returns {Promise<{data: Float32Array, dims: number[]}>} (N, C)
+ * @param {string[]} texts
+ * @returns {Promise<{probabilities: Float32Array, words: number[], errors: Map<number, string>}>}
+ *   probabilities (N × C, zero rows for the texts that could not be read)
  */
-export async function predictTexts(model, texts) {
-  if (typeof texts === "string") throw new InputError("expected a list of texts, got one string; wrap it in a list");
+export async function classifyTexts(model, texts) {
   const tok = textTokenizer(model);
-  if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) {
-    throw new InputError("expected a list of texts (strings)");
+  const classes = model.classes, n = texts.length;
+  const out = new Float32Array(n * classes);
+  const words = new Array(n).fill(0);
+  /** @type {Map<number, string>} */
+  const errors = new Map();
+  /** @type {number[][]} */
+  const ids = new Array(n).fill(null).map(() => []);
+  for (let i = 0; i < n; i++) {
+    const text = texts[i];
+    if (text.length > LONG_TEXT_CHARS && codePoints(text) > LONG_TEXT_CHARS) {
+      try {
+        const { probabilities, words: count } = await longText(model, text);
+        out.set(probabilities, i * classes);
+        words[i] = count;
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        errors.set(i, EMPTY_TEXT);
+      }
+      continue;
+    }
+    const seq = tok.encode(text);
+    if (seq.length) {
+      ids[i] = seq;
+      words[i] = seq.length;
+    } else {
+      errors.set(i, EMPTY_TEXT);
+    }
   }
-  const classes = model.classes;
-  const out = new Float32Array(texts.length * classes);
-  /** @type {number[]} */
-  const short = [];
-  texts.forEach((t, i) => {
-    if (t.length <= LONG_TEXT_CHARS || codePoints(t) <= LONG_TEXT_CHARS) short.push(i);
-  });
-  const isShort = new Set(short);
-  for (let i = 0; i < texts.length; i++) {
-    if (!isShort.has(i)) out.set(await longText(model, texts[i], i), i * classes);
-  }
-  /** @type {Map<number, number[]>} */
-  const ids = new Map(short.map((i) => [i, tok.encode(texts[i])]));
-  for (const [i, seq] of ids) {
-    if (!seq.length) throw new InputError(`text ${i} is empty or has no words; expected at least one word`);
-  }
-  const len = (/** @type {number} */ i) => /** @type {number[]} */ (ids.get(i)).length;
-  const order = [...short].sort((a, b) => len(a) - len(b)); // stable, as Python's sorted
+  const order = [...ids.keys()].filter((i) => ids[i].length).sort((a, b) => words[a] - words[b]); // stable, as sorted()
   let start = 0;
   while (start < order.length) {
     let end = start + 1;
-    while (end < order.length && end - start < MAX_BATCH_TEXTS && len(order[end]) * (end - start + 1) <= MAX_BATCH_TOKENS) end++;
+    while (end < order.length && end - start < MAX_BATCH_TEXTS && words[order[end]] * (end - start + 1) <= MAX_BATCH_TOKENS) end++;
     const rows = order.slice(start, end);
-    const width = Math.max(...rows.map(len));
+    const width = words[rows[rows.length - 1]]; // sorted: the last row is the longest
     const x = new BigInt64Array(rows.length * width).fill(BigInt(tok.input.pad_id));
     const lengths = new BigInt64Array(rows.length);
     rows.forEach((i, r) => {
-      const seq = /** @type {number[]} */ (ids.get(i));
+      const seq = ids[i];
       for (let t = 0; t < seq.length; t++) x[r * width + t] = BigInt(seq[t]);
       lengths[r] = BigInt(seq.length);
     });
@@ -75,25 +90,67 @@ export async function predictTexts(model, texts) {
     rows.forEach((i, r) => out.set(probs.subarray(r * classes, (r + 1) * classes), i * classes));
     start = end;
   }
+  return { probabilities: out, words, errors };
+}
+
+/**
+ * [start, end) of consecutive chunks of at most CHUNK_TEXTS texts or CHUNK_CHARS characters (a
+ * longer text is a chunk of its own), as Python's `text_chunks`.
+ * @param {string[]} texts
+ * @returns {Generator<[number, number]>}
+ */
+export function* textChunks(texts) {
+  let start = 0;
+  while (start < texts.length) {
+    let end = start, chars = 0;
+    while (end < texts.length && end - start < CHUNK_TEXTS) {
+      const size = codePoints(texts[end]);
+      if (end > start && chars + size > CHUNK_CHARS) break;
+      chars += size;
+      end++;
+    }
+    yield [start, end];
+    start = end;
+  }
+}
+
+/**
+ * Class probabilities of whole texts, each read whole (no truncation): `classifyTexts` on
+ * consecutive chunks of the texts (Python's `predict_texts`: the same chunks and batches, so the
+ * same numbers).
+ * @param {import("./model.js").Model} model
+ * @param {unknown} texts an array of strings
+ * @returns {Promise<{data: Float32Array, dims: number[]}>} (N, C)
+ */
+export async function predictTexts(model, texts) {
+  if (typeof texts === "string") throw new InputError("expected a list of texts, got one string; wrap it in a list");
+  textTokenizer(model);
+  if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) {
+    throw new InputError("expected a list of texts (strings)");
+  }
+  const classes = model.classes;
+  const out = new Float32Array(texts.length * classes);
+  for (const [start, end] of textChunks(texts)) {
+    const got = await classifyTexts(model, texts.slice(start, end));
+    if (got.errors.size) {
+      throw new InputError(`text ${start + Math.min(...got.errors.keys())} is empty or has no words; expected at least one word`);
+    }
+    out.set(got.probabilities, start * classes);
+  }
   return { data: out, dims: [texts.length, classes] };
 }
 
 /**
- * Probabilities of one long text read in pieces through a TextStream.
- * @param {import("./model.js").Model} model @param {string} text @param {number} index
+ * Probabilities and words of one long text read in pieces (LONG_TEXT_CHARS characters) through a TextStream.
+ * @param {import("./model.js").Model} model @param {string} text
  */
-async function longText(model, text, index) {
+async function longText(model, text) {
   const stream = new TextStream(model);
   const chars = [...text];
   for (let start = 0; start < chars.length; start += LONG_TEXT_CHARS) {
     await stream.feed(chars.slice(start, start + LONG_TEXT_CHARS).join(""));
   }
-  try {
-    return await stream.finish();
-  } catch (err) {
-    if (err instanceof InputError) throw new InputError(`text ${index} is empty or has no words; expected at least one word`);
-    throw err;
-  }
+  return { probabilities: await stream.finish(), words: stream.words };
 }
 
 /** Reads text as it arrives (words or chunks cut anywhere) and keeps the running result. */

@@ -159,6 +159,15 @@ test("greedy generation equals Python's; scores agree", NEED_REFS, async () => {
   assert.ok(Math.abs(nats - characters.score.nats) <= TOL, `${nats} vs ${characters.score.nats}`);
 });
 
+test("5,000 texts (more than one of predict's chunks) equal Python's", NEED_REFS, async () => {
+  const { bulk } = refs().models.sentiment;
+  const blob = refBytes(bulk.texts.utf8), offsets = refArray(bulk.texts.offsets);
+  const texts = Array.from({ length: offsets.length - 1 }, (_, i) => new TextDecoder().decode(blob.subarray(offsets[i], offsets[i + 1])));
+  assert.ok(texts.length > 4096);
+  const p = await (await model("sentiment")).predict(texts);
+  assertClose(p.data, refArray(bulk.probs), TOL, "5,000 texts");
+});
+
 test("a text read in pieces gives Python's result; long texts are read in pieces too", NEED_REFS, async () => {
   const { sentiment } = refs().models;
   const ts = (await model("sentiment")).textStream();
@@ -261,6 +270,7 @@ test("inputs are checked, and each mistake is an InputError that says what was e
   await input(s.predict(/** @type {any} */ ("one text")), /expected a list of texts, got one string; wrap it in a list/);
   await input(s.predict(/** @type {any} */ (["ok", 3])), /expected a list of texts \(strings\)/);
   await input(s.predict(["good", "... -- ,,, ___"]), /^text 1 is empty or has no words; expected at least one word$/);
+  await input(s.predict(["good", "fine", "", "?!", ""]), /^text 2 is empty/);
   assert.deepEqual((await s.predict([])).dims, [0, 2]);
   const ds = d.stream();
   await input(ds.step(new Float32Array(27)), /stream input has 27 values; expected 28 float32 \(28 features\)/);
