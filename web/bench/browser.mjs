@@ -1,13 +1,15 @@
 // The runtime in Chromium against the Python runtime, in one run on this machine:
 //
-//   node web/bench/browser.mjs [--steps 2000] [--warmup 2000] [--json out.json]
+//   node web/bench/browser.mjs [--steps 2000] [--warmup 2000] [--warm-ms 3000] [--json out.json]
 //
 // - per-step latency of `Stream.step` (batch 1) for each built-in model, in the page (onnxruntime-web
 //   wasm, 1 and 2 threads; 2 threads need the page cross-origin isolated, which serve.mjs makes it:
-//   checked), after --warmup calls, the median (and mean) of --steps calls each timed alone;
+//   checked), after --warmup calls (and at least --warm-ms of them: the browser optimizes hot wasm
+//   code in the background), the median (and mean) of --steps calls each timed alone;
 //   against Python's `edgeinfer.load(name).stream().step`, measured the same way (.venv/bin/python);
-// - the load time of each model in the page (`load` + both graphs' sessions): the first model of a
-//   page also starts onnxruntime (compiling its wasm), so each model is also timed as the first;
+// - the load time of each model in the page (`load` + both graphs' sessions): first in a fresh page
+//   (which includes starting onnxruntime: compiling its wasm), then again with the runtime started;
+//   Python's (`load`, a stream and its first step, which creates the step session) beside them;
 // - the bytes the demo page downloads until its three models are loaded (every response of the
 //   server, summed), and what gzip (level 9) and brotli (quality 11) would make of them.
 //
@@ -15,6 +17,7 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
@@ -31,6 +34,7 @@ const arg = (/** @type {string} */ name, /** @type {string} */ fallback) => {
 };
 const STEPS = Number(arg("steps", "2000"));
 const WARMUP = Number(arg("warmup", "2000"));
+const WARM_MS = Number(arg("warm-ms", "3000"));
 const JSON_OUT = arg("json", "");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PYTHON = join(REPO, ".venv", "bin", "python");
@@ -40,6 +44,7 @@ if (!existsSync(CHROMIUM)) {
   process.exit(1);
 }
 
+const loadBefore = loadavg()[0];
 /** @type {Map<string, number>} bytes served per path while the demo loads */
 const served = new Map();
 let counting = false;
@@ -52,10 +57,11 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-s
 const version = browser.version();
 
 /**
- * Steps and loads in one fresh page. Runs in the page.
- * @param {{models: string[], threads: number, steps: number, warmup: number, time: boolean}} o
+ * Loads and steps in one fresh page. Runs in the page. `again`: load each model a second time
+ * (the runtime already started), timed too.
+ * @param {{models: string[], threads: number, steps: number, warmup: number, warmMs?: number, time: boolean, again?: boolean}} o
  */
-async function pageBench({ models, threads, steps, warmup, time }) {
+async function pageBench({ models, threads, steps, warmup, warmMs = 0, time, again = false }) {
   // @ts-ignore: a URL of the page's server (demo/serve.mjs), resolved in the browser
   const ei = await import("/src/index.js");
   /** @type {Record<string, any>} */
@@ -69,6 +75,11 @@ async function pageBench({ models, threads, steps, warmup, time }) {
     /** @type {Record<string, any>} */
     const r = { loadMs };
     out.models[name] = r;
+    if (again) {
+      const t1 = performance.now();
+      await (await ei.load(`/models/${name}.onnx`, { numThreads: threads })).loadSessions();
+      r.againMs = performance.now() - t1;
+    }
     if (!time) continue;
     const stream = model.stream();
     let seed = 12345;
@@ -77,7 +88,9 @@ async function pageBench({ models, threads, steps, warmup, time }) {
     const vocab = tokens ? model.spec.input.vocab.length + 2 : 0;
     const inputs = Array.from({ length: 64 }, () => (tokens ? 2 + Math.floor(rand() * (vocab - 2))
       : Float32Array.from({ length: model.spec.input_size }, () => 2 * rand() - 1)));
-    for (let i = 0; i < warmup; i++) await stream.step(inputs[i % 64]);
+    // warm: the browser optimizes hot wasm functions in the background, which takes time as well as calls
+    const w0 = performance.now();
+    for (let i = 0; i < warmup || performance.now() - w0 < warmMs; i++) await stream.step(inputs[i % 64]);
     const times = new Float64Array(steps);
     const start = performance.now();
     for (let i = 0; i < steps; i++) {
@@ -132,15 +145,15 @@ for (const [path, bytes] of [...served].sort((a, b) => b[1] - a[1])) {
 }
 const total = (/** @type {"bytes" | "gzip" | "brotli"} */ k) => downloads.reduce((n, d) => n + d[k], 0);
 
-// 2. load times: each model first in a fresh page (includes starting onnxruntime), then each after it
-/** @type {Record<string, number>} */
+// 2. load times: each model first in a fresh page (which includes starting onnxruntime), then again
+/** @type {Record<string, {loadMs: number, againMs: number}>} */
 const cold = {};
-for (const name of MODELS) cold[name] = (await inPage({ models: [name], threads: 1, steps: 0, warmup: 0, time: false })).models[name].loadMs;
+for (const name of MODELS) cold[name] = (await inPage({ models: [name], threads: 1, steps: 0, warmup: 0, time: false, again: true })).models[name];
 
 // 3. per-step latency, 1 and 2 threads (one page each: the thread count is fixed per page)
 /** @type {Record<number, any>} */
 const browserRuns = {};
-for (const threads of [1, 2]) browserRuns[threads] = await inPage({ models: MODELS, threads, steps: STEPS, warmup: WARMUP, time: true });
+for (const threads of [1, 2]) browserRuns[threads] = await inPage({ models: MODELS, threads, steps: STEPS, warmup: WARMUP, warmMs: WARM_MS, time: true });
 await browser.close();
 await close();
 
@@ -155,13 +168,14 @@ for name in ${JSON.stringify(MODELS)}:
     t0 = time.perf_counter()
     model = edgeinfer.load(name)
     stream = model.stream()
-    load_ms = (time.perf_counter() - t0) * 1e3
     spec = model.spec
     if spec.input.kind == "image":
         xs = [rng.uniform(-1, 1, spec.input_size).astype(np.float32) for _ in range(64)]
     else:
         xs = [int(i) for i in rng.integers(2, spec.input.vocab_size, 64)]
     step = stream.step
+    step(xs[0])  # the step graph's session is created at the first step
+    load_ms = (time.perf_counter() - t0) * 1e3
     for i in range(${WARMUP}):
         step(xs[i % 64])
     times = []
@@ -186,15 +200,17 @@ const python = JSON.parse(py.stdout.trim().split("\n").pop() ?? "{}");
 const f = (/** @type {number} */ x, d = 0) => x.toFixed(d);
 const mb = (/** @type {number} */ n) => `${(n / 1e6).toFixed(2)} MB`;
 const lines = [];
-lines.push(`Chromium ${version} · onnxruntime-web wasm · ${STEPS} steps each after ${WARMUP} warm-up`);
+lines.push(`Chromium ${version} · onnxruntime-web wasm · ${STEPS} steps each after ${WARMUP} warm-up (and >= ${WARM_MS} ms)`);
+lines.push(`this machine: ${availableParallelism()} cores, load average ${loadBefore.toFixed(1)} before and ${loadavg()[0].toFixed(1)} after`);
 lines.push(`cross-origin isolated: ${browserRuns[2].isolated} (threads in effect: ${browserRuns[1].threads} and ${browserRuns[2].threads})`);
 lines.push("");
-lines.push("| model | step, Python (µs) | step, Chromium 1 thread (µs) | × Python | step, Chromium 2 threads (µs) | × Python | load in the page, first / after another |");
-lines.push("|---|---:|---:|---:|---:|---:|---:|");
+lines.push("| model | step, Python (µs) | step, Chromium 1 thread (µs) | × Python | step, Chromium 2 threads (µs) | × Python "
+  + "| load in the page: first model / runtime started | load, Python |");
+lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
 for (const name of MODELS) {
   const p = python[name].medianUs, one = browserRuns[1].models[name], two = browserRuns[2].models[name];
   lines.push(`| ${name} | ${f(p, 1)} | ${f(one.medianUs)} | ${f(one.medianUs / p, 1)}× | ${f(two.medianUs)} | ${f(two.medianUs / p, 1)}× `
-    + `| ${f(cold[name])} ms / ${f(one.loadMs)} ms |`);
+    + `| ${f(cold[name].loadMs)} ms / ${f(cold[name].againMs)} ms | ${f(python[name].loadMs)} ms |`);
 }
 lines.push("");
 lines.push("(medians; means: " + MODELS.map((n) => `${n} Python ${f(python[n].meanUs, 1)}, 1 thread ${f(browserRuns[1].models[n].meanUs)}, `

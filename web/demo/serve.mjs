@@ -18,7 +18,7 @@
 // (and module workers get no import maps), so JavaScript served from /src/ has that one
 // specifier rewritten to the served browser build, as a bundler would do.
 
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { readFile, realpath, stat } from "node:fs/promises";
 import http from "node:http";
 import { extname, join, resolve, sep } from "node:path";
@@ -166,6 +166,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (!/^\d+$/.test(raw) || port > 65535) {
     console.error(`PORT must be a port number (0-65535), got ${JSON.stringify(raw)}`);
     process.exit(2);
+  }
+  const ort = ROOTS.find(([prefix]) => prefix === "/ort/")?.[1] ?? "";
+  if (!existsSync(join(ort, "ort-wasm-simd-threaded.wasm"))) {
+    console.error("web/node_modules/onnxruntime-web is missing: run `npm ci` in web/ first");
+    process.exit(1);
   }
   try {
     const { url } = await serve({ port });
