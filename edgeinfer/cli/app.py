@@ -1,7 +1,7 @@
 """The `edgeinfer` Typer application: every command, registered from its module.
 
 Commands: classify image (cli/digits), sentiment (cli/sentiment), generate and score
-(cli/characters), info and models (cli/models), doctor and bench (cli/system).
+(cli/characters), batch (cli/batch), info and models (cli/models), doctor and bench (cli/system).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from edgeinfer import __version__
+from edgeinfer.cli.batch import batch
 from edgeinfer.cli.characters import generate_cmd, score_cmd
 from edgeinfer.cli.digits import classify_app
 from edgeinfer.cli.models import info, models
@@ -38,6 +39,7 @@ app.add_typer(classify_app, name="classify")
 app.command()(sentiment)
 app.command("generate")(generate_cmd)
 app.command("score")(score_cmd)
+app.command()(batch)
 app.command()(info)
 app.command()(models)
 app.command()(doctor)

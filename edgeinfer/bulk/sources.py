@@ -1,0 +1,472 @@
+"""Bulk inputs: which files a job reads, how they are cut into shards, and reading a shard's records.
+
+Inputs are files, folders (searched recursively) and glob patterns, expanded in a fixed order
+(each input in the order given, the files of a folder or a pattern sorted by path, a file named
+twice read once). The kind of a file comes from its name: for the text tasks `.jsonl`/`.ndjson`/
+`.json` are JSON lines, `.csv` is CSV, `.parquet`/`.pq` is Parquet and anything else is text,
+one text per line; for digits, Parquet holds image bytes and any other file is an image.
+
+A plan cuts the records into shards of about `shard_size` records, each a tuple of pieces
+(a range of lines of a text file, a row group of a Parquet file, an image file). Shards are the
+unit of work and of resume: the plan depends only on the inputs, so it is the same for every
+engine and every rerun. A record that cannot be read (invalid UTF-8, a NUL byte, bad JSON, a
+missing field, a null) and an input that cannot be read at all (missing, empty, binary, no such
+column) become error records; blank lines of text and JSON lines files are skipped and counted.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeinfer.errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".pgm", ".ppm", ".pbm", ".pnm"})
+TEXT_KINDS = {".txt": "lines", ".text": "lines", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+              ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+SCAN_BLOCK = 1 << 20  # bytes read at a time when planning text files
+PARQUET_BATCH = 4096  # rows decoded at a time from a Parquet row group
+CSV_FIELD_LIMIT = 1 << 30  # Python's csv module refuses fields over 128 kB by default
+INSTALL_PYARROW = "Parquet needs pyarrow: pip install 'edgeinfer[ray]' (or pip install pyarrow)"
+
+
+def pyarrow_modules() -> tuple[Any, Any]:
+    """pyarrow and pyarrow.parquet, or an InputError saying how to install them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(INSTALL_PYARROW) from None
+    return pa, pq
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file (or an input that names nothing readable: kind "missing")."""
+
+    path: str
+    kind: str  # image | lines | jsonl | csv | parquet | missing
+    size: int = 0
+    mtime_ns: int = 0
+    note: str = ""  # why a "missing" input cannot be read
+
+    def to_list(self) -> list[Any]:
+        return [self.path, self.kind, self.size, self.mtime_ns, self.note]
+
+    @staticmethod
+    def from_list(raw: list[Any]) -> Source:
+        return Source(str(raw[0]), str(raw[1]), int(raw[2]), int(raw[3]), str(raw[4]))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of records of one source: lines [first, first + records) starting at byte `start`
+    (text kinds), row group `start` whose first row is `first` (Parquet), or the whole file."""
+
+    source: int
+    start: int = 0
+    first: int = 0
+    records: int = 1
+
+    def to_list(self) -> list[int]:
+        return [self.source, self.start, self.first, self.records]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input: where it comes from and its value (a text, image bytes, or an image file's
+    Path), or why it cannot be read."""
+
+    source: str
+    line: int | None = None  # text, JSON lines, CSV: the record's first line, from 1
+    row: int | None = None  # Parquet: the row, from 0
+    value: str | bytes | Path | None = None
+    error: str = ""
+
+    @property
+    def id(self) -> str:
+        """`FILE:LINE` (text kinds), `FILE#ROW` (Parquet), or the file (images, whole-file errors)."""
+        if self.line is not None:
+            return f"{self.source}:{self.line}"
+        if self.row is not None:
+            return f"{self.source}#{self.row}"
+        return self.source
+
+
+@dataclass
+class ReadStats:
+    """Counts kept while reading: records read (blank lines included) and blank lines skipped."""
+
+    read: int = 0
+    blank: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def _file_source(path: str, kind: str) -> Source:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return Source(path, "missing", note=f"{path}: cannot read ({exc.strerror})")
+    return Source(path, kind, st.st_size, st.st_mtime_ns)
+
+
+def kind_of(path: str, images: bool) -> str:
+    """The kind of an input file, from its name."""
+    suffix = Path(path).suffix.lower()
+    if images:
+        return "parquet" if TEXT_KINDS.get(suffix) == "parquet" else "image"
+    return TEXT_KINDS.get(suffix, "lines")
+
+
+def _wanted(path: Path, images: bool) -> bool:
+    suffix = path.suffix.lower()
+    if images:
+        return suffix in IMAGE_SUFFIXES or TEXT_KINDS.get(suffix) == "parquet"
+    return suffix in TEXT_KINDS
+
+
+def expand(inputs: Sequence[str], images: bool) -> list[Source]:
+    """Each input as files, in a fixed order: a file is itself; a folder, its files of a known
+    kind (recursively, sorted); anything else a glob pattern (its files, sorted). An input that
+    names nothing becomes a "missing" source (an error row), never a stopped job."""
+    seen: set[str] = set()
+    out: list[Source] = []
+
+    def add(source: Source) -> None:
+        if source.path not in seen:
+            seen.add(source.path)
+            out.append(source)
+
+    for given in inputs:
+        path = Path(given)
+        if path.is_file():
+            add(_file_source(os.path.normpath(given), kind_of(given, images)))
+        elif path.is_dir():
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _wanted(p, images))
+            what = "image or Parquet" if images else "text, JSON lines, CSV or Parquet"
+            if not files:
+                add(Source(os.path.normpath(given), "missing", note=f"{given}: a folder without {what} files"))
+            for f in files:
+                add(_file_source(os.path.normpath(f), kind_of(f, images)))
+        elif glob.has_magic(given):
+            files = sorted(f for f in glob.glob(given, recursive=True) if os.path.isfile(f))
+            if not files:
+                add(Source(given, "missing", note=f"{given}: no files match"))
+            for f in files:
+                add(_file_source(os.path.normpath(f), kind_of(f, images)))
+        else:
+            add(Source(os.path.normpath(given), "missing", note=f"{given}: no such file or folder"))
+    return out
+
+
+class Packer:
+    """Packs pieces into shards of `size` records (a piece may be cut where a shard fills)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.shards: list[tuple[Piece, ...]] = []
+        self._pieces: list[Piece] = []
+        self._filled = 0
+
+    @property
+    def room(self) -> int:
+        """Records the current shard still takes."""
+        return self.size - self._filled
+
+    def add(self, piece: Piece) -> None:
+        self._pieces.append(piece)
+        self._filled += piece.records
+        if self._filled >= self.size:
+            self.close()
+
+    def close(self) -> None:
+        if self._pieces:
+            self.shards.append(tuple(self._pieces))
+        self._pieces, self._filled = [], 0
+
+
+def _is_binary(head: bytes) -> bool:
+    """NUL bytes and invalid UTF-8 in a file's first 8 kB (as `sentiment --file` decides)."""
+    if b"\x00" not in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 3
+    return False
+
+
+def _plan_lines(index: int, src: Source, packer: Packer) -> str:
+    """Pieces of a text or JSON lines file, cut at line ends where shards fill; an error message
+    for a file that cannot be read as text."""
+    with open(src.path, "rb") as fh:
+        if _is_binary(fh.read(8192)):
+            return f"{src.path}: binary file; expected UTF-8 text, one record per line"
+        fh.seek(0)
+        start, first, line, offset, tail = 0, 1, 1, 0, False
+        while block := fh.read(SCAN_BLOCK):
+            ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+            used = 0  # newlines of this block already counted
+            while len(ends) - used >= packer.room - (line - first):
+                take = packer.room - (line - first)  # lines that fill the shard
+                cut = offset + int(ends[used + take - 1]) + 1
+                used += take
+                line += take
+                packer.add(Piece(index, start, first, line - first))
+                start, first = cut, line
+            line += len(ends) - used
+            offset += len(block)
+            tail = not block.endswith(b"\n")
+        if tail:
+            line += 1  # a last line without a newline
+        if line > first:
+            packer.add(Piece(index, start, first, line - first))
+    return ""
+
+
+def _csv_lines(fh: io.BufferedReader, counter: list[int]) -> Iterator[str]:
+    """Lines of a binary file as text for the csv module (latin-1 keeps every byte, so quotes,
+    commas and newlines are where they are in UTF-8); counter = [byte offset, lines read]."""
+    while raw := fh.readline():
+        counter[0] += len(raw)
+        counter[1] += 1
+        yield raw.decode("latin-1")
+
+
+def _csv_records(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
+    """The records of a csv reader, a malformed one as its csv.Error (the reader goes on after it)."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
+def _header(path: str, column: str) -> tuple[int, int, int, str]:
+    """The column's index in a CSV file's header, the header's end offset and lines; or an error."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    with open(path, "rb") as fh:
+        counter = [0, 0]
+        reader = csv.reader(_csv_lines(fh, counter))
+        try:
+            header = next(reader)
+        except StopIteration:
+            return -1, 0, 0, f"{path}: empty file; expected CSV with a header line"
+        except csv.Error as exc:
+            return -1, 0, 0, f"{path}: not CSV ({exc})"
+    names = [h.encode("latin-1").decode("utf-8", "replace").strip().lstrip("\ufeff") for h in header]
+    if column not in names:
+        return -1, 0, 0, f"{path}: no column {column!r} (columns: {', '.join(names[:20])})"
+    return names.index(column), counter[0], counter[1], ""
+
+
+def _plan_csv(index: int, src: Source, column: str, packer: Packer) -> str:
+    """Pieces of a CSV file, cut between records (quoted fields may hold newlines)."""
+    _, offset, lines, problem = _header(src.path, column)
+    if problem:
+        return problem
+    with open(src.path, "rb") as fh:
+        fh.seek(offset)
+        counter = [offset, lines]
+        start, first, records = offset, lines + 1, 0
+        for _ in _csv_records(csv.reader(_csv_lines(fh, counter))):
+            records += 1
+            if records == packer.room:
+                packer.add(Piece(index, start, first, records))
+                start, first, records = counter[0], counter[1] + 1, 0
+        if records:
+            packer.add(Piece(index, start, first, records))
+    return ""
+
+
+def _plan_parquet(index: int, src: Source, column: str, images: bool, packer: Packer) -> str:
+    """One piece per row group (a row group is never cut: Parquet cannot seek inside one)."""
+    pa, pq = pyarrow_modules()
+    try:
+        pf = pq.ParquetFile(src.path)
+        meta = pf.metadata
+        schema = pf.schema_arrow
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
+        return f"{src.path}: not a Parquet file pyarrow can read ({str(exc).splitlines()[0][:200]})"
+    if column not in schema.names:
+        return f"{src.path}: no column {column!r} (columns: {', '.join(schema.names[:20])})"
+    kind = schema.field(column).type
+    ok = (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) if images else (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    if not ok:
+        return f"{src.path}: column {column!r} holds {kind}; expected {'image bytes' if images else 'text'}"
+    first = 0
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        if rows:
+            packer.add(Piece(index, group, first, rows))
+        first += rows
+    return ""
+
+
+def plan(sources: list[Source], images: bool, field_name: str, column: str,
+         shard_size: int) -> tuple[list[Source], list[tuple[Piece, ...]]]:
+    """Shards of about `shard_size` records over the sources, in input order. Sources that cannot
+    be read come back as "missing" (one error record each)."""
+    packer = Packer(shard_size)
+    checked = []
+    for index, src in enumerate(sources):
+        problem = ""
+        if src.kind in ("lines", "jsonl") and src.size == 0:
+            problem = f"{src.path}: empty file; expected one record per line"
+        elif src.kind in ("lines", "jsonl"):
+            problem = _plan_lines(index, src, packer)
+        elif src.kind == "csv":
+            problem = _plan_csv(index, src, column, packer)
+        elif src.kind == "parquet":
+            problem = _plan_parquet(index, src, column, images, packer)
+        elif src.kind in ("image", "missing"):
+            packer.add(Piece(index))
+        if problem:
+            src = Source(src.path, "missing", src.size, src.mtime_ns, problem)
+            packer.add(Piece(index))
+        checked.append(src)
+    packer.close()
+    return checked, packer.shards
+
+
+def _text_record(src: str, line: int, raw: bytes, stats: ReadStats) -> Record | None:
+    """A line of a text file as a record (None: a blank line, counted)."""
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        return Record(src, line, error=f"{src}:{line}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text")
+    if not text.strip():
+        stats.blank += 1
+        return None
+    if "\x00" in text:
+        return Record(src, line, error=f"{src}:{line}: NUL byte in text; expected plain UTF-8 text")
+    return Record(src, line, value=text)
+
+
+def _json_record(src: str, line: int, raw: bytes, field_name: str, stats: ReadStats) -> Record | None:
+    """A line of a JSON lines file as a record: the string at `field_name` of its object."""
+    where = f"{src}:{line}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Record(src, line, error=f"{where}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text")
+    if not text.strip():
+        stats.blank += 1
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Record(src, line, error=f"{where}: invalid JSON ({str(exc)[:120]})")
+    if not isinstance(obj, dict):
+        return Record(src, line, error=f"{where}: expected a JSON object with a {field_name!r} field")
+    value = obj.get(field_name)
+    if not isinstance(value, str):
+        problem = "no" if field_name not in obj else f"a {type(value).__name__} in the"
+        return Record(src, line, error=f"{where}: {problem} field {field_name!r}; expected text (a string)")
+    if "\x00" in value:
+        return Record(src, line, error=f"{where}: NUL byte in text; expected plain UTF-8 text")
+    return Record(src, line, value=value)
+
+
+def _read_lines(src: Source, piece: Piece, field_name: str, stats: ReadStats) -> Iterator[Record]:
+    with open(src.path, "rb") as fh:
+        fh.seek(piece.start)
+        for line in range(piece.first, piece.first + piece.records):
+            raw = fh.readline()
+            stats.read += 1
+            rec = (_text_record(src.path, line, raw, stats) if src.kind == "lines"
+                   else _json_record(src.path, line, raw, field_name, stats))
+            if rec is not None:
+                yield rec
+
+
+def _read_csv(src: Source, piece: Piece, column: str, stats: ReadStats) -> Iterator[Record]:
+    index, _, _, problem = _header(src.path, column)
+    if problem:  # the file changed since the plan
+        yield Record(src.path, error=problem)
+        return
+    with open(src.path, "rb") as fh:
+        fh.seek(piece.start)
+        counter = [piece.start, piece.first - 1]
+        records = _csv_records(csv.reader(_csv_lines(fh, counter)))
+        for _ in range(piece.records):
+            line = counter[1] + 1
+            fields = next(records, None)
+            if fields is None:
+                return
+            stats.read += 1
+            if isinstance(fields, csv.Error):
+                yield Record(src.path, line, error=f"{src.path}:{line}: not CSV ({fields})")
+                continue
+            if not fields:
+                stats.blank += 1
+                continue
+            if index >= len(fields):
+                yield Record(src.path, line, error=f"{src.path}:{line}: no field for column {column!r}")
+                continue
+            try:
+                text = fields[index].encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Record(src.path, line, error=f"{src.path}:{line}: invalid UTF-8 at byte {exc.start} of "
+                                                  f"column {column!r}; expected UTF-8 text")
+                continue
+            if "\x00" in text:
+                yield Record(src.path, line, error=f"{src.path}:{line}: NUL byte in text; expected plain UTF-8 text")
+                continue
+            yield Record(src.path, line, value=text)
+
+
+def _read_parquet(src: Source, piece: Piece, column: str, images: bool, stats: ReadStats) -> Iterator[Record]:
+    _, pq = pyarrow_modules()
+    row = piece.first
+    try:
+        batches = pq.ParquetFile(src.path).iter_batches(batch_size=PARQUET_BATCH, row_groups=[piece.start],
+                                                        columns=[column])
+        for batch in batches:
+            for value in batch.column(0).to_pylist():
+                stats.read += 1
+                if value is None:
+                    yield Record(src.path, row=row, error=f"{src.path}#{row}: null in column {column!r}")
+                elif not images and "\x00" in value:
+                    yield Record(src.path, row=row, error=f"{src.path}#{row}: NUL byte in text; expected plain text")
+                else:
+                    yield Record(src.path, row=row, value=value)
+                row += 1
+    except Exception as exc:  # the file changed or broke since the plan
+        yield Record(src.path, row=row, error=f"{src.path}#{row}: cannot read ({str(exc).splitlines()[0][:200]})")
+
+
+def read_piece(sources: Sequence[Source], piece: Piece, images: bool, field_name: str, column: str,
+               stats: ReadStats) -> Iterator[Record]:
+    """The records of one piece, in order (blank lines skipped and counted in `stats`)."""
+    src = sources[piece.source]
+    if src.kind == "missing":
+        stats.read += 1
+        yield Record(src.path, error=src.note)
+    elif src.kind == "image":
+        stats.read += 1
+        yield Record(src.path, value=Path(src.path))
+    elif src.kind in ("lines", "jsonl"):
+        yield from _read_lines(src, piece, field_name, stats)
+    elif src.kind == "csv":
+        yield from _read_csv(src, piece, column, stats)
+    elif src.kind == "parquet":
+        yield from _read_parquet(src, piece, column, images, stats)
+    else:
+        raise ValueError(f"unknown source kind {src.kind!r}")
+
+
+__all__ = ["IMAGE_SUFFIXES", "INSTALL_PYARROW", "TEXT_KINDS", "Packer", "Piece", "ReadStats", "Record", "Source",
+           "expand", "kind_of", "plan", "pyarrow_modules", "read_piece"]
