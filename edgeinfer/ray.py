@@ -35,7 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.bulk import CharactersTask, DigitsTask, Job, SentimentTask, Summary, Task, assemble, locked, run_shard
+from edgeinfer.bulk import (
+    CharactersTask,
+    DigitsTask,
+    Job,
+    SentimentTask,
+    Summary,
+    Task,
+    assemble,
+    locked,
+    run_shard,
+    task_for,
+)
 from edgeinfer.errors import EdgeInferError
 from edgeinfer.model import Model
 from edgeinfer.session import ProviderRequest
@@ -61,14 +72,12 @@ class _Worker:
     """One loaded model per actor; `__call__` predicts a batch and adds the result columns."""
 
     task_class: type[Task] = Task
-    default_model = ""
-    default_column = "text"
 
-    def __init__(self, model: str | None = None, column: str | None = None, batch_size: int | None = None,
-                 threads: int = 1, providers: ProviderRequest = None) -> None:
-        self.model = Model(model or self.default_model, providers, intra_op_threads=threads)
+    def __init__(self, model: str, column: str, batch_size: int | None, threads: int,
+                 providers: ProviderRequest) -> None:
+        self.model = Model(model, providers, intra_op_threads=threads)
         self.task = self.task_class(self.model, batch_size)
-        self.column = column or self.default_column
+        self.column = column
 
     def _check(self, value: Any) -> str:
         """Why a value cannot be predicted ("" if it can)."""
@@ -130,7 +139,10 @@ class Sentiment(_Worker):
     """Ray Data worker: texts (column "text") -> label, probability, probabilities, words, error."""
 
     task_class = SentimentTask
-    default_model = "sentiment"
+
+    def __init__(self, model: str = "sentiment", column: str = "text", batch_size: int | None = None,
+                 threads: int = 1, providers: ProviderRequest = None) -> None:
+        super().__init__(model, column, batch_size, threads, providers)
 
     def _empty(self, n: int) -> dict[str, Any]:
         return {**super()._empty(n), "words": np.zeros(n, np.int64)}
@@ -145,8 +157,10 @@ class Digits(_Worker):
     label, probability, probabilities, error."""
 
     task_class = DigitsTask
-    default_model = "digits"
-    default_column = "bytes"
+
+    def __init__(self, model: str = "digits", column: str = "bytes", batch_size: int | None = None,
+                 threads: int = 1, providers: ProviderRequest = None) -> None:
+        super().__init__(model, column, batch_size, threads, providers)
 
     def _check(self, value: Any) -> str:
         return f"null in column {self.column!r}" if _null(value) else ""
@@ -156,7 +170,10 @@ class Characters(_Worker):
     """Ray Data worker: texts (column "text") -> nats_per_char, bits_per_char, chars, error."""
 
     task_class = CharactersTask
-    default_model = "characters"
+
+    def __init__(self, model: str = "characters", column: str = "text", batch_size: int | None = None,
+                 threads: int = 1, providers: ProviderRequest = None) -> None:
+        super().__init__(model, column, batch_size, threads, providers)
 
     def _empty(self, n: int) -> dict[str, Any]:
         return {"nats_per_char": np.full(n, np.nan), "bits_per_char": np.full(n, np.nan),
@@ -179,8 +196,7 @@ class ShardRunner:
                  providers: ProviderRequest = None) -> None:
         os.chdir(cwd)  # the job's paths are the driver's (relative ones too)
         self.job = Job.load(Path(out))
-        worker = WORKERS[self.job.options.task](model, None, batch_size, threads, providers)
-        self.task = worker.task
+        self.task = task_for(Model(model, providers, intra_op_threads=threads), batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         got = [run_shard(self.job, int(i), self.task) for i in batch["shard"]]

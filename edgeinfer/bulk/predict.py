@@ -50,10 +50,6 @@ def chunked(records: Iterable[Record], max_records: int, max_chars: int) -> Iter
         yield chunk
 
 
-def _round(x: float) -> float:
-    return round(float(x), 6)
-
-
 class Task:
     """What one task does in bulk: chunking, prediction, and the result fields of a row."""
 
@@ -79,8 +75,8 @@ class Task:
         `names` name the values in error messages that need one (images)."""
         raise NotImplementedError
 
-    def fields(self, cols: Columns, i: int) -> dict[str, Any]:
-        """Row i's result fields, for JSON."""
+    def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
+        """The result fields of the rows `rows` of cols, for JSON (numbers rounded to 6 decimals)."""
         raise NotImplementedError
 
     def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
@@ -95,11 +91,14 @@ class Task:
 class _Classifier(Task):
     """Shared by sentiment and digits: label, its probability, every label's probability."""
 
-    def fields(self, cols: Columns, i: int) -> dict[str, Any]:
-        p = cols["probabilities"][i]
-        best = int(np.argmax(p))
-        return {"label": self.labels[best], "probability": _round(p[best]),
-                "probabilities": {lab: _round(v) for lab, v in zip(self.labels, p, strict=True)}}
+    def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
+        p = cols["probabilities"][rows]
+        labels, out = self.labels, []
+        for best, values in zip(p.argmax(axis=1).tolist(), p.tolist(), strict=True):
+            probs = [round(v, 6) for v in values]
+            out.append({"label": labels[best], "probability": probs[best],
+                        "probabilities": dict(zip(labels, probs, strict=True))})
+        return out
 
     def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
         import pyarrow as pa
@@ -127,8 +126,11 @@ class SentimentTask(_Classifier):
         got = classify_texts(self.model, values, batch_texts=self.batch_size)
         return {"probabilities": got.probabilities, "words": got.words}, got.errors
 
-    def fields(self, cols: Columns, i: int) -> dict[str, Any]:
-        return {**super().fields(cols, i), "words": int(cols["words"][i])}
+    def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
+        out = super().fields(cols, rows)
+        for row, words in zip(out, cols["words"][rows].tolist(), strict=True):
+            row["words"] = words
+        return out
 
     def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
         import pyarrow as pa
@@ -208,10 +210,9 @@ class CharactersTask(Task):
         got = score_texts(self.model, values, self.batch_size)
         return {"nats": got.nats, "chars": got.chars}, got.errors
 
-    def fields(self, cols: Columns, i: int) -> dict[str, Any]:
-        nats = float(cols["nats"][i])
-        return {"nats_per_char": _round(nats), "bits_per_char": _round(nats / math.log(2)),
-                "chars": int(cols["chars"][i])}
+    def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
+        return [{"nats_per_char": round(nats, 6), "bits_per_char": round(nats / math.log(2), 6), "chars": chars}
+                for nats, chars in zip(cols["nats"][rows].tolist(), cols["chars"][rows].tolist(), strict=True)]
 
     def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
         import pyarrow as pa
@@ -250,7 +251,7 @@ class ChunkResult:
 
     def json_rows(self, task: Task) -> list[str]:
         """The good records as JSON lines (without newlines)."""
-        return [row_json(rec, task.fields(self.cols, int(r))) for rec, r in zip(self.good, self.rows, strict=True)]
+        return [row_json(rec, fields) for rec, fields in zip(self.good, task.fields(self.cols, self.rows), strict=True)]
 
 
 def run_chunk(task: Task, chunk: Sequence[Record]) -> ChunkResult:
