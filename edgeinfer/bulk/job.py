@@ -13,7 +13,6 @@ apart.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -22,6 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (keeping one run per job is then up to the user)
+    fcntl = None  # type: ignore[assignment]
 
 from edgeinfer import __version__
 from edgeinfer.atomic import atomic_path, write_atomic
@@ -168,7 +172,7 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str = "text
     images = task == "digits"
     options = JobOptions(task, model.fingerprint, tuple(inputs), field, column or ("image" if images else "text"),
                          kind, shard_size)
-    sources = expand(inputs, images)
+    sources = [s for s in expand(inputs, images) if not _own(out, s.path)]
     parts = parts_dir(out)
     manifest = parts / "job.json"
     if manifest.is_file():
@@ -182,6 +186,16 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str = "text
     parts.mkdir(parents=True, exist_ok=True)
     write_atomic(manifest, job.to_json())
     return job
+
+
+def _own(out: Path, path: str) -> bool:
+    """A file the job itself writes (OUT, its errors, its parts): never one of its inputs."""
+    try:
+        here = Path(path).resolve()
+        mine = out.resolve()
+    except OSError:
+        return False
+    return here in (mine, errors_path(mine)) or parts_dir(mine) in here.parents
 
 
 def _resume(out: Path, options: JobOptions, sources: list[Source], overwrite: bool) -> Job | None:
@@ -217,7 +231,8 @@ def locked(job: Job) -> Iterator[None]:
     fd = os.open(job.parts / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise InputError(f"{job.parts}: another run is working on this job") from None
         yield

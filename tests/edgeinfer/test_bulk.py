@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from edgeinfer import InputError, Model
-from edgeinfer.bulk import expand, plan, prepare, run_local, run_shard, task_for
+from edgeinfer.bulk import expand, locked, plan, prepare, run_local, run_shard, task_for
 from edgeinfer.bulk.sources import ReadStats, read_piece
 from edgeinfer.tasks import sentiment as sentiment_task
 from edgeinfer.tasks.characters import score, score_texts
@@ -286,3 +286,15 @@ def test_parquet_without_pyarrow_is_one_line(text_model, tmp_path) -> None:
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 2 and out.stderr == ("error: Parquet needs pyarrow: pip install 'edgeinfer[ray]' "
                                                       "(or pip install pyarrow)\n"), out.stderr
+
+
+def test_output_inside_an_input_folder_is_never_an_input_and_one_run_per_job(text_model, tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("good\nbad\n")
+    out = tmp_path / "out.jsonl"
+    job = prepare(out, text_model, [str(tmp_path)], shard_size=1)
+    with locked(job), pytest.raises(InputError, match="another run is working on this job"):
+        run_local(prepare(out, text_model, [str(tmp_path)], shard_size=1), task_for(text_model))
+    run_shard(job, 0, task_for(text_model))  # a part inside the input folder: not an input on the rerun
+    run_local(prepare(out, text_model, [str(tmp_path)], shard_size=1), task_for(text_model))
+    again = prepare(out, text_model, [str(tmp_path)], shard_size=1, overwrite=True)  # out.jsonl is in the folder
+    assert [s.path for s in again.sources] == [str(tmp_path / "a.txt")]
