@@ -6,8 +6,10 @@ exported on the fly live in tests/nets.py (torch); the committed tiny models in 
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,19 @@ def imdb_test() -> tuple[list[str], np.ndarray]:
         return datasets.imdb_test()
     except FileNotFoundError as exc:
         pytest.fail(f"real data needed: {exc}")
+
+
+def kill_batch_after_parts(args: list[str], cwd: Path, parts: Path, env: dict[str, str], count: int = 2,
+                           timeout_s: float = 120) -> int:
+    """Start `edgeinfer batch` (`args`), SIGKILL it once `count` of its parts are done in `parts`;
+    returns how many were done when it died."""
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + timeout_s
+    while len(list(parts.glob("*.done"))) < count and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(list(parts.glob("*.done")))
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 import json
 import os
 import pty
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgeinfer import Model
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, kill_batch_after_parts, run_cli
 from tests.edgeinfer.conftest import committed
 from tests.fixtures import sentiment_name
 
@@ -127,15 +125,8 @@ def test_resume_after_sigkill_gives_every_input_once(imdb_test, tmp_path) -> Non
     (tmp_path / "r.txt").write_text("\n".join(reviews) + "\n")
     args = [sys.executable, "-m", "edgeinfer", "batch", "sentiment", "r.txt", "--out", "out.jsonl",
             "--shard-size", "50"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     parts = tmp_path / "out.jsonl.parts"
-    deadline = time.monotonic() + 120
-    while len(list(parts.glob("*.done"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(parts.glob("*.done")))
+    done = kill_batch_after_parts(args, tmp_path, parts, {**os.environ, "PYTHONPATH": str(ROOT)})
     assert 2 <= done < 20 and not (tmp_path / "out.jsonl").exists()
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from PIL import Image
 
 from edgeinfer import Model
 from edgeinfer.bulk import prepare, run_local, task_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kill_batch_after_parts
 
 CPUS = 2
 
@@ -96,14 +94,8 @@ def test_ray_engine_resumes_after_sigkill(cluster, imdb_test, tmp_path, monkeypa
     args = [sys.executable, "-m", "edgeinfer", "batch", "sentiment", "r.txt", "--out", "out.jsonl",
             "--shard-size", "30", "--engine", "ray", "--address", ray.get_runtime_context().gcs_address]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     parts = tmp_path / "out.jsonl.parts"
-    deadline = time.monotonic() + 90
-    while len(list(parts.glob("*.done"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(parts.glob("*.done")))
+    done = kill_batch_after_parts(args, tmp_path, parts, env, timeout_s=90)
     assert 2 <= done < 20 and not (tmp_path / "out.jsonl").exists()
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
     assert again.returncode == 0, again.stderr

@@ -80,31 +80,4 @@ export async function newPage(browser, viewport = { width: 1200, height: 900 }) 
   return { page, errors };
 }
 
-/**
- * Max |a - b| and where.
- * @param {ArrayLike<number>} actual @param {ArrayLike<number>} expected @param {number} tol @param {string} what
- */
-export function assertClose(actual, expected, tol, what) {
-  assert.equal(actual.length, expected.length, `${what}: ${actual.length} values, expected ${expected.length}`);
-  let worst = 0, at = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= worst)) {
-      worst = d;
-      at = i;
-    }
-  }
-  assert.ok(worst <= tol, `${what}: max |difference| ${worst} at ${at} (${actual[at]} vs ${expected[at]}) > ${tol}`);
-  return worst;
-}
-
-/** Index of the largest value in each row of `classes`. @param {ArrayLike<number>} probs @param {number} classes */
-export function labels(probs, classes) {
-  const out = [];
-  for (let r = 0; r * classes < probs.length; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (probs[r * classes + c] > probs[r * classes + best]) best = c;
-    out.push(best);
-  }
-  return out;
-}
+export { assertClose, argmaxRows as labels } from "../helpers.js";
