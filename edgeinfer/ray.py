@@ -136,7 +136,8 @@ class _Worker:
 
 
 class Sentiment(_Worker):
-    """Ray Data worker: texts (column "text") -> label, probability, probabilities, words, error."""
+    """Ray Data worker: texts (column "text") -> label, probability, probabilities, words, known
+    (the share of the words in the model's vocabulary), low_coverage, error."""
 
     task_class = SentimentTask
 
@@ -145,11 +146,13 @@ class Sentiment(_Worker):
         super().__init__(model, column, batch_size, threads, providers)
 
     def _empty(self, n: int) -> dict[str, Any]:
-        return {**super()._empty(n), "words": np.zeros(n, np.int64)}
+        return {**super()._empty(n), "words": np.zeros(n, np.int64), "known": np.zeros(n, np.float32),
+                "low_coverage": np.zeros(n, bool)}
 
     def _fill(self, out: dict[str, Any], i: int, cols: dict[str, np.ndarray], k: int) -> None:
         super()._fill(out, i, cols, k)
-        out["words"][i] = cols["words"][k]
+        for name in ("words", "known", "low_coverage"):
+            out[name][i] = cols[name][k]
 
 
 class Digits(_Worker):

@@ -118,29 +118,36 @@ class _Classifier(Task):
 
 
 class SentimentTask(_Classifier):
-    """Texts -> label, probabilities, words read (`classify_texts`)."""
+    """Texts -> label, probabilities, words read, the share of them the model knows and whether
+    that is too little to trust the answer (`classify_texts`)."""
 
     name = "sentiment"
 
     def predict(self, values: Sequence[Any], names: Sequence[str] | None = None) -> tuple[Columns, dict[int, str]]:
         got = classify_texts(self.model, values, batch_texts=self.batch_size)
-        return {"probabilities": got.probabilities, "words": got.words}, got.errors
+        known = np.divide(got.known, got.words, out=np.zeros(len(got.words)), where=got.words > 0)
+        return {"probabilities": got.probabilities, "words": got.words, "known": known.astype(np.float32),
+                "low_coverage": got.low_coverage}, got.errors
 
     def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
         out = super().fields(cols, rows)
-        for row, words in zip(out, cols["words"][rows].tolist(), strict=True):
-            row["words"] = words
+        for row, words, known, low in zip(out, cols["words"][rows].tolist(), cols["known"][rows].tolist(),
+                                          cols["low_coverage"][rows].tolist(), strict=True):
+            row.update(words=words, known=round(known, 4), low_coverage=bool(low))
         return out
 
     def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
         import pyarrow as pa
 
-        return {**super().arrow_fields(cols, keep), "words": pa.array(cols["words"][keep], pa.int64())}
+        return {**super().arrow_fields(cols, keep), "words": pa.array(cols["words"][keep], pa.int64()),
+                "known": pa.array(cols["known"][keep], pa.float32()),
+                "low_coverage": pa.array(cols["low_coverage"][keep], pa.bool_())}
 
     def arrow_schema_fields(self) -> list[tuple[str, Any]]:
         import pyarrow as pa
 
-        return [*super().arrow_schema_fields(), ("words", pa.int64())]
+        return [*super().arrow_schema_fields(), ("words", pa.int64()), ("known", pa.float32()),
+                ("low_coverage", pa.bool_())]
 
 
 def _pixels_digit(pixels: np.ndarray, spec: ImageInput, name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from edgeinfer.cli.options import ModelOpt, ProviderOpt
-from edgeinfer.cli.render import emit_json, fail, preview, safe
+from edgeinfer.cli.render import emit_json, fail, preview, safe, warn
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
 from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, classify_texts
@@ -61,10 +61,19 @@ def _answer(m: Model, chunks: Iterator[str], what: str, as_json: bool, trace: bo
     label, positive = _verdict(m, stream.probabilities)
     if as_json:
         emit_json({**extra, "label": label, "positive": round(positive, 6), "words": stream.words,
+                   "known": round(stream.coverage, 4), "low_coverage": stream.low_coverage,
                    **({"trace": steps} if trace else {})})
     else:
         print(f"{safe(label)} ({positive:.3f}): " + safe(extra.get("preview", what)))
+    if stream.low_coverage:
+        warn_low_coverage(what, stream.known_words, stream.words)
     return True
+
+
+def warn_low_coverage(what: str, known: int, words: int) -> None:
+    """The stderr line for an answer that rests on too little the model knows."""
+    warn(f"{what}: only {known} of {words} word{'s' if words > 1 else ''} in the model's vocabulary; "
+         "the answer is little more than a guess")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -139,6 +148,8 @@ class _FileAnswers:
         best = got.probabilities.argmax(axis=1).tolist() if got is not None else []
         positive = got.probabilities[:, self.positive].tolist() if got is not None else []
         words = got.words.tolist() if got is not None else []
+        known = got.known.tolist() if got is not None else []
+        low = got.low_coverage.tolist() if got is not None else []
         errors = got.errors if got is not None else {}
         labels, where = self.labels, self.where
         out: list[str] = []
@@ -149,10 +160,14 @@ class _FileAnswers:
                 fail(f"{where}:{abs(number)}: {text if number < 0 else errors[k]}")
                 self.ok = False
             elif self.as_json:
+                coverage = round(known[k] / words[k], 4)
                 out.append(f'{{"line": {number}, "label": {labels[best[k]]}, "positive": {round(positive[k], 6)!r}, '
-                           f'"words": {words[k]}}}\n')
+                           f'"words": {words[k]}, "known": {coverage!r}, "low_coverage": {json.dumps(low[k])}}}\n')
             else:
                 out.append(f"{labels[best[k]]} ({positive[k]:.3f}): {where}:{number}\n")
+            if number > 0 and k not in errors and low[k]:
+                self._emit(out)
+                warn_low_coverage(f"{where}:{number}", known[k], words[k])
             k += number > 0
         self._emit(out)
         self.items, self.texts, self.chars = [], [], 0

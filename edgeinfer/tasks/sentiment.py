@@ -39,6 +39,14 @@ def tokenizer(model: LoadedModel) -> Tokenizer:
 
 
 EMPTY_TEXT = "empty text (no words); expected at least one word"
+MIN_KNOWN_FRACTION = 0.6  # below this share of words in the vocabulary, an answer has low coverage
+
+
+def is_low_coverage(known: int, words: int) -> bool:
+    """True when a text's answer rests on too little the model knows: no word of it is in the
+    vocabulary, or fewer than MIN_KNOWN_FRACTION of its words are (a text in another language,
+    say). The answer is then little more than a guess."""
+    return known == 0 or known < MIN_KNOWN_FRACTION * words
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,12 @@ class TextResults:
     probabilities: np.ndarray  # (N, C); zero rows for the texts that could not be read
     words: np.ndarray  # (N,) words read from each text
     errors: dict[int, str]  # index -> why that text could not be read (one line)
+    known: np.ndarray  # (N,) of those words, how many are in the model's vocabulary
+
+    @property
+    def low_coverage(self) -> np.ndarray:
+        """(N,) bool: the texts whose answers rest on too little the model knows (is_low_coverage)."""
+        return np.array([is_low_coverage(int(k), int(w)) for k, w in zip(self.known, self.words, strict=True)])
 
 
 def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = MAX_BATCH_TEXTS,
@@ -64,13 +78,15 @@ def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = 
     n = len(texts)
     out = np.zeros((n, model.spec.classes), np.float32)
     words = [0] * n
+    known = [0] * n
+    unk = tok.spec.unk_id
     errors: dict[int, str] = {}
     ids: list[list[int]] = [[]] * n
     encode = tok.encode
     for i, text in enumerate(texts):
         if len(text) > LONG_TEXT_CHARS:
             try:
-                out[i], words[i] = _long_text(model, text)
+                out[i], words[i], known[i] = _long_text(model, text)
             except InputError:
                 errors[i] = EMPTY_TEXT
             continue
@@ -78,6 +94,7 @@ def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = 
         if seq:
             ids[i] = seq
             words[i] = len(seq)
+            known[i] = len(seq) - seq.count(unk)
         else:
             errors[i] = EMPTY_TEXT
     order = sorted((i for i in range(n) if ids[i]), key=words.__getitem__)
@@ -94,7 +111,7 @@ def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = 
         x[np.arange(x.shape[1]) < lengths[:, None]] = [t for i in rows for t in ids[i]]  # row by row
         out[rows] = softmax(model.sequence_logits(x, lengths))
         start = end
-    return TextResults(out, np.array(words, np.int64), errors)
+    return TextResults(out, np.array(words, np.int64), errors, np.array(known, np.int64))
 
 
 def text_chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
@@ -138,12 +155,12 @@ def _require_text(chunk: object) -> None:
         raise InputError(f"expected text (a string), got {type(chunk).__name__}")
 
 
-def _long_text(model: LoadedModel, text: str) -> tuple[np.ndarray, int]:
-    """Probabilities (C,) and words of one long text read in pieces through a TextStream."""
+def _long_text(model: LoadedModel, text: str) -> tuple[np.ndarray, int, int]:
+    """Probabilities (C,), words and known words of one long text read in pieces through a TextStream."""
     stream = TextStream(model)
     for start in range(0, len(text), LONG_TEXT_CHARS):
         stream.feed(text[start : start + LONG_TEXT_CHARS])
-    return stream.finish(), stream.words
+    return stream.finish(), stream.words, stream.known_words
 
 
 class TextStream:
@@ -154,11 +171,22 @@ class TextStream:
         self.stream = Stream(model, 1)
         self.buffer = WordBuffer(self.tokenizer.spec.lowercase)
         self.labels = model.spec.labels
+        self.known_words = 0  # words read that are in the model's vocabulary
 
     @property
     def words(self) -> int:
         """Words read so far."""
         return self.stream.steps
+
+    @property
+    def coverage(self) -> float:
+        """The share of the words read that are in the model's vocabulary (0 before any word)."""
+        return self.known_words / self.words if self.words else 0.0
+
+    @property
+    def low_coverage(self) -> bool:
+        """True when the answer rests on too little the model knows (`is_low_coverage`)."""
+        return is_low_coverage(self.known_words, self.words)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -183,8 +211,11 @@ class TextStream:
         return self.probabilities
 
     def _feed_words(self, tokens: list[str]) -> None:
+        unk = self.tokenizer.spec.unk_id
         for i in range(0, len(tokens), CHUNK_WORDS):
-            self.stream.feed(np.array(self.tokenizer.encode_words(tokens[i : i + CHUNK_WORDS]), np.int64))
+            ids = self.tokenizer.encode_words(tokens[i : i + CHUNK_WORDS])
+            self.stream.feed(np.array(ids, np.int64))
+            self.known_words += len(ids) - ids.count(unk)
 
     def trace(self, chunk: str, final: bool = True) -> Iterator[tuple[str, np.ndarray]]:
         """Read text word by word through the step graph, yielding (word, probabilities) each.
@@ -195,12 +226,16 @@ class TextStream:
         """
         _require_text(chunk)
         tokens = list(self.buffer.push(chunk)) + (list(self.buffer.flush()) if final else [])
+        unk = self.tokenizer.spec.unk_id
         for word, token in zip(tokens, self.tokenizer.encode_words(tokens), strict=True):
-            yield word, self.stream.step(token)
+            probs = self.stream.step(token)
+            self.known_words += token != unk
+            yield word, probs
 
     def reset(self) -> None:
         """Forget everything read."""
         self.stream.reset()
+        self.known_words = 0
         self.buffer = WordBuffer(self.tokenizer.spec.lowercase)
 
 
