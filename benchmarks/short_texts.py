@@ -1,0 +1,155 @@
+"""A sentiment model on short texts (issue 17): the hand-written challenge set, the negation pairs,
+IMDB test reviews cut to their first sentence, and neutral greetings.
+
+    python benchmarks/short_texts.py [--model sentiment|PATH.onnx] [--data DIR]
+
+- challenge: tests/data/sentiment_challenge.jsonl (336 short texts written for the project,
+  product, movie, restaurant and service; plain, negation, contrast, intensifier), accuracy overall,
+  per kind, per domain and per label;
+- pairs: tests/data/negation_pairs.jsonl (50 minimal pairs, "good" / "not good", "bad" / "not bad"):
+  the share of pairs with both members right, and each side alone;
+- IMDB first sentence: all 25,000 test reviews, each cut to its first sentence (`<br />` tags
+  replaced by spaces, then up to and including the first `.`, `!` or `?` that a space follows; the
+  whole review when there is none) and read alone; a first sentence without any word the tokenizer
+  reads (a review opening with "...") is scored as wrong, and counted;
+- greetings: the mean probability of positive on a few neutral texts (0.5 would be neutral).
+
+Prints a markdown table. Runtime only (numpy, onnxruntime): runs where the tests run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import edgeinfer
+from edgeinfer.tasks.sentiment import classify_texts, tokenizer
+from tests import datasets
+
+TESTS_DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+CHALLENGE = TESTS_DATA / "sentiment_challenge.jsonl"
+PAIRS = TESTS_DATA / "negation_pairs.jsonl"
+KINDS = ("plain", "negation", "contrast", "intensifier")
+DOMAINS = ("product", "movie", "restaurant", "service")
+GREETINGS = ("Hello.", "Hi there!", "Good morning.", "Thank you.", "See you tomorrow.", "How are you?",
+             "The meeting is at noon.", "Here is the document you asked for.")
+
+BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+SENTENCE_END_RE = re.compile(r"[.!?](?= )")
+
+
+def read_jsonl(path: Path) -> list[dict[str, str]]:
+    """One JSON object per non-blank line."""
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def first_sentence(review: str) -> str:
+    """`<br />` tags become spaces; then the text up to and including the first `.`, `!` or `?`
+    followed by a space (the whole review when there is none), stripped."""
+    text = BREAK_RE.sub(" ", review).strip()
+    end = SENTENCE_END_RE.search(text)
+    return text[: end.end()].strip() if end else text
+
+
+def positive_probability(model: edgeinfer.Model, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """P(positive) of each text read alone (NaN for a text without words) and a mask of the texts read."""
+    got = classify_texts(model, list(texts))
+    p = got.probabilities[:, model.spec.labels.index("positive")].astype(np.float64)
+    read = np.ones(len(texts), bool)
+    read[list(got.errors)] = False
+    p[~read] = np.nan
+    return p, read
+
+
+def correct(p_positive: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """Right answers (argmax of two classes: positive when P(positive) > 0.5); NaN counts as wrong."""
+    said = np.where(p_positive > 0.5, "positive", "negative")
+    return (said == np.array(labels)) & ~np.isnan(p_positive)
+
+
+def challenge_rows(model: edgeinfer.Model, path: Path = CHALLENGE) -> list[tuple[str, str, int, float]]:
+    """(section, name, count, accuracy) on the challenge set: overall, per kind, per domain, per label."""
+    rows = read_jsonl(path)
+    p, _ = positive_probability(model, [r["text"] for r in rows])
+    right = correct(p, [r["label"] for r in rows])
+    out = [("challenge", "all", len(rows), float(right.mean()))]
+    for field, names in (("kind", KINDS), ("domain", DOMAINS), ("label", ("positive", "negative"))):
+        for name in names:
+            pick = np.array([r[field] == name for r in rows])
+            out.append((f"challenge {field}", name, int(pick.sum()), float(right[pick].mean())))
+    return out
+
+
+def pairs_rows(model: edgeinfer.Model, path: Path = PAIRS) -> list[tuple[str, str, int, float]]:
+    """(section, name, count, accuracy) on the negation pairs: both members right, each side, by
+    the plain member's label."""
+    pairs = read_jsonl(path)
+    plain = correct(positive_probability(model, [q["plain"] for q in pairs])[0], [q["plain_label"] for q in pairs])
+    negated = correct(positive_probability(model, [q["negated"] for q in pairs])[0],
+                      [q["negated_label"] for q in pairs])
+    both = plain & negated
+    out = [("pairs", "both right", len(pairs), float(both.mean())),
+           ("pairs", "plain member", len(pairs), float(plain.mean())),
+           ("pairs", "negated member", len(pairs), float(negated.mean()))]
+    for label in ("positive", "negative"):
+        pick = np.array([q["plain_label"] == label for q in pairs])
+        out.append(("pairs", f"both right, plain {label}", int(pick.sum()), float(both[pick].mean())))
+    return out
+
+
+def imdb_rows(model: edgeinfer.Model, data: Path | None) -> tuple[list[tuple[str, str, int, float]], str]:
+    """Accuracy on the IMDB test reviews read whole and cut to their first sentence, and a note
+    on the first sentences' length."""
+    reviews, labels = datasets.imdb_test(data)
+    names = np.array(["negative", "positive"])[labels]
+    firsts = [first_sentence(r) for r in reviews]
+    p_first, read = positive_probability(model, firsts)
+    p_whole, _ = positive_probability(model, reviews)
+    words = np.array([len(s.split()) for s in firsts])
+    tok = tokenizer(model)
+    tokens = np.array([len(tok.words(s)) for s in firsts])
+    note = (f"IMDB first sentences: {words.mean():.1f} words on average (whitespace-separated; "
+            f"{tokens.mean():.1f} tokenizer tokens), median {int(np.median(words))}; "
+            f"{int((~read).sum())} without a word (scored wrong); "
+            f"mean P(positive) {np.nanmean(p_first):.3f} (whole reviews {p_whole.mean():.3f})")
+    right = correct(p_first, names)
+    out = [("IMDB test", "whole reviews", len(reviews), float(correct(p_whole, names).mean())),
+           ("IMDB test", "first sentence", len(reviews), float(right.mean()))]
+    for label in ("positive", "negative"):
+        pick = names == label
+        out.append(("IMDB test", f"first sentence, {label} reviews", int(pick.sum()), float(right[pick].mean())))
+    return out, note
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="sentiment", help="built-in name or .onnx path (default: sentiment)")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default: $EDGEINFER_DATA or ../shared/data)")
+    args = ap.parse_args(argv)
+    model = edgeinfer.load(args.model)
+    rows = challenge_rows(model) + pairs_rows(model)
+    imdb, note = imdb_rows(model, args.data)
+    rows += imdb
+    greet, _ = positive_probability(model, GREETINGS)
+    print(f"model: {model.source}\n")
+    print("| set | subset | n | accuracy |\n|---|---|---:|---:|")
+    for section, name, count, acc in rows:
+        print(f"| {section} | {name} | {count} | {100 * acc:.1f}% |")
+    print(f"| greetings | mean P(positive) | {len(GREETINGS)} | {greet.mean():.3f} |")
+    print(f"\n{note}\n")
+    print("| greeting | P(positive) |\n|---|---:|")
+    for text, p in zip(GREETINGS, greet, strict=True):
+        print(f"| {text} | {p:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

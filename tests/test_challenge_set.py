@@ -1,0 +1,107 @@
+"""The short-text sets of issue 17 (tests/data/README.md): their shape, and the built-in sentiment
+model's accuracy on them kept from getting worse.
+
+Runtime only (no torch, no train/); benchmarks/short_texts.py prints the full table.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeinfer import Model
+from edgeinfer.preprocess.text import words
+
+DATA = Path(__file__).resolve().parent / "data"
+LABELS = ("positive", "negative")
+DOMAINS = ("product", "movie", "restaurant", "service")
+KINDS = ("plain", "negation", "contrast", "intensifier")
+MAX_WORDS = 30  # short texts: 1 to about 25 words
+NEGATIONS = {"not", "no", "never", "nothing", "nobody", "none", "hardly"}  # and every "...n't"
+
+# The built-in sentiment model (GRU-128 + n-grams, trained on whole IMDB reviews) measured 78.9%
+# on the challenge set (265 of 336) and 32.0% of the negation pairs with both members right
+# (16 of 50). The floors sit 2 points under that, rounded down, so the tests fail if the model
+# gets worse. Issue 17's targets are 90% on the challenge set and 90% of the pairs: raise these
+# floors when the model retrained on short windows ships.
+BASELINE_CHALLENGE = 0.76
+BASELINE_PAIRS = 0.30
+
+
+def read_jsonl(name: str) -> list[dict[str, str]]:
+    with (DATA / name).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def has_word(text: str) -> bool:
+    """At least one word the tokenizer reads (a token of letters or digits, not only `!` or `?`)."""
+    return any(token[0].isalnum() for token in words(text))
+
+
+def negations(text: str) -> int:
+    """How many negation words a text has."""
+    return sum(token in NEGATIONS or token.endswith("n't") for token in words(text))
+
+
+@pytest.fixture(scope="module")
+def challenge() -> list[dict[str, str]]:
+    return read_jsonl("sentiment_challenge.jsonl")
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[dict[str, str]]:
+    return read_jsonl("negation_pairs.jsonl")
+
+
+@pytest.fixture(scope="module")
+def sentiment() -> Model:
+    return Model("sentiment")
+
+
+def test_challenge_set_is_well_formed(challenge) -> None:
+    assert len(challenge) >= 320
+    for row in challenge:
+        assert set(row) == {"text", "label", "domain", "kind"}, row
+        assert row["label"] in LABELS and row["domain"] in DOMAINS and row["kind"] in KINDS, row
+        assert isinstance(row["text"], str) and row["text"] == row["text"].strip(), row
+        assert has_word(row["text"]) and len(row["text"].split()) <= MAX_WORDS, row
+    labels = Counter(row["label"] for row in challenge)
+    assert labels["positive"] == labels["negative"] == len(challenge) // 2  # exactly balanced
+    assert set(Counter(row["domain"] for row in challenge)) == set(DOMAINS)
+    hard = sum(row["kind"] != "plain" for row in challenge)
+    assert 3 * hard >= len(challenge)  # at least a third: negation, contrast or intensifier
+    texts = Counter(" ".join(words(row["text"])) for row in challenge)  # case and punctuation aside
+    assert [t for t, n in texts.items() if n > 1] == []
+
+
+def test_negation_pairs_are_well_formed(pairs) -> None:
+    assert len(pairs) >= 40
+    for pair in pairs:
+        assert set(pair) == {"plain", "plain_label", "negated", "negated_label"}, pair
+        assert {pair["plain_label"], pair["negated_label"]} == set(LABELS), pair  # negation flips the label
+        assert has_word(pair["plain"]) and has_word(pair["negated"]), pair
+        assert negations(pair["negated"]) > negations(pair["plain"]), pair  # the plain text, negated
+    assert {pair["plain_label"] for pair in pairs} == set(LABELS)  # both directions ("good", "bad")
+    texts = [" ".join(words(p[k])) for p in pairs for k in ("plain", "negated")]
+    assert len(set(texts)) == len(texts)
+
+
+def right(model: Model, texts: list[str], labels: list[str]) -> np.ndarray:
+    """Whether the model's top class is each text's label."""
+    predicted = np.array(model.spec.labels)[model.predict(texts).argmax(1)]
+    return predicted == np.array(labels)
+
+
+def test_builtin_sentiment_on_the_challenge_set(sentiment, challenge) -> None:
+    accuracy = float(right(sentiment, [r["text"] for r in challenge], [r["label"] for r in challenge]).mean())
+    assert accuracy >= BASELINE_CHALLENGE, f"{accuracy:.3f} on the challenge set"
+
+
+def test_builtin_sentiment_on_the_negation_pairs(sentiment, pairs) -> None:
+    plain = right(sentiment, [p["plain"] for p in pairs], [p["plain_label"] for p in pairs])
+    negated = right(sentiment, [p["negated"] for p in pairs], [p["negated_label"] for p in pairs])
+    both = float((plain & negated).mean())
+    assert both >= BASELINE_PAIRS, f"{both:.3f} of the pairs with both members right"
