@@ -1,0 +1,123 @@
+"""The built-in digits model on real inputs (issue 17), through the CLI's preprocessing.
+
+A fast, fixed subset of benchmarks/digits_robustness.py (which measures the full sets): image
+files written to a temporary folder and read back with `load_digit`, as `edgeinfer classify
+image` reads them, predicted in batches of 250 (as at export: the int8 LSTM quantizes each step
+with one scale per batch). The floors sit a few images under today's measurement, so the test
+fails if the model or the preprocessing gets worse; raise them when the retrained model ships.
+
+Runtime only (no torch, no train/): Pillow, the system's fonts, and tests/datasets.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from edgeinfer import Model
+from edgeinfer.preprocess.image import load_digit
+from edgeinfer.spec import ImageInput
+
+ROOT = Path(__file__).resolve().parents[1]
+FONTS_JSON = ROOT / "benchmarks" / "digits_fonts.json"
+BATCH = 250
+
+# (b) the first 500 MNIST test digits, dark on light, upscaled 4x (bicubic) to 112x112, JPEG q90.
+# Measured: 495/500 (99.0%); all 10,000 read 99.25% (benchmarks/digits_robustness.py; issue 17
+# reported 98.6%, not reproduced with today's preprocessing). Issue 17's target: >= 99.2% on all 10,000.
+JPEG_N = 500
+BASELINE_JPEG = 0.986  # passes at 493/500, fails at 492 or fewer
+# (c) the held-out half of benchmarks/digits_fonts.json (19 files: DejaVu, Liberation), digits
+# 0-9 on a 64 px canvas, black on white and white on black. Measured: 376/380 (98.95%; the
+# misses: DejaVuSans-Bold 6 -> 5, DejaVuSerif-Bold 4 -> 9). Issue 17's target: >= 98% on the
+# held-out fonts (all sizes), already met on these two families; raise with the retrained model.
+FONT_CANVAS = 64
+BASELINE_FONTS = 0.984  # passes at 374/380, fails at 373 or fewer
+FONT_PACKAGES = "fonts-dejavu-core fonts-dejavu-extra fonts-liberation"  # Debian packages of the held-out fonts
+
+
+def font_half(file_name: str) -> str:
+    """As benchmarks/digits_robustness.py: held-out when the name's SHA-256 is odd."""
+    return "heldout" if int(hashlib.sha256(file_name.encode("utf-8")).hexdigest(), 16) % 2 else "train"
+
+
+def system_fonts() -> dict[str, Path]:
+    """Font file name -> path, for the TrueType/OpenType fonts on this machine."""
+    paths: list[Path] = []
+    if shutil.which("fc-list"):
+        out = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, check=True)
+        paths = [Path(line) for line in out.stdout.splitlines()]
+    paths += list(Path("/usr/share/fonts").rglob("*")) if Path("/usr/share/fonts").is_dir() else []
+    return {p.name: p for p in sorted(paths) if p.suffix.lower() in (".ttf", ".otf")}
+
+
+def render_digits(font_path: Path, canvas: int, dark_on_light: bool) -> list[Image.Image]:
+    """As benchmarks/digits_robustness.py: the tallest digit takes 70% of the canvas, each centred."""
+    def ink_box(font: ImageFont.FreeTypeFont, text: str) -> tuple[float, float, float, float]:
+        return ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
+
+    probe = ImageFont.truetype(str(font_path), 100)
+    tallest = max(ink_box(probe, str(d))[3] - ink_box(probe, str(d))[1] for d in range(10))
+    font = ImageFont.truetype(str(font_path), max(1, round(100 * 0.7 * canvas / tallest)))
+    ink, paper = (0, 255) if dark_on_light else (255, 0)
+    images = []
+    for d in range(10):
+        left, top, right, bottom = (int(v) for v in ink_box(font, str(d)))
+        img = Image.new("L", (canvas, canvas), paper)
+        ImageDraw.Draw(img).text(((canvas - (right - left)) / 2 - left, (canvas - (bottom - top)) / 2 - top),
+                                 str(d), fill=ink, font=font)
+        images.append(img)
+    return images
+
+
+def correct_through_files(model: Model, images: list[Image.Image], labels: np.ndarray, folder: Path,
+                          suffix: str, **save: object) -> int:
+    """Digits read right when each image is saved as a file and read back with load_digit."""
+    spec = model.spec.require_input(ImageInput)
+    inputs = []
+    for i, img in enumerate(images):
+        path = folder / f"{i:05d}{suffix}"
+        img.save(path, **save)
+        inputs.append(load_digit(path, spec))
+    x = np.stack(inputs)
+    predicted = np.concatenate([model.predict(x[i : i + BATCH]).argmax(1) for i in range(0, len(x), BATCH)])
+    return int((predicted == labels).sum())
+
+
+def test_font_split_follows_the_hash_rule() -> None:
+    split = json.loads(FONTS_JSON.read_text(encoding="utf-8"))
+    held = [e["file"] for e in split["heldout"]]
+    train = [e["file"] for e in split["train"]]
+    assert held and train and not set(held) & set(train)
+    assert all(font_half(f) == "heldout" for f in held)
+    assert all(font_half(f) == "train" for f in train)
+
+
+def test_dark_on_light_upscaled_jpeg_mnist_digits(mnist_test, tmp_path: Path) -> None:
+    images, labels = mnist_test
+    side = images.shape[1] * 4
+    pictures = [ImageOps.invert(Image.fromarray(a, mode="L")).resize((side, side), Image.Resampling.BICUBIC)
+                for a in images[:JPEG_N]]
+    correct = correct_through_files(Model("digits"), pictures, labels[:JPEG_N], tmp_path, ".jpg", quality=90)
+    assert correct / JPEG_N >= BASELINE_JPEG, f"{correct}/{JPEG_N} dark-on-light JPEG digits read right"
+
+
+def test_digits_printed_in_the_held_out_fonts(tmp_path: Path) -> None:
+    held = [e["file"] for e in json.loads(FONTS_JSON.read_text(encoding="utf-8"))["heldout"]]
+    found = system_fonts()
+    missing = [f for f in held if f not in found]
+    if missing:
+        pytest.fail(f"held-out fonts missing: {', '.join(missing)}; install the Debian packages {FONT_PACKAGES}")
+    pictures: list[Image.Image] = []
+    for name in held:
+        for dark_on_light in (True, False):
+            pictures += render_digits(found[name], FONT_CANVAS, dark_on_light)
+    labels = np.tile(np.arange(10), len(held) * 2)
+    correct = correct_through_files(Model("digits"), pictures, labels, tmp_path, ".png")
+    assert correct / len(labels) >= BASELINE_FONTS, f"{correct}/{len(labels)} held-out font digits read right"
