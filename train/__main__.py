@@ -14,11 +14,12 @@ import torch
 
 from edgeinfer.errors import SpecError
 from edgeinfer.spec import NGRAM_POOLS, ImageInput, TextInput
+from train.augment import robust_digits, with_font_digits
 from train.checkpoint import Checkpoint, load_checkpoint
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
-from train.loop import Data, TrainArgs, fit, resolve_device
+from train.loop import Data, TensorData, TrainArgs, fit, resolve_device
 from train.models import NetConfig, RecurrentNet, build, count_parameters
 from train.ngrams import fit_ngrams
 from train.stack import stack
@@ -190,6 +191,12 @@ def add_digits(d: argparse.ArgumentParser) -> None:
     """The options of `train digits` besides the model's."""
     d.add_argument("--proj", type=COUNT, default=0, help="linear input layer width (0: none)")
     d.add_argument("--augment", type=COUNT, default=0, help="random shifts of up to N pixels")
+    d.add_argument("--augment-robust", action="store_true",
+                   help="augment for real inputs: stroke thickness, scale/aspect/rotation/shift, blur "
+                        "(train.augment; after any --augment shift)")
+    d.add_argument("--font-share", type=FRACTION, default=0.0,
+                   help="add digits printed in the train-half fonts of benchmarks/digits_fonts.json, "
+                        "this share of the training images")
     d.add_argument("--anytime", type=SCALE, default=0.0,
                    help="also train every row's prediction with this weight (for early exit)")
     d.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
@@ -242,12 +249,29 @@ def digits(a: argparse.Namespace, root: Path) -> None:
     if a.download:
         download_mnist(root)
     train, test = digits_data(root, "train", a.limit), digits_data(root, "test", a.limit)
+    if a.font_share:
+        train = TensorData(*with_font_digits(train.x, train.y, a.font_share))
     config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
     torch.manual_seed(a.seed)
     model = build(config)
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment, anytime=a.anytime)
+    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment, anytime=a.anytime,
+                     augment_robust=a.augment_robust, font_share=a.font_share)
     meta = Checkpoint.new("digits", DIGIT_LABELS, asdict(ImageInput()), config.to_dict())
-    train_classifier(a, model, train, test, args, meta, shift_digits(a.augment) if a.augment else None)
+    train_classifier(a, model, train, test, args, meta, digits_augment(a.augment, a.augment_robust))
+
+
+def digits_augment(shift: int, robust: bool) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    """The `train digits` augmentation: shifts of up to `shift` px, then (`robust`) robust_digits."""
+    steps = ([shift_digits(shift)] if shift else []) + ([robust_digits()] if robust else [])
+    if not steps:
+        return None
+
+    def apply(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        for step in steps:
+            x = step(x, gen)
+        return x
+
+    return apply
 
 
 def sentiment(a: argparse.Namespace, root: Path) -> None:
