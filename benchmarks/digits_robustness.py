@@ -20,6 +20,14 @@ wrong and is counted in the `refused` column. Sets:
   of the name is odd): "train" fonts for a future training run, "held-out" fonts for evaluating
   it. The rule looks at one name at a time, so installing more fonts never moves a font from
   one half to the other. Reported per half, and per held-out font.
+  Once --fonts-json exists, its two halves are kept as recorded (the built-in model trained on
+  its train half): a font file in neither half is listed under "unseen_families" when its family
+  is in neither half either (the held-out half shares DejaVu and Liberation families with the
+  train half, so only these measure fonts the model never saw anything of), with the Debian
+  package it came from (`dpkg -S`); a new file of a recorded family is left out, with a note;
+  recorded unseen fonts that this machine lacks stay listed.
+  Files in UNSEEN_EXCLUDED (keycaps: not printed digits) are left out of the list, measured on a
+  row of their own. Reported overall, per family and per font.
 - perturb: the first N (default 1,000) MNIST test digits, light on dark at 28x28, changed one
   way each: thicker strokes (MaxFilter 3 and 5: dilation by 1 and 2 px), thinner (MinFilter 3:
   erosion by 1 px), rotated by +12 and -12 degrees (bicubic), blurred (Gaussian, radius 1); and,
@@ -27,7 +35,8 @@ wrong and is counted in the `refused` column. Sets:
   half a pixel at MNIST's scale, a slightly broader or finer pen).
 
 Prints a markdown table (accuracy and the mean top probability per set) and writes the font
-split, both halves, to --fonts-json (tests/test_digits_robustness.py evaluates the held-out half).
+split, both halves and the unseen families, to --fonts-json (tests/test_digits_robustness.py
+evaluates the held-out half and the unseen families).
 Runtime only (numpy, Pillow, edgeinfer; the data is read by tests/datasets.py): no torch.
 """
 from __future__ import annotations
@@ -44,6 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -65,6 +75,14 @@ UPSCALE = 4  # MNIST 28x28 -> 112x112
 FONT_SUFFIXES = (".ttf", ".otf")
 FONTS_JSON = Path(__file__).resolve().parent / "digits_fonts.json"
 SPLIT_RULE = "held-out when int(sha256(file name, UTF-8).hexdigest(), 16) is odd, else train"
+UNSEEN_RULE = ("files in neither recorded half whose family is in neither half: never seen in training, "
+               "evaluation only; halves kept as recorded")
+# font files of the unseen families' packages whose digits are not printed digits: left out of the
+# list (still measured, on a row of their own). Decorative faces whose digits are digits stay in
+# (Linux Libertine Initials' outlined digits, Go Smallcaps).
+UNSEEN_EXCLUDED = {
+    "LinBiolinum_K.otf": "Linux Biolinum Keyboard: each digit is a small glyph drawn inside a keycap frame",
+}
 
 
 # ---------------------------------------------------------------- fonts
@@ -94,15 +112,59 @@ def font_entry(path: Path) -> dict[str, str]:
     return {"file": path.name, "family": family or "", "style": style or "", "path": str(path)}
 
 
-def font_split(paths: Sequence[Path], how: str) -> dict[str, object]:
+def font_split(paths: Sequence[Path], how: str, recorded: dict[str, Any] | None = None,
+               notes: list[str] | None = None) -> dict[str, Any]:
+    """Both halves (by SPLIT_RULE, or as `recorded`) and the unseen families (by UNSEEN_RULE)."""
     entries = [font_entry(p) for p in paths]
+    if recorded is None:
+        held = [e for e in entries if font_half(e["file"]) == "heldout"]
+        train = [e for e in entries if font_half(e["file"]) == "train"]
+        found_with = how
+    else:
+        held, train = list(recorded["heldout"]), list(recorded["train"])
+        found_with = str(recorded.get("found_with", how))
+    known_files = {e["file"] for e in held + train}
+    known_families = {e["family"] for e in held + train}
+    unseen = []
+    for e in entries:
+        if e["file"] in known_files:
+            continue
+        if e["family"] in known_families:
+            if notes is not None:
+                notes.append(f"left out: {e['file']} (family {e['family']!r} is in a recorded half)")
+        elif e["file"] not in UNSEEN_EXCLUDED:
+            unseen.append(e)
+    packages = debian_packages([Path(e["path"]) for e in unseen])
+    for e in unseen:
+        e["package"] = packages.get(e["path"], "")
+    if recorded is not None:  # recorded unseen fonts this machine lacks stay listed
+        found = {e["file"] for e in unseen}
+        unseen += [e for e in recorded.get("unseen_families", []) if e["file"] not in found]
+        unseen.sort(key=lambda e: (e["file"], e["path"]))
     return {
         "issue": 17,
         "rule": SPLIT_RULE,
-        "found_with": how,
-        "heldout": [e for e in entries if font_half(e["file"]) == "heldout"],
-        "train": [e for e in entries if font_half(e["file"]) == "train"],
+        "found_with": found_with,
+        "heldout": held,
+        "train": train,
+        "unseen_rule": UNSEEN_RULE,
+        "unseen_packages": sorted({e["package"] for e in unseen if e["package"]}),
+        "unseen_excluded": [{"file": f, "reason": r} for f, r in UNSEEN_EXCLUDED.items()],
+        "unseen_families": unseen,
     }
+
+
+def debian_packages(paths: Sequence[Path]) -> dict[str, str]:
+    """Path -> the Debian package that installed it (`dpkg -S`), for those dpkg knows."""
+    if not paths or not shutil.which("dpkg"):
+        return {}
+    out = subprocess.run(["dpkg", "-S", *map(str, paths)], capture_output=True, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        package, sep, path = line.partition(": ")
+        if sep:
+            found[path] = package.split(":")[0]
+    return found
 
 
 def render_digits(font_path: str | Path, canvas: int, dark_on_light: bool) -> list[Image.Image]:
@@ -284,31 +346,68 @@ def run_mnist(model: Model, sets: set[str], data: Path | None, perturb_n: int, f
 
 def run_fonts(model: Model, fonts_json: Path, folder: Path, notes: list[str]) -> list[Result]:
     paths, how = find_fonts()
-    split = font_split(paths, how)
-    held, train = split["heldout"], split["train"]
-    assert isinstance(held, list) and isinstance(train, list)
-    notes.append(f"fonts: {len(paths)} files found with {how}, {len(held)} held out, {len(train)} train; "
+    recorded_at = FONTS_JSON if str(fonts_json) == "-" else fonts_json
+    recorded = json.loads(recorded_at.read_text(encoding="utf-8")) if recorded_at.is_file() else None
+    split = font_split(paths, how, recorded, notes)
+    held, train, unseen = split["heldout"], split["train"], split["unseen_families"]
+    notes.append(f"fonts: {len(paths)} files found with {how}; {len(held)} held out, {len(train)} train "
+                 f"({'as recorded in ' + str(recorded_at) if recorded else 'split by the hash rule'}), "
+                 f"{len(unseen)} of unseen families ({', '.join(split['unseen_packages'])}); "
                  f"{len(CANVASES)} canvases {CANVASES} x 2 polarities x 10 digits each")
     if str(fonts_json) != "-":
         fonts_json.write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
         notes.append(f"font split written to {fonts_json}")
+    present = set(map(str, paths))
     results = []
-    for half, entries in (("held-out", held), ("train", train)):
+    by_file = {e["file"]: e for e in map(font_entry, paths)}
+    excluded = [by_file[f] for f in UNSEEN_EXCLUDED if f in by_file]
+    groups = (("held-out", "held-out half", held), ("train", "train half", train),
+              ("unseen families", "unseen families", unseen), ("left out", "left out: digits on keycaps", excluded))
+    for half, title, listed in groups:
+        entries = [e for e in listed if e["path"] in present]
+        if len(entries) < len(listed):
+            notes.append(f"{half} fonts not installed, left out: "
+                         f"{', '.join(e['file'] for e in listed if e['path'] not in present)}")
+        if not entries:
+            continue
         imgs, labs, files = font_set(entries)
-        res = evaluate(model, f"fonts, {half} half ({len(entries)} files)", imgs, labs, folder)
+        label = f"{len(entries)} files, {len({e['family'] for e in entries})} families"
+        res = evaluate(model, f"fonts, {title} ({label})", imgs, labs, folder)
         results.append(res)
         by_size = np.array([c for _ in entries for c in CANVASES for _ in range(20)])
         for canvas in CANVASES:
             m = by_size == canvas
             notes.append(f"{half} fonts, {canvas} px canvas: {100 * res.correct[m].mean():.2f}%, "
                          f"mean top {res.top[m].mean():.3f}")
-        if half == "held-out":
+        if half == "unseen families":
+            notes += _per_family(res, labs, files, entries)
+        if half != "train":
             notes += _per_font(res, labs, files)
     return results
 
 
+def _per_family(res: Result, labels: np.ndarray, files: list[str], entries: Sequence[dict[str, str]]) -> list[str]:
+    """One line per family: accuracy over its images and how many of each misread digit."""
+    family_of = {e["file"]: e["family"] for e in entries}
+    package_of = {e["file"]: e.get("package", "") for e in entries}
+    families = np.array([family_of[f] for f in files])
+    lines = []
+    for family in dict.fromkeys(family_of[e["file"]] for e in entries):
+        m = families == family
+        n_files = sum(1 for e in entries if e["family"] == family)
+        wrong: dict[str, int] = {}
+        for t, p in zip(labels[m], res.predicted[m], strict=True):
+            if t != p:
+                key = f"{t}->{p if p >= 0 else '?'}"
+                wrong[key] = wrong.get(key, 0) + 1
+        package = next(package_of[e["file"]] for e in entries if e["family"] == family)
+        lines.append(f"  family {family} ({package}, {n_files} files): {100 * res.correct[m].mean():.2f}% "
+                     f"({int(m.sum())}); wrong: {', '.join(f'{k} x{v}' for k, v in wrong.items()) or 'none'}")
+    return lines
+
+
 def _per_font(res: Result, labels: np.ndarray, files: list[str]) -> list[str]:
-    """One line per held-out font: accuracy over its 60 images and the digits it got wrong."""
+    """One line per font: accuracy over its 60 images and the digits it got wrong."""
     lines = []
     names = np.array(files)
     for name in dict.fromkeys(files):

@@ -39,7 +39,21 @@ BASELINE_JPEG = 0.986  # passes at 493/500, fails at 492 or fewer
 # held-out fonts (all sizes), already met on these two families; raise with the retrained model.
 FONT_CANVAS = 64
 BASELINE_FONTS = 0.984  # passes at 374/380, fails at 373 or fewer
-FONT_PACKAGES = "fonts-dejavu-core fonts-dejavu-extra fonts-liberation"  # Debian packages of the held-out fonts
+# (d) the unseen families of benchmarks/digits_fonts.json: 97 files of 25 families in neither half
+# (FreeSans/Serif/Mono, Carlito, Caladea, Open Sans, Noto Mono, Go, Inconsolata, Comic Neue,
+# Courier Prime, Linux Libertine/Biolinum, Roboto; the packages below), none of them seen in
+# training; 64 px canvas, both polarities. Measured with the built-in model (trained on the
+# train half): 1,888/1,940 (97.32%); all three canvases read 97.46% (benchmarks/digits_robustness.py).
+# UNDER issue 17's target (>= 98% on fonts not used in training): every miss is a 1 with a long
+# flag and no foot read as 7, in both polarities (26 fonts: Roboto and Roboto Condensed, Open
+# Sans, FreeSans, Inconsolata, Linux Biolinum). The floor sits under today's number so the test
+# guards it; raise it to 0.98 with a model that reads those 1s.
+BASELINE_UNSEEN = 0.970  # passes at 1,882/1,940, fails at 1,881 or fewer
+HELDOUT_PACKAGES = "fonts-dejavu-core fonts-dejavu-extra fonts-liberation"  # Debian packages of both halves
+UNSEEN_PACKAGES = ("fonts-comic-neue fonts-courier-prime fonts-crosextra-caladea fonts-crosextra-carlito "
+                   "fonts-freefont-ttf fonts-go fonts-inconsolata fonts-linuxlibertine fonts-noto-mono "
+                   "fonts-open-sans fonts-roboto-unhinted")  # Debian packages of the unseen families
+FONT_PACKAGES = f"{HELDOUT_PACKAGES} {UNSEEN_PACKAGES}"  # as .ci/run and the README install them
 
 
 def font_half(file_name: str) -> str:
@@ -99,6 +113,15 @@ def test_font_split_follows_the_hash_rule() -> None:
     assert all(font_half(f) == "train" for f in train)
 
 
+def test_unseen_families_share_nothing_with_the_halves() -> None:
+    split = json.loads(FONTS_JSON.read_text(encoding="utf-8"))
+    unseen = split["unseen_families"]
+    halves = split["heldout"] + split["train"]
+    assert unseen and not {e["file"] for e in unseen} & {e["file"] for e in halves}
+    assert not {e["family"] for e in unseen} & {e["family"] for e in halves}
+    assert {e["package"] for e in unseen} == set(split["unseen_packages"]) == set(UNSEEN_PACKAGES.split())
+
+
 def test_dark_on_light_upscaled_jpeg_mnist_digits(mnist_test, tmp_path: Path) -> None:
     images, labels = mnist_test
     side = images.shape[1] * 4
@@ -113,7 +136,7 @@ def test_digits_printed_in_the_held_out_fonts(tmp_path: Path) -> None:
     found = system_fonts()
     missing = [f for f in held if f not in found]
     if missing:
-        pytest.fail(f"held-out fonts missing: {', '.join(missing)}; install the Debian packages {FONT_PACKAGES}")
+        pytest.fail(f"held-out fonts missing: {', '.join(missing)}; install the Debian packages {HELDOUT_PACKAGES}")
     pictures: list[Image.Image] = []
     for name in held:
         for dark_on_light in (True, False):
@@ -121,3 +144,22 @@ def test_digits_printed_in_the_held_out_fonts(tmp_path: Path) -> None:
     labels = np.tile(np.arange(10), len(held) * 2)
     correct = correct_through_files(Model("digits"), pictures, labels, tmp_path, ".png")
     assert correct / len(labels) >= BASELINE_FONTS, f"{correct}/{len(labels)} held-out font digits read right"
+
+
+def test_digits_printed_in_font_families_never_seen_in_training(tmp_path: Path) -> None:
+    unseen = json.loads(FONTS_JSON.read_text(encoding="utf-8"))["unseen_families"]
+    found = system_fonts()
+    missing = [e for e in unseen if e["file"] not in found]
+    if missing:
+        packages = " ".join(sorted({e["package"] for e in missing}))
+        pytest.fail(f"{len(missing)} fonts of the unseen families missing ({', '.join(e['file'] for e in missing[:5])}"
+                    f"{', ...' if len(missing) > 5 else ''}); install the Debian packages {packages} "
+                    f"(all of them: {UNSEEN_PACKAGES})")
+    pictures: list[Image.Image] = []
+    for entry in unseen:
+        for dark_on_light in (True, False):
+            pictures += render_digits(found[entry["file"]], FONT_CANVAS, dark_on_light)
+    labels = np.tile(np.arange(10), len(unseen) * 2)
+    correct = correct_through_files(Model("digits"), pictures, labels, tmp_path, ".png")
+    assert correct / len(labels) >= BASELINE_UNSEEN, (
+        f"{correct}/{len(labels)} digits printed in font families never seen in training read right")
