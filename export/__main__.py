@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-int8", action="store_true", help="write the fp32 model only")
     p.add_argument("--limit", type=_count, default=0,
                    help="evaluate on the first N test examples (characters: validation characters) only")
+    p.add_argument("--sequence-graph", choices=("auto", "fused", "decomposed"), default="auto",
+                   help="the int8 sequence graph: the faster at batch 256 on this machine (auto), the fused "
+                        "recurrent operator, or its decomposition (int8 products + Scan)")
     return p
 
 
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # FP32_TOLERANCE is read here, at call time, so that a test may lower it on this module
         export_checkpoint(a.checkpoint, a.out, a.name, a.data, int8=not a.no_int8, limit=a.limit,
-                          fp32_tolerance=FP32_TOLERANCE)
+                          fp32_tolerance=FP32_TOLERANCE,
+                          decomposed={"auto": None, "fused": False, "decomposed": True}[a.sequence_graph])
     except (ExportError, EdgeInferError, OSError, ValueError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1

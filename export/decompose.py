@@ -136,8 +136,8 @@ def _gate_weights(graph: onnx.GraphProto, node: onnx.NodeProto, b: _Builder, hid
     """Per gate (ONNX order), the int8 (K, H) input and recurrent weights, as constant-foldable
     slices of one stored tensor per matrix."""
     gates = GATES[node.op_type]
-    spans = [(b.const("start", np.array([g * hidden], np.int64)), b.const("end", np.array([(g + 1) * hidden], np.int64)))
-             for g in range(gates)]
+    spans = [(b.const("start", np.array([g * hidden], np.int64)),
+              b.const("end", np.array([(g + 1) * hidden], np.int64))) for g in range(gates)]
     axis0, axis1 = b.const("axis", np.array([0], np.int64)), b.const("axis", np.array([1], np.int64))
     out: list[list[GateWeight]] = []
     for wi in (1, 2):
@@ -272,7 +272,8 @@ def _cell(b: _Builder, cell: str, xs: list[str], hs: list[str], h: str, c: str) 
     return b.op("Mul", [o, b.op("Tanh", [c_new], "tc")], "h_new"), c_new
 
 
-def _biases(graph: onnx.GraphProto, node: onnx.NodeProto, hidden: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+def _biases(graph: onnx.GraphProto, node: onnx.NodeProto, hidden: int
+            ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Per gate: the bias added to the x product (Wb, plus Rb where it simply adds), and to the h
     product (only the GRU's Rbn, which the reset gate multiplies)."""
     gates = GATES[node.op_type]
@@ -436,7 +437,8 @@ def dequantize_step(step: onnx.ModelProto, seq: onnx.ModelProto, decomposed: onn
             tensor = weights.get(name)
             source = original.get(tensor.raw_data) if tensor is not None else None
             if source is None or f"{source}_int8" not in q_seq:
-                raise ValueError(f"{node.name}: weight {name!r} is not one the sequence graph's decomposition quantized")
+                raise ValueError(f"{node.name}: weight {name!r} is not one the sequence graph's "
+                                 "decomposition quantized")
             q_name, s_name = f"{name}_int8", f"{name}_scale"
             graph.initializer.extend([numpy_helper.from_array(q_seq[f"{source}_int8"], q_name),
                                       numpy_helper.from_array(q_seq[f"{source}_scale"], s_name)])

@@ -28,6 +28,7 @@ from export.gates import GATES, Gate
 from export.graphs import OPSET, bundle, export_graphs
 from export.parity import FP32_TOLERANCE, padding_error, parity_error
 from export.quantize import METHOD, quantize
+from export.regime import choose_sequence_graph
 from train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from train.data import data_dir
 from train.models import NetConfig, RecurrentNet, build
@@ -109,12 +110,18 @@ def fp32_parity(net: RecurrentNet, seq: onnx.ModelProto, step: onnx.ModelProto, 
     return err
 
 
+PADDING_TOLERANCE_INT8 = 1e-5  # a padded batch against each row alone, int8 graphs (per-row quantization)
+
+
 def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None, int8: bool = True,
-                      limit: int = 0, fp32_tolerance: float = FP32_TOLERANCE) -> list[Path]:
+                      limit: int = 0, fp32_tolerance: float = FP32_TOLERANCE,
+                      decomposed: bool | None = None) -> list[Path]:
     """Export a checkpoint to OUT/NAME-fp32.onnx (and NAME-int8.onnx); returns the paths written.
 
     `data` is the data directory (None: $EDGEINFER_DATA or ../shared/data); `limit` evaluates
-    on the first N test examples (characters: validation characters) only.
+    on the first N test examples (characters: validation characters) only. The int8 sequence
+    graph is the fused operator's or its decomposition, whichever is faster at batch 256 here
+    (`decomposed` True/False decides instead; export.regime).
     """
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: not a folder; --out names the folder the model files go to")
@@ -138,13 +145,23 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None, i
         return written
 
     seq8, step8 = quantize(seq, spec.cell, spec.io.output), quantize(step, spec.cell, spec.io.output)
+    choice = choose_sequence_graph(seq8, step8, spec, net.config.vocab, force=decomposed)
+    seq8, step8 = choice.seq, choice.step
     err8 = parity_error(net, seq8, step8, spec, PARITY_STEPS[spec.task])
+    if net.config.vocab and (choice.decomposed or spec.cell != "lstm"):  # DynamicQuantizeLSTM scales per batch
+        padding8 = padding_error(seq8, spec, net.config.vocab)
+        if not padding8 <= PADDING_TOLERANCE_INT8:
+            raise ExportError(f"int8 sequence graph: a padded batch differs from each row alone by {padding8:.2e}; "
+                              "int8 model not written")
     score8 = gate.score(seq8, step8, spec)
     print(f"{gate.describe(score8, score32)}, max abs error {err8:.2e}", file=sys.stderr)
     refusal = gate.refusal(score32, score8)
     if refusal is not None:
         raise ExportError(f"{refusal}; int8 model not written")
     metrics8 = {**gate.metrics(score8, score32), "parity_max_abs_err": err8}
-    spec8 = make_spec(raw, precision="int8", quantization=METHOD, metrics=metrics8)
+    if choice.fused_seq_per_s:  # measured at export (export.regime)
+        metrics8 |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
+                     "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
+    spec8 = make_spec(raw, precision="int8", quantization=f"{METHOD}; {choice.note}", metrics=metrics8)
     written.append(write_model(out / f"{name}-int8.onnx", seq8, step8, spec8))
     return written

@@ -33,6 +33,7 @@ from train.tasks import (
     load_vectors,
     sentiment_data,
     shift_digits,
+    short_data,
 )
 from train.vectors import VECTORS, train_vectors, write_vectors
 
@@ -177,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     ng.add_argument("--max-iter", type=SIZE, default=300, help="L-BFGS iterations at most")
     ng.add_argument("--holdout", type=COUNT, default=0,
                     help="leave out the same N held-out reviews as the other stages")
+    short_options(ng)
     st = add("stack", run_stack, "weigh a sentiment model's head against its n-gram readout on the held-out reviews")
     st.add_argument("--init", type=Path, required=True,
                     help="the checkpoint of `train ngrams` (or `train sentiment --ngram-alone`)")
@@ -184,7 +186,16 @@ def parser() -> argparse.ArgumentParser:
                     help="fit on the held-out reviews: the same N as the training runs")
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
+    short_options(st)
     return p
+
+
+def short_options(p: argparse.ArgumentParser) -> None:
+    """--short and --flip (train.short), the same in every sentiment stage."""
+    p.add_argument("--short", type=COUNT, default=0,
+                   help="also train on N short texts (1-3 sentences) of each review, with its label (0: none)")
+    p.add_argument("--flip", action="store_true",
+                   help="with --short: add each short text that one negation turns over, negated, with the other label")
 
 
 def add_digits(d: argparse.ArgumentParser) -> None:
@@ -227,6 +238,7 @@ def add_sentiment(s: argparse.ArgumentParser) -> None:
                    help="the head reads the n-gram weights' mean per word or their sum")
     s.add_argument("--ngram-lr-scale", type=SCALE, default=5.0,
                    help="learning rate of the n-gram weights relative to --lr")
+    short_options(s)
     s.add_argument("--holdout", type=COUNT, default=0,
                    help="withhold N training reviews (a fixed pick) from training, for `train stack`")
     s.add_argument("--ngram-alone", action="store_true",
@@ -287,6 +299,7 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
     if a.holdout:
         train, held = train.split_holdout(a.holdout)
         print(f"holdout: training on {len(train):,} of {len(train) + len(held):,} reviews", file=sys.stderr)
+    train = with_short(a, root, text_spec, train, a.limit)[0]
     config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
                        vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
                        ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order, ngram_pool=a.ngram_pool)
@@ -304,7 +317,7 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         embedding.weight.requires_grad_(not a.freeze_vectors)
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
-                     ngram_lr_scale=a.ngram_lr_scale)
+                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip)
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
 
@@ -394,6 +407,23 @@ def vectors(a: argparse.Namespace, root: Path) -> None:
     print(f"vectors: wrote {a.out / VECTORS}", file=sys.stderr)
 
 
+SHORT_SEED = 17  # every stage cuts the same short texts from the same reviews
+
+
+def with_short(a: argparse.Namespace, root: Path, spec: TextInput, train: TokenData, limit: int = 0,
+               held: TokenData | None = None) -> tuple[TokenData, TokenData | None]:
+    """`train` (and `held`) followed by the short texts of their reviews when --short says so."""
+    if a.flip and not a.short:
+        raise ValueError("--flip negates short texts: give --short N too")
+    if not a.short:
+        return train, held
+    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit)
+    print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
+    if held is not None and short_held is not None:
+        held = held.concat(short_held)
+    return train.concat(short), held
+
+
 def held_out_split(root: Path, ckpt: Checkpoint, path: Path, holdout: int
                    ) -> tuple[TokenData, TokenData | None, TokenData]:
     """IMDB in the vocabulary of a checkpoint (read from `path`), for the stages after the first:
@@ -410,13 +440,15 @@ def ngrams(a: argparse.Namespace, root: Path) -> None:
     """`train ngrams`: fit a summed n-gram readout for a sentiment classifier (train.ngrams)."""
     init = load_checkpoint(a.init)
     train, held, test = held_out_split(root, init, a.init, a.holdout)
+    train, held = with_short(a, root, TextInput(vocab=words_of(init, a.init)), train, held=held)
     fit_ngrams(init, a.init, train, held, test, a.ngram_buckets, a.ngram_order, a.c, a.out, a.max_iter)
 
 
 def run_stack(a: argparse.Namespace, root: Path) -> None:
     """`train stack`: weigh the head against the n-gram readout (train.stack)."""
     init = load_checkpoint(a.init)
-    _, held, test = held_out_split(root, init, a.init, a.holdout)
+    rest, held, test = held_out_split(root, init, a.init, a.holdout)
+    held = with_short(a, root, TextInput(vocab=words_of(init, a.init)), rest, held=held)[1]
     stack(init, a.init, held, test, a.out, a.weights)
 
 

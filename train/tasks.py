@@ -46,6 +46,14 @@ SENTIMENT_LABELS = ("negative", "positive")
 HOLDOUT_SEED = 20111  # the held-out training reviews (--holdout) are the same whatever --seed says
 
 
+def holdout_pick(size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (the rest, `count` held out) of `size` examples: a fixed random pick, sorted."""
+    if not 0 < count < size:
+        raise ValueError(f"--holdout must be between 1 and {size - 1}, got {count}")
+    pick = np.random.default_rng(HOLDOUT_SEED).permutation(size)
+    return np.sort(pick[count:]), np.sort(pick[:count])
+
+
 class TokenData:
     """Variable-length token id sequences and labels, batched by similar length (less padding)."""
 
@@ -64,10 +72,12 @@ class TokenData:
 
     def split_holdout(self, count: int) -> tuple[TokenData, TokenData]:
         """(the rest, `count` held-out examples): a fixed random pick, the same in every run."""
-        if not 0 < count < len(self):
-            raise ValueError(f"--holdout must be between 1 and {len(self) - 1}, got {count}")
-        pick = np.random.default_rng(HOLDOUT_SEED).permutation(len(self))
-        return self.subset(np.sort(pick[count:])), self.subset(np.sort(pick[:count]))
+        rest, held = holdout_pick(len(self), count)
+        return self.subset(rest), self.subset(held)
+
+    def concat(self, other: TokenData) -> TokenData:
+        """These examples, then `other`'s."""
+        return TokenData(self.seqs + other.seqs, np.concatenate([self.y.numpy(), other.y.numpy()]))
 
     def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Right-padded ids (B, T) with their lengths (B,), and labels."""
@@ -113,6 +123,32 @@ def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
     tok = Tokenizer(spec)
     train = TokenData([np.array(tok.encode_words(w), np.int64) for w in train_words], train_y, max_len)
     return spec, train, sentiment_test_data(root, spec, limit)
+
+
+def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: int, holdout: int = 0,
+               limit: int = 0) -> tuple[TokenData, TokenData | None, int]:
+    """Short texts of the IMDB training reviews (train.short): (those of the training reviews,
+    those of the `holdout` pick or None, the number of negation flips). Reviews are picked as
+    `sentiment_data` and `TokenData.split_holdout` pick them, so no held-out review leaks."""
+    from train.short import short_texts
+
+    texts, labels = load_imdb(root, "train")
+    if limit:
+        pick = np.random.default_rng(0).permutation(len(labels))[:limit]
+        texts, labels = [texts[i] for i in pick], labels[pick]
+    rest, held = holdout_pick(len(texts), holdout) if holdout else (np.arange(len(texts)), None)
+    tok = Tokenizer(spec)
+    known = frozenset(spec.vocab)
+    flips = 0
+
+    def build(idx: np.ndarray, offset: int) -> TokenData:
+        nonlocal flips
+        got, y, count = short_texts([texts[i] for i in idx], labels[idx].tolist(), per_review, flip,
+                                    seed + offset, known)
+        flips += count
+        return TokenData([np.array(tok.encode_words(w), np.int64) for w in got], np.array(y, np.int64))
+
+    return build(rest, 0), (build(held, 1) if held is not None else None), flips
 
 
 def lm_corpus(root: Path, spec: TextInput, unsup: bool = True, max_tokens: int = 0,

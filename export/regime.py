@@ -1,0 +1,104 @@
+"""Per-regime graphs, chosen by measurement at export (issue 18).
+
+The int8 sequence graph serves throughput (`predict`, `feed`, bulk jobs: many sequences at once),
+the step graph latency (one step of a few streams). `choose_sequence_graph` times the fused
+operator's sequence graph against its decomposition (`export.decompose`) on this machine at batch
+256 and keeps the faster; the step graph keeps the fused operator (it wins at batch 1), reading
+the decomposition's int8 weights when the sequence graph quantized them. The choice and the two
+throughputs go into the spec (`quantization` text and `metrics`), so `edgeinfer info` shows them.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgeinfer.spec import ModelSpec
+from export.decompose import decompose, dequantize_step
+
+BATCH = 256  # the regime the sequence graph is chosen for
+STEPS = {"digits": 28, "sentiment": 256, "characters": 100}  # a typical sequence of each task
+REPEATS = 5
+DECOMPOSED = ("sequence graph: decomposed (input projections as int8 products out of the loop, a Scan with int8 "
+              "recurrent products and fp32 gates), {ratio:.2f}x the fused operator at batch 256 here; "
+              "step graph: the fused operator")
+DECOMPOSED_AS_TOLD = ("sequence graph: decomposed (input projections as int8 products out of the loop, a Scan with "
+                      "int8 recurrent products and fp32 gates); step graph: the fused operator")
+FUSED_AS_TOLD = "sequence graph: the fused operator"
+FUSED = "sequence graph: the fused operator ({ratio:.2f}x a decomposed Scan at batch 256 here)"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The graphs to ship, what the spec says of them, and the measured throughputs."""
+
+    seq: onnx.ModelProto
+    step: onnx.ModelProto
+    decomposed: bool
+    note: str  # appended to the spec's quantization text
+    fused_seq_per_s: float  # 0: not measured (the choice was given)
+    decomposed_seq_per_s: float
+
+
+def sample_inputs(spec: ModelSpec, vocab: int, batch: int = BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    """Feeds of a batch of typical sequences for the sequence graph (random tokens or rows)."""
+    rng = np.random.default_rng(seed)
+    steps = STEPS.get(spec.task, 64)
+    if vocab:
+        x = rng.integers(2, vocab, (batch, steps)).astype(np.int64)
+        lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if spec.io.lengths else {}
+    else:
+        x, lengths = rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32), {}
+    state = {s.name: np.asarray(s.initial_value(batch), np.float32) for s in spec.state}
+    return {spec.io.seq_input: x, **lengths, **state}
+
+
+def throughput(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarray], threads: int = 0,
+               repeats: int = REPEATS) -> dict[str, float]:
+    """Sequences per second of each model on `feeds` (median of `repeats` runs, interleaved so
+    that a busy machine slows each alike)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    sessions = {k: ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+                for k, m in models.items()}
+    batch = len(next(iter(feeds.values())))
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for s in sessions.values():
+        s.run(None, feeds)
+    for _ in range(repeats):
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, feeds)
+            times[k].append(time.perf_counter() - t0)
+    return {k: batch / float(np.median(v)) for k, v in times.items()}
+
+
+def decomposed_pair(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The decomposed sequence graph, and the step graph reading its int8 weights where it
+    quantized fp32 ones (an int8 LSTM's step graph already shares its int8 weights)."""
+    seq_d = decompose(seq)
+    fp32_cells = any(n.op_type in ("GRU", "RNN", "LSTM") for n in step.graph.node)
+    return seq_d, (dequantize_step(step, seq, seq_d) if fp32_cells else step)
+
+
+def choose_sequence_graph(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, vocab: int,
+                          force: bool | None = None) -> Choice:
+    """Measure the fused and the decomposed int8 sequence graph at batch 256 and keep the faster
+    (`force` True/False overrides the measurement, for tests and for reproducing a file)."""
+    seq_d, step_d = decomposed_pair(seq, step)
+    if force is not None:  # no measurement: the file is then the same bytes on every machine
+        note = DECOMPOSED_AS_TOLD if force else FUSED_AS_TOLD
+        return Choice(seq_d, step_d, True, note, 0.0, 0.0) if force else Choice(seq, step, False, note, 0.0, 0.0)
+    speed = throughput({"fused": seq, "decomposed": seq_d}, sample_inputs(spec, vocab))
+    fused, dec = speed["fused"], speed["decomposed"]
+    use = dec > fused
+    print(f"sequence graph at batch {BATCH}: fused {fused:,.0f} seq/s, decomposed {dec:,.0f} seq/s -> "
+          f"{'decomposed' if use else 'fused'}", file=sys.stderr)
+    if use:
+        return Choice(seq_d, step_d, True, DECOMPOSED.format(ratio=dec / fused), fused, dec)
+    return Choice(seq, step, False, FUSED.format(ratio=fused / dec), fused, dec)
