@@ -18,11 +18,22 @@ from edgeinfer.spec import CHECKSUMS_KEY, FORMAT_VERSION, SPEC_KEY, STEP_GRAPH_K
 from export.graphs import unbundle
 from export.parity import random_state
 from tests.edgeinfer.modelfile import read_metadata, rewrite_spec, strip_spec
-from tests.fixtures import CHARACTERS, DIGITS, REBUILD, SENTIMENT, digits_name, fixture_path, sentiment_name
+from tests.fixtures import (
+    CHARACTERS,
+    DECOMPOSED,
+    DIGITS,
+    REBUILD,
+    SENTIMENT,
+    decomposed_name,
+    digits_name,
+    fixture_path,
+    sentiment_name,
+)
 from tests.fixtures.build import build_random
 from tests.nets import tiny_sentiment_net
 
-RANDOM = [digits_name(c, n) for c, n in DIGITS] + [sentiment_name(v) for v in SENTIMENT]
+RANDOM = ([digits_name(c, n) for c, n in DIGITS] + [sentiment_name(v) for v in SENTIMENT]
+          + [decomposed_name(b) for b in DECOMPOSED])
 
 
 @pytest.fixture(scope="module")
