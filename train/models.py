@@ -91,7 +91,7 @@ class RecurrentNet(nn.Module):
 
     def initial_state(self, batch: int) -> list[torch.Tensor]:
         """The initial state tensors on the model's device, each (L, B, H) as the spec gives."""
-        device = self.head.weight.device
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))  # quantized Linear: no .weight
         return [torch.from_numpy(s.initial_value(batch)).to(device) for s in self.state_spec]
 
     def forward(
