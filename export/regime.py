@@ -9,16 +9,22 @@ throughputs go into the spec (`quantization` text and `metrics`), so `edgeinfer 
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgeinfer.spec import ModelSpec
+import edgeinfer
+from edgeinfer.atomic import write_atomic
+from edgeinfer.errors import EdgeInferError
+from edgeinfer.spec import SPEC_KEY, ModelSpec
 from export.decompose import decompose, dequantize_step
+from export.graphs import bundle, unbundle
 
 BATCH = 256  # the regime the sequence graph is chosen for
 STEPS = {"digits": 28, "sentiment": 256, "characters": 100}  # a typical sequence of each task
@@ -102,3 +108,51 @@ def choose_sequence_graph(seq: onnx.ModelProto, step: onnx.ModelProto, spec: Mod
     if use:
         return Choice(seq_d, step_d, True, DECOMPOSED.format(ratio=dec / fused), fused, dec)
     return Choice(seq, step, False, FUSED.format(ratio=fused / dec), fused, dec)
+
+
+def record_choice(src: Path, dst: Path) -> Choice:
+    """Measure an int8 file's sequence graph against its decomposition and write the file again
+    with the choice and the throughputs in its spec, when its own (fused) graph is the faster:
+    the graphs are copied as they are, so its measured metrics stay true. When the decomposition
+    is faster the file must be exported again from its checkpoint (its accuracy is measured
+    through the graph it ships), so nothing is written and ValueError says so."""
+    edgeinfer.load(src)  # validates the file first
+    model = onnx.load_from_string(src.read_bytes())
+    spec = ModelSpec.from_json({p.key: p.value for p in model.metadata_props}[SPEC_KEY])
+    if spec.precision != "int8":
+        raise ValueError(f"{src}: an {spec.precision} file; the sequence-graph choice is for int8 files")
+    seq, step = unbundle(model)
+    if any(n.op_type == "Scan" for n in seq.graph.node):
+        raise ValueError(f"{src}: its sequence graph is already decomposed")
+    vocab = spec.token_vocab.vocab_size if spec.token_vocab is not None else 0
+    choice = choose_sequence_graph(seq, step, spec, vocab)
+    if choice.decomposed:
+        raise ValueError(f"{src}: the decomposed sequence graph is faster here "
+                         f"({choice.decomposed_seq_per_s:,.0f} against {choice.fused_seq_per_s:,.0f} seq/s); "
+                         "export the model again from its checkpoint (python -m export) so that its accuracy "
+                         "is measured through that graph")
+    base = spec.quantization.split("; sequence graph:")[0]
+    metrics = {**spec.metrics, "seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
+               "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
+    new = replace(spec, quantization=f"{base}; {choice.note}", metrics=metrics)
+    write_atomic(dst, bundle(seq, step, new).SerializeToString())
+    return choice
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m export.regime IN.onnx OUT.onnx`: record the measured sequence-graph choice."""
+    p = argparse.ArgumentParser(prog="python -m export.regime", description=record_choice.__doc__)
+    p.add_argument("src", type=Path, help="an int8 edgeinfer file")
+    p.add_argument("dst", type=Path, help="where to write it with the choice recorded")
+    a = p.parse_args(argv)
+    try:
+        record_choice(a.src, a.dst)
+    except (EdgeInferError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {a.dst} ({a.dst.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

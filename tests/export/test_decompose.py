@@ -151,3 +151,24 @@ def test_export_measures_the_choice(tmp_path: Path) -> None:
     fused, dec = spec.metrics["seq_per_s_b256_fused"], spec.metrics["seq_per_s_b256_decomposed"]
     assert fused > 0 and dec > 0
     assert ("decomposed" in spec.quantization.split(";")[1]) == (dec > fused)
+
+
+def test_record_choice_keeps_a_faster_fused_graph_and_refuses_otherwise(tmp_path: Path, monkeypatch) -> None:
+    """`python -m export.regime IN OUT` on an int8 fixture: when the fused graph is faster the file
+    is written again with the same graphs and the choice in its spec; when the decomposition is
+    faster, nothing is written and the message says to export again."""
+    import export.regime as regime
+    from tests.fixtures import fixture_path
+
+    src = fixture_path("characters-lstm-int8")
+    monkeypatch.setattr(regime, "throughput", lambda models, feeds, **kw: {"fused": 200.0, "decomposed": 100.0})
+    assert regime.main([str(src), str(tmp_path / "out.onnx")]) == 0
+    before, after = Model(src), Model(tmp_path / "out.onnx")
+    assert "sequence graph: the fused operator (2.00x" in after.spec.quantization
+    assert after.spec.metrics["seq_per_s_b256_fused"] == 200.0
+    ids = np.arange(2, 12, dtype=np.int64)[None]
+    assert np.array_equal(before.sequence_logits(ids), after.sequence_logits(ids))
+    monkeypatch.setattr(regime, "throughput", lambda models, feeds, **kw: {"fused": 100.0, "decomposed": 200.0})
+    with pytest.raises(ValueError, match="export the model again"):
+        regime.record_choice(src, tmp_path / "other.onnx")
+    assert not (tmp_path / "other.onnx").exists()
