@@ -26,8 +26,16 @@ wrong and is counted in the `refused` column. Sets:
   train half, so only these measure fonts the model never saw anything of), with the Debian
   package it came from (`dpkg -S`); a new file of a recorded family is left out, with a note;
   recorded unseen fonts that this machine lacks stay listed.
+  The unseen families are split in two BY DEBIAN PACKAGE (`package_half`, UNSEEN_SPLIT_RULE:
+  held-out when the SHA-256 of the package name is odd), recorded as each entry's "half", so
+  that no family, and no package, of the held-out side is ever trained on: `train digits
+  --font-share` prints the train side too (train/augment.py, half "unseen_train"), and the
+  held-out side ("unseen held-out") is the honest figure for fonts never seen in training,
+  reported overall, per family and per font; the train side is reported per family, for
+  information. A recorded file keeps its recorded half; a new one takes its package's (no
+  package known: held out).
   Files in UNSEEN_EXCLUDED (keycaps: not printed digits) are left out of the list, measured on a
-  row of their own. Reported overall, per family and per font.
+  row of their own.
 - perturb: the first N (default 1,000) MNIST test digits, light on dark at 28x28, changed one
   way each: thicker strokes (MaxFilter 3 and 5: dilation by 1 and 2 px), thinner (MinFilter 3:
   erosion by 1 px), rotated by +12 and -12 degrees (bicubic), blurred (Gaussian, radius 1); and,
@@ -35,8 +43,8 @@ wrong and is counted in the `refused` column. Sets:
   half a pixel at MNIST's scale, a slightly broader or finer pen).
 
 Prints a markdown table (accuracy and the mean top probability per set) and writes the font
-split, both halves and the unseen families, to --fonts-json (tests/test_digits_robustness.py
-evaluates the held-out half and the unseen families).
+split, both halves and the unseen families with their halves, to --fonts-json
+(tests/test_digits_robustness.py evaluates the held-out half and the held-out unseen families).
 Runtime only (numpy, Pillow, edgeinfer; the data is read by tests/datasets.py): no torch.
 """
 from __future__ import annotations
@@ -75,8 +83,11 @@ UPSCALE = 4  # MNIST 28x28 -> 112x112
 FONT_SUFFIXES = (".ttf", ".otf")
 FONTS_JSON = Path(__file__).resolve().parent / "digits_fonts.json"
 SPLIT_RULE = "held-out when int(sha256(file name, UTF-8).hexdigest(), 16) is odd, else train"
-UNSEEN_RULE = ("files in neither recorded half whose family is in neither half: never seen in training, "
-               "evaluation only; halves kept as recorded")
+UNSEEN_RULE = ("files in neither recorded half whose family is in neither half; halves kept as recorded; "
+               "split in two by Debian package (unseen_split_rule)")
+UNSEEN_SPLIT_RULE = ("unseen families: half 'heldout' when int(sha256(Debian package name, UTF-8).hexdigest(), 16) "
+                     "is odd, else 'train' (trained on by train digits --font-share as 'unseen_train'); "
+                     "a recorded file keeps its half; no package known: heldout")
 # font files of the unseen families' packages whose digits are not printed digits: left out of the
 # list (still measured, on a row of their own). Decorative faces whose digits are digits stay in
 # (Linux Libertine Initials' outlined digits, Go Smallcaps).
@@ -107,6 +118,13 @@ def font_half(file_name: str) -> str:
     return "heldout" if int(hashlib.sha256(file_name.encode("utf-8")).hexdigest(), 16) % 2 else "train"
 
 
+def package_half(package: str) -> str:
+    """'heldout' or 'train' for an unseen family's Debian package name, by UNSEEN_SPLIT_RULE."""
+    if not package:
+        return "heldout"
+    return "heldout" if int(hashlib.sha256(package.encode("utf-8")).hexdigest(), 16) % 2 else "train"
+
+
 def font_entry(path: Path) -> dict[str, str]:
     family, style = ImageFont.truetype(str(path), 20).getname()
     return {"file": path.name, "family": family or "", "style": style or "", "path": str(path)}
@@ -135,11 +153,15 @@ def font_split(paths: Sequence[Path], how: str, recorded: dict[str, Any] | None 
         elif e["file"] not in UNSEEN_EXCLUDED:
             unseen.append(e)
     packages = debian_packages([Path(e["path"]) for e in unseen])
+    recorded_unseen = {e["file"]: e for e in (recorded or {}).get("unseen_families", [])}
     for e in unseen:
-        e["package"] = packages.get(e["path"], "")
+        e["package"] = packages.get(e["path"], "") or recorded_unseen.get(e["file"], {}).get("package", "")
+        e["half"] = recorded_unseen.get(e["file"], {}).get("half") or package_half(e["package"])
     if recorded is not None:  # recorded unseen fonts this machine lacks stay listed
         found = {e["file"] for e in unseen}
-        unseen += [e for e in recorded.get("unseen_families", []) if e["file"] not in found]
+        for e in recorded.get("unseen_families", []):
+            if e["file"] not in found:
+                unseen.append({**e, "half": e.get("half") or package_half(e.get("package", ""))})
         unseen.sort(key=lambda e: (e["file"], e["path"]))
     return {
         "issue": 17,
@@ -149,6 +171,9 @@ def font_split(paths: Sequence[Path], how: str, recorded: dict[str, Any] | None 
         "train": train,
         "unseen_rule": UNSEEN_RULE,
         "unseen_packages": sorted({e["package"] for e in unseen if e["package"]}),
+        "unseen_split_rule": UNSEEN_SPLIT_RULE,
+        "unseen_train_packages": sorted({e["package"] for e in unseen if e["package"] and e["half"] == "train"}),
+        "unseen_heldout_packages": sorted({e["package"] for e in unseen if e["package"] and e["half"] == "heldout"}),
         "unseen_excluded": [{"file": f, "reason": r} for f, r in UNSEEN_EXCLUDED.items()],
         "unseen_families": unseen,
     }
@@ -350,9 +375,13 @@ def run_fonts(model: Model, fonts_json: Path, folder: Path, notes: list[str]) ->
     recorded = json.loads(recorded_at.read_text(encoding="utf-8")) if recorded_at.is_file() else None
     split = font_split(paths, how, recorded, notes)
     held, train, unseen = split["heldout"], split["train"], split["unseen_families"]
+    unseen_held = [e for e in unseen if e["half"] == "heldout"]
+    unseen_train = [e for e in unseen if e["half"] == "train"]
     notes.append(f"fonts: {len(paths)} files found with {how}; {len(held)} held out, {len(train)} train "
                  f"({'as recorded in ' + str(recorded_at) if recorded else 'split by the hash rule'}), "
-                 f"{len(unseen)} of unseen families ({', '.join(split['unseen_packages'])}); "
+                 f"{len(unseen)} of unseen families: {len(unseen_held)} held out "
+                 f"({', '.join(split['unseen_heldout_packages'])}), {len(unseen_train)} train "
+                 f"({', '.join(split['unseen_train_packages'])}); "
                  f"{len(CANVASES)} canvases {CANVASES} x 2 polarities x 10 digits each")
     if str(fonts_json) != "-":
         fonts_json.write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
@@ -362,7 +391,9 @@ def run_fonts(model: Model, fonts_json: Path, folder: Path, notes: list[str]) ->
     by_file = {e["file"]: e for e in map(font_entry, paths)}
     excluded = [by_file[f] for f in UNSEEN_EXCLUDED if f in by_file]
     groups = (("held-out", "held-out half", held), ("train", "train half", train),
-              ("unseen families", "unseen families", unseen), ("left out", "left out: digits on keycaps", excluded))
+              ("unseen held-out", "unseen families, held-out packages (never trained on)", unseen_held),
+              ("unseen train", "unseen families, train packages", unseen_train),
+              ("left out", "left out: digits on keycaps", excluded))
     for half, title, listed in groups:
         entries = [e for e in listed if e["path"] in present]
         if len(entries) < len(listed):
@@ -379,9 +410,9 @@ def run_fonts(model: Model, fonts_json: Path, folder: Path, notes: list[str]) ->
             m = by_size == canvas
             notes.append(f"{half} fonts, {canvas} px canvas: {100 * res.correct[m].mean():.2f}%, "
                          f"mean top {res.top[m].mean():.3f}")
-        if half == "unseen families":
+        if half.startswith("unseen"):
             notes += _per_family(res, labs, files, entries)
-        if half != "train":
+        if half not in ("train", "unseen train"):
             notes += _per_font(res, labs, files)
     return results
 

@@ -6,7 +6,7 @@ import hashlib
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,7 +14,7 @@ import torch
 
 from edgeinfer.errors import SpecError
 from edgeinfer.spec import NGRAM_POOLS, ImageInput, TextInput
-from train.augment import robust_digits, with_font_digits
+from train.augment import FONT_HALVES, TRAIN_HALVES, robust_digits, train_fonts, with_font_digits
 from train.checkpoint import Checkpoint, load_checkpoint
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
@@ -208,6 +208,10 @@ def add_digits(d: argparse.ArgumentParser) -> None:
     d.add_argument("--font-share", type=FRACTION, default=0.0,
                    help="add digits printed in the train-half fonts of benchmarks/digits_fonts.json, "
                         "this share of the training images")
+    d.add_argument("--font-halves", type=font_halves, default=",".join(FONT_HALVES),
+                   help="with --font-share: the train halves of benchmarks/digits_fonts.json to print digits in, "
+                        "comma-separated: train (DejaVu/Liberation), unseen_train (the train-side packages of the "
+                        f"unseen families) (default: {','.join(FONT_HALVES)}; 'train' alone: the earlier recipe)")
     d.add_argument("--anytime", type=SCALE, default=0.0,
                    help="also train every row's prediction with this weight (for early exit)")
     d.add_argument("--download", action="store_true", help="fetch missing files, verifying checksums")
@@ -256,18 +260,40 @@ def add_vectors(v: argparse.ArgumentParser) -> None:
     v.add_argument("--seed", type=COUNT, default=0, help="random seed")
 
 
+def font_halves(text: str) -> str:
+    """--font-halves: comma-separated train halves of the font split (train.augment.TRAIN_HALVES)."""
+    halves = [h.strip() for h in text.split(",") if h.strip()]
+    bad = [h for h in halves if h not in TRAIN_HALVES]
+    if not halves or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more of {', '.join(TRAIN_HALVES)} "
+                                         "(held-out fonts are never trained on)")
+    return ",".join(dict.fromkeys(halves))
+
+
+@dataclass(frozen=True)
+class DigitsTrainArgs(TrainArgs):
+    """TrainArgs plus which printed fonts `train digits --font-share` used (recorded in the checkpoint)."""
+
+    font_halves: str = ""  # the train halves of benchmarks/digits_fonts.json printed in ("": no printed digits)
+    font_files: int = 0  # how many font files of those halves this machine had (and training printed in)
+
+
 def digits(a: argparse.Namespace, root: Path) -> None:
     """`train digits`: MNIST read row by row."""
     if a.download:
         download_mnist(root)
     train, test = digits_data(root, "train", a.limit), digits_data(root, "test", a.limit)
+    halves, fonts = "", 0
     if a.font_share:
-        train = TensorData(*with_font_digits(train.x, train.y, a.font_share))
+        chosen = tuple(a.font_halves.split(","))
+        halves, fonts = a.font_halves, len(train_fonts(halves=chosen))
+        train = TensorData(*with_font_digits(train.x, train.y, a.font_share, halves=chosen))
     config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
     torch.manual_seed(a.seed)
     model = build(config)
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment, anytime=a.anytime,
-                     augment_robust=a.augment_robust, font_share=a.font_share)
+    args = DigitsTrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment, anytime=a.anytime,
+                           augment_robust=a.augment_robust, font_share=a.font_share, font_halves=halves,
+                           font_files=fonts)
     meta = Checkpoint.new("digits", DIGIT_LABELS, asdict(ImageInput()), config.to_dict())
     train_classifier(a, model, train, test, args, meta, digits_augment(a.augment, a.augment_robust))
 

@@ -16,7 +16,12 @@ contrast stretch and faint-ink threshold remove most JPEG ringing, so the model 
 light-on-dark frames. Printed digits are added as training examples instead (`font_digits`):
 the digits 0-9 of the train-half fonts of benchmarks/digits_fonts.json, rendered on canvases of
 several sizes in both polarities and put through `mnist_frame` + `normalize`, exactly as a file
-would be. The held-out fonts are never read.
+would be. The train halves (`FONT_HALVES`, `train_fonts`): "train", the DejaVu/Liberation files
+the name hash put on the train side, and "unseen_train", the files of the unseen families whose
+Debian package's name hash puts it on the train side (`half: "train"`; the rule is the json's
+"unseen_split_rule"). The default trains on both; `halves=("train",)` (`train digits
+--font-halves train`) is the earlier recipe, the DejaVu/Liberation train half alone. The held-out
+fonts (both held-out halves) are never read.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +42,8 @@ from edgeinfer.spec import ImageInput
 FONTS_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "digits_fonts.json"
 FONT_CANVASES = (24, 28, 32, 40, 48, 64, 96, 128)  # square canvas sides, px
 FONT_HEIGHTS = (0.6, 0.8)  # the tallest digit's share of the canvas height
+TRAIN_HALVES = ("train", "unseen_train")  # the font halves training may read (see font_half_entries)
+FONT_HALVES = TRAIN_HALVES  # what --font-share trains on by default: both train halves
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -111,10 +119,23 @@ def robust_digits(spec: ImageInput | None = None, p_affine: float = 0.85, p_dila
     return apply
 
 
-def train_fonts(path: Path | None = None) -> list[Path]:
-    """The train-half font files of the split in `path` (FONTS_JSON) that this machine has."""
+def font_half_entries(split: dict[str, Any], half: str) -> list[dict[str, Any]]:
+    """The entries of one train half of a font split (the json's layout): "train" (its "train"
+    list) or "unseen_train" (the "unseen_families" entries marked `half: "train"`). Only train
+    halves can be asked for: a held-out font is never trained on."""
+    if half == "train":
+        return list(split.get("train", []))
+    if half == "unseen_train":
+        return [e for e in split.get("unseen_families", []) if e.get("half") == "train"]
+    raise ValueError(f"unknown font half {half!r} (train halves: {', '.join(TRAIN_HALVES)})")
+
+
+def train_fonts(path: Path | None = None, halves: Sequence[str] = FONT_HALVES) -> list[Path]:
+    """The font files of the train halves `halves` (default FONT_HALVES: both) of the split in
+    `path` (FONTS_JSON) that this machine has, in the json's order, each file once."""
     split = json.loads(Path(path or FONTS_JSON).read_text(encoding="utf-8"))
-    return [Path(e["path"]) for e in split["train"] if Path(e["path"]).is_file()]
+    paths = [Path(e["path"]) for half in halves for e in font_half_entries(split, half)]
+    return [p for p in dict.fromkeys(paths) if p.is_file()]
 
 
 def _ink_box(font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
@@ -156,18 +177,19 @@ def font_digits(fonts: Sequence[Path], spec: ImageInput | None = None, canvases:
     return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64)
 
 
-def with_font_digits(x: torch.Tensor, y: torch.Tensor, share: float, fonts_json: Path | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training images with printed digits of the train-half fonts appended, repeated so that
-    they make up about `share` of the result (0: none added)."""
+def with_font_digits(x: torch.Tensor, y: torch.Tensor, share: float, fonts_json: Path | None = None,
+                     halves: Sequence[str] = FONT_HALVES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training images with printed digits of the fonts of the train halves `halves` appended,
+    repeated so that they make up about `share` of the result (0: none added)."""
     if share <= 0:
         return x, y
-    fonts = train_fonts(fonts_json)
+    fonts = train_fonts(fonts_json, halves)
     fx, fy = font_digits(fonts)
     if not len(fy):
-        print(f"augment: no train-half font of {fonts_json or FONTS_JSON} on this machine; no printed digits",
-              file=sys.stderr)
+        print(f"augment: no font of the halves {'+'.join(halves)} of {fonts_json or FONTS_JSON} on this machine; "
+              "no printed digits", file=sys.stderr)
         return x, y
     repeat = max(1, round(share * len(y) / ((1 - share) * len(fy))))
-    print(f"augment: {len(fy):,} printed digits from {len(fonts)} train-half fonts, x{repeat}", file=sys.stderr)
+    print(f"augment: {len(fy):,} printed digits from {len(fonts)} fonts of the halves {'+'.join(halves)}, "
+          f"x{repeat}", file=sys.stderr)
     return torch.cat([x, fx.repeat(repeat, 1, 1)]), torch.cat([y, fy.repeat(repeat)])

@@ -80,11 +80,45 @@ def test_printed_digits_are_frames_with_their_labels(tmp_path) -> None:
     assert with_font_digits(mx, my, 0.0, split)[0] is mx
 
 
+def test_train_fonts_reads_the_train_halves_only(tmp_path) -> None:
+    files = {name: tmp_path / f"{name}.ttf" for name in ("train", "held", "unseen_train", "unseen_held")}
+    for f in files.values():
+        f.write_bytes(b"")
+    split = tmp_path / "fonts.json"
+    split.write_text(json.dumps({
+        "train": [{"path": str(files["train"])}, {"path": str(tmp_path / "not_installed.ttf")}],
+        "heldout": [{"path": str(files["held"])}],
+        "unseen_families": [{"path": str(files["unseen_train"]), "half": "train"},
+                            {"path": str(files["unseen_held"]), "half": "heldout"},
+                            {"path": str(files["unseen_held"])}],  # no half: never trained on
+    }))
+    assert augment.train_fonts(split) == [files["train"], files["unseen_train"]]  # default: both train halves
+    assert augment.train_fonts(split, ("train",)) == [files["train"]]  # the earlier recipe
+    assert augment.train_fonts(split, ("unseen_train",)) == [files["unseen_train"]]
+    for half in ("heldout", "unseen_heldout"):
+        with pytest.raises(ValueError, match="unknown font half"):
+            augment.train_fonts(split, (half,))
+
+
+def test_no_held_out_family_is_trained_on() -> None:
+    """In the recorded split: the fonts training prints are of no family or package of a held-out side."""
+    split = json.loads(augment.FONTS_JSON.read_text(encoding="utf-8"))
+    trained = [e for half in augment.FONT_HALVES for e in augment.font_half_entries(split, half)]
+    unseen_held = [e for e in split["unseen_families"] if e["half"] == "heldout"]
+    assert len(trained) == len(split["train"]) + len(split["unseen_families"]) - len(unseen_held)
+    assert not {e["file"] for e in trained} & {e["file"] for e in split["heldout"] + unseen_held}
+    assert not {e["family"] for e in trained} & {e["family"] for e in unseen_held}
+    assert not {e.get("package") for e in trained} & {e["package"] for e in unseen_held}
+
+
 def test_cli_option_parses_and_is_recorded(tmp_path, monkeypatch) -> None:
     a = parser().parse_args(["digits", "--augment-robust", "--font-share", "0.05", "--out", "o"])
-    assert a.augment_robust and a.font_share == 0.05
+    assert a.augment_robust and a.font_share == 0.05 and a.font_halves == "train,unseen_train"
     b = parser().parse_args(["digits", "--out", "o"])
     assert not b.augment_robust and b.font_share == 0.0
+    assert parser().parse_args(["digits", "--font-halves", "train", "--out", "o"]).font_halves == "train"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["digits", "--font-halves", "train,unseen_heldout", "--out", "o"])
     monkeypatch.setattr(augment, "FONT_CANVASES", (28,))
     monkeypatch.setattr(augment, "FONT_HEIGHTS", (0.7,))
     write_tiny_mnist(tmp_path / "data", n_train=64, n_test=16)
@@ -96,5 +130,7 @@ def test_cli_option_parses_and_is_recorded(tmp_path, monkeypatch) -> None:
     ca, cb = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "ab")
     assert ca.train_args["augment_robust"] is True and ca.train_args["anytime"] == 1.0
     assert ca.train_args["font_share"] == (0.1 if extra else 0.0)
+    assert ca.train_args["font_halves"] == ("train,unseen_train" if extra else "")
+    assert ca.train_args["font_files"] == (len(augment.train_fonts()) if extra else 0)
     for key in ca.state_dict:  # same seed, same augmented batches, same weights
         assert torch.equal(ca.state_dict[key], cb.state_dict[key]), key
