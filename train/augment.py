@@ -179,8 +179,12 @@ def font_digits(fonts: Sequence[Path], spec: ImageInput | None = None, canvases:
 
 def with_font_digits(x: torch.Tensor, y: torch.Tensor, share: float, fonts_json: Path | None = None,
                      halves: Sequence[str] = FONT_HALVES) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training images with printed digits of the fonts of the train halves `halves` appended,
-    repeated so that they make up about `share` of the result (0: none added)."""
+    """Training images with printed digits of the fonts of the train halves `halves` appended so
+    that they make up about `share` of the result (0: none added): all of them, repeated a whole
+    number of times (at least once) as near the share as that gets; but when all of them once
+    would be more than twice the share's number, a fixed sample of that number (the same for
+    every run: a permutation from seed 0, not the run's seed), so that more fonts give more
+    variety, not a larger share."""
     if share <= 0:
         return x, y
     fonts = train_fonts(fonts_json, halves)
@@ -189,7 +193,12 @@ def with_font_digits(x: torch.Tensor, y: torch.Tensor, share: float, fonts_json:
         print(f"augment: no font of the halves {'+'.join(halves)} of {fonts_json or FONTS_JSON} on this machine; "
               "no printed digits", file=sys.stderr)
         return x, y
-    repeat = max(1, round(share * len(y) / ((1 - share) * len(fy))))
-    print(f"augment: {len(fy):,} printed digits from {len(fonts)} fonts of the halves {'+'.join(halves)}, "
-          f"x{repeat}", file=sys.stderr)
+    wanted = share * len(y) / (1 - share)
+    source = f"{len(fy):,} printed digits from {len(fonts)} fonts of the halves {'+'.join(halves)}"
+    if 2 * wanted < len(fy):
+        pick = torch.randperm(len(fy), generator=torch.Generator().manual_seed(0))[: max(1, round(wanted))]
+        print(f"augment: {len(pick):,} of {source} (a fixed sample)", file=sys.stderr)
+        return torch.cat([x, fx[pick]]), torch.cat([y, fy[pick]])
+    repeat = max(1, round(wanted / len(fy)))
+    print(f"augment: {source}, x{repeat}", file=sys.stderr)
     return torch.cat([x, fx.repeat(repeat, 1, 1)]), torch.cat([y, fy.repeat(repeat)])
