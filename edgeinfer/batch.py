@@ -145,8 +145,13 @@ class StreamBatch:
         io = spec.io
         whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
         feeds = {name: (v if whole else v[:, slots]) for name, v in self._state.items()}
-        names = [io.output, *spec.state_outputs, *([io.step_probabilities] if io.step_probabilities else [])]
-        outs = self.model.run("batch_step", names, {io.step_input: arr, **feeds})
+        if io.batch_steps_from and len(slots) >= io.batch_steps_from:  # the faster graph at this batch
+            logits, carried = self.model.run_sequence(arr[:, None], feeds)
+            outs = [logits, *(carried[s.name] for s in spec.state)]
+            names: list[str] = []
+        else:
+            names = [io.output, *spec.state_outputs, *([io.step_probabilities] if io.step_probabilities else [])]
+            outs = self.model.run("batch_step", names, {io.step_input: arr, **feeds})
         for s, new in zip(spec.state, outs[1:], strict=False):
             if whole:
                 self._state[s.name] = new
@@ -154,7 +159,7 @@ class StreamBatch:
                 self._state[s.name][:, slots] = new
         self._logits[slots] = outs[0]
         self._steps[slots] += 1
-        return outs[-1] if io.step_probabilities else softmax(outs[0])
+        return outs[-1] if io.step_probabilities and names else softmax(outs[0])
 
     def _check(self, x: Any, n: int) -> np.ndarray:
         if self.tokens:

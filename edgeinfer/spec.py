@@ -19,7 +19,8 @@ from edgeinfer.errors import SpecError, WrongTaskError
 
 # 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout: the step graph's shared weights
 # are byte ranges of the file itself (files of versions 1 to 3 still load)
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: io.batch_steps_from
+MAX_BATCH_STEPS_FROM = 1 << 20
 SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights are ranges of the file
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
@@ -151,6 +152,9 @@ class GraphIO:
     output: str = "y"  # (B, classes) logits
     lengths: str = ""  # sequence graph input (B,) int64 of valid steps per row, when there is one
     step_probabilities: str = ""  # step graph output (B, classes): softmax of the logits, when there is one
+    # StreamBatch steps of at least this many streams run the sequence graph for one step (the
+    # state carried as Stream.feed carries it), where that is the faster graph; 0: the step graph
+    batch_steps_from: int = 0
 
 
 @dataclass(frozen=True)
@@ -429,7 +433,11 @@ def _check_state(spec: ModelSpec) -> None:
             set(outputs) & set(seq_inputs + step_inputs)):
         raise SpecError("graph input and output names in 'io' and 'state' must all be distinct")
     for name, value in asdict(io).items():
-        _check_name(value, f"io.{name}", required=name not in ("lengths", "step_probabilities"))
+        if name != "batch_steps_from":
+            _check_name(value, f"io.{name}", required=name not in ("lengths", "step_probabilities"))
+    if not 0 <= io.batch_steps_from <= MAX_BATCH_STEPS_FROM:
+        raise SpecError(f"io.batch_steps_from is {io.batch_steps_from}; expected 0 (never) or a stream count "
+                        f"up to {MAX_BATCH_STEPS_FROM}")
 
 
 def _check_spec(spec: ModelSpec) -> None:

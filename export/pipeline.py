@@ -162,6 +162,7 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None, i
     if choice.fused_seq_per_s:  # measured at export (export.regime)
         metrics8 |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
                      "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
-    spec8 = make_spec(raw, precision="int8", quantization=f"{METHOD}; {choice.note}", metrics=metrics8)
+    io8 = {**raw["io"], "batch_steps_from": choice.batch_steps_from}
+    spec8 = make_spec(raw, precision="int8", quantization=f"{METHOD}; {choice.note}", metrics=metrics8, io=io8)
     written.append(write_model(out / f"{name}-int8.onnx", seq8, step8, spec8))
     return written

@@ -48,12 +48,14 @@ class Choice:
     note: str  # appended to the spec's quantization text
     fused_seq_per_s: float  # 0: not measured (the choice was given)
     decomposed_seq_per_s: float
+    batch_steps_from: int = 0  # io.batch_steps_from: StreamBatch steps of this many streams run the sequence graph
 
 
-def sample_inputs(spec: ModelSpec, vocab: int, batch: int = BATCH, seed: int = 0) -> dict[str, np.ndarray]:
-    """Feeds of a batch of typical sequences for the sequence graph (random tokens or rows)."""
+def sample_inputs(spec: ModelSpec, vocab: int, batch: int = BATCH, seed: int = 0, steps: int = 0
+                  ) -> dict[str, np.ndarray]:
+    """Feeds of a batch of typical sequences (or of `steps` steps) for the sequence graph."""
     rng = np.random.default_rng(seed)
-    steps = STEPS.get(spec.task, 64)
+    steps = steps or STEPS.get(spec.task, 64)
     if vocab:
         x = rng.integers(2, vocab, (batch, steps)).astype(np.int64)
         lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if spec.io.lengths else {}
@@ -84,6 +86,29 @@ def throughput(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarray],
     return {k: batch / float(np.median(v)) for k, v in times.items()}
 
 
+STREAM_COUNTS = (16, 64, 256)  # StreamBatch sizes measured for io.batch_steps_from
+
+
+def batch_steps_from(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, vocab: int) -> int:
+    """The smallest of STREAM_COUNTS from which one step of that many streams is faster through
+    the (decomposed) sequence graph with T = 1 than through the step graph, at that count and
+    every larger one measured; 0 when the step graph is never slower."""
+    faster = []
+    for n in STREAM_COUNTS:
+        feeds = sample_inputs(spec, vocab, batch=n, steps=1)
+        step_feeds = {spec.io.step_input: feeds[spec.io.seq_input][:, 0],
+                      **{s.name: feeds[s.name] for s in spec.state}}
+        rates = {"step": throughput({"step": step}, step_feeds, repeats=50)["step"],
+                 "sequence": throughput({"sequence": seq}, feeds, repeats=50)["sequence"]}
+        faster.append(rates["sequence"] > rates["step"])
+        print(f"StreamBatch step of {n} streams: step graph {rates['step']:,.0f}, sequence graph "
+              f"{rates['sequence']:,.0f} steps/s", file=sys.stderr)
+    for i, n in enumerate(STREAM_COUNTS):
+        if all(faster[i:]):
+            return n
+    return 0
+
+
 def decomposed_pair(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     """The decomposed sequence graph, and the step graph reading its int8 weights where it
     quantized fp32 ones (an int8 LSTM's step graph already shares its int8 weights)."""
@@ -106,7 +131,8 @@ def choose_sequence_graph(seq: onnx.ModelProto, step: onnx.ModelProto, spec: Mod
     print(f"sequence graph at batch {BATCH}: fused {fused:,.0f} seq/s, decomposed {dec:,.0f} seq/s -> "
           f"{'decomposed' if use else 'fused'}", file=sys.stderr)
     if use:
-        return Choice(seq_d, step_d, True, DECOMPOSED.format(ratio=dec / fused), fused, dec)
+        return Choice(seq_d, step_d, True, DECOMPOSED.format(ratio=dec / fused), fused, dec,
+                      batch_steps_from(seq_d, step_d, spec, vocab))
     return Choice(seq, step, False, FUSED.format(ratio=fused / dec), fused, dec)
 
 

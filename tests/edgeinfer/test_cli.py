@@ -112,7 +112,7 @@ def test_unknown_provider_lists_available(digit_files) -> None:
 def test_info_and_models() -> None:
     out = run_cli("info", "digits", "--json")
     spec = json.loads(out.stdout)
-    assert spec["task"] == "digits" and spec["precision"] == "int8" and spec["format_version"] == 4  # relaid out
+    assert spec["task"] == "digits" and spec["precision"] == "int8" and spec["format_version"] >= 4  # 4: relaid
     assert [s["name"] for s in spec["state"]] == ["h", "c"]
     text = run_cli("info", "digits").stdout
     assert "lstm x1, hidden 128" in text and "h->h_next (1, B, 128)" in text

@@ -64,3 +64,32 @@ def test_the_sequence_graph_is_a_scan_of_int8_products(base: str) -> None:
     decomposed, fused = committed(decomposed_name(base)).read_bytes(), committed(base).read_bytes()
     assert b"Scan" in decomposed and b"MatMulIntegerToFloat" in decomposed
     assert b"Scan" not in fused
+
+
+@pytest.mark.parametrize("base", ["digits-gru2", "sentiment-gru1-readout"])
+def test_stream_batch_runs_the_sequence_graph_from_batch_steps_from(base: str) -> None:
+    """These fixtures say io.batch_steps_from = 4: a StreamBatch step of 3 streams runs the step
+    graph (each Stream's step), one of 5 runs the sequence graph for one step (run_sequence with
+    the state carried, and to the streams' steps within the int8 tolerance)."""
+    model = edgeinfer.load(committed(decomposed_name(base)))
+    assert model.spec.io.batch_steps_from == 4
+    rng = np.random.default_rng(2)
+    vocab = model.spec.token_vocab
+    x = (rng.integers(2, vocab.vocab_size, (5, 12)).astype(np.int64) if vocab is not None
+         else rng.standard_normal((5, 12, model.spec.input_size)).astype(np.float32))
+    for n in (3, 5):
+        batch = model.stream_batch()
+        handles = [batch.open() for _ in range(n)]
+        alone = [model.stream() for _ in range(n)]
+        state = model.spec.initial_state(n)
+        for t in range(12):
+            got = batch.step(handles, x[:n, t])
+            want = np.stack([s.step(x[i, t] if vocab is None else int(x[i, t])) for i, s in enumerate(alone)])
+            logits, state = model.run_sequence(x[:n, t:t + 1], state)
+            seq = np.exp(logits - logits.max(1, keepdims=True))
+            seq /= seq.sum(1, keepdims=True)
+            if n < 4:  # the step graph, as each stream's step (batched kernels round ~1e-8 apart)
+                assert np.abs(got - want).max() <= 1e-6
+            else:
+                assert np.abs(got - seq).max() <= 1e-6
+                assert np.abs(got - want).max() <= STEP_TOLERANCE

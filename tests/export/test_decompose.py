@@ -161,14 +161,17 @@ def test_record_choice_keeps_a_faster_fused_graph_and_refuses_otherwise(tmp_path
     from tests.fixtures import fixture_path
 
     src = fixture_path("characters-lstm-int8")
-    monkeypatch.setattr(regime, "throughput", lambda models, feeds, **kw: {"fused": 200.0, "decomposed": 100.0})
+    def rates(fused: float, decomposed: float):  # -> a stand-in for regime.throughput
+        return lambda models, feeds, **kw: {k: {"fused": fused, "decomposed": decomposed}.get(k, 1.0) for k in models}
+
+    monkeypatch.setattr(regime, "throughput", rates(200.0, 100.0))
     assert regime.main([str(src), str(tmp_path / "out.onnx")]) == 0
     before, after = Model(src), Model(tmp_path / "out.onnx")
     assert "sequence graph: the fused operator (2.00x" in after.spec.quantization
     assert after.spec.metrics["seq_per_s_b256_fused"] == 200.0
     ids = np.arange(2, 12, dtype=np.int64)[None]
     assert np.array_equal(before.sequence_logits(ids), after.sequence_logits(ids))
-    monkeypatch.setattr(regime, "throughput", lambda models, feeds, **kw: {"fused": 100.0, "decomposed": 200.0})
+    monkeypatch.setattr(regime, "throughput", rates(100.0, 200.0))
     with pytest.raises(ValueError, match="export the model again"):
         regime.record_choice(src, tmp_path / "other.onnx")
     assert not (tmp_path / "other.onnx").exists()

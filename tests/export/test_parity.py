@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from edgeinfer import Model
-from edgeinfer.spec import SELF_LOCATION, SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
+from edgeinfer.spec import FORMAT_VERSION, SELF_LOCATION, SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
 from export.graphs import export_graphs, unbundle
 from export.parity import FP32_TOLERANCE, parity_error
 from export.quantize import quantize
@@ -48,7 +48,7 @@ def test_bundle_holds_both_graphs_and_spec(make_model) -> None:
     props = {p.key: p.value for p in model.metadata_props}
     spec = ModelSpec.from_json(props[SPEC_KEY])
     assert (spec.cell, spec.layers, [s.name for s in spec.state]) == ("gru", 2, ["h"])
-    assert STEP_SHARED_KEY not in props and spec.format_version == 4
+    assert STEP_SHARED_KEY not in props and spec.format_version == FORMAT_VERSION
     light = onnx.load_from_string(base64.b64decode(props[STEP_GRAPH_KEY]))
     refs = {t.name: {e.key: e.value for e in t.external_data} for t in light.graph.initializer
             if t.data_location == onnx.TensorProto.EXTERNAL}

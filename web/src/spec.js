@@ -6,7 +6,8 @@
 import { InputError, SpecError, WrongTaskError } from "./errors.js";
 import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson, plain } from "./json.js";
 
-export const FORMAT_VERSION = 4;
+export const FORMAT_VERSION = 5; // 5: io.batch_steps_from
+const MAX_BATCH_STEPS_FROM = 1 << 20;
 export const SELF_RANGES_FORMAT = 4; // from this version on the step graph's shared weights are ranges of the file
 export const SPEC_KEY = "edgeinfer.spec";
 export const STEP_GRAPH_KEY = "edgeinfer.step_graph";
@@ -34,7 +35,7 @@ const MAX_SPEC_CHARS = 64 << 20;
  * @typedef {{kind: "words", vocab: string[], pad_id: number, unk_id: number, lowercase: boolean}} TextInput
  * @typedef {{kind: "chars", vocab: string[], pad_id: number, unk_id: number}} CharInput
  * @typedef {{name: string, output: string, layers: number, hidden: number, dtype: string, initial: number}} StateTensor
- * @typedef {{seq_input: string, step_input: string, output: string, lengths: string, step_probabilities: string}} GraphIO
+ * @typedef {{seq_input: string, step_input: string, output: string, lengths: string, step_probabilities: string, batch_steps_from: number}} GraphIO
  * @typedef {{pool: boolean, ngram_buckets: number, ngram_order: number, ngram_pool: string}} Readout
  * @typedef {{task: string, labels: string[], input: ImageInput | TextInput | CharInput, cell: string,
  *   layers: number, hidden: number, input_size: number, state: StateTensor[], io: GraphIO, readout: Readout,
@@ -60,7 +61,7 @@ const STATE = [["name", "str"], ["output", "str"], ["layers", "int"], ["hidden",
   ["initial", "float", 0]];
 /** @type {Field[]} */
 const IO = [["seq_input", "str", "x"], ["step_input", "str", "x"], ["output", "str", "y"], ["lengths", "str", ""],
-  ["step_probabilities", "str", ""]];
+  ["step_probabilities", "str", ""], ["batch_steps_from", "int", 0]];
 /** @type {Field[]} */
 const READOUT = [["pool", "bool", false], ["ngram_buckets", "int", 0], ["ngram_order", "int", 3],
   ["ngram_pool", "str", "mean"]];
@@ -400,7 +401,12 @@ function checkState(spec) {
     throw new SpecError("graph input and output names in 'io' and 'state' must all be distinct");
   }
   for (const [name] of IO) {
+    if (name === "batch_steps_from") continue;
     checkName(/** @type {any} */ (io)[name], `io.${name}`, name !== "lengths" && name !== "step_probabilities");
+  }
+  if (!(io.batch_steps_from >= 0 && io.batch_steps_from <= MAX_BATCH_STEPS_FROM)) {
+    throw new SpecError(`io.batch_steps_from is ${io.batch_steps_from}; expected 0 (never) or a stream count `
+      + `up to ${MAX_BATCH_STEPS_FROM}`);
   }
 }
 
