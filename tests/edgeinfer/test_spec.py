@@ -54,7 +54,8 @@ BAD_FIELDS = [
     ("state.0.initial", "0"), ("state.0.output", ""), ("state.0.output", "y"), ("state.0.output", "\x1b[2J"),
     ("state.0.output", 7), ("state.1.output", "h_next"), ("state.0.bogus", 1),
     ("io.output", ""), ("io.output", "h"), ("io.seq_input", 3), ("io.step_probabilities", "y"),
-    ("io.lengths", "x"), ("io.other", "z"),
+    ("io.lengths", "x"), ("io.other", "z"), ("io.batch_steps_from", -1), ("io.batch_steps_from", 2**21),
+    ("io.batch_steps_from", "64"), ("io.batch_steps_from", 1.5),
 ]
 BAD_SENTIMENT_FIELDS = [
     ("input.vocab", "the movie"), ("input.vocab", ["the", "the"]), ("input.vocab", ["the", ""]),

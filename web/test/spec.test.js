@@ -38,7 +38,8 @@ const BAD_FIELDS = [
   ["state.0.initial", "0"], ["state.0.output", ""], ["state.0.output", "y"], ["state.0.output", "\x1b[2J"],
   ["state.0.output", 7], ["state.1.output", "h_next"], ["state.0.bogus", 1],
   ["io.output", ""], ["io.output", "h"], ["io.seq_input", 3], ["io.step_probabilities", "y"],
-  ["io.lengths", "x"], ["io.other", "z"],
+  ["io.lengths", "x"], ["io.other", "z"], ["io.batch_steps_from", -1], ["io.batch_steps_from", 2 ** 21],
+  ["io.batch_steps_from", "64"], ["io.batch_steps_from", 1.5],
 ];
 const BAD_SENTIMENT_FIELDS = [
   ["input.vocab", "the movie"], ["input.vocab", ["the", "the"]], ["input.vocab", ["the", ""]],
@@ -83,7 +84,7 @@ test("messages name the field, as Python's do", () => {
   refuse("state.0.hidden", 7, /^state 'h' must be \(1, B, 128\) float32, not \(1, B, 7\) float32$/);
   refuse("unknown_field", 1, /^spec field 'spec' has unknown field\(s\) 'unknown_field'$/);
   refuse("input", { kind: "audio" }, /^unknown input kind 'audio'; expected one of image, words, chars$/);
-  refuse("format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(4\); upgrade edgeinfer$/);
+  refuse("format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(5\); upgrade edgeinfer$/);
   refuse("io.step_probabilities", "y", /^graph input and output names in 'io' and 'state' must all be distinct$/);
   refuse("state.0.output", "\x1b[2J", /^spec field 'state\.h\.output' must be a printable name of 1 to 256 characters$/);
   const missing = JSON.parse(JSON.stringify(digits));
@@ -126,7 +127,7 @@ test("older formats read with their defaults", () => {
   delete digits.io;
   const old = specFromDict(digits);
   assert.deepEqual(old.readout, { pool: false, ngram_buckets: 0, ngram_order: 3, ngram_pool: "mean" });
-  assert.deepEqual(old.io, { seq_input: "x", step_input: "x", output: "y", lengths: "", step_probabilities: "" });
+  assert.deepEqual(old.io, { seq_input: "x", step_input: "x", output: "y", lengths: "", step_probabilities: "", batch_steps_from: 0 });
   assert.equal(old.format_version, 1);
 });
 
