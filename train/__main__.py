@@ -196,6 +196,8 @@ def short_options(p: argparse.ArgumentParser) -> None:
                    help="also train on N short texts (1-3 sentences) of each review, with its label (0: none)")
     p.add_argument("--flip", action="store_true",
                    help="with --short: add each short text that one negation turns over, negated, with the other label")
+    p.add_argument("--flip-only", action="store_true",
+                   help="with --flip: keep only the short texts that have a negated counterpart, and those")
 
 
 def add_digits(d: argparse.ArgumentParser) -> None:
@@ -343,7 +345,7 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         embedding.weight.requires_grad_(not a.freeze_vectors)
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
-                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip)
+                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only)
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
 
@@ -441,9 +443,11 @@ def with_short(a: argparse.Namespace, root: Path, spec: TextInput, train: TokenD
     """`train` (and `held`) followed by the short texts of their reviews when --short says so."""
     if a.flip and not a.short:
         raise ValueError("--flip negates short texts: give --short N too")
+    if a.flip_only and not a.flip:
+        raise ValueError("--flip-only keeps the negation pairs: give --flip (and --short N) too")
     if not a.short:
         return train, held
-    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit)
+    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only)
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
     if held is not None and short_held is not None:
         held = held.concat(short_held)

@@ -119,10 +119,11 @@ def negate(tokens: Sequence[str], known: frozenset[str], rng: np.random.Generato
 
 
 def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, flip: bool, seed: int,
-                known: frozenset[str]) -> tuple[list[list[str]], list[int], int]:
+                known: frozenset[str], pairs_only: bool = False) -> tuple[list[list[str]], list[int], int]:
     """`per_review` short texts (words) of each review with its label: a sentence, or a window of
     two or three sentences, at most MAX_SHORT_WORDS words; with `flip`, each flippable one is
-    followed by its negated counterpart with the other label. Returns (texts, labels, flips)."""
+    followed by its negated counterpart with the other label; with `pairs_only`, only those
+    pairs are kept (the same draws). Returns (texts, labels, flips)."""
     rng = np.random.default_rng(seed)
     out: list[list[str]] = []
     out_labels: list[int] = []
@@ -136,9 +137,11 @@ def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, 
             start = int(rng.integers(len(parts)))
             size = int(rng.choice((1, 1, 2, 3)))
             tokens = [t for p in parts[start: start + size] for t in p][:MAX_SHORT_WORDS]
+            negated = negate(tokens, known, rng) if flip else None
+            if pairs_only and negated is None:
+                continue
             out.append(tokens)
             out_labels.append(int(label))
-            negated = negate(tokens, known, rng) if flip else None
             if negated is not None:
                 out.append(negated)
                 out_labels.append(1 - int(label))

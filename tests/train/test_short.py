@@ -52,3 +52,12 @@ def test_short_texts_labels_counts_and_flips() -> None:
     assert again == (texts, labels, flips)  # deterministic for a seed
     plain = short_texts(reviews, [1, 0], per_review=6, flip=False, seed=0, known=KNOWN)
     assert plain[2] == 0 and len(plain[0]) == 12 and set(plain[1]) == {0, 1}
+
+
+def test_pairs_only_keeps_the_negation_pairs() -> None:
+    reviews = ["The food was good. I liked it. We left early.", "It is not bad.<br />Bad acting though."]
+    texts, labels, flips = short_texts(reviews, [1, 0], per_review=6, flip=True, seed=0, known=KNOWN, pairs_only=True)
+    assert flips > 0 and len(texts) == 2 * flips
+    assert all(labels[i] != labels[i + 1] for i in range(0, len(texts), 2))
+    everything = short_texts(reviews, [1, 0], per_review=6, flip=True, seed=0, known=KNOWN)
+    assert everything[2] == flips  # the same draws, the same pairs
