@@ -10,6 +10,7 @@ throughputs go into the spec (`quantization` text and `metrics`), so `edgeinfer 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -165,7 +166,10 @@ def record_choice(src: Path, dst: Path, data: str | None = None) -> Choice:
         metrics = {k: v for k, v in metrics.items() if k != "parity_max_abs_err"}
         metrics |= _remeasure(src, spec, seq, choice, data)
         io = replace(io, batch_steps_from=choice.batch_steps_from)
-    new = replace(spec, quantization=f"{base}; {choice.note}", metrics=metrics, io=io, format_version=FORMAT_VERSION)
+    provenance = {**spec.provenance, "regime": {"by": "python -m export.regime", "date": dt.date.today().isoformat(),
+                                                "onnxruntime": ort.__version__}}
+    new = replace(spec, quantization=f"{base}; {choice.note}", metrics=metrics, io=io, provenance=provenance,
+                  format_version=FORMAT_VERSION)
     write_atomic(dst, bundle(choice.seq, choice.step, new).SerializeToString())
     return choice
 
