@@ -11,7 +11,7 @@ import pytest
 
 import edgeinfer
 from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTaskError
-from edgeinfer.spec import ModelSpec
+from edgeinfer.spec import FORMAT_VERSION, ModelSpec
 from tests.conftest import ROOT
 from tests.edgeinfer.conftest import committed
 from tests.edgeinfer.modelfile import rewrite_spec as _rewrite_spec
@@ -164,10 +164,10 @@ def test_builtin_digits_model_spec() -> None:
 @pytest.mark.parametrize(("legacy", "current"), [("legacy/digits-gru1-format3", "digits-gru1"),
                                                   ("legacy/sentiment-gru1-readout-format3", "sentiment-gru1-readout")])
 def test_files_of_the_format_3_layout_still_load(legacy, current) -> None:
-    """Format 3 named the sequence initializers holding the step graph's weights; format 4 gives
+    """Format 3 named the sequence initializers holding the step graph's weights; format 4 (and 5) give
     their byte ranges in the file. The same nets in both layouts compute the same numbers."""
     old, new = Model(committed(legacy)), Model(committed(current))
-    assert (old.spec.format_version, new.spec.format_version) == (3, 4)
+    assert (old.spec.format_version, new.spec.format_version) == (3, FORMAT_VERSION)
     assert old.file.step_shared and not new.file.step_shared and new.file.self_ranges
     x = np.arange(2 * 6).reshape(2, 6) % 9 + 2 if old.spec.reads_tokens else \
         np.random.default_rng(0).standard_normal((2, 6, 28)).astype(np.float32)
