@@ -50,7 +50,7 @@ test("predictions equal Python's", NEED_REFS, async () => {
   const texts = sentiment.predict.texts;
   const q = await s.predict(texts);
   assert.deepEqual(q.dims, [texts.length, 2]);
-  assertClose(q.data, refArray(sentiment.predict.probs), TOL, "sentiment");
+  assertClose(q.data, refArray(sentiment.predict.probs), seqTolerance(s.spec), "sentiment");
   assert.deepEqual(argmaxRows(q.data, 2), argmaxRows(refArray(sentiment.predict.probs), 2));
   const c = await model("characters");
   await assert.rejects(c.predict(/** @type {any} */ ({ data: new Float32Array(3), dims: [1, 3] })),
@@ -68,7 +68,17 @@ test("predictions equal Python's", NEED_REFS, async () => {
  * @param {"probabilities" | "state"} [what]
  */
 const freeRunTolerance = (spec, what = "probabilities") => (spec.precision === "int8" && spec.cell === "lstm"
-  ? (what === "state" ? 5e-2 : 2e-2) : TOL);  // 2e-2: the retrained digits model drifts 1.04e-2 in Chromium
+  ? (what === "state" ? 5e-2 : 2e-2) : seqTolerance(spec));  // 2e-2: the retrained digits model drifts 1.04e-2 in Chromium
+
+/**
+ * How far a decomposed int8 sequence graph (issue 18: a Scan that quantizes the hidden state to
+ * 8 bits at every step, like the int8 LSTM) may be from Python's: the same rounding flips, now
+ * inside one call. Measured on the built-in sentiment model: at most 2.7e-4 over 5,000 texts,
+ * the labels equal; its step graph (fused GRU, fp32 state) stays within 1e-5.
+ * @param {import("../src/spec.js").ModelSpec} spec
+ */
+const seqTolerance = (spec) => (spec.precision === "int8" && spec.quantization.includes("sequence graph: decomposed")
+  ? 2e-3 : TOL);
 
 test("100 stream steps equal Python's, and feed reads chunks as Python's does", NEED_REFS, async () => {
   for (const [name, ref] of Object.entries(refs().models)) {
@@ -109,7 +119,8 @@ test("100 stream steps equal Python's, and feed reads chunks as Python's does", 
     for (const part of ref.feed) {
       const p = await fed.feed(chunk(inputs, ref.inputs, part.start, part.end));
       // the second chunk starts from the first's state: a free run
-      const [tol, stateTol] = part.start === 0 ? [TOL, TOL] : [freeRunTolerance(m.spec), freeRunTolerance(m.spec, "state")];
+      const [tol, stateTol] = part.start === 0 ? [seqTolerance(m.spec), seqTolerance(m.spec)]
+        : [freeRunTolerance(m.spec), freeRunTolerance(m.spec, "state")];
       assertClose(p, refArray(part.probs), tol, `${name} feed ${part.start}`);
       for (const [k, arr] of Object.entries(part.state)) {
         assertClose(fed.state[k].data, refArray(/** @type {any} */ (arr)), stateTol, `${name} feed state ${k}`);
@@ -164,18 +175,22 @@ test("5,000 texts (more than one of predict's chunks) equal Python's", NEED_REFS
   const blob = refBytes(bulk.texts.utf8), offsets = refArray(bulk.texts.offsets);
   const texts = Array.from({ length: offsets.length - 1 }, (_, i) => new TextDecoder().decode(blob.subarray(offsets[i], offsets[i + 1])));
   assert.ok(texts.length > 4096);
-  const p = await (await model("sentiment")).predict(texts);
-  assertClose(p.data, refArray(bulk.probs), TOL, "5,000 texts");
+  const s = await model("sentiment");
+  const p = await s.predict(texts);
+  assertClose(p.data, refArray(bulk.probs), seqTolerance(s.spec), "5,000 texts");
+  const labels = argmaxRows(p.data, 2), want = argmaxRows(refArray(bulk.probs), 2);
+  assert.ok(labels.filter((l, i) => l !== want[i]).length <= 2, "5,000 texts: labels");
 });
 
 test("a text read in pieces gives Python's result; long texts are read in pieces too", NEED_REFS, async () => {
   const { sentiment } = refs().models;
-  const ts = (await model("sentiment")).textStream();
+  const sm = await model("sentiment");
+  const ts = sm.textStream();
   const text = sentiment.text_stream.text;
   for (let i = 0; i < text.length; i += sentiment.text_stream.piece) await ts.feed(text.slice(i, i + sentiment.text_stream.piece));
   const p = await ts.finish();
   assert.equal(ts.words, sentiment.text_stream.words);
-  assertClose(p, refArray(sentiment.text_stream.probs), TOL, "text stream");
+  assertClose(p, refArray(sentiment.text_stream.probs), seqTolerance(sm.spec), "text stream");
   assert.equal(ts.probability("positive"), p[1]);
 });
 
