@@ -68,7 +68,7 @@ test("predictions equal Python's", NEED_REFS, async () => {
  * @param {"probabilities" | "state"} [what]
  */
 const freeRunTolerance = (spec, what = "probabilities") => (spec.precision === "int8" && spec.cell === "lstm"
-  ? (what === "state" ? 5e-2 : 2e-2) : seqTolerance(spec));  // 2e-2: the retrained digits model drifts 1.04e-2 in Chromium
+  ? (what === "state" ? 5e-2 : 2e-2) : TOL);  // 2e-2: the retrained digits model drifts 1.04e-2 in Chromium
 
 /**
  * How far a decomposed int8 sequence graph (issue 18: a Scan that quantizes the hidden state to
@@ -120,7 +120,8 @@ test("100 stream steps equal Python's, and feed reads chunks as Python's does", 
       const p = await fed.feed(chunk(inputs, ref.inputs, part.start, part.end));
       // the second chunk starts from the first's state: a free run
       const [tol, stateTol] = part.start === 0 ? [seqTolerance(m.spec), seqTolerance(m.spec)]
-        : [freeRunTolerance(m.spec), freeRunTolerance(m.spec, "state")];
+        : [Math.max(freeRunTolerance(m.spec), seqTolerance(m.spec)),
+          Math.max(freeRunTolerance(m.spec, "state"), seqTolerance(m.spec))];  // feed runs the sequence graph
       assertClose(p, refArray(part.probs), tol, `${name} feed ${part.start}`);
       for (const [k, arr] of Object.entries(part.state)) {
         assertClose(fed.state[k].data, refArray(/** @type {any} */ (arr)), stateTol, `${name} feed state ${k}`);
