@@ -30,6 +30,7 @@ from export.graphs import bundle, unbundle
 BATCH = 256  # the regime the sequence graph is chosen for
 STEPS = {"digits": 28, "sentiment": 256, "characters": 100}  # a typical sequence of each task
 REPEATS = 5
+MIN_SECONDS = 1.0  # of runs per graph at least, for the median
 DECOMPOSED = ("sequence graph: decomposed (input projections as int8 products out of the loop, a Scan with int8 "
               "recurrent products and fp32 gates), {ratio:.2f}x the fused operator at batch 256 here; "
               "step graph: the fused operator")
@@ -67,9 +68,10 @@ def sample_inputs(spec: ModelSpec, vocab: int, batch: int = BATCH, seed: int = 0
 
 
 def throughput(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarray], threads: int = 0,
-               repeats: int = REPEATS) -> dict[str, float]:
-    """Sequences per second of each model on `feeds` (median of `repeats` runs, interleaved so
-    that a busy machine slows each alike)."""
+               repeats: int = REPEATS, min_seconds: float = MIN_SECONDS) -> dict[str, float]:
+    """Sequences per second of each model on `feeds`: the median of at least `repeats` runs and
+    at least `min_seconds` of runs each (a small model's call takes milliseconds), interleaved so
+    that a busy spell of the machine slows every model alike."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -79,7 +81,7 @@ def throughput(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarray],
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for s in sessions.values():
         s.run(None, feeds)
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats or min(sum(v) for v in times.values()) < min_seconds:
         for k, s in sessions.items():
             t0 = time.perf_counter()
             s.run(None, feeds)
@@ -99,8 +101,8 @@ def batch_steps_from(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpe
         feeds = sample_inputs(spec, vocab, batch=n, steps=1)
         step_feeds = {spec.io.step_input: feeds[spec.io.seq_input][:, 0],
                       **{s.name: feeds[s.name] for s in spec.state}}
-        rates = {"step": throughput({"step": step}, step_feeds, repeats=50)["step"],
-                 "sequence": throughput({"sequence": seq}, feeds, repeats=50)["sequence"]}
+        rates = {"step": throughput({"step": step}, step_feeds, repeats=50, min_seconds=0.3)["step"],
+                 "sequence": throughput({"sequence": seq}, feeds, repeats=50, min_seconds=0.3)["sequence"]}
         faster.append(rates["sequence"] > rates["step"])
         print(f"StreamBatch step of {n} streams: step graph {rates['step']:,.0f}, sequence graph "
               f"{rates['sequence']:,.0f} steps/s", file=sys.stderr)
