@@ -156,7 +156,7 @@ def other_form(model: edgeinfer.Model, folder: Path) -> Path:
     rebuilt (its fp32 cell weights are gone), so it is the int8 export of the same architecture."""
     seq, step = unbundle(onnx.load(model.path))
     path = folder / f"{model.spec.task}-other.onnx"
-    if any(n.op_type == "Scan" for n in seq.graph.node):
+    if any(n.op_type == "Scan" for n in seq.graph.node):  # the fused form: the architecture's own int8 export
         net = torch_net(model)
         seq32, step32 = export_graphs(net, model.spec)
         seq, step = quantize(seq32, model.spec.cell), quantize(step32, model.spec.cell)
@@ -177,7 +177,7 @@ def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: 
     """c. full-sequence throughput: the int8 file (and its other sequence-graph form) and fp32
     ONNX against PyTorch eager fp32 and PyTorch's quantize_dynamic."""
     steps = typical_steps(model)
-    decomposed = "decomposed" in model.spec.quantization
+    decomposed = "sequence graph: decomposed" in model.spec.quantization
     net8 = pytorch_int8(net)
     for threads in (1, 2):
         torch.set_num_threads(threads)

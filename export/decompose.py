@@ -150,18 +150,35 @@ def _gate_weights(graph: onnx.GraphProto, node: onnx.NodeProto, b: _Builder, hid
             out.append([GateWeight(b.op("Slice", [matrix, start, end, axis1], "wg"), node.input[wi * 2 + 6])
                         for start, end in spans])
             continue
-        w = _init(graph, name)  # (1, G*H, K) fp32
-        if w is None:
-            raise ValueError(f"{node.name}: weight {name!r} is not an initializer")
-        q, scale = quantize_columns(w[0].T)  # (K, G*H), (G*H,)
-        new_inits[f"{name}_int8"] = q.T[None].copy()  # (1, G*H, K): the operator's layout, shared with the step graph
-        new_inits[f"{name}_scale"] = scale
-        matrix = b.op("Squeeze", [f"{name}_int8", axis0], "w")  # (G*H, K)
+        stored, scale_name = _stored_int8(graph, node, name, new_inits)
+        matrix = b.op("Squeeze", [stored, axis0], "w")  # (G*H, K)
         out.append([GateWeight(b.op("Transpose", [b.op("Slice", [matrix, start, end, axis0], "wg")], "wt",
                                     perm=[1, 0]),
-                               b.op("Slice", [f"{name}_scale", start, end, axis0], "sg"))
+                               b.op("Slice", [scale_name, start, end, axis0], "sg"))
                     for start, end in spans])
     return out[0], out[1]
+
+
+def _stored_int8(graph: onnx.GraphProto, node: onnx.NodeProto, name: str, new_inits: dict[str, np.ndarray]
+                 ) -> tuple[str, str]:
+    """The names of a weight's int8 tensor (1, G*H, K) and its per-column scale (G*H,): quantized
+    here from an fp32 initializer, or read as they are when the weight is already
+    DequantizeLinear(int8, scale, axis=1) of initializers (a step graph `dequantize_step` wrote)."""
+    w = _init(graph, name)  # (1, G*H, K) fp32
+    if w is not None:
+        q, scale = quantize_columns(w[0].T)  # (K, G*H), (G*H,)
+        new_inits[f"{name}_int8"] = q.T[None].copy()  # the operator's layout, shared with the step graph
+        new_inits[f"{name}_scale"] = scale
+        return f"{name}_int8", f"{name}_scale"
+    source = next((n for n in graph.node if name in n.output and n.op_type == "DequantizeLinear"), None)
+    if source is not None:
+        q, scale = _init(graph, source.input[0]), _init(graph, source.input[1])
+        axis = next((helper.get_attribute_value(a) for a in source.attribute if a.name == "axis"), 1)
+        zero = _init(graph, source.input[2]) if len(source.input) > 2 and source.input[2] else None
+        if (q is not None and q.dtype == np.int8 and scale is not None and scale.ndim == 1 and axis == 1
+                and (zero is None or not np.any(zero))):
+            return source.input[0], source.input[1]
+    raise ValueError(f"{node.name}: weight {name!r} is neither an initializer nor int8 weights dequantized per column")
 
 
 def _check_supported(node: onnx.NodeProto) -> int:

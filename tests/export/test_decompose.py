@@ -191,3 +191,16 @@ def test_fused_gate_variant_computes_the_same(cell: str) -> None:
     a, b = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
             for m in (per_gate, fused))
     assert all(np.abs(x - y).max() <= 1e-5 for x, y in zip(a, b, strict=True))
+
+
+def test_a_step_graph_that_reads_int8_weights_decomposes_too() -> None:
+    """The step graph of a decomposed GRU file (DequantizeLinear of int8 weights) decomposes as
+    well, reading those int8 weights as they are (for the StreamBatch measurement)."""
+    _, spec, seq8, step8 = _graphs("gru", 1)
+    _, step_d = decomposed_pair(seq8, step8)
+    again = decompose(step_d)
+    assert "Scan" in _ops(again)
+    feeds = {"x": np.random.default_rng(6).standard_normal((5, 28)).astype(np.float32), **spec.initial_state(5)}
+    a, b = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], feeds)[0]
+            for m in (step_d, again))
+    assert np.abs(a - b).max() <= 0.05
