@@ -25,7 +25,7 @@ No activation scale is ever taken over the batch, so a row's result does not dep
 beside it (a padded batch equals each row alone). Weights: an LSTM's are the int8 tensors
 quantize_dynamic wrote (per-tensor scale); fp32 GRU/RNN/LSTM weights are quantized here per
 output column (symmetric int8), and `dequantize_step` makes the step graph's fused operator read
-the SAME int8 tensors through DequantizeLinear (folded at session creation), so both graphs
+the SAME int8 tensors as q * scale (Cast and Mul, folded at session creation), so both graphs
 share one copy of the weights and differ only in how activations are rounded.
 """
 from __future__ import annotations
@@ -163,7 +163,8 @@ def _stored_int8(graph: onnx.GraphProto, node: onnx.NodeProto, name: str, new_in
                  ) -> tuple[str, str]:
     """The names of a weight's int8 tensor (1, G*H, K) and its per-column scale (G*H,): quantized
     here from an fp32 initializer, or read as they are when the weight is already
-    DequantizeLinear(int8, scale, axis=1) of initializers (a step graph `dequantize_step` wrote)."""
+    Mul(Cast(int8), Unsqueeze(scale)) of initializers (a step graph `dequantize_step` wrote), or
+    DequantizeLinear(int8, scale, axis=1)."""
     w = _init(graph, name)  # (1, G*H, K) fp32
     if w is not None:
         q, scale = quantize_columns(w[0].T)  # (K, G*H), (G*H,)
