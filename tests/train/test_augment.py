@@ -81,7 +81,7 @@ def test_printed_digits_are_frames_with_their_labels(tmp_path) -> None:
     # all printed digits once (320: 8 canvases x 2 heights x 2 polarities x 10) would be far more
     # than 10% of 200: a fixed sample of 22 (0.1 * 200 / 0.9), the same every time
     assert len(ay) == 200 + 22 and torch.equal(with_font_digits(mx, my, 0.1, split)[0], ax)
-    big_x, big_y = with_font_digits(mx, my, 0.7, split)  # 467 wanted: all 320, once
+    _big_x, big_y = with_font_digits(mx, my, 0.7, split)  # 467 wanted: all 320, once
     assert len(big_y) == 200 + 320 and sorted(big_y[200:].tolist()) == sorted(list(range(10)) * 32)
 
 
