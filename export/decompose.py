@@ -163,8 +163,7 @@ def _stored_int8(graph: onnx.GraphProto, node: onnx.NodeProto, name: str, new_in
                  ) -> tuple[str, str]:
     """The names of a weight's int8 tensor (1, G*H, K) and its per-column scale (G*H,): quantized
     here from an fp32 initializer, or read as they are when the weight is already
-    Mul(Cast(int8), Unsqueeze(scale)) of initializers (a step graph `dequantize_step` wrote), or
-    DequantizeLinear(int8, scale, axis=1)."""
+    Mul(Cast(int8), Unsqueeze(scale)) of initializers (a step graph `dequantize_step` wrote)."""
     w = _init(graph, name)  # (1, G*H, K) fp32
     if w is not None:
         q, scale = quantize_columns(w[0].T)  # (K, G*H), (G*H,)
@@ -179,14 +178,6 @@ def _stored_int8(graph: onnx.GraphProto, node: onnx.NodeProto, name: str, new_in
         s8 = _init(graph, column.input[0]) if column is not None else None
         if cast is not None and column is not None and q8 is not None and q8.dtype == np.int8 and s8 is not None:
             return cast.input[0], column.input[0]
-    source = next((n for n in graph.node if name in n.output and n.op_type == "DequantizeLinear"), None)
-    if source is not None:
-        dq, ds = _init(graph, source.input[0]), _init(graph, source.input[1])
-        axis = next((helper.get_attribute_value(a) for a in source.attribute if a.name == "axis"), 1)
-        zero = _init(graph, source.input[2]) if len(source.input) > 2 and source.input[2] else None
-        if (dq is not None and dq.dtype == np.int8 and ds is not None and ds.ndim == 1 and axis == 1
-                and (zero is None or not np.any(zero))):
-            return source.input[0], source.input[1]
     raise ValueError(f"{node.name}: weight {name!r} is neither an initializer nor int8 weights dequantized per column")
 
 

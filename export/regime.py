@@ -124,10 +124,17 @@ def choose_sequence_graph(seq: onnx.ModelProto, step: onnx.ModelProto, spec: Mod
                           force: bool | None = None) -> Choice:
     """Measure the fused and the decomposed int8 sequence graph at batch 256 and keep the faster
     (`force` True/False overrides the measurement, for tests and for reproducing a file)."""
-    seq_d, step_d = decomposed_pair(seq, step)
-    if force is not None:  # no measurement: the file is then the same bytes on every machine
-        note = DECOMPOSED_AS_TOLD if force else FUSED_AS_TOLD
-        return Choice(seq_d, step_d, True, note, 0.0, 0.0) if force else Choice(seq, step, False, note, 0.0, 0.0)
+    if force is False:  # no measurement: the file is then the same bytes on every machine
+        return Choice(seq, step, False, FUSED_AS_TOLD, 0.0, 0.0)
+    try:
+        seq_d, step_d = decomposed_pair(seq, step)
+    except ValueError as exc:  # a form the decomposition does not cover: keep the fused operator
+        if force:
+            raise
+        print(f"sequence graph: the fused operator ({exc})", file=sys.stderr)
+        return Choice(seq, step, False, f"{FUSED_AS_TOLD} (not decomposable: {exc})", 0.0, 0.0)
+    if force:
+        return Choice(seq_d, step_d, True, DECOMPOSED_AS_TOLD, 0.0, 0.0)
     speed = throughput({"fused": seq, "decomposed": seq_d}, sample_inputs(spec, vocab))
     fused, dec = speed["fused"], speed["decomposed"]
     use = dec > fused
@@ -158,11 +165,12 @@ def record_choice(src: Path, dst: Path, data: str | None = None) -> Choice:
     seq, step = unbundle(model)
     if any(n.op_type == "Scan" for n in seq.graph.node):
         raise ValueError(f"{src}: its sequence graph is already decomposed")
-    vocab = spec.token_vocab.vocab_size if spec.token_vocab is not None else 0
-    choice = choose_sequence_graph(seq, step, spec, vocab)
+    choice = choose_sequence_graph(seq, step, spec, vocab_of(spec))
     base = spec.quantization.split("; sequence graph:")[0]
-    metrics = {**spec.metrics, "seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
-               "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
+    metrics = dict(spec.metrics)
+    if choice.fused_seq_per_s:  # measured (0: the graph could not be decomposed)
+        metrics |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
+                    "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
     io = spec.io
     if choice.decomposed:
         metrics = {k: v for k, v in metrics.items() if k != "parity_max_abs_err"}

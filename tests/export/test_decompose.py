@@ -204,3 +204,18 @@ def test_a_step_graph_that_reads_int8_weights_decomposes_too() -> None:
     a, b = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], feeds)[0]
             for m in (step_d, again))
     assert np.abs(a - b).max() <= 0.05
+
+
+def test_a_graph_it_cannot_decompose_keeps_the_fused_operator() -> None:
+    """Left to measure, export keeps the fused graph of a form the decomposition does not cover
+    (and says why); told to decompose it, it refuses; told fused, it never tries."""
+    _, spec, seq8, step8 = _graphs("gru", 1)
+    gru = next(n for n in seq8.graph.node if n.op_type == "GRU")
+    gru.attribute.append(onnx.helper.make_attribute("clip", 3.0))
+    kept = choose_sequence_graph(seq8, step8, spec, vocab=0)
+    assert not kept.decomposed and kept.seq is seq8 and "not decomposable" in kept.note and "clip" in kept.note
+    assert kept.fused_seq_per_s == 0.0
+    with pytest.raises(ValueError, match="clip"):
+        choose_sequence_graph(seq8, step8, spec, vocab=0, force=True)
+    told = choose_sequence_graph(seq8, step8, spec, vocab=0, force=False)
+    assert told.seq is seq8 and told.note == "sequence graph: the fused operator"
