@@ -16,6 +16,7 @@ from edgeinfer.errors import SpecError
 from edgeinfer.spec import NGRAM_POOLS, ImageInput, TextInput
 from train.augment import FONT_HALVES, TRAIN_HALVES, robust_digits, train_fonts, with_font_digits
 from train.checkpoint import Checkpoint, load_checkpoint
+from train.critic import CRITICS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
@@ -198,6 +199,9 @@ def short_options(p: argparse.ArgumentParser) -> None:
                    help="with --short: add each short text that one negation turns over, negated, with the other label")
     p.add_argument("--flip-only", action="store_true",
                    help="with --flip: keep only the short texts that have a negated counterpart, and those")
+    p.add_argument("--critic", choices=CRITICS, default=None,
+                   help="with --short: leave out the short texts whose polarity by this critic (train.critic) "
+                        "contradicts their review's label")
 
 
 def add_digits(d: argparse.ArgumentParser) -> None:
@@ -345,7 +349,8 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         embedding.weight.requires_grad_(not a.freeze_vectors)
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
-                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only)
+                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only,
+                     critic=a.critic or "")
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
 
@@ -447,7 +452,10 @@ def with_short(a: argparse.Namespace, root: Path, spec: TextInput, train: TokenD
         raise ValueError("--flip-only keeps the negation pairs: give --flip (and --short N) too")
     if not a.short:
         return train, held
-    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only)
+    if a.critic and not a.short:
+        raise ValueError("--critic judges short texts: give --short N too")
+    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only,
+                                          a.critic or "")
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
     if held is not None and short_held is not None:
         held = held.concat(short_held)

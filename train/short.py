@@ -23,7 +23,7 @@ Deterministic for a seed. Never reads the test split: it is given training revie
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from edgeinfer.preprocess.text import words
 
 MAX_SHORT_WORDS = 40  # a short text has 1 to 40 words
 MAX_FLIP_WORDS = 16
+CRITIC_NEUTRAL = 0.05  # VADER's own neutral band: |compound| < 0.05
 BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 CONTRAST = frozenset({"but", "though", "although", "however", "yet", "except", "whereas", "while", "despite"})
@@ -118,25 +119,36 @@ def negate(tokens: Sequence[str], known: frozenset[str], rng: np.random.Generato
     return _take_out(tokens, negs[0]) if negs else _put_in(tokens, known, rng)
 
 
+def contradicts(polarity: float, label: int) -> bool:
+    """Whether a critic's polarity (-1 negative .. 1 positive) says the other label than `label`
+    (1 positive, 0 negative), outside the neutral band (-CRITIC_NEUTRAL, CRITIC_NEUTRAL)."""
+    return polarity <= -CRITIC_NEUTRAL if label == 1 else polarity >= CRITIC_NEUTRAL
+
+
 def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, flip: bool, seed: int,
-                known: frozenset[str], pairs_only: bool = False) -> tuple[list[list[str]], list[int], int]:
+                known: frozenset[str], pairs_only: bool = False, critic: Callable[[str], float] | None = None,
+                ) -> tuple[list[list[str]], list[int], int]:
     """`per_review` short texts (words) of each review with its label: a sentence, or a window of
     two or three sentences, at most MAX_SHORT_WORDS words; with `flip`, each flippable one is
     followed by its negated counterpart with the other label; with `pairs_only`, only those
-    pairs are kept (the same draws). Returns (texts, labels, flips)."""
+    pairs are kept (the same draws); with a `critic` (a text's polarity in [-1, 1], see
+    `train.critic`), a short text whose polarity contradicts its review's label (beyond the
+    critic's neutral band) is left out, with its flip. Returns (texts, labels, flips)."""
     rng = np.random.default_rng(seed)
     out: list[list[str]] = []
     out_labels: list[int] = []
     flips = 0
     for review, label in zip(reviews, labels, strict=True):
-        parts = [words(s) for s in sentences(review)]
-        parts = [p for p in parts if p]
+        raw = [s for s in sentences(review) if words(s)]
+        parts = [words(s) for s in raw]
         if not parts:
             continue
         for _ in range(per_review):
             start = int(rng.integers(len(parts)))
             size = int(rng.choice((1, 1, 2, 3)))
             tokens = [t for p in parts[start: start + size] for t in p][:MAX_SHORT_WORDS]
+            if critic is not None and contradicts(critic(" ".join(raw[start: start + size])), int(label)):
+                continue
             negated = negate(tokens, known, rng) if flip else None
             if pairs_only and negated is None:
                 continue

@@ -126,10 +126,11 @@ def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
 
 
 def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: int, holdout: int = 0,
-               limit: int = 0, pairs_only: bool = False) -> tuple[TokenData, TokenData | None, int]:
+               limit: int = 0, pairs_only: bool = False, critic_name: str = "") -> tuple[TokenData, TokenData | None, int]:
     """Short texts of the IMDB training reviews (train.short): (those of the training reviews,
     those of the `holdout` pick or None, the number of negation flips). Reviews are picked as
     `sentiment_data` and `TokenData.split_holdout` pick them, so no held-out review leaks."""
+    from train.critic import critic
     from train.short import short_texts
 
     texts, labels = load_imdb(root, "train")
@@ -140,11 +141,12 @@ def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: i
     tok = Tokenizer(spec)
     known = frozenset(spec.vocab)
     flips = 0
+    judge = critic(critic_name) if critic_name else None
 
     def build(idx: np.ndarray, offset: int) -> TokenData:
         nonlocal flips
         got, y, count = short_texts([texts[i] for i in idx], labels[idx].tolist(), per_review, flip,
-                                    seed + offset, known, pairs_only)
+                                    seed + offset, known, pairs_only, judge)
         flips += count
         return TokenData([np.array(tok.encode_words(w), np.int64) for w in got], np.array(y, np.int64))
 
