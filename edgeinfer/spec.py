@@ -19,7 +19,7 @@ from edgeinfer.errors import SpecError, WrongTaskError
 
 # 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout: the step graph's shared weights
 # are byte ranges of the file itself (files of versions 1 to 3 still load)
-FORMAT_VERSION = 5  # 5: io.batch_steps_from
+FORMAT_VERSION = 6  # 5: io.batch_steps_from; 6: readout.short_hidden and short_words
 MAX_BATCH_STEPS_FROM = 1 << 20
 SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights are ranges of the file
 SPEC_KEY = "edgeinfer.spec"
@@ -31,6 +31,9 @@ CELLS = ("rnn", "lstm", "gru")
 TASKS = ("digits", "sentiment", "characters")
 PRECISIONS = ("fp32", "int8")
 NGRAM_POOLS = ("mean", "sum")  # how the n-gram readout pools its weights (Readout.ngram_pool)
+SHORT_CELLS = ("rnn", "gru")  # the cells a short-text branch is made for (one state tensor)
+SHORT_SPREAD = 4.0  # a short-text branch's gate goes from 0.12 to 0.88 between 0.5 and 1.5 x short_words steps
+MAX_SHORT_WORDS = 1 << 20
 TASK_INPUT = {"digits": "image", "sentiment": "words", "characters": "chars"}  # task -> input kind
 
 # Bounds that keep a hostile file from asking for absurd work or memory.
@@ -130,17 +133,24 @@ class Readout:
       the previous `ngram_order - 1` ids are part of the state, id 0 marking the text's start),
       pooled as `ngram_pool` says: "mean" (their total per step read) or "sum" (the total itself:
       a linear model of the text's n-gram counts, as `python -m train ngrams` fits).
+    - `short_hidden` > 0: a short-text branch, a second one-layer cell of the model's kind with
+      `short_hidden` units reading the same inputs, and its own head; the logits are
+      g * (the main head's) + (1 - g) * (the branch's), g = sigmoid((count - short_words) /
+      (short_words / SHORT_SPREAD)) with count the steps read: a text of a few words is answered
+      by the branch, a long one by the main head (format 6).
     """
 
     pool: bool = False
     ngram_buckets: int = 0
     ngram_order: int = 3
     ngram_pool: str = "mean"
+    short_hidden: int = 0
+    short_words: float = 0.0
 
     @property
     def active(self) -> bool:
         """True when the head reads anything besides the last hidden state."""
-        return self.pool or self.ngram_buckets > 0
+        return self.pool or self.ngram_buckets > 0 or self.short_hidden > 0
 
 
 @dataclass(frozen=True)
@@ -288,7 +298,8 @@ def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout())
     A readout adds `count` (1, B, 1), the steps read; `pool` adds `pool_sum` and `pool_max`
     (1, B, H), the sum and the max of the last layer's hidden states (-1 at first: hidden states
     lie in (-1, 1)); n-grams add `ngram_sum` (1, B, 1), the sum of the n-gram weights read, and
-    `prev` (order - 1, B, 1), the latest ids (oldest first) as float32, exact below 2**24.
+    `prev` (order - 1, B, 1), the latest ids (oldest first) as float32, exact below 2**24; a
+    short-text branch adds `h_short` (1, B, short_hidden), its hidden state.
     """
     names = ("h", "c") if cell == "lstm" else ("h",)
     state = [StateTensor(n, f"{n}_next", layers, hidden) for n in names]
@@ -300,6 +311,8 @@ def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout())
     if readout.ngram_buckets:
         state += [StateTensor("ngram_sum", "ngram_sum_next", 1, 1),
                   StateTensor("prev", "prev_next", readout.ngram_order - 1, 1)]
+    if readout.short_hidden:
+        state.append(StateTensor("h_short", "h_short_next", 1, readout.short_hidden))
     return tuple(state)
 
 
@@ -413,6 +426,15 @@ def _check_readout(spec: ModelSpec) -> None:
         raise SpecError("an n-gram readout needs word-token input")
     if r.ngram_buckets and not 2 <= r.ngram_order <= MAX_NGRAM_ORDER:
         raise SpecError(f"an n-gram readout needs ngram_order between 2 and {MAX_NGRAM_ORDER}")
+    if not 0 <= r.short_hidden <= MAX_WIDTH:
+        raise SpecError(f"spec field 'readout.short_hidden' must be between 0 and {MAX_WIDTH:,}")
+    if r.short_hidden and spec.cell not in SHORT_CELLS:
+        raise SpecError(f"a short-text branch needs a {' or '.join(SHORT_CELLS)} model, not {spec.cell}")
+    if r.short_hidden and not 1.0 <= r.short_words <= MAX_SHORT_WORDS:
+        raise SpecError(f"spec field 'readout.short_words' must be between 1 and {MAX_SHORT_WORDS:,} "
+                        "with a short-text branch")
+    if not r.short_hidden and r.short_words:
+        raise SpecError("spec field 'readout.short_words' is set without a short-text branch (short_hidden 0)")
 
 
 def _check_state(spec: ModelSpec) -> None:

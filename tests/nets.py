@@ -6,6 +6,7 @@ fixture files the runtime's tests use with these very functions and seeds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,17 @@ def tiny_net(cell: str, layers: int, hidden: int = 16, seed: int = 0) -> Recurre
     return build(NetConfig(cell, 28, hidden, layers, 10)).eval()
 
 
-def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru", ngram_pool: str = "mean"
-                       ) -> tuple[RecurrentNet, ModelSpec]:
+def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru", ngram_pool: str = "mean",
+                       short: bool = False) -> tuple[RecurrentNet, ModelSpec]:
     """A tiny random-weight sentiment net (13-word vocabulary) and its spec; with `readout`, the
     head also reads the pooled hidden states and hashed n-grams (non-zero random weights),
-    pooled as `ngram_pool` says."""
+    pooled as `ngram_pool` says; with `short`, a short-text branch of 6 units that weighs as much
+    as the main head after 4 words."""
     torch.manual_seed(0)
     text = TextInput(vocab=TINY_VOCAB)
-    extra = dict(pool=True, ngram_buckets=101, ngram_order=3, ngram_pool=ngram_pool) if readout else {}
+    extra: dict[str, Any] = dict(pool=True, ngram_buckets=101, ngram_order=3, ngram_pool=ngram_pool) if readout else {}
+    if short:
+        extra.update(short_hidden=6, short_words=4.0)
     net = build(NetConfig(cell, 8, 12, layers, 2, vocab=text.vocab_size, **extra)).eval()
     if readout:
         with torch.no_grad():
@@ -52,10 +56,11 @@ def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru", ngram_
 
 
 def tiny_sentiment_variant(variant: str) -> tuple[RecurrentNet, ModelSpec]:
-    """The sentiment fixtures: "gru2" (2-layer GRU) and "gru1-readout" (1 layer, pool + n-grams)."""
-    if variant not in ("gru2", "gru1-readout"):
+    """The sentiment fixtures: "gru2" (2-layer GRU), "gru1-readout" (1 layer, pool + n-grams) and
+    "gru1-short" (1 layer, pool + n-grams + a short-text branch)."""
+    if variant not in ("gru2", "gru1-readout", "gru1-short"):
         raise ValueError(f"unknown tiny sentiment variant {variant!r}")
-    return tiny_sentiment_net(variant == "gru1-readout", layers=2 if variant == "gru2" else 1)
+    return tiny_sentiment_net(variant != "gru2", layers=2 if variant == "gru2" else 1, short=variant == "gru1-short")
 
 
 def write_model(net: RecurrentNet, spec: ModelSpec, path: Path) -> Path:
@@ -80,7 +85,7 @@ def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture(scope="session", params=["gru2", "gru1-readout"])
+@pytest.fixture(scope="session", params=["gru2", "gru1-readout", "gru1-short"])
 def sentiment_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny random-weight sentiment models with a 13-word vocabulary: a 2-layer GRU, and a
     1-layer GRU whose head also reads pooled states and n-grams (each test runs on both)."""

@@ -6,7 +6,7 @@ import hashlib
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,12 +15,13 @@ import torch
 from edgeinfer.errors import SpecError
 from edgeinfer.spec import NGRAM_POOLS, ImageInput, TextInput
 from train.augment import FONT_HALVES, TRAIN_HALVES, robust_digits, train_fonts, with_font_digits
-from train.checkpoint import Checkpoint, load_checkpoint
+from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from train.critic import CRITICS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.lm import LanguageModel, fit_lm
-from train.loop import Data, TensorData, TrainArgs, fit, resolve_device
+from train.loop import CHECKPOINT, Data, TensorData, TrainArgs, accuracy, fit, resolve_device
+from train.metrics import append_metrics
 from train.models import NetConfig, RecurrentNet, build, count_parameters
 from train.ngrams import fit_ngrams
 from train.stack import stack
@@ -249,6 +250,15 @@ def add_sentiment(s: argparse.ArgumentParser) -> None:
     s.add_argument("--ngram-lr-scale", type=SCALE, default=5.0,
                    help="learning rate of the n-gram weights relative to --lr")
     short_options(s)
+    s.add_argument("--short-branch", type=integer(1), default=0, metavar="H",
+                   help="give the classifier of --init (kept as it is, frozen) a short-text branch: a second "
+                        "one-layer cell of H units and a head, trained on the --short texts only, that answers "
+                        "texts of a few words (the main head takes over after --short-words)")
+    s.add_argument("--branch-short-only", action="store_true",
+                   help="with --short-branch: train the branch on the short texts only, through the gate "
+                        "(default: on the training reviews and the short texts, on the branch's own logits)")
+    s.add_argument("--short-words", type=POSITIVE, default=20.0,
+                   help="with --short-branch: the text length (words) at which branch and main head weigh equally")
     s.add_argument("--holdout", type=COUNT, default=0,
                    help="withhold N training reviews (a fixed pick) from training, for `train stack`")
     s.add_argument("--ngram-alone", action="store_true",
@@ -325,6 +335,9 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         raise ValueError("--ngram-alone needs --ngram-buckets N")
     if a.ngram_alone and a.anytime:
         raise ValueError("--ngram-alone trains the n-gram readout on its own; leave out --anytime")
+    if a.short_branch:
+        short_branch(a, root)
+        return
     init = load_checkpoint(a.init) if a.init else None
     vocab = words_of(init, a.init) if init else None
     text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
@@ -353,6 +366,47 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
                      critic=a.critic or "")
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
+
+
+def short_branch(a: argparse.Namespace, root: Path) -> None:
+    """`train sentiment --short-branch H --init CLASSIFIER --short N`: the classifier, every tensor
+    frozen, with a short-text branch trained on the short texts of the training reviews only."""
+    if not a.init or not a.short:
+        raise ValueError("--short-branch adds a branch to a trained classifier: give --init CHECKPOINT and --short N")
+    if a.anytime or a.ngram_alone or a.vectors:
+        raise ValueError("--short-branch trains the branch on whole short texts: leave out --anytime, "
+                         "--ngram-alone and --vectors")
+    init = load_checkpoint(a.init)
+    if init.task != "sentiment":
+        raise ValueError(f"{a.init}: not a sentiment classifier checkpoint (task {init.task!r})")
+    base = init.net_config()
+    if base.short_hidden:
+        raise ValueError(f"{a.init}: the classifier has a short-text branch already")
+    config = replace(base, short_hidden=a.short_branch, short_words=a.short_words)
+    text_spec, reviews, test = sentiment_data(root, 0, 0, a.max_len, a.limit, vocab=words_of(init, a.init))
+    if a.holdout:
+        reviews = reviews.split_holdout(a.holdout)[0]
+    short, _, flips = short_data(root, text_spec, a.short, a.flip, SHORT_SEED, a.holdout, a.limit, a.flip_only,
+                                 a.critic or "")
+    print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
+    train = short if a.branch_short_only else reviews.concat(short)
+    torch.manual_seed(a.seed)
+    model = build(config)
+    pretrained = start_from(model, init, a.init, frozen=True)
+    model.short_alone = not a.branch_short_only  # whole reviews too: the branch learns on its own logits
+    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, pretrained_lr_scale=0.0, short=a.short, flip=a.flip,
+                     flip_only=a.flip_only, critic=a.critic or "")
+    meta = replace(Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict()),
+                   stack=init.stack, ngrams=init.ngrams)
+    a.cell, a.layers, a.hidden = config.cell, config.layers, config.hidden
+    train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
+    if model.short_alone:  # the epochs' test accuracy was the branch's alone: measure the gated model
+        model.short_alone = False
+        ckpt = load_checkpoint(a.out / CHECKPOINT)
+        metrics = {**ckpt.metrics, "branch_test_accuracy": ckpt.metrics["test_accuracy"],
+                   "test_accuracy": accuracy(model, test)}
+        save_checkpoint(a.out / CHECKPOINT, replace(ckpt, metrics=metrics))
+        append_metrics(a.out, metrics)
 
 
 def words_of(ckpt: Checkpoint, path: Path) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from edgeinfer.spec import NGRAM_POOLS, Readout, state_for
+from edgeinfer.spec import NGRAM_POOLS, SHORT_CELLS, SHORT_SPREAD, Readout, state_for
 
 RNN_TYPES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -30,6 +30,8 @@ class NetConfig:
     ngram_buckets: int = 0  # > 0 (token input): the head also reads the mean weight of the n-grams read
     ngram_order: int = 3  # n-grams of orders 1..ngram_order (hashed into ngram_buckets per order >= 2)
     ngram_pool: str = "mean"  # the head reads the n-gram weights' "mean" per step or their "sum"
+    short_hidden: int = 0  # > 0: a short-text branch (a second one-layer cell and head), gated by length
+    short_words: float = 0.0  # the branch and the main head weigh equally after this many steps
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
@@ -38,7 +40,8 @@ class NetConfig:
     @property
     def readout(self) -> Readout:
         """What the head reads besides the last hidden state (also recorded in the spec)."""
-        return Readout(self.pool, self.ngram_buckets, self.ngram_order, self.ngram_pool)
+        return Readout(self.pool, self.ngram_buckets, self.ngram_order, self.ngram_pool, self.short_hidden,
+                       self.short_words)
 
 
 class RecurrentNet(nn.Module):
@@ -55,6 +58,8 @@ class RecurrentNet(nn.Module):
             raise ValueError(f"cell must be one of {', '.join(RNN_TYPES)}, not {config.cell!r}")
         if config.ngram_buckets and (not config.vocab or config.ngram_order < 2):
             raise ValueError("an n-gram readout needs token input (vocab > 0) and ngram_order >= 2")
+        if config.short_hidden and (config.cell not in SHORT_CELLS or not config.short_words >= 1):
+            raise ValueError(f"a short-text branch needs a {' or '.join(SHORT_CELLS)} cell and short_words >= 1")
         if config.ngram_pool not in NGRAM_POOLS:
             raise ValueError(f"ngram_pool must be one of {', '.join(NGRAM_POOLS)}, not {config.ngram_pool!r}")
         self.config = config
@@ -78,11 +83,18 @@ class RecurrentNet(nn.Module):
         # training only (never exported): the logits of the n-gram readout alone, so that its
         # table can learn on its own before the heads are stacked (train sentiment --ngram-alone)
         self.ngram_alone = False
+        # training only: the short-text branch's logits alone, so that it learns from whole
+        # reviews as well as short texts (train sentiment --short-branch)
+        self.short_alone = False
         if config.ngram_buckets:  # one weight per unigram id, then ngram_buckets per longer order
             rows = config.vocab + (config.ngram_order - 1) * config.ngram_buckets
             self.ngram = nn.Embedding(rows, 1)
             nn.init.zeros_(self.ngram.weight)
             self.ngram_head = nn.Linear(1, config.classes, bias=False)  # the mean weight -> logits
+        if config.short_hidden:  # reads what the main cell reads (the same embedded words)
+            self.short_rnn = RNN_TYPES[config.cell](width, config.short_hidden, batch_first=True,
+                                                    **({"nonlinearity": "tanh"} if config.cell == "rnn" else {}))
+            self.short_head = nn.Linear(config.short_hidden, config.classes)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -112,6 +124,8 @@ class RecurrentNet(nn.Module):
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
         inputs: Any = self.inp(x)  # (B, T, E)
         packed = lengths is not None and exact_state
+        if self.config.short_hidden:
+            return self._with_short(x, inputs, state, lengths, packed)
         if packed:
             inputs = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, new = self.rnn(inputs, packed_state)  # out: (B, T, H) unless packed
@@ -127,6 +141,44 @@ class RecurrentNet(nn.Module):
         features, logits_add, extra = self._readout(x, out, lengths, state[self.cell_states:])
         return self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add, new_state + extra
 
+    def _with_short(self, x: torch.Tensor, inputs: Any, state: list[torch.Tensor], lengths: torch.Tensor | None,
+                    packed: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """forward() of a model with a short-text branch: the main model's logits (as without the
+        branch) and the branch's, weighed by `short_gate` of the steps read."""
+        main_state, short_state = state[:-1], state[-1]
+
+        def run(rnn: nn.RNNBase, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if not packed or lengths is None:
+                out, new = rnn(inputs, h)
+                return out, new
+            # one pack per cell: the exporter needs each pack_padded_sequence paired with its own pad
+            seq = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out_packed, new = rnn(seq, h)
+            return pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])[0], new
+
+        out, new = run(self.rnn, main_state[0])
+        short_out, short_new = run(self.short_rnn, short_state)
+        new_state = [new]
+        rows = torch.arange(out.shape[0], device=out.device)
+        if lengths is not None and not packed:
+            last, short_last = out[rows, lengths - 1], short_out[rows, lengths - 1]  # (B, H), (B, H')
+        elif packed:
+            last, short_last = new_state[0][-1], short_new[0]
+        else:
+            last, short_last = out[:, -1], short_out[:, -1]
+        features, logits_add, extra = self._readout(x, out, lengths, main_state[self.cell_states:])
+        if self.short_alone:
+            return self.short_head(self.head_drop(short_last)), new_state + extra + [short_new]
+        main = self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add
+        gate = self.short_gate(extra[0][0])  # (B, 1)
+        logits = gate * main + (1.0 - gate) * self.short_head(self.head_drop(short_last))
+        return logits, new_state + extra + [short_new]
+
+    def short_gate(self, count: torch.Tensor) -> torch.Tensor:
+        """The main head's weight for texts of `count` steps (any shape): sigmoid((count - w) / (w / SHORT_SPREAD))."""
+        words = self.config.short_words
+        return torch.sigmoid((count - words) * (SHORT_SPREAD / words))
+
     def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One time step, x (B, F) or token ids (B,): the step graph's computation.
 
@@ -137,11 +189,19 @@ class RecurrentNet(nn.Module):
         if self.ngram_alone or not self.config.readout.active:
             return self.forward(x.unsqueeze(1), state)
         k = self.cell_states
+        short = self.config.short_hidden > 0
+        main_state = state[:-1] if short else state
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
-        out, new = self.rnn(self.inp(x.unsqueeze(1)), packed_state)
+        inputs = self.inp(x.unsqueeze(1))
+        out, new = self.rnn(inputs, packed_state)
         new_state = list(new) if self.config.cell == "lstm" else [new]
-        y, extra = self.step_readout(x, out[:, 0], state[k:])
-        return y, new_state + extra
+        y, extra = self.step_readout(x, out[:, 0], main_state[k:])
+        if not short:
+            return y, new_state + extra
+        short_out, short_new = self.short_rnn(inputs, state[-1])
+        gate = self.short_gate(extra[0][0])  # (B, 1)
+        y = gate * y + (1.0 - gate) * self.short_head(short_out[:, 0])
+        return y, new_state + extra + [short_new]
 
     def step_readout(self, x: torch.Tensor, h: torch.Tensor, state: list[torch.Tensor]
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -169,7 +229,7 @@ class RecurrentNet(nn.Module):
         """Training only: the n-gram readout's logits on their own (B, C); the state is returned as it came."""
         if not self.config.ngram_buckets:
             raise ValueError("ngram_alone needs an n-gram readout (ngram_buckets > 0)")
-        weights, _ = self._ngram_weights(x, state[-1], lengths)  # (B, T)
+        weights, _ = self._ngram_weights(x, state[self._prev_index], lengths)  # (B, T)
         steps = x.shape[1]
         counts = torch.full_like(weights[:, 0], steps) if lengths is None else lengths.to(weights.dtype)
         valid = torch.arange(steps, device=x.device)[None, :] < counts[:, None]
@@ -258,9 +318,18 @@ class RecurrentNet(nn.Module):
             features += [out.cumsum(1) / seen, out.cummax(1).values]
         logits = self.head(self.head_drop(torch.cat(features, 2)))
         if self.config.ngram_buckets:
-            weights, _ = self._ngram_weights(x, state[-1], None)  # (B, T)
+            weights, _ = self._ngram_weights(x, state[self._prev_index], None)  # (B, T)
             logits = logits + self.ngram_head(self._ngram_pooled(weights.cumsum(1)[:, :, None], seen))
+        if self.config.short_hidden:
+            short_out, _ = self.short_rnn(self.inp(x), state[-1])  # (B, T, H')
+            gate = self.short_gate(seen)  # (1, T, 1)
+            logits = gate * logits + (1.0 - gate) * self.short_head(self.head_drop(short_out))
         return logits
+
+    @property
+    def _prev_index(self) -> int:
+        """The index of the n-gram readout's `prev` state tensor."""
+        return self.state_names.index("prev")
 
 
 def build(config: dict[str, Any] | NetConfig) -> RecurrentNet:

@@ -123,7 +123,7 @@ def test_older_formats_load_with_their_defaults(specs) -> None:
     del digits["readout"]  # format 1: no readout at all
     old = ModelSpec.from_dict(digits)
     assert old.readout == edgeinfer.spec.Readout() and old.format_version == 1
-    assert FORMAT_VERSION == 5
+    assert FORMAT_VERSION == 6
 
 
 def test_typed_input_helpers(specs) -> None:

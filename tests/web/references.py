@@ -46,8 +46,9 @@ from tests import datasets
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("digits", "sentiment", "characters")
 FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digits-gru1", "digits-gru2",
-            "sentiment-gru2", "sentiment-gru1-readout", "characters-lstm-int8",
-            *(f"{b}-int8-decomposed" for b in ("digits-rnn1", "digits-lstm1", "digits-gru2", "sentiment-gru1-readout")))
+            "sentiment-gru2", "sentiment-gru1-readout", "sentiment-gru1-short", "characters-lstm-int8",
+            *(f"{b}-int8-decomposed" for b in ("digits-rnn1", "digits-lstm1", "digits-gru2", "sentiment-gru1-readout",
+                                               "sentiment-gru1-short")))
 STEPS = 100
 SNAPSHOT_AT = 50
 FEED_CUTS = (0, 30, 64)  # feed the first 30 steps, then the next 34

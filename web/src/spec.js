@@ -6,7 +6,7 @@
 import { InputError, SpecError, WrongTaskError } from "./errors.js";
 import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson, plain } from "./json.js";
 
-export const FORMAT_VERSION = 5; // 5: io.batch_steps_from
+export const FORMAT_VERSION = 6; // 5: io.batch_steps_from; 6: readout.short_hidden and short_words
 const MAX_BATCH_STEPS_FROM = 1 << 20;
 export const SELF_RANGES_FORMAT = 4; // from this version on the step graph's shared weights are ranges of the file
 export const SPEC_KEY = "edgeinfer.spec";
@@ -17,6 +17,8 @@ export const CELLS = ["rnn", "lstm", "gru"];
 export const TASKS = ["digits", "sentiment", "characters"];
 export const PRECISIONS = ["fp32", "int8"];
 export const NGRAM_POOLS = ["mean", "sum"];
+export const SHORT_CELLS = ["rnn", "gru"]; // the cells a short-text branch is made for
+export const MAX_SHORT_WORDS = 1 << 20;
 /** @type {Record<string, string>} task -> input kind */
 export const TASK_INPUT = { digits: "image", sentiment: "words", characters: "chars" };
 
@@ -36,7 +38,8 @@ const MAX_SPEC_CHARS = 64 << 20;
  * @typedef {{kind: "chars", vocab: string[], pad_id: number, unk_id: number}} CharInput
  * @typedef {{name: string, output: string, layers: number, hidden: number, dtype: string, initial: number}} StateTensor
  * @typedef {{seq_input: string, step_input: string, output: string, lengths: string, step_probabilities: string, batch_steps_from: number}} GraphIO
- * @typedef {{pool: boolean, ngram_buckets: number, ngram_order: number, ngram_pool: string}} Readout
+ * @typedef {{pool: boolean, ngram_buckets: number, ngram_order: number, ngram_pool: string, short_hidden: number,
+ *   short_words: number}} Readout
  * @typedef {{task: string, labels: string[], input: ImageInput | TextInput | CharInput, cell: string,
  *   layers: number, hidden: number, input_size: number, state: StateTensor[], io: GraphIO, readout: Readout,
  *   precision: string, quantization: string, opset: number, metrics: Record<string, number>,
@@ -64,7 +67,7 @@ const IO = [["seq_input", "str", "x"], ["step_input", "str", "x"], ["output", "s
   ["step_probabilities", "str", ""], ["batch_steps_from", "int", 0]];
 /** @type {Field[]} */
 const READOUT = [["pool", "bool", false], ["ngram_buckets", "int", 0], ["ngram_order", "int", 3],
-  ["ngram_pool", "str", "mean"]];
+  ["ngram_pool", "str", "mean"], ["short_hidden", "int", 0], ["short_words", "float", 0]];
 /** @type {Field[]} */
 const SPEC = [["task", "str"], ["labels", "other"], ["input", "other"], ["cell", "str"], ["layers", "int"],
   ["hidden", "int"], ["input_size", "int"], ["state", "other"], ["io", "other", null], ["readout", "other", null],
@@ -359,6 +362,19 @@ function checkReadout(spec) {
   if (r.ngram_buckets && !(r.ngram_order >= 2 && r.ngram_order <= MAX_NGRAM_ORDER)) {
     throw new SpecError(`an n-gram readout needs ngram_order between 2 and ${MAX_NGRAM_ORDER}`);
   }
+  if (!(r.short_hidden >= 0 && r.short_hidden <= MAX_WIDTH)) {
+    throw new SpecError(`spec field 'readout.short_hidden' must be between 0 and ${commas(MAX_WIDTH)}`);
+  }
+  if (r.short_hidden && !SHORT_CELLS.includes(spec.cell)) {
+    throw new SpecError(`a short-text branch needs a ${SHORT_CELLS.join(" or ")} model, not ${spec.cell}`);
+  }
+  if (r.short_hidden && !(r.short_words >= 1 && r.short_words <= MAX_SHORT_WORDS)) {
+    throw new SpecError(`spec field 'readout.short_words' must be between 1 and ${commas(MAX_SHORT_WORDS)} `
+      + "with a short-text branch");
+  }
+  if (!r.short_hidden && r.short_words) {
+    throw new SpecError("spec field 'readout.short_words' is set without a short-text branch (short_hidden 0)");
+  }
 }
 
 /**
@@ -370,9 +386,10 @@ export function stateFor(cell, layers, hidden, readout) {
   /** @type {(name: string, l: number, h: number, initial?: number) => StateTensor} */
   const t = (name, l, h, initial = 0) => ({ name, output: `${name}_next`, layers: l, hidden: h, dtype: "float32", initial });
   const state = (cell === "lstm" ? ["h", "c"] : ["h"]).map((n) => t(n, layers, hidden));
-  if (readout.pool || readout.ngram_buckets > 0) state.push(t("count", 1, 1));
+  if (readout.pool || readout.ngram_buckets > 0 || readout.short_hidden > 0) state.push(t("count", 1, 1));
   if (readout.pool) state.push(t("pool_sum", 1, hidden), t("pool_max", 1, hidden, -1));
   if (readout.ngram_buckets) state.push(t("ngram_sum", 1, 1), t("prev", readout.ngram_order - 1, 1));
+  if (readout.short_hidden) state.push(t("h_short", 1, readout.short_hidden));
   return state;
 }
 

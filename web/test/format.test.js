@@ -62,7 +62,7 @@ test("empty, truncated and non-ONNX files", async () => {
 
 test("an ONNX file without a spec, with a broken spec, or of a newer format", async () => {
   await refused(withMetadata(digits, {}), /ONNX file without an edgeinfer spec; export it with `python -m export`/, SpecError);
-  await refused(editSpec(digits, (s) => { s.format_version = 6; }), /format version 6 is newer .*; upgrade edgeinfer/, SpecError);
+  await refused(editSpec(digits, (s) => { s.format_version = 7; }), /format version 7 is newer .*; upgrade edgeinfer/, SpecError);
   await refused(editSpec(digits, (s) => { s.cell = "transformer"; }), /^bad\.onnx: unknown cell 'transformer'/, SpecError);
   const meta = readMetadata(digits, "d");
   meta.set("edgeinfer.spec", "{not json");
@@ -78,7 +78,7 @@ test("an ONNX file without a spec, with a broken spec, or of a newer format", as
 test("formats 1-3 are refused with the command that rewrites them", async () => {
   for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
     const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
-    await refused(data, /a format 3 file.*rewrite it in format 5 with `python -m export\.relayout OLD\.onnx NEW\.onnx`/);
+    await refused(data, /a format 3 file.*rewrite it in format 6 with `python -m export\.relayout OLD\.onnx NEW\.onnx`/);
   }
 });
 

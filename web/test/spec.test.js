@@ -84,7 +84,7 @@ test("messages name the field, as Python's do", () => {
   refuse("state.0.hidden", 7, /^state 'h' must be \(1, B, 128\) float32, not \(1, B, 7\) float32$/);
   refuse("unknown_field", 1, /^spec field 'spec' has unknown field\(s\) 'unknown_field'$/);
   refuse("input", { kind: "audio" }, /^unknown input kind 'audio'; expected one of image, words, chars$/);
-  refuse("format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(5\); upgrade edgeinfer$/);
+  refuse("format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(6\); upgrade edgeinfer$/);
   refuse("io.step_probabilities", "y", /^graph input and output names in 'io' and 'state' must all be distinct$/);
   refuse("state.0.output", "\x1b[2J", /^spec field 'state\.h\.output' must be a printable name of 1 to 256 characters$/);
   const missing = JSON.parse(JSON.stringify(digits));
@@ -126,7 +126,8 @@ test("older formats read with their defaults", () => {
   delete digits.readout;
   delete digits.io;
   const old = specFromDict(digits);
-  assert.deepEqual(old.readout, { pool: false, ngram_buckets: 0, ngram_order: 3, ngram_pool: "mean" });
+  assert.deepEqual(old.readout, { pool: false, ngram_buckets: 0, ngram_order: 3, ngram_pool: "mean", short_hidden: 0,
+    short_words: 0 });
   assert.deepEqual(old.io, { seq_input: "x", step_input: "x", output: "y", lengths: "", step_probabilities: "", batch_steps_from: 0 });
   assert.equal(old.format_version, 1);
 });
