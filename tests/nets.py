@@ -6,8 +6,8 @@ fixture files the runtime's tests use with these very functions and seeds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch

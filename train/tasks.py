@@ -126,7 +126,8 @@ def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
 
 
 def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: int, holdout: int = 0,
-               limit: int = 0, pairs_only: bool = False, critic_name: str = "") -> tuple[TokenData, TokenData | None, int]:
+               limit: int = 0, pairs_only: bool = False, critic_name: str = ""
+               ) -> tuple[TokenData, TokenData | None, int]:
     """Short texts of the IMDB training reviews (train.short): (those of the training reviews,
     those of the `holdout` pick or None, the number of negation flips). Reviews are picked as
     `sentiment_data` and `TokenData.split_holdout` pick them, so no held-out review leaks."""
