@@ -40,7 +40,7 @@ def quantize(model: onnx.ModelProto, cell: str, output: str = GraphIO.output) ->
     return out
 
 
-HEAD_SCOPES = ("/head/", "/ngram_head/")  # the exporter's scope names of the classifier heads
+HEAD_SCOPES = ("/head/", "/ngram_head/", "/short_head/")  # the exporter's scope names of the classifier heads
 
 
 def head_nodes(model: onnx.ModelProto, output: str = GraphIO.output) -> list[str]:

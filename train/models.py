@@ -156,8 +156,12 @@ class RecurrentNet(nn.Module):
             out_packed, new = rnn(seq, h)
             return pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])[0], new
 
-        out, new = run(self.rnn, main_state[0])
         short_out, short_new = run(self.short_rnn, short_state)
+        if self.short_alone:  # training only: the branch's logits; the main model is not run
+            rows = torch.arange(short_out.shape[0], device=short_out.device)
+            short_last = short_out[rows, lengths - 1] if lengths is not None else short_out[:, -1]
+            return self.short_head(self.head_drop(short_last)), state
+        out, new = run(self.rnn, main_state[0])
         new_state = [new]
         rows = torch.arange(out.shape[0], device=out.device)
         if lengths is not None and not packed:
@@ -167,8 +171,6 @@ class RecurrentNet(nn.Module):
         else:
             last, short_last = out[:, -1], short_out[:, -1]
         features, logits_add, extra = self._readout(x, out, lengths, main_state[self.cell_states:])
-        if self.short_alone:
-            return self.short_head(self.head_drop(short_last)), new_state + extra + [short_new]
         main = self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add
         gate = self.short_gate(extra[0][0])  # (B, 1)
         logits = gate * main + (1.0 - gate) * self.short_head(self.head_drop(short_last))
