@@ -47,8 +47,9 @@ def test_a_row_does_not_depend_on_its_batch() -> None:
     assert np.array_equal(model.predict(x)[:1], model.predict(x[:1]))
 
 
-def test_texts_padded_in_a_batch_equal_each_alone() -> None:
-    model = edgeinfer.load(committed(decomposed_name("sentiment-gru1-readout")))
+@pytest.mark.parametrize("base", ["sentiment-gru1-readout", "sentiment-gru1-short"])
+def test_texts_padded_in_a_batch_equal_each_alone(base: str) -> None:
+    model = edgeinfer.load(committed(decomposed_name(base)))
     vocab = model.spec.token_vocab
     assert vocab is not None
     words = vocab.vocab
@@ -66,7 +67,7 @@ def test_the_sequence_graph_is_a_scan_of_int8_products(base: str) -> None:
     assert b"Scan" not in fused
 
 
-@pytest.mark.parametrize("base", ["digits-gru2", "sentiment-gru1-readout"])
+@pytest.mark.parametrize("base", ["digits-gru2", "sentiment-gru1-readout", "sentiment-gru1-short"])
 def test_stream_batch_runs_the_sequence_graph_from_batch_steps_from(base: str) -> None:
     """These fixtures say io.batch_steps_from = 4: a StreamBatch step of 3 streams runs the step
     graph (each Stream's step), one of 5 runs the sequence graph for one step (run_sequence with
