@@ -83,7 +83,11 @@ def describe_readout(spec: ModelSpec) -> str:
         pooled = "summed weights" if spec.readout.ngram_pool == "sum" else "mean weight"
         parts.append(f"{pooled} of the hashed word 1-{spec.readout.ngram_order}-grams "
                      f"({spec.readout.ngram_buckets:,} buckets per order >= 2)")
-    return f"; the head also reads the {' and '.join(parts)}" if parts else ""
+    text = f"; the head also reads the {' and '.join(parts)}" if parts else ""
+    if spec.readout.short_hidden:
+        text += (f"; a short-text branch ({spec.cell} x1, hidden {spec.readout.short_hidden}) answers texts of a "
+                 f"few words, the main head from about {spec.readout.short_words:g} words on")
+    return text
 
 
 def describe_input(spec: ModelSpec) -> str:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from edgeinfer import Model
+from edgeinfer.cli.render import describe_readout
 from edgeinfer.errors import SpecError
 from edgeinfer.preprocess.text import Tokenizer
 from edgeinfer.spec import ModelSpec
@@ -99,6 +100,8 @@ def test_export_parity_and_the_runtime_read_the_branch(tmp_path) -> None:
     assert padding_error(seq, spec, vocab=15) <= FP32_TOLERANCE
     model = Model(write_model(net, spec, tmp_path / "s.onnx"))
     assert model.spec.readout.short_hidden == 6 and model.spec.state[-1].name == "h_short"
+    assert describe_readout(model.spec).endswith(
+        "; a short-text branch (gru x1, hidden 6) answers texts of a few words, the main head from about 4 words on")
     texts = ["good", "the movie was not good", " ".join(["bad movie"] * 12)]
     probs = model.predict(texts)
     for text, p in zip(texts, probs, strict=True):
