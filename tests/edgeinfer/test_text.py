@@ -139,9 +139,14 @@ def test_cli_info_names_the_readout(sentiment_model) -> None:
     out = run_cli("info", str(sentiment_model))
     assert out.returncode == 0, out.stderr
     model_line = next(line for line in out.stdout.splitlines() if line.startswith("model "))
-    if Model(sentiment_model).spec.readout.ngram_buckets:
+    readout = Model(sentiment_model).spec.readout
+    branch = ("; a short-text branch (gru x1, hidden 6) answers texts of a few words, the main head from about 4 "
+              "words on") if readout.short_hidden else ""
+    if branch:
+        assert "h_short->h_short_next (1, B, 6) float32=0" in out.stdout
+    if readout.ngram_buckets:
         assert model_line.endswith("the head also reads the mean and max of the hidden states and mean weight "
-                                   "of the hashed word 1-3-grams (101 buckets per order >= 2)")
+                                   "of the hashed word 1-3-grams (101 buckets per order >= 2)" + branch)
         assert "prev->prev_next (2, B, 1) float32=0" in out.stdout
         assert "pool_max->pool_max_next (1, B, 12) float32=-1" in out.stdout
     else:

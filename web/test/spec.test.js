@@ -140,13 +140,15 @@ test("a parsed spec is complete, ordered like Python's to_dict, and frozen", () 
   assert.deepEqual(Object.keys(SPECS.sentiment.input), ["kind", "vocab", "pad_id", "unk_id", "lowercase"]);
   assert.ok(Object.isFrozen(d) && Object.isFrozen(d.state[0]) && Object.isFrozen(SPECS.sentiment.input.vocab));
   assert.throws(() => { /** @type {any} */ (d).task = "x"; }, TypeError);
-  assert.deepEqual(stateFor("gru", 1, 128, SPECS.sentiment.readout).map((s) => s.name), ["h", "count", "ngram_sum", "prev"]);
+  assert.deepEqual(stateFor("gru", 1, 128, SPECS.sentiment.readout).map((s) => s.name),
+    ["h", "count", "ngram_sum", "prev", "h_short"]);
   assert.deepEqual(stateFor("rnn", 2, 8, { pool: true, ngram_buckets: 0, ngram_order: 3, ngram_pool: "mean" })
     .map((s) => [s.name, s.layers, s.hidden, s.initial]),
   [["h", 2, 8, 0], ["count", 1, 1, 0], ["pool_sum", 1, 8, 0], ["pool_max", 1, 8, -1]]);
   const state = initialState(SPECS.sentiment, 3);
-  assert.deepEqual(Object.keys(state), ["h", "count", "ngram_sum", "prev"]);
+  assert.deepEqual(Object.keys(state), ["h", "count", "ngram_sum", "prev", "h_short"]);
   assert.equal(state.h.length, 3 * 128);
+  assert.equal(state.h_short.length, 3 * SPECS.sentiment.readout.short_hidden);
   assert.equal(state.prev.length, 2 * 3);
   assert.equal(requireInput(SPECS.characters, "chars").kind, "chars");
   assert.throws(() => requireInput(SPECS.digits, "words"), (err) => err instanceof WrongTaskError
