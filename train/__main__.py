@@ -252,8 +252,8 @@ def add_sentiment(s: argparse.ArgumentParser) -> None:
     short_options(s)
     s.add_argument("--short-branch", type=integer(1), default=0, metavar="H",
                    help="give the classifier of --init (kept as it is, frozen) a short-text branch: a second "
-                        "one-layer cell of H units and a head, trained on the --short texts only, that answers "
-                        "texts of a few words (the main head takes over after --short-words)")
+                        "one-layer cell of H units and a head, trained on the reviews and their --short texts, "
+                        "that answers texts of a few words (the main head takes over after --short-words)")
     s.add_argument("--branch-short-only", action="store_true",
                    help="with --short-branch: train the branch on the short texts only, through the gate "
                         "(default: on the training reviews and the short texts, on the branch's own logits)")
@@ -370,7 +370,8 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
 
 def short_branch(a: argparse.Namespace, root: Path) -> None:
     """`train sentiment --short-branch H --init CLASSIFIER --short N`: the classifier, every tensor
-    frozen, with a short-text branch trained on the short texts of the training reviews only."""
+    frozen, with a short-text branch trained on the training reviews and their short texts, on its
+    own logits (with --branch-short-only: on the short texts only, through the gate)."""
     if not a.init or not a.short:
         raise ValueError("--short-branch adds a branch to a trained classifier: give --init CHECKPOINT and --short N")
     if a.anytime or a.ngram_alone or a.vectors:
@@ -386,9 +387,9 @@ def short_branch(a: argparse.Namespace, root: Path) -> None:
     text_spec, reviews, test = sentiment_data(root, 0, 0, a.max_len, a.limit, vocab=words_of(init, a.init))
     if a.holdout:
         reviews = reviews.split_holdout(a.holdout)[0]
-    short, _, flips = short_data(root, text_spec, a.short, a.flip, SHORT_SEED, a.holdout, a.limit, a.flip_only,
-                                 a.critic or "")
-    print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
+    got = short_of(a, root, text_spec, a.limit)
+    assert got is not None  # --short was checked above
+    short = got[0]
     train = short if a.branch_short_only else reviews.concat(short)
     torch.manual_seed(a.seed)
     model = build(config)
@@ -497,20 +498,32 @@ def vectors(a: argparse.Namespace, root: Path) -> None:
 SHORT_SEED = 17  # every stage cuts the same short texts from the same reviews
 
 
-def with_short(a: argparse.Namespace, root: Path, spec: TextInput, train: TokenData, limit: int = 0,
-               held: TokenData | None = None) -> tuple[TokenData, TokenData | None]:
-    """`train` (and `held`) followed by the short texts of their reviews when --short says so."""
+def short_of(a: argparse.Namespace, root: Path, spec: TextInput, limit: int = 0
+             ) -> tuple[TokenData, TokenData | None] | None:
+    """The short texts of the training reviews and of the held-out pick (train.short) as --short,
+    --flip, --flip-only and --critic say; None without --short (ValueError for an option that
+    needs another one)."""
     if a.flip and not a.short:
         raise ValueError("--flip negates short texts: give --short N too")
     if a.flip_only and not a.flip:
         raise ValueError("--flip-only keeps the negation pairs: give --flip (and --short N) too")
-    if not a.short:
-        return train, held
     if a.critic and not a.short:
         raise ValueError("--critic judges short texts: give --short N too")
+    if not a.short:
+        return None
     short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only,
                                           a.critic or "")
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
+    return short, short_held
+
+
+def with_short(a: argparse.Namespace, root: Path, spec: TextInput, train: TokenData, limit: int = 0,
+               held: TokenData | None = None) -> tuple[TokenData, TokenData | None]:
+    """`train` (and `held`) followed by the short texts of their reviews when --short says so."""
+    got = short_of(a, root, spec, limit)
+    if got is None:
+        return train, held
+    short, short_held = got
     if held is not None and short_held is not None:
         held = held.concat(short_held)
     return train.concat(short), held

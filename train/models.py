@@ -172,9 +172,14 @@ class RecurrentNet(nn.Module):
             last, short_last = out[:, -1], short_out[:, -1]
         features, logits_add, extra = self._readout(x, out, lengths, main_state[self.cell_states:])
         main = self.head(self.head_drop(torch.cat([last, *features], 1))) + logits_add
-        gate = self.short_gate(extra[0][0])  # (B, 1)
-        logits = gate * main + (1.0 - gate) * self.short_head(self.head_drop(short_last))
+        logits = self._mix(extra[0][0], main, short_last)  # count (B, 1)
         return logits, new_state + extra + [short_new]
+
+    def _mix(self, count: torch.Tensor, main: torch.Tensor, short_out: torch.Tensor) -> torch.Tensor:
+        """The logits of a model with a short-text branch: the main logits and the branch's head on
+        its output `short_out`, weighed by `short_gate(count)` (shapes broadcast: (B, 1) or (1, T, 1))."""
+        gate = self.short_gate(count)
+        return gate * main + (1.0 - gate) * self.short_head(self.head_drop(short_out))
 
     def short_gate(self, count: torch.Tensor) -> torch.Tensor:
         """The main head's weight for texts of `count` steps (any shape): sigmoid((count - w) / (w / SHORT_SPREAD))."""
@@ -201,9 +206,7 @@ class RecurrentNet(nn.Module):
         if not short:
             return y, new_state + extra
         short_out, short_new = self.short_rnn(inputs, state[-1])
-        gate = self.short_gate(extra[0][0])  # (B, 1)
-        y = gate * y + (1.0 - gate) * self.short_head(short_out[:, 0])
-        return y, new_state + extra + [short_new]
+        return self._mix(extra[0][0], y, short_out[:, 0]), new_state + extra + [short_new]
 
     def step_readout(self, x: torch.Tensor, h: torch.Tensor, state: list[torch.Tensor]
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -324,8 +327,7 @@ class RecurrentNet(nn.Module):
             logits = logits + self.ngram_head(self._ngram_pooled(weights.cumsum(1)[:, :, None], seen))
         if self.config.short_hidden:
             short_out, _ = self.short_rnn(self.inp(x), state[-1])  # (B, T, H')
-            gate = self.short_gate(seen)  # (1, T, 1)
-            logits = gate * logits + (1.0 - gate) * self.short_head(self.head_drop(short_out))
+            logits = self._mix(seen, logits, short_out)  # seen (1, T, 1)
         return logits
 
     @property

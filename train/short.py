@@ -139,8 +139,9 @@ def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, 
     out_labels: list[int] = []
     flips = 0
     for review, label in zip(reviews, labels, strict=True):
-        raw = [s for s in sentences(review) if words(s)]
-        parts = [words(s) for s in raw]
+        cut = [(s, words(s)) for s in sentences(review)]
+        raw = [s for s, w in cut if w]  # the sentences as written, for the critic
+        parts = [w for _, w in cut if w]
         if not parts:
             continue
         for _ in range(per_review):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from edgeinfer.preprocess.text import words
-from train.short import MAX_SHORT_WORDS, negate, sentences, short_texts
+from train.critic import critic
+from train.short import MAX_SHORT_WORDS, contradicts, negate, sentences, short_texts
 
 KNOWN = frozenset(["like", "love", "enjoy", "recommend", "hate", "watch", "want", "it", "movie", "the", "good",
                    "bad", "food"])
@@ -61,3 +62,42 @@ def test_pairs_only_keeps_the_negation_pairs() -> None:
     assert all(labels[i] != labels[i + 1] for i in range(0, len(texts), 2))
     everything = short_texts(reviews, [1, 0], per_review=6, flip=True, seed=0, known=KNOWN)
     assert everything[2] == flips  # the same draws, the same pairs
+
+
+@pytest.mark.parametrize("polarity,label,contradicted", [
+    (-0.6, 1, True), (-0.05, 1, True), (-0.04, 1, False), (0.0, 1, False), (0.9, 1, False),
+    (0.6, 0, True), (0.05, 0, True), (0.04, 0, False), (0.0, 0, False), (-0.9, 0, False),
+])
+def test_contradicts_outside_the_neutral_band(polarity: float, label: int, contradicted: bool) -> None:
+    assert contradicts(polarity, label) is contradicted
+
+
+def test_a_critic_leaves_out_the_texts_it_contradicts_with_their_flips() -> None:
+    reviews = ["The plot was AWFUL.", "It is not bad.", "The food was good.", "The acting was awful."]
+    seen: list[str] = []
+
+    def critic(text: str) -> float:  # a stand-in: "awful" reads negative, "good" and "not bad" positive
+        seen.append(text)
+        low = text.lower()
+        return -0.8 if "awful" in low else 0.7 if "good" in low or "not bad" in low else 0.0
+
+    texts, labels, flips = short_texts(reviews, [1, 0, 1, 0], per_review=2, flip=True, seed=0, known=KNOWN,
+                                       critic=critic)
+    assert seen == [r for r in reviews for _ in range(2)]  # every draw judged, as written
+    # the positive review's "awful" and the negative review's "not bad" are left out with their flips
+    got = {(" ".join(t), y) for t, y in zip(texts, labels, strict=True)}
+    assert {t for t, _ in got} <= {"the food was good", "the food was not good", "the food wasn't good",
+                                   "the acting was awful", "the acting was not awful", "the acting wasn't awful"}
+    assert ("the food was good", 1) in got and ("the acting was awful", 0) in got
+    assert all(y == (1 if ("good" in t) != ("not" in t or "wasn't" in t) else 0) for t, y in got)
+    assert len(texts) == 8 and flips == 4
+    plain, _, _ = short_texts(reviews, [1, 0, 1, 0], per_review=2, flip=True, seed=0, known=KNOWN)
+    assert {"the plot was awful", "it is not bad"} <= {" ".join(t) for t in plain}  # drawn without the critic
+
+
+def test_the_vader_critic_reads_negation_and_refuses_unknown_names() -> None:
+    vader = critic("vader")
+    assert vader("the acting was not bad") > 0.05 > -0.05 > vader("the acting was bad")
+    assert -0.05 < vader("the meeting is at noon") < 0.05
+    with pytest.raises(ValueError, match="unknown critic 'lexicon'"):
+        critic("lexicon")

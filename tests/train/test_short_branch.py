@@ -132,6 +132,14 @@ def test_short_branch_trains_on_a_frozen_classifier(tmp_path) -> None:
     learnt = [n for n, t in ckpt.state_dict.items() if n.startswith("short_") and not torch.equal(fresh[n], t)]
     assert len(learnt) == 6  # the branch cell's 4 tensors and its head's 2
     assert ckpt.train_args["short"] == 2 and ckpt.train_args["flip"]
+    # the epochs measured the branch alone; the recorded accuracy is the gated model's, measured again
+    assert 0.0 <= ckpt.metrics["branch_test_accuracy"] <= 1.0 and 0.0 <= ckpt.metrics["test_accuracy"] <= 1.0
+    net = build(cfg)
+    net.load_state_dict(ckpt.state_dict)
+    from train.loop import accuracy
+    from train.tasks import sentiment_data
+    _, _, test = sentiment_data(tmp_path / "data", 0, 0, vocab=tuple(ckpt.input["vocab"]))
+    assert ckpt.metrics["test_accuracy"] == accuracy(net, test)
     from train.__main__ import main as train_main
     assert train_main(["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"),
                        "--short-branch", "4", "--short", "2"]) == 2  # no --init
