@@ -30,6 +30,7 @@ from train.tasks import (
     SENTIMENT_LABELS,
     TokenData,
     char_corpus,
+    composed_data,
     digits_data,
     lm_corpus,
     load_vectors,
@@ -203,6 +204,10 @@ def short_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--critic", choices=CRITICS, default=None,
                    help="with --short: leave out the short texts whose polarity by this critic (train.critic) "
                         "contradicts their review's label")
+    p.add_argument("--compose", type=COUNT, default=0,
+                   help="with --short: also train on N short texts composed from sentiment lexicons "
+                        "(train.compose: VADER and AFINN polarity in plain, negated, intensified and "
+                        "contrasted frames)")
 
 
 def add_digits(d: argparse.ArgumentParser) -> None:
@@ -363,7 +368,7 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
                      ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only,
-                     critic=a.critic or "")
+                     critic=a.critic or "", compose=a.compose)
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
 
@@ -396,7 +401,7 @@ def short_branch(a: argparse.Namespace, root: Path) -> None:
     pretrained = start_from(model, init, a.init, frozen=True)
     model.short_alone = not a.branch_short_only  # whole reviews too: the branch learns on its own logits
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, pretrained_lr_scale=0.0, short=a.short, flip=a.flip,
-                     flip_only=a.flip_only, critic=a.critic or "")
+                     flip_only=a.flip_only, critic=a.critic or "", compose=a.compose)
     meta = replace(Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict()),
                    stack=init.stack, ngrams=init.ngrams)
     a.cell, a.layers, a.hidden = config.cell, config.layers, config.hidden
@@ -509,11 +514,16 @@ def short_of(a: argparse.Namespace, root: Path, spec: TextInput, limit: int = 0
         raise ValueError("--flip-only keeps the negation pairs: give --flip (and --short N) too")
     if a.critic and not a.short:
         raise ValueError("--critic judges short texts: give --short N too")
+    if a.compose and not a.short:
+        raise ValueError("--compose adds to the short texts: give --short N too")
     if not a.short:
         return None
     short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only,
                                           a.critic or "")
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
+    if a.compose:
+        short = short.concat(composed_data(spec, a.compose, SHORT_SEED))
+        print(f"composed texts: {a.compose:,}", file=sys.stderr)
     return short, short_held
 
 

@@ -154,6 +154,15 @@ def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: i
     return build(rest, 0), (build(held, 1) if held is not None else None), flips
 
 
+def composed_data(spec: TextInput, count: int, seed: int) -> TokenData:
+    """`count` short texts composed from sentiment lexicons (train.compose) in `spec`'s vocabulary."""
+    from train.compose import composed_texts
+
+    texts, labels = composed_texts(count, frozenset(spec.vocab), seed)
+    tok = Tokenizer(spec)
+    return TokenData([np.array(tok.encode_words(w), np.int64) for w in texts], np.array(labels, np.int64))
+
+
 def lm_corpus(root: Path, spec: TextInput, unsup: bool = True, max_tokens: int = 0,
               seed: int = 0) -> np.ndarray:
     """Token stream for language-model pretraining: the unlabelled and training reviews, shuffled.

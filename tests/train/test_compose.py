@@ -1,0 +1,113 @@
+"""train.compose: short texts composed from sentiment lexicons, labelled by their frames."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from train.compose import (
+    AGENTS,
+    INTENSIFIERS,
+    MIN_POLARITY,
+    OBJECTS,
+    PLURAL,
+    SINGULAR,
+    THINGS,
+    composed_texts,
+    lexicon_polarity,
+    lexicon_words,
+)
+from train.short import is_negation
+
+# a small lexicon: each word's sign is what the frames must carry into the label
+POLARITY = {"good": 0.5, "great": 0.8, "bad": -0.6, "rude": -0.5, "problem": -0.4, "complaint": -0.3,
+            "joy": 0.7, "love": 0.8, "hate": -0.8, "break": -0.4, "enjoy": 0.6}
+FORMS = tuple(" ".join((
+    "good great bad rude problem problems complaint complaints joy joys love loved loves hate hated hates",
+    "break broke breaks enjoy enjoyed enjoys",
+)).split(" "))
+FRAME_WORDS = tuple(" ".join((
+    "there were are no at all so far had never haven't any with was is not a an single what i we didn't",
+    "did don't doesn't never really me us but although however and isn't wasn't aren't weren't ! .",
+)).split(" "))
+
+
+def vocabulary() -> frozenset[str]:
+    phrases = SINGULAR + PLURAL + OBJECTS + THINGS + INTENSIFIERS + AGENTS
+    return frozenset(FORMS + FRAME_WORDS + tuple(w for p in phrases for w in p.split()))
+
+
+def clause_label(tokens: list[str]) -> int:
+    """The label a clause must have: its lexicon word's sign, turned over by one negation."""
+    signs = [POLARITY[w] > 0 for w in tokens for w in [LEMMA.get(w, w)] if w in POLARITY]
+    assert len(signs) == 1, tokens
+    negations = sum(is_negation(t) for t in tokens)
+    assert negations <= 1, tokens
+    return int(signs[0]) ^ negations
+
+
+LEMMA = {"problems": "problem", "complaints": "complaint", "joys": "joy", "loved": "love", "loves": "love",
+         "hated": "hate", "hates": "hate", "broke": "break", "breaks": "break", "enjoyed": "enjoy",
+         "enjoys": "enjoy"}
+
+
+def test_composed_texts_carry_the_label_their_frames_give() -> None:
+    texts, labels = composed_texts(3000, vocabulary(), seed=3, polarity=POLARITY)
+    assert len(texts) == len(labels) == 3000 and sum(labels) == 1500
+    known = vocabulary()
+    kinds = {"plain": 0, "negated": 0, "contrast": 0, "two clauses": 0}
+    for tokens, label in zip(texts, labels, strict=True):
+        assert all(t in known for t in tokens)
+        body = [t for t in tokens if t not in "!."]
+        if "but" in body or "however" in body:  # "A, but B" / "A. however, B": B's label
+            cut = body.index("but" if "but" in body else "however")
+            assert clause_label(body[:cut]) == 1 - label and clause_label(body[cut + 1:]) == label, tokens
+            kinds["contrast"] += 1
+        elif "although" in body:  # "B, although A": B's label; "although A, B": the words cannot tell
+            cut = body.index("although")  # where A ends (no comma in words), so A's sign is checked
+            if cut > 0:
+                assert clause_label(body[:cut]) == label and clause_label(body[cut + 1:]) == 1 - label, tokens
+            kinds["contrast"] += 1
+        elif "and" in body and body.count("and") == 1 and clause_label(body[body.index("and") + 1:]) == label:
+            assert clause_label(body[:body.index("and")]) == label, tokens
+            kinds["two clauses"] += 1
+        else:
+            assert clause_label(body) == label, tokens
+            kinds["negated" if any(is_negation(t) for t in body) else "plain"] += 1
+    assert kinds["contrast"] > 400 and kinds["two clauses"] > 150
+    assert kinds["negated"] > 800 and kinds["plain"] > 800
+    assert composed_texts(3000, known, seed=3, polarity=POLARITY) == (texts, labels)  # deterministic
+    assert composed_texts(3000, known, seed=4, polarity=POLARITY)[0] != texts
+
+
+def test_no_negation_reads_like_a_phrase_people_write() -> None:
+    texts, labels = composed_texts(4000, vocabulary(), seed=0, polarity=POLARITY)
+    joined = {" ".join(t): y for t, y in zip(texts, labels, strict=True)}
+    assert joined.get("no complaints", 1) == 1 and joined.get("no problems", 1) == 1
+    assert "no complaints" in joined or "no problems" in joined
+    assert any(re.fullmatch(r"(it|they|the \w+) never broke( me| us)?", t) for t in joined)
+    assert all(y == 1 for t, y in joined.items() if re.fullmatch(r"(it|they|the [a-z ]+) never broke( me| us)?", t))
+    assert all(y == 0 for t, y in joined.items() if re.fullmatch(r"(i|we) (didn't|did not|don't) (love|enjoy) \w+", t))
+
+
+def test_lexicon_words_need_every_form_in_the_vocabulary() -> None:
+    known = frozenset({"good", "problem", "problems", "love", "loved", "loves", "complaint"})
+    by_pos = lexicon_words(POLARITY, known)
+    assert [w.forms for w in by_pos["ADJ"]] == [{"JJ": "good"}]
+    assert {"NN": "problem", "NNS": "problems"} in [w.forms for w in by_pos["NOUN"]]
+    assert all(w.forms["NN"] != "complaint" for w in by_pos["NOUN"])  # "complaints" is not known
+    assert [(w.forms, w.label) for w in by_pos["VERB"]] == [({"VB": "love", "VBD": "loved", "VBZ": "loves"}, 1)]
+
+
+def test_the_lexicons_agree_on_signs_and_reach_the_floor() -> None:
+    pol = lexicon_polarity()
+    assert len(pol) > 5000
+    assert pol["good"] > 0 and pol["excellent"] > 0 and pol["bad"] < 0 and pol["complaints"] < 0
+    assert all(abs(v) >= MIN_POLARITY and re.fullmatch(r"[a-z]+(?:'[a-z]+)?", w) for w, v in pol.items())
+
+
+def test_composed_texts_refuse_a_vocabulary_without_their_words() -> None:
+    with pytest.raises(ValueError, match="no positive or no negative word"):
+        composed_texts(10, frozenset({"good", "the"}), seed=0, polarity=POLARITY)
+    with pytest.raises(ValueError, match="vocabulary lacks the frames' common words"):
+        composed_texts(10, frozenset({"joy", "joys", "problem", "problems"}), seed=0, polarity=POLARITY)

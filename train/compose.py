@@ -1,0 +1,229 @@
+"""Short texts composed from sentiment lexicons (issue 17): word polarity from outside IMDB, and
+what a negation, a contrast and an intensifier do to it.
+
+The review labels of IMDB teach a word's polarity only as movie reviews use it, and teach
+negation from few, noisy examples: "no complaints", "it never broke" and "i don't regret it"
+come out negative, since "complaints", "broke" and "regret" mostly come with negative reviews
+and "no", "never", "don't" with both. This module writes labelled short texts that state those
+rules outright, from two lexicons rated by people and a word-form dictionary:
+
+- **Polarity**: VADER's lexicon (Hutto & Gilbert 2014, ratings -4..4 by ten people each; the
+  `vaderSentiment` package, MIT licence) and AFINN-165 (Nielsen 2011, -5..5; the `afinn`
+  package, ODbL). A word keeps the mean of its scaled ratings when every lexicon that rates it
+  agrees on the sign and the mean is at least MIN_POLARITY; multi-word and emoticon entries are
+  left out.
+- **Part of speech and word forms**: `lemminflect` (MIT; a dictionary of English lemmas and
+  inflections): an adjective goes where adjectives go ("the room was spotless"), a noun where
+  nouns go ("there were problems", "it was a hassle"), a verb with its past and present forms
+  ("it broke", "they ignored me", "i loved it").
+- **Composition** (the label follows from the word's sign and the frame, never from a text's
+  source): plain frames keep the word's label, intensifiers keep it ("really good", "so
+  rude"), negations turn it over ("not good", "no complaints", "it never broke", "i didn't
+  like it", "it was no hassle"), and a contrast takes the label of its second part ("the food
+  was good, but the service was slow"; "although it was cheap, it broke").
+
+Subjects are neutral nouns of the four domains people review (products, films, restaurants,
+services). Only words in the model's vocabulary are used (an unknown word would teach the
+`<unk>` id a polarity). Deterministic for a seed. Reads no data set: nothing here comes from
+IMDB or from any test set.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeinfer.preprocess.text import words
+
+MIN_POLARITY = 0.2  # a word's scaled rating (VADER / 4, AFINN / 5) must reach this to be used
+MAX_TRIES = 50  # draws per composed text before giving up (a vocabulary without the frames' words)
+WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+# neutral subjects: (singular, plural) noun phrases of products, films, restaurants and services
+SINGULAR = ("it", "this", "the phone", "the laptop", "the app", "the product", "the camera", "the charger",
+            "the jacket", "the chair", "the vacuum", "the blender", "the battery", "the screen", "the case",
+            "the movie", "the film", "the show", "the plot", "the ending", "the acting", "the script",
+            "the soundtrack", "the book", "the game", "the series", "the episode", "the documentary",
+            "the food", "the meal", "the soup", "the steak", "the pizza", "the coffee", "the dessert",
+            "the restaurant", "the menu", "the bar", "the cafe", "this place", "the service", "the staff",
+            "the hotel", "the room", "the flight", "the delivery", "the support", "the repair", "the bank",
+            "the doctor", "the driver", "the waiter", "the manager", "the team", "the company", "the shop",
+            "the experience", "the price", "the quality", "the installation", "everything", "the whole thing")
+PLURAL = ("they", "the fries", "the shoes", "the headphones", "the seats", "the portions", "the drinks",
+          "the actors", "the characters", "the jokes", "the effects", "the songs", "the staff members",
+          "the prices", "the rooms", "the instructions", "the people", "the results", "the prices here")
+OBJECTS = ("it", "this", "this phone", "this movie", "this place", "the food", "the service", "the hotel",
+           "this product", "this book", "the show", "this app", "the staff", "this restaurant", "them")
+THINGS = ("phone", "movie", "film", "place", "product", "book", "restaurant", "hotel", "service", "app",
+          "meal", "experience", "show", "purchase", "company", "store", "camera", "story", "game", "team")
+INTENSIFIERS = ("very", "really", "so", "extremely", "incredibly", "absolutely", "truly", "quite",
+                "super", "pretty", "totally", "genuinely", "remarkably")
+PERSONS = ("i", "we")
+AGENTS = ("it", "they", "the staff", "the company", "the product", "the app", "the movie", "the service",
+          "the driver", "the manager", "the support team", "the phone")
+
+
+@dataclass(frozen=True)
+class LexWord:
+    """A lexicon word in one part of speech: its forms and its sign (1 positive, 0 negative)."""
+
+    forms: dict[str, str]  # Penn tag -> form ("JJ", "NN", "NNS", "VB", "VBD", "VBZ")
+    label: int
+
+
+def lexicon_polarity() -> dict[str, float]:
+    """word -> polarity in [-1, 1] from VADER and AFINN-165 (ValueError when a package is missing)."""
+    try:
+        import afinn
+        import vaderSentiment
+    except ImportError as exc:
+        raise ValueError("composed texts need the vaderSentiment and afinn packages: pip install -e '.[train]'") \
+            from exc
+    rated: dict[str, list[float]] = {}
+    sources = ((os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt"), 4.0),
+               (os.path.join(os.path.dirname(afinn.__file__), "data", "AFINN-en-165.txt"), 5.0))
+    for path, scale in sources:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) >= 2 and WORD_RE.fullmatch(fields[0]):
+                    rated.setdefault(fields[0], []).append(float(fields[1]) / scale)
+    out = {}
+    for word, scores in rated.items():
+        mean = float(np.mean(scores))
+        if abs(mean) >= MIN_POLARITY and (all(s > 0 for s in scores) or all(s < 0 for s in scores)):
+            out[word] = mean
+    return out
+
+
+def lexicon_words(polarity: dict[str, float], known: frozenset[str]) -> dict[str, list[LexWord]]:
+    """The lexicon's words by part of speech ("ADJ", "NOUN", "VERB") with the forms the frames
+    need, all in `known` (ValueError when lemminflect is missing)."""
+    try:
+        from lemminflect import getAllInflections, getAllLemmas
+    except ImportError as exc:
+        raise ValueError("composed texts need the lemminflect package: pip install -e '.[train]'") from exc
+    need = {"ADJ": ("JJ",), "NOUN": ("NN", "NNS"), "VERB": ("VB", "VBD", "VBZ")}
+    out: dict[str, list[LexWord]] = {pos: [] for pos in need}
+    seen: set[tuple[str, str]] = set()
+    for word, score in sorted(polarity.items()):
+        for pos, lemmas in getAllLemmas(word).items():
+            if pos not in need or not lemmas or (lemmas[0], pos) in seen:
+                continue
+            lemma = lemmas[0]
+            forms = {tag: got[0] for tag, got in getAllInflections(lemma, upos=pos).items() if got}
+            forms.setdefault("JJ" if pos == "ADJ" else "NN" if pos == "NOUN" else "VB", lemma)
+            if all(tag in forms and forms[tag] in known for tag in need[pos]):
+                seen.add((lemma, pos))
+                out[pos].append(LexWord({t: forms[t] for t in need[pos]}, int(score > 0)))
+    return out
+
+
+def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
+    adj = w.forms["JJ"]
+    if rng.random() < 0.35:
+        adj = f"{_pick(rng, INTENSIFIERS)} {adj}"
+    frame = int(rng.integers(4))
+    if frame == 0:  # "not good", "good", "a good movie"
+        if rng.random() < 0.5:
+            return f"not {adj}" if negate else adj
+        return f"not a {adj} {_pick(rng, THINGS)}" if negate else f"a {adj} {_pick(rng, THINGS)}"
+    plural = frame == 3
+    subject = _pick(rng, PLURAL if plural else SINGULAR)
+    be = _pick(rng, ("are", "were") if plural else ("is", "was"))
+    if negate:
+        be = _pick(rng, (f"{be} not", f"{be}n't", f"{be} never"))
+    return f"{subject} {be} {adj}"
+
+
+def _noun(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
+    one, many = w.forms["NN"], w.forms["NNS"]
+    frame = int(rng.integers(4))
+    if frame == 0:  # "there were problems" / "there were no problems"
+        return f"there {_pick(rng, ('were', 'are'))} {'no ' if negate else ''}{many}"
+    if frame == 1:  # "i had problems with it" / "i had no problems with it", "no problems"
+        if negate:
+            return _pick(rng, (f"no {many}", f"no {many} at all", f"no {many} so far",
+                               f"{_pick(rng, PERSONS)} had no {many}", f"{_pick(rng, PERSONS)} never had any {many}",
+                               f"{_pick(rng, PERSONS)} haven't had any {many} with {_pick(rng, OBJECTS)}"))
+        return f"{_pick(rng, PERSONS)} had {many} with {_pick(rng, OBJECTS)}"
+    if frame == 2:  # "it was a hassle" / "it was no hassle"
+        article = "an" if one[0] in "aeiou" else "a"
+        return f"{_pick(rng, SINGULAR)} was {_pick(rng, ('no', 'not ' + article)) if negate else article} {one}"
+    return f"not a single {one}" if negate else f"what {'an' if one[0] in 'aeiou' else 'a'} {one}"
+
+
+def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
+    base, past, third = w.forms["VB"], w.forms["VBD"], w.forms["VBZ"]
+    if rng.random() < 0.5:  # a person's act: "i loved it" / "i didn't love it"
+        who, what = _pick(rng, PERSONS), _pick(rng, OBJECTS)
+        if negate:
+            return _pick(rng, (f"{who} didn't {base} {what}", f"{who} did not {base} {what}",
+                               f"{who} don't {base} {what}", f"{who} never {past} {what}"))
+        return _pick(rng, (f"{who} {past} {what}", f"{who} {base} {what}", f"{who} really {past} {what}"))
+    who = _pick(rng, AGENTS)  # a thing's or a provider's act: "it broke" / "it never broke"
+    plural = who == "they"
+    now = base if plural else third
+    tail = _pick(rng, ("", "", " me", " us"))
+    if negate:
+        return _pick(rng, (f"{who} never {past}{tail}", f"{who} didn't {base}{tail}",
+                           f"{who} {'don' if plural else 'doesn'}'t {base}{tail}"))
+    return _pick(rng, (f"{who} {past}{tail}", f"{who} {now}{tail}"))
+
+
+FRAMES = {"ADJ": _adjective, "NOUN": _noun, "VERB": _verb}
+
+
+def _clause(by_pos: dict[str, list[LexWord]], label: int, rng: np.random.Generator) -> str:
+    """One clause of sentiment `label`: a lexicon word in a frame, negated half the time (then a
+    word of the other sign)."""
+    poses = [p for p in FRAMES if by_pos[p]]
+    while True:
+        pos = _pick(rng, poses)
+        negate = bool(rng.random() < 0.5)
+        want = 1 - label if negate else label
+        pool = [w for w in by_pos[pos] if w.label == want]
+        if pool:
+            return FRAMES[pos](pool[int(rng.integers(len(pool)))], negate, rng)
+
+
+def composed_texts(count: int, known: frozenset[str], seed: int,
+                   polarity: dict[str, float] | None = None) -> tuple[list[list[str]], list[int]]:
+    """`count` composed short texts (the tokenizer's words) and their labels (1 positive,
+    0 negative), half of each; a fifth are contrasts ("A, but B": B's label), a tenth two
+    clauses of one sign. ValueError when the lexicons give no usable word in `known`."""
+    by_pos = lexicon_words(lexicon_polarity() if polarity is None else polarity, known)
+    if not any(by_pos.values()) or not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
+        raise ValueError("the lexicons give no positive or no negative word in the model's vocabulary")
+    rng = np.random.default_rng(seed)
+    texts: list[list[str]] = []
+    labels: list[int] = []
+    for _ in range(MAX_TRIES * count):
+        if len(texts) == count:
+            break
+        label = len(texts) % 2
+        kind = rng.random()
+        if kind < 0.2:
+            first, second = _clause(by_pos, 1 - label, rng), _clause(by_pos, label, rng)
+            text = _pick(rng, (f"{first}, but {second}", f"{first} but {second}",
+                               f"although {first}, {second}", f"{second}, although {first}",
+                               f"{first}. however, {second}"))
+        elif kind < 0.3:
+            text = f"{_clause(by_pos, label, rng)} and {_clause(by_pos, label, rng)}"
+        else:
+            text = _clause(by_pos, label, rng)
+        tokens = words(text + _pick(rng, ("", "", ".", "!")))
+        if all(t in known for t in tokens):
+            texts.append(tokens)
+            labels.append(label)
+    if len(texts) < count:
+        raise ValueError(f"only {len(texts):,} of {count:,} composed texts have every word in the model's "
+                         "vocabulary: the vocabulary lacks the frames' common words")
+    return texts, labels
