@@ -8,6 +8,8 @@ IMDB test reviews cut to their first sentence, and neutral greetings.
   per kind, per domain and per label;
 - pairs: tests/data/negation_pairs.jsonl (50 minimal pairs, "good" / "not good", "bad" / "not bad"):
   the share of pairs with both members right, and each side alone;
+- dev, dev pairs: tests/data/sentiment_dev.jsonl and negation_pairs_dev.jsonl (240 texts and 40
+  pairs written apart from the two above, the sets training variants are chosen on), the same way;
 - IMDB first sentence: all 25,000 test reviews, each cut to its first sentence (`<br />` tags
   replaced by spaces, then up to and including the first `.`, `!` or `?` that a space follows; the
   whole review when there is none) and read alone; a first sentence without any word the tokenizer
@@ -36,6 +38,8 @@ from tests import datasets
 TESTS_DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 CHALLENGE = TESTS_DATA / "sentiment_challenge.jsonl"
 PAIRS = TESTS_DATA / "negation_pairs.jsonl"
+DEV = TESTS_DATA / "sentiment_dev.jsonl"
+DEV_PAIRS = TESTS_DATA / "negation_pairs_dev.jsonl"
 KINDS = ("plain", "negation", "contrast", "intensifier")
 DOMAINS = ("product", "movie", "restaurant", "service")
 GREETINGS = ("Hello.", "Hi there!", "Good morning.", "Thank you.", "See you tomorrow.", "How are you?",
@@ -75,20 +79,23 @@ def correct(p_positive: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     return (said == np.array(labels)) & ~np.isnan(p_positive)
 
 
-def challenge_rows(model: edgeinfer.Model, path: Path = CHALLENGE) -> list[tuple[str, str, int, float]]:
-    """(section, name, count, accuracy) on the challenge set: overall, per kind, per domain, per label."""
+def challenge_rows(model: edgeinfer.Model, path: Path = CHALLENGE, section: str = "challenge"
+                   ) -> list[tuple[str, str, int, float]]:
+    """(section, name, count, accuracy) on the challenge set (or the dev set): overall, per kind,
+    per domain, per label."""
     rows = read_jsonl(path)
     p, _ = positive_probability(model, [r["text"] for r in rows])
     right = correct(p, [r["label"] for r in rows])
-    out = [("challenge", "all", len(rows), float(right.mean()))]
+    out = [(section, "all", len(rows), float(right.mean()))]
     for field, names in (("kind", KINDS), ("domain", DOMAINS), ("label", ("positive", "negative"))):
         for name in names:
             pick = np.array([r[field] == name for r in rows])
-            out.append((f"challenge {field}", name, int(pick.sum()), float(right[pick].mean())))
+            out.append((f"{section} {field}", name, int(pick.sum()), float(right[pick].mean())))
     return out
 
 
-def pairs_rows(model: edgeinfer.Model, path: Path = PAIRS) -> list[tuple[str, str, int, float]]:
+def pairs_rows(model: edgeinfer.Model, path: Path = PAIRS, section: str = "pairs"
+               ) -> list[tuple[str, str, int, float]]:
     """(section, name, count, accuracy) on the negation pairs: both members right, each side, by
     the plain member's label."""
     pairs = read_jsonl(path)
@@ -96,12 +103,12 @@ def pairs_rows(model: edgeinfer.Model, path: Path = PAIRS) -> list[tuple[str, st
     negated = correct(positive_probability(model, [q["negated"] for q in pairs])[0],
                       [q["negated_label"] for q in pairs])
     both = plain & negated
-    out = [("pairs", "both right", len(pairs), float(both.mean())),
-           ("pairs", "plain member", len(pairs), float(plain.mean())),
-           ("pairs", "negated member", len(pairs), float(negated.mean()))]
+    out = [(section, "both right", len(pairs), float(both.mean())),
+           (section, "plain member", len(pairs), float(plain.mean())),
+           (section, "negated member", len(pairs), float(negated.mean()))]
     for label in ("positive", "negative"):
         pick = np.array([q["plain_label"] == label for q in pairs])
-        out.append(("pairs", f"both right, plain {label}", int(pick.sum()), float(both[pick].mean())))
+        out.append((section, f"both right, plain {label}", int(pick.sum()), float(both[pick].mean())))
     return out
 
 
@@ -135,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=None, help="data folder (default: $EDGEINFER_DATA or ../shared/data)")
     args = ap.parse_args(argv)
     model = edgeinfer.load(args.model)
-    rows = challenge_rows(model) + pairs_rows(model)
+    rows = challenge_rows(model) + pairs_rows(model) + challenge_rows(model, DEV, "dev") + pairs_rows(
+        model, DEV_PAIRS, "dev pairs")
     imdb, note = imdb_rows(model, args.data)
     rows += imdb
     greet, _ = positive_probability(model, GREETINGS)
