@@ -19,8 +19,10 @@ rules outright, from two lexicons rated by people and a word-form dictionary:
 - **Composition** (the label follows from the word's sign and the frame, never from a text's
   source): plain frames keep the word's label, intensifiers keep it ("really good", "so
   rude"), negations turn it over ("not good", "no complaints", "it never broke", "i didn't
-  like it", "it was no hassle"), and a contrast takes the label of its second part ("the food
-  was good, but the service was slow"; "although it was cheap, it broke").
+  like it", "it was no problem"), a remedy verb acting on a bad thing makes a good outcome
+  ("they fixed the problem"; "they never fixed the problem": content-word negators, Choi &
+  Cardie 2008), and a contrast takes the label of its second part ("the food was good, but the
+  service was slow"; "although it was cheap, it broke").
 
 Subjects are neutral nouns of the four domains people review (products, films, restaurants,
 services). Only words in the model's vocabulary are used (an unknown word would teach the
@@ -39,6 +41,7 @@ import numpy as np
 from edgeinfer.preprocess.text import words
 
 MIN_POLARITY = 0.2  # a word's scaled rating (VADER / 4, AFINN / 5) must reach this to be used
+RANK_SCALE = 100.0  # word weights: the 100th word of the vocabulary is drawn 1/sqrt(2) as often as the 1st
 MAX_TRIES = 50  # draws per composed text before giving up (a vocabulary without the frames' words)
 WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -62,8 +65,15 @@ THINGS = ("phone", "movie", "film", "place", "product", "book", "restaurant", "h
 INTENSIFIERS = ("very", "really", "so", "extremely", "incredibly", "absolutely", "truly", "quite",
                 "super", "pretty", "totally", "genuinely", "remarkably")
 PERSONS = ("i", "we")
+# content-word negators (Choi & Cardie 2008): acting on a bad thing they make a good outcome
+REMEDIES = (("fix", "fixed"), ("solve", "solved"), ("resolve", "resolved"), ("repair", "repaired"),
+            ("remove", "removed"), ("eliminate", "eliminated"), ("prevent", "prevented"), ("avoid", "avoided"),
+            ("reduce", "reduced"), ("ease", "eased"), ("handle", "handled"), ("cure", "cured"),
+            ("correct", "corrected"), ("stop", "stopped"), ("sort", "sorted"))
+REMEDY_SHARE = 0.1  # of the clauses
 AGENTS = ("it", "they", "the staff", "the company", "the product", "the app", "the movie", "the service",
-          "the driver", "the manager", "the support team", "the phone")
+          "the driver", "the manager", "the support team", "the phone", "the food", "the hotel", "the film",
+          "the show", "the ending", "the meal", "the waiter", "the doctor", "the repair", "the delivery")
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class LexWord:
 
     forms: dict[str, str]  # Penn tag -> form ("JJ", "NN", "NNS", "VB", "VBD", "VBZ")
     label: int
+    weight: float  # how often it is drawn: 1 / sqrt(1 + rank / RANK_SCALE) of its commonest form
 
 
 def lexicon_polarity() -> dict[str, float]:
@@ -99,26 +110,38 @@ def lexicon_polarity() -> dict[str, float]:
     return out
 
 
-def lexicon_words(polarity: dict[str, float], known: frozenset[str]) -> dict[str, list[LexWord]]:
+def lexicon_words(polarity: dict[str, float], vocab: Sequence[str]) -> dict[str, list[LexWord]]:
     """The lexicon's words by part of speech ("ADJ", "NOUN", "VERB") with the forms the frames
-    need, all in `known` (ValueError when lemminflect is missing)."""
+    need, all in `vocab` (a model's words, commonest first: common words are drawn more often).
+    A word with an adjective reading is used as an adjective only. A verb needs its base and
+    past forms ("-s" falls back to the past), a noun its singular (the plural falls back to it).
+    ValueError when lemminflect is missing."""
     try:
         from lemminflect import getAllInflections, getAllLemmas
     except ImportError as exc:
         raise ValueError("composed texts need the lemminflect package: pip install -e '.[train]'") from exc
     need = {"ADJ": ("JJ",), "NOUN": ("NN", "NNS"), "VERB": ("VB", "VBD", "VBZ")}
+    # the forms a frame cannot do without; a missing other one is replaced by one of these
+    must = {"ADJ": ("JJ",), "NOUN": ("NN",), "VERB": ("VB", "VBD")}
+    fallback = {"NNS": "NN", "VBZ": "VBD"}
+    rank = {w: i for i, w in enumerate(vocab)}
     out: dict[str, list[LexWord]] = {pos: [] for pos in need}
     seen: set[tuple[str, str]] = set()
     for word, score in sorted(polarity.items()):
-        for pos, lemmas in getAllLemmas(word).items():
+        readings = getAllLemmas(word)
+        if "ADJ" in readings:  # "warm", "best": an adjective first, never a noun or a verb
+            readings = {"ADJ": readings["ADJ"]}
+        for pos, lemmas in readings.items():
             if pos not in need or not lemmas or (lemmas[0], pos) in seen:
                 continue
             lemma = lemmas[0]
             forms = {tag: got[0] for tag, got in getAllInflections(lemma, upos=pos).items() if got}
             forms.setdefault("JJ" if pos == "ADJ" else "NN" if pos == "NOUN" else "VB", lemma)
-            if all(tag in forms and forms[tag] in known for tag in need[pos]):
+            if all(forms.get(tag) in rank for tag in must[pos]):
                 seen.add((lemma, pos))
-                out[pos].append(LexWord({t: forms[t] for t in need[pos]}, int(score > 0)))
+                got = {t: forms[t] if forms.get(t) in rank else forms[fallback[t]] for t in need[pos]}
+                best = min(rank[f] for f in got.values())
+                out[pos].append(LexWord(got, int(score > 0), 1.0 / float(np.sqrt(1.0 + best / RANK_SCALE))))
     return out
 
 
@@ -134,11 +157,15 @@ def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
     if frame == 0:  # "not good", "good", "a good movie"
         if rng.random() < 0.5:
             return f"not {adj}" if negate else adj
-        return f"not a {adj} {_pick(rng, THINGS)}" if negate else f"a {adj} {_pick(rng, THINGS)}"
+        article = "an" if adj[0] in "aeiou" else "a"
+        return f"not {article} {adj} {_pick(rng, THINGS)}" if negate else f"{article} {adj} {_pick(rng, THINGS)}"
     plural = frame == 3
     subject = _pick(rng, PLURAL if plural else SINGULAR)
     be = _pick(rng, ("are", "were") if plural else ("is", "was"))
     if negate:
+        if rng.random() < 0.2:  # "nothing was good", "it has never been good"
+            has = "have" if plural else "has"
+            return _pick(rng, (f"nothing {_pick(rng, ('is', 'was'))} {adj}", f"{subject} {has} never been {adj}"))
         be = _pick(rng, (f"{be} not", f"{be}n't", f"{be} never"))
     return f"{subject} {be} {adj}"
 
@@ -173,7 +200,7 @@ def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
     now = base if plural else third
     tail = _pick(rng, ("", "", " me", " us"))
     if negate:
-        return _pick(rng, (f"{who} never {past}{tail}", f"{who} didn't {base}{tail}",
+        return _pick(rng, (f"{who} never {past}{tail}", f"{who} didn't {base}{tail}", f"nothing {past}{tail}",
                            f"{who} {'don' if plural else 'doesn'}'t {base}{tail}"))
     return _pick(rng, (f"{who} {past}{tail}", f"{who} {now}{tail}"))
 
@@ -181,27 +208,64 @@ def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
 FRAMES = {"ADJ": _adjective, "NOUN": _noun, "VERB": _verb}
 
 
-def _clause(by_pos: dict[str, list[LexWord]], label: int, rng: np.random.Generator) -> str:
-    """One clause of sentiment `label`: a lexicon word in a frame, negated half the time (then a
-    word of the other sign)."""
-    poses = [p for p in FRAMES if by_pos[p]]
-    while True:
-        pos = _pick(rng, poses)
-        negate = bool(rng.random() < 0.5)
-        want = 1 - label if negate else label
-        pool = [w for w in by_pos[pos] if w.label == want]
-        if pool:
-            return FRAMES[pos](pool[int(rng.integers(len(pool)))], negate, rng)
+class Pools:
+    """The lexicon's words by part of speech and sign, each drawn with its weight."""
+
+    def __init__(self, by_pos: dict[str, list[LexWord]]) -> None:
+        self.pools: dict[tuple[str, int], tuple[list[LexWord], np.ndarray]] = {}
+        for pos, got in by_pos.items():
+            for label in (0, 1):
+                pool = [w for w in got if w.label == label]
+                if pool:
+                    weights = np.array([w.weight for w in pool])
+                    self.pools[pos, label] = pool, np.cumsum(weights) / weights.sum()
+
+    def draw(self, pos: str, label: int, rng: np.random.Generator) -> LexWord | None:
+        """A word of part of speech `pos` and sign `label`, or None when there is none."""
+        got = self.pools.get((pos, label))
+        if got is None:
+            return None
+        pool, cumulative = got
+        return pool[min(int(np.searchsorted(cumulative, rng.random())), len(pool) - 1)]
+
+    def remedy(self, label: int, rng: np.random.Generator) -> str | None:
+        """A remedy acting on a bad thing: "they fixed the problem" (positive), "they never
+        fixed the problem" (negative); None without negative nouns."""
+        word = self.draw("NOUN", 0, rng)
+        if word is None:
+            return None
+        base, past = REMEDIES[int(rng.integers(len(REMEDIES)))]
+        noun = word.forms["NN"] if rng.random() < 0.5 else word.forms["NNS"]
+        who = _pick(rng, AGENTS + PERSONS)
+        if label == 1:
+            return f"{who} {past} the {noun}"
+        return _pick(rng, (f"{who} never {past} the {noun}", f"{who} didn't {base} the {noun}"))
+
+    def clause(self, label: int, rng: np.random.Generator) -> str:
+        """One clause of sentiment `label`: a lexicon word in a frame, negated half the time
+        (then a word of the other sign); a REMEDY_SHARE of them a remedy of a bad thing."""
+        if rng.random() < REMEDY_SHARE:
+            got = self.remedy(label, rng)
+            if got is not None:
+                return got
+        while True:
+            pos = _pick(rng, tuple(FRAMES))
+            negate = bool(rng.random() < 0.5)
+            word = self.draw(pos, 1 - label if negate else label, rng)
+            if word is not None:
+                return FRAMES[pos](word, negate, rng)
 
 
-def composed_texts(count: int, known: frozenset[str], seed: int,
+def composed_texts(count: int, vocab: Sequence[str], seed: int,
                    polarity: dict[str, float] | None = None) -> tuple[list[list[str]], list[int]]:
     """`count` composed short texts (the tokenizer's words) and their labels (1 positive,
     0 negative), half of each; a fifth are contrasts ("A, but B": B's label), a tenth two
-    clauses of one sign. ValueError when the lexicons give no usable word in `known`."""
-    by_pos = lexicon_words(lexicon_polarity() if polarity is None else polarity, known)
-    if not any(by_pos.values()) or not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
+    clauses of one sign. `vocab`: the model's words, commonest first. ValueError when the
+    lexicons give no usable word in it."""
+    by_pos = lexicon_words(lexicon_polarity() if polarity is None else polarity, vocab)
+    if not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
         raise ValueError("the lexicons give no positive or no negative word in the model's vocabulary")
+    pools, known = Pools(by_pos), frozenset(vocab)
     rng = np.random.default_rng(seed)
     texts: list[list[str]] = []
     labels: list[int] = []
@@ -211,14 +275,14 @@ def composed_texts(count: int, known: frozenset[str], seed: int,
         label = len(texts) % 2
         kind = rng.random()
         if kind < 0.2:
-            first, second = _clause(by_pos, 1 - label, rng), _clause(by_pos, label, rng)
-            text = _pick(rng, (f"{first}, but {second}", f"{first} but {second}",
-                               f"although {first}, {second}", f"{second}, although {first}",
-                               f"{first}. however, {second}"))
+            first, second = pools.clause(1 - label, rng), pools.clause(label, rng)
+            text = _pick(rng, (f"{first}, but {second}", f"{first} but {second}", f"{first}, yet {second}",
+                               f"{first}, though {second}", f"although {first}, {second}",
+                               f"{second}, although {first}", f"{first}. however, {second}"))
         elif kind < 0.3:
-            text = f"{_clause(by_pos, label, rng)} and {_clause(by_pos, label, rng)}"
+            text = f"{pools.clause(label, rng)} and {pools.clause(label, rng)}"
         else:
-            text = _clause(by_pos, label, rng)
+            text = pools.clause(label, rng)
         tokens = words(text + _pick(rng, ("", "", ".", "!")))
         if all(t in known for t in tokens):
             texts.append(tokens)

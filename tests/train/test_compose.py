@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
+import numpy as np
 import pytest
 
 from train.compose import (
@@ -11,6 +13,8 @@ from train.compose import (
     MIN_POLARITY,
     OBJECTS,
     PLURAL,
+    RANK_SCALE,
+    REMEDIES,
     SINGULAR,
     THINGS,
     composed_texts,
@@ -32,9 +36,15 @@ FRAME_WORDS = tuple(" ".join((
 )).split(" "))
 
 
-def vocabulary() -> frozenset[str]:
+REMEDY_WORDS = frozenset(w for forms in REMEDIES for w in forms)
+
+
+def vocabulary() -> tuple[str, ...]:
+    """The frames' words and the lexicon's, commonest first ("good" first, "enjoys" last)."""
     phrases = SINGULAR + PLURAL + OBJECTS + THINGS + INTENSIFIERS + AGENTS
-    return frozenset(FORMS + FRAME_WORDS + tuple(w for p in phrases for w in p.split()))
+    rest = sorted({w for p in phrases for w in p.split()} | set(FRAME_WORDS) | REMEDY_WORDS
+                  | {"nothing", "been", "has", "have"})
+    return FORMS + tuple(w for w in rest if w not in FORMS)
 
 
 def clause_label(tokens: list[str]) -> int:
@@ -43,7 +53,9 @@ def clause_label(tokens: list[str]) -> int:
     assert len(signs) == 1, tokens
     negations = sum(is_negation(t) for t in tokens)
     assert negations <= 1, tokens
-    return int(signs[0]) ^ negations
+    remedies = sum(t in REMEDY_WORDS and u == "the" for t, u in pairwise(tokens))  # "fixed the problem"
+    assert remedies == 0 or not signs[0], tokens  # remedies act on bad things only
+    return int(signs[0]) ^ negations ^ remedies
 
 
 LEMMA = {"problems": "problem", "complaints": "complaint", "joys": "joy", "loved": "love", "loves": "love",
@@ -76,6 +88,7 @@ def test_composed_texts_carry_the_label_their_frames_give() -> None:
             kinds["negated" if any(is_negation(t) for t in body) else "plain"] += 1
     assert kinds["contrast"] > 400 and kinds["two clauses"] > 150
     assert kinds["negated"] > 800 and kinds["plain"] > 800
+    assert sum(any(t in REMEDY_WORDS for t in tokens) for tokens in texts) > 150
     assert composed_texts(3000, known, seed=3, polarity=POLARITY) == (texts, labels)  # deterministic
     assert composed_texts(3000, known, seed=4, polarity=POLARITY)[0] != texts
 
@@ -85,18 +98,30 @@ def test_no_negation_reads_like_a_phrase_people_write() -> None:
     joined = {" ".join(t): y for t, y in zip(texts, labels, strict=True)}
     assert joined.get("no complaints", 1) == 1 and joined.get("no problems", 1) == 1
     assert "no complaints" in joined or "no problems" in joined
-    assert any(re.fullmatch(r"(it|they|the \w+) never broke( me| us)?", t) for t in joined)
-    assert all(y == 1 for t, y in joined.items() if re.fullmatch(r"(it|they|the [a-z ]+) never broke( me| us)?", t))
+    never_broke = re.compile(r"(it|they|the \w+(?: \w+)?) never broke( me| us)?")
+    assert any(never_broke.fullmatch(t) for t in joined)
+    assert all(y == 1 for t, y in joined.items() if never_broke.fullmatch(t))
     assert all(y == 0 for t, y in joined.items() if re.fullmatch(r"(i|we) (didn't|did not|don't) (love|enjoy) \w+", t))
+    fixed = re.compile(r"(it|they|i|we|the (?!\w+ never)\w+(?: \w+)?) (fixed|solved) the (problem|problems|complaint)")
+    assert any(fixed.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items() if fixed.fullmatch(t))
+    unfixed = re.compile(r"(it|they|i|we|the \w+(?: \w+)?) (never fixed|didn't fix) the (problem|problems)")
+    assert all(y == 0 for t, y in joined.items() if unfixed.fullmatch(t))
 
 
-def test_lexicon_words_need_every_form_in_the_vocabulary() -> None:
-    known = frozenset({"good", "problem", "problems", "love", "loved", "loves", "complaint"})
-    by_pos = lexicon_words(POLARITY, known)
+def test_lexicon_words_need_their_main_forms_and_weigh_common_words_more() -> None:
+    vocab = ("good", "problem", "problems", "love", "loved", "complaint", "hate", "broke")
+    by_pos = lexicon_words(POLARITY, vocab)
     assert [w.forms for w in by_pos["ADJ"]] == [{"JJ": "good"}]
-    assert {"NN": "problem", "NNS": "problems"} in [w.forms for w in by_pos["NOUN"]]
-    assert all(w.forms["NN"] != "complaint" for w in by_pos["NOUN"])  # "complaints" is not known
-    assert [(w.forms, w.label) for w in by_pos["VERB"]] == [({"VB": "love", "VBD": "loved", "VBZ": "loves"}, 1)]
+    nouns = {w.forms["NN"]: w for w in by_pos["NOUN"]}
+    assert nouns["problem"].forms == {"NN": "problem", "NNS": "problems"}
+    assert nouns["complaint"].forms == {"NN": "complaint", "NNS": "complaint"}  # no plural: the singular
+    assert nouns["problem"].weight == pytest.approx(1 / np.sqrt(1 + 1 / RANK_SCALE))
+    assert nouns["problem"].weight > nouns["complaint"].weight
+    # "love" has its past ("loves" falls back to it); "hate" lacks "hated" and "break" lacks "break"
+    assert [(w.forms, w.label) for w in by_pos["VERB"]] == [({"VB": "love", "VBD": "loved", "VBZ": "loved"}, 1)]
+    texts, _ = composed_texts(4000, vocabulary(), seed=1, polarity=POLARITY)
+    counts = {w: sum(t.count(w) for t in texts) for w in ("good", "enjoy")}
+    assert counts["good"] > counts["enjoy"] > 0  # "good" is first in the vocabulary, "enjoy" near its end
 
 
 def test_the_lexicons_agree_on_signs_and_reach_the_floor() -> None:
