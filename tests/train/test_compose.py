@@ -136,3 +136,25 @@ def test_composed_texts_refuse_a_vocabulary_without_their_words() -> None:
         composed_texts(10, frozenset({"good", "the"}), seed=0, polarity=POLARITY)
     with pytest.raises(ValueError, match="vocabulary lacks the frames' common words"):
         composed_texts(10, frozenset({"joy", "joys", "problem", "problems"}), seed=0, polarity=POLARITY)
+
+
+def test_train_sentiment_adds_composed_texts_to_the_short_texts(tmp_path, capsys) -> None:
+    from tests.train.test_sentiment import write_tiny_imdb
+    from train.__main__ import main as train_main
+    from train.checkpoint import load_checkpoint
+
+    write_tiny_imdb(tmp_path / "data")
+    common = ["sentiment", "--data", str(tmp_path / "data"), "--cell", "gru", "--hidden", "8", "--embed", "8",
+              "--epochs", "1"]
+    assert train_main([*common, "--out", str(tmp_path / "a"), "--compose", "40"]) == 2  # no --short
+    assert "--compose adds to the short texts: give --short N too" in capsys.readouterr().err
+    # the tiny reviews' few words make too few texts: one clear line
+    assert train_main([*common, "--out", str(tmp_path / "a"), "--short", "2", "--compose", "40"]) == 2
+    assert "composed texts have every word in the model's vocabulary" in capsys.readouterr().err
+    for label, text in (("pos", "it was not bad and i didn't hate the show, there were no problems, we loved it"),
+                        ("neg", "it was never good, they didn't fix the problem, we had problems and no fun")):
+        for k in range(5):  # reviews with the frames' common words
+            (tmp_path / "data" / "imdb" / "aclImdb" / "train" / label / f"{90 + k}_5.txt").write_text(text)
+    assert train_main([*common, "--out", str(tmp_path / "b"), "--short", "2", "--compose", "40"]) == 0
+    assert "composed texts: 40" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt").train_args["compose"] == 40
