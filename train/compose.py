@@ -13,8 +13,8 @@ rules outright, from two lexicons rated by people and a word-form dictionary:
   agrees on the sign and the mean is at least MIN_POLARITY; multi-word and emoticon entries are
   left out.
 - **Part of speech and word forms**: `lemminflect` (MIT; a dictionary of English lemmas and
-  inflections): an adjective goes where adjectives go ("the room was spotless"), a noun where
-  nouns go ("there were problems", "it was a hassle"), a verb with its past and present forms
+  inflections): an adjective goes where adjectives go ("the room was dirty"), a noun where
+  nouns go ("there were problems", "it was a disaster"), a verb with its past and present forms
   ("it broke", "they ignored me", "i loved it").
 - **Composition** (the label follows from the word's sign and the frame, never from a text's
   source): plain frames keep the word's label, intensifiers keep it ("really good", "so
