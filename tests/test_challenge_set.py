@@ -47,6 +47,11 @@ def has_word(text: str) -> bool:
     return any(token[0].isalnum() for token in words(text))
 
 
+def normalized(text: str) -> str:
+    """A text as the tokenizer reads it: case and punctuation aside."""
+    return " ".join(words(text))
+
+
 def negations(text: str) -> int:
     """How many negation words a text has."""
     return sum(token in NEGATIONS or token.endswith("n't") for token in words(text))
@@ -89,7 +94,7 @@ def check_short_set(rows: list[dict[str, str]]) -> None:
     assert set(Counter(row["domain"] for row in rows)) == set(DOMAINS)
     hard = sum(row["kind"] != "plain" for row in rows)
     assert 3 * hard >= len(rows)  # at least a third: negation, contrast or intensifier
-    texts = Counter(" ".join(words(row["text"])) for row in rows)  # case and punctuation aside
+    texts = Counter(normalized(row["text"]) for row in rows)
     assert [t for t, n in texts.items() if n > 1] == []
 
 
@@ -102,10 +107,9 @@ def test_dev_set_is_well_formed_and_apart_from_the_challenge_set(challenge, dev,
     assert len(dev) == 240 and len(dev_pairs) == 40
     check_short_set(dev)
     check_pairs(dev_pairs)
-    norm = lambda text: " ".join(words(text))  # noqa: E731
-    assert {norm(r["text"]) for r in dev} & {norm(r["text"]) for r in challenge} == set()
-    shown = {norm(p[k]) for p in pairs for k in ("plain", "negated")} | {norm(r["text"]) for r in challenge}
-    assert {norm(p[k]) for p in dev_pairs for k in ("plain", "negated")} & shown == set()
+    assert {normalized(r["text"]) for r in dev} & {normalized(r["text"]) for r in challenge} == set()
+    shown = {normalized(p[k]) for p in pairs for k in ("plain", "negated")} | {normalized(r["text"]) for r in challenge}
+    assert {normalized(p[k]) for p in dev_pairs for k in ("plain", "negated")} & shown == set()
 
 
 def test_negation_pairs_are_well_formed(pairs) -> None:
@@ -121,7 +125,7 @@ def check_pairs(pairs: list[dict[str, str]]) -> None:
         assert has_word(pair["plain"]) and has_word(pair["negated"]), pair
         assert negations(pair["negated"]) > negations(pair["plain"]), pair  # the plain text, negated
     assert {pair["plain_label"] for pair in pairs} == set(LABELS)  # both directions ("good", "bad")
-    texts = [" ".join(words(p[k])) for p in pairs for k in ("plain", "negated")]
+    texts = [normalized(p[k]) for p in pairs for k in ("plain", "negated")]
     assert len(set(texts)) == len(texts)
 
 
