@@ -158,7 +158,7 @@ def composed_data(spec: TextInput, count: int, seed: int) -> TokenData:
     """`count` short texts composed from sentiment lexicons (train.compose) in `spec`'s vocabulary."""
     from train.compose import composed_texts
 
-    texts, labels = composed_texts(count, frozenset(spec.vocab), seed)
+    texts, labels = composed_texts(count, spec.vocab, seed)  # ordered: commonest words first
     tok = Tokenizer(spec)
     return TokenData([np.array(tok.encode_words(w), np.int64) for w in texts], np.array(labels, np.int64))
 
