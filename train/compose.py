@@ -71,6 +71,22 @@ REMEDIES = (("fix", "fixed"), ("solve", "solved"), ("resolve", "resolved"), ("re
             ("reduce", "reduced"), ("ease", "eased"), ("handle", "handled"), ("cure", "cured"),
             ("correct", "corrected"), ("stop", "stopped"), ("sort", "sorted"))
 REMEDY_SHARE = 0.1  # of the clauses
+# neutral phrases that vary a clause's shape around its frame (issue 17: "never had a problem with it here",
+# "nothing on the menu disappointed us", "my steak we ordered was cold")
+TAILS = ("here", "with it", "so far", "this time", "today", "last night", "in the end", "for the price",
+         "every time", "overall", "for us", "for me", "at first", "from the start", "this week", "after a week",
+         "in our room", "on the menu", "during our stay", "in ten years")
+NEGATED_TAILS = ("at all", "at all here", "whatsoever")
+HEADS = ("honestly", "overall", "so far", "to be honest", "in the end", "this time", "once again", "well")
+OWNERS = ("my", "our", "this", "the", "their")
+MODIFIERS = ("we ordered", "i bought", "we got", "here", "i tried", "we had", "they sent", "on the menu")
+NOTHING = ("nothing", "nothing about {}", "nothing on the menu", "nothing we tried", "nothing in {}",
+           "nothing about the {}")
+UNKNOWN = "<unk>"  # a subject noun the vocabulary lacks ("my <unk> broke"): the unknown id is taught to be neutral
+UNKNOWN_SHARE = 0.1  # of the subjects
+UNKNOWN_MARK = "unknownnoun"  # stands for UNKNOWN until the text is split into words
+TAIL_SHARE = 0.3  # of the clauses get a neutral tail; HEAD_SHARE of the texts a neutral head
+HEAD_SHARE = 0.1
 AGENTS = ("it", "they", "the staff", "the company", "the product", "the app", "the movie", "the service",
           "the driver", "the manager", "the support team", "the phone", "the food", "the hotel", "the film",
           "the show", "the ending", "the meal", "the waiter", "the doctor", "the repair", "the delivery")
@@ -149,23 +165,60 @@ def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
     return items[int(rng.integers(len(items)))]
 
 
+def _subject(rng: np.random.Generator, plural: bool) -> str:
+    """A neutral subject: a fixed one mostly, else "my phone", "the steak we ordered" or "my <unk>"."""
+    subject = _pick(rng, PLURAL if plural else SINGULAR)
+    roll = rng.random()
+    if not plural and roll < UNKNOWN_SHARE:  # "my <unk>": a product the vocabulary does not know
+        return f"{_pick(rng, OWNERS)} {UNKNOWN_MARK}"
+    if not plural and roll < UNKNOWN_SHARE + 0.15:
+        return f"{_pick(rng, OWNERS)} {_pick(rng, THINGS)}"
+    if roll < UNKNOWN_SHARE + 0.25 and subject.startswith("the ") and " " not in subject[4:]:
+        return f"{subject} {_pick(rng, MODIFIERS)}"
+    return subject
+
+
+def _nothing(rng: np.random.Generator) -> str:
+    """"nothing", "nothing about this movie", "nothing on the menu"..."""
+    frame = _pick(rng, NOTHING)
+    if "{}" not in frame:
+        return frame
+    return frame.format(_pick(rng, THINGS) if frame.endswith("the {}") else _pick(rng, OBJECTS[:-1]))
+
+
 def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
     adj = w.forms["JJ"]
+    if negate and w.label == 0 and rng.random() < 0.2:  # "not too bad", "the room wasn't too noisy"
+        be = _pick(rng, ("is", "was"))
+        return _pick(rng, (f"not too {adj}", f"{_subject(rng, False)} {be} not too {adj}",
+                           f"{_subject(rng, False)} {be}n't too {adj}"))
     if rng.random() < 0.35:
         adj = f"{_pick(rng, INTENSIFIERS)} {adj}"
-    frame = int(rng.integers(4))
+    frame = int(rng.integers(5))
     if frame == 0:  # "not good", "good", "a good movie"
         if rng.random() < 0.5:
             return f"not {adj}" if negate else adj
         article = "an" if adj[0] in "aeiou" else "a"
         return f"not {article} {adj} {_pick(rng, THINGS)}" if negate else f"{article} {adj} {_pick(rng, THINGS)}"
+    if frame == 4:  # "never had a bad meal", "we had a great time"
+        article = "an" if adj[0] in "aeiou" else "a"
+        thing = _pick(rng, THINGS)
+        if negate:
+            return _pick(rng, (f"never had {article} {adj} {thing}", f"{_pick(rng, PERSONS)} never had {article} {adj} "
+                               f"{thing}", f"{_pick(rng, PERSONS)} have never had {article} {adj} {thing}"))
+        return _pick(rng, (f"had {article} {adj} {thing}", f"{_pick(rng, PERSONS)} had {article} {adj} {thing}"))
     plural = frame == 3
-    subject = _pick(rng, PLURAL if plural else SINGULAR)
-    be = _pick(rng, ("are", "were") if plural else ("is", "was"))
+    if w.forms["JJ"].endswith("ed") and rng.random() < 0.5:  # "i was impressed", "we were not disappointed"
+        subject = _pick(rng, PERSONS)
+        be = "was" if subject == "i" else "were"
+    else:
+        subject = _subject(rng, plural)
+        be = _pick(rng, ("are", "were") if plural else ("is", "was"))
     if negate:
         if rng.random() < 0.2:  # "nothing was good", "it has never been good"
-            has = "have" if plural else "has"
-            return _pick(rng, (f"nothing {_pick(rng, ('is', 'was'))} {adj}", f"{subject} {has} never been {adj}"))
+            has = "have" if plural or subject in PERSONS else "has"
+            return _pick(rng, (f"{_nothing(rng)} {_pick(rng, ('is', 'was'))} {adj}",
+                               f"{subject} {has} never been {adj}"))
         be = _pick(rng, (f"{be} not", f"{be}n't", f"{be} never"))
     return f"{subject} {be} {adj}"
 
@@ -179,11 +232,14 @@ def _noun(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
         if negate:
             return _pick(rng, (f"no {many}", f"no {many} at all", f"no {many} so far",
                                f"{_pick(rng, PERSONS)} had no {many}", f"{_pick(rng, PERSONS)} never had any {many}",
-                               f"{_pick(rng, PERSONS)} haven't had any {many} with {_pick(rng, OBJECTS)}"))
-        return f"{_pick(rng, PERSONS)} had {many} with {_pick(rng, OBJECTS)}"
+                               f"{_pick(rng, PERSONS)} haven't had any {many} with {_pick(rng, OBJECTS)}",
+                               f"never had a {one}", f"never had a {one} with {_pick(rng, OBJECTS)}",
+                               f"{_pick(rng, PERSONS)} have never had a {one} with {_pick(rng, OBJECTS)}"))
+        return _pick(rng, (f"{_pick(rng, PERSONS)} had {many} with {_pick(rng, OBJECTS)}",
+                           f"{_pick(rng, PERSONS)} had a {one} with {_pick(rng, OBJECTS)}"))
     if frame == 2:  # "it was a hassle" / "it was no hassle"
         article = "an" if one[0] in "aeiou" else "a"
-        return f"{_pick(rng, SINGULAR)} was {_pick(rng, ('no', 'not ' + article)) if negate else article} {one}"
+        return f"{_subject(rng, False)} was {_pick(rng, ('no', 'not ' + article)) if negate else article} {one}"
     return f"not a single {one}" if negate else f"what {'an' if one[0] in 'aeiou' else 'a'} {one}"
 
 
@@ -193,14 +249,18 @@ def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
         who, what = _pick(rng, PERSONS), _pick(rng, OBJECTS)
         if negate:
             return _pick(rng, (f"{who} didn't {base} {what}", f"{who} did not {base} {what}",
-                               f"{who} don't {base} {what}", f"{who} never {past} {what}"))
-        return _pick(rng, (f"{who} {past} {what}", f"{who} {base} {what}", f"{who} really {past} {what}"))
+                               f"{who} don't {base} {what}", f"{who} never {past} {what}",
+                               f"you won't {base} {what}", f"{who} won't {base} {what}"))
+        return _pick(rng, (f"{who} {past} {what}", f"{who} {base} {what}", f"{who} really {past} {what}",
+                           f"you will {base} {what}"))
     who = _pick(rng, AGENTS)  # a thing's or a provider's act: "it broke" / "it never broke"
+    if rng.random() < UNKNOWN_SHARE:  # "my <unk> broke"
+        who = f"{_pick(rng, OWNERS)} {UNKNOWN_MARK}"
     plural = who == "they"
     now = base if plural else third
     tail = _pick(rng, ("", "", " me", " us"))
     if negate:
-        return _pick(rng, (f"{who} never {past}{tail}", f"{who} didn't {base}{tail}", f"nothing {past}{tail}",
+        return _pick(rng, (f"{who} never {past}{tail}", f"{who} didn't {base}{tail}", f"{_nothing(rng)} {past}{tail}",
                            f"{who} {'don' if plural else 'doesn'}'t {base}{tail}"))
     return _pick(rng, (f"{who} {past}{tail}", f"{who} {now}{tail}"))
 
@@ -253,7 +313,12 @@ class Pools:
             negate = bool(rng.random() < 0.5)
             word = self.draw(pos, 1 - label if negate else label, rng)
             if word is not None:
-                return FRAMES[pos](word, negate, rng)
+                text = FRAMES[pos](word, negate, rng)
+                if negate and rng.random() < 0.1:  # "no problems at all"
+                    text = f"{text} {_pick(rng, NEGATED_TAILS)}"
+                elif rng.random() < TAIL_SHARE:  # "it broke after a week"
+                    text = f"{text} {_pick(rng, TAILS)}"
+                return text
 
 
 def composed_texts(count: int, vocab: Sequence[str], seed: int,
@@ -262,6 +327,8 @@ def composed_texts(count: int, vocab: Sequence[str], seed: int,
     0 negative), half of each; a fifth are contrasts ("A, but B": B's label), a tenth two
     clauses of one sign. `vocab`: the model's words, commonest first. ValueError when the
     lexicons give no usable word in it."""
+    if isinstance(vocab, (set, frozenset)):  # a set's order changes with PYTHONHASHSEED: weights and texts would too
+        raise TypeError("composed_texts needs the vocabulary in its order (commonest first), not a set")
     by_pos = lexicon_words(lexicon_polarity() if polarity is None else polarity, vocab)
     if not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
         raise ValueError("the lexicons give no positive or no negative word in the model's vocabulary")
@@ -280,11 +347,14 @@ def composed_texts(count: int, vocab: Sequence[str], seed: int,
                                f"{first}, though {second}", f"although {first}, {second}",
                                f"{second}, although {first}", f"{first}. however, {second}"))
         elif kind < 0.3:
-            text = f"{pools.clause(label, rng)} and {pools.clause(label, rng)}"
+            first, second = pools.clause(label, rng), pools.clause(label, rng)
+            text = _pick(rng, (f"{first} and {second}", f"{first}, and {second}", f"{first}! {second}"))
         else:
             text = pools.clause(label, rng)
-        tokens = words(text + _pick(rng, ("", "", ".", "!")))
-        if all(t in known for t in tokens):
+        if rng.random() < HEAD_SHARE:  # "honestly, the food was good"
+            text = f"{_pick(rng, HEADS)}, {text}"
+        tokens = [UNKNOWN if t == UNKNOWN_MARK else t for t in words(text + _pick(rng, ("", "", ".", "!")))]
+        if all(t in known or t == UNKNOWN for t in tokens):
             texts.append(tokens)
             labels.append(label)
     if len(texts) < count:

@@ -1,6 +1,7 @@
 """train.compose: short texts composed from sentiment lexicons, labelled by their frames."""
 from __future__ import annotations
 
+import os
 import re
 from itertools import pairwise
 
@@ -9,14 +10,21 @@ import pytest
 
 from train.compose import (
     AGENTS,
+    HEADS,
     INTENSIFIERS,
     MIN_POLARITY,
+    MODIFIERS,
+    NEGATED_TAILS,
+    NOTHING,
     OBJECTS,
+    OWNERS,
     PLURAL,
     RANK_SCALE,
     REMEDIES,
     SINGULAR,
+    TAILS,
     THINGS,
+    UNKNOWN,
     composed_texts,
     lexicon_polarity,
     lexicon_words,
@@ -36,14 +44,16 @@ FRAME_WORDS = tuple(" ".join((
 )).split(" "))
 
 
+JOINERS = frozenset({"but", "yet", "though", "although", "however", "and", "!"})
 REMEDY_WORDS = frozenset(w for forms in REMEDIES for w in forms)
 
 
 def vocabulary() -> tuple[str, ...]:
     """The frames' words and the lexicon's, commonest first ("good" first, "enjoys" last)."""
-    phrases = SINGULAR + PLURAL + OBJECTS + THINGS + INTENSIFIERS + AGENTS
+    phrases = (SINGULAR + PLURAL + OBJECTS + THINGS + INTENSIFIERS + AGENTS + TAILS + NEGATED_TAILS + HEADS
+               + OWNERS + MODIFIERS + tuple(n.replace("{}", "") for n in NOTHING))
     rest = sorted({w for p in phrases for w in p.split()} | set(FRAME_WORDS) | REMEDY_WORDS
-                  | {"nothing", "been", "has", "have"})
+                  | {"nothing", "been", "has", "have", "too", "you", "will", "won't"})
     return FORMS + tuple(w for w in rest if w not in FORMS)
 
 
@@ -67,11 +77,21 @@ def test_composed_texts_carry_the_label_their_frames_give() -> None:
     texts, labels = composed_texts(3000, vocabulary(), seed=3, polarity=POLARITY)
     assert len(texts) == len(labels) == 3000 and sum(labels) == 1500
     known = vocabulary()
-    kinds = {"plain": 0, "negated": 0, "contrast": 0, "two clauses": 0}
+    kinds = {"plain": 0, "negated": 0, "contrast": 0, "two clauses": 0, "head": 0}
     for tokens, label in zip(texts, labels, strict=True):
-        assert all(t in known for t in tokens)
+        assert all(t in known or t == UNKNOWN for t in tokens)
+        for head in HEADS:  # "honestly, ...": a neutral head carries no sign
+            if tokens[:len(head.split())] == head.split():
+                tokens = tokens[len(head.split()):]
+                kinds["head"] += 1
+                break
         body = [t for t in tokens if t not in "!."]
-        if "but" in body or "however" in body:  # "A, but B" / "A. however, B": B's label
+        stops = [i for i, t in enumerate(tokens[:-1]) if t == "!"]
+        if stops:  # "A! B": two clauses of one sign
+            assert clause_label(tokens[:stops[0]]) == label, tokens
+            assert clause_label([t for t in tokens[stops[0] + 1:] if t not in "!."]) == label, tokens
+            kinds["two clauses"] += 1
+        elif "but" in body or "however" in body:  # "A, but B" / "A. however, B": B's label
             cut = body.index("but" if "but" in body else "however")
             assert clause_label(body[:cut]) == 1 - label and clause_label(body[cut + 1:]) == label, tokens
             kinds["contrast"] += 1
@@ -87,8 +107,11 @@ def test_composed_texts_carry_the_label_their_frames_give() -> None:
             assert clause_label(body) == label, tokens
             kinds["negated" if any(is_negation(t) for t in body) else "plain"] += 1
     assert kinds["contrast"] > 400 and kinds["two clauses"] > 150
-    assert kinds["negated"] > 800 and kinds["plain"] > 800
+    assert kinds["negated"] > 800 and kinds["plain"] > 800 and kinds["head"] > 150
     assert sum(any(t in REMEDY_WORDS for t in tokens) for tokens in texts) > 150
+    assert 80 < sum(UNKNOWN in tokens for tokens in texts) < 600  # "my <unk> broke": a subject only
+    after = [tokens[tokens.index(UNKNOWN) - 1] for tokens in texts if UNKNOWN in tokens]
+    assert set(after) <= set(OWNERS)
     assert composed_texts(3000, known, seed=3, polarity=POLARITY) == (texts, labels)  # deterministic
     assert composed_texts(3000, known, seed=4, polarity=POLARITY)[0] != texts
 
@@ -104,6 +127,15 @@ def test_no_negation_reads_like_a_phrase_people_write() -> None:
     assert all(y == 0 for t, y in joined.items() if re.fullmatch(r"(i|we) (didn't|did not|don't) (love|enjoy) \w+", t))
     fixed = re.compile(r"(it|they|i|we|the (?!\w+ never)\w+(?: \w+)?) (fixed|solved) the (problem|problems|complaint)")
     assert any(fixed.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items() if fixed.fullmatch(t))
+    joined = {t: y for t, y in joined.items() if not set(t.split()) & JOINERS}  # one clause
+    tail = "(?: " + "| ".join(TAILS + NEGATED_TAILS) + ")?"
+    never_had = re.compile(rf"(?:(?:i|we) (?:have )?)?never had an? (?:bad|rude) \w+{tail}")
+    assert any(never_had.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items()
+                                                              if never_had.fullmatch(t))
+    nothing = re.compile(rf"nothing(?: about| on| in| we) [\w ]+ (?:broke|hated)(?: me| us)?{tail}")
+    assert any(nothing.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items() if nothing.fullmatch(t))
+    not_too = re.compile(rf"(?:[\w ]+ (?:is|was)(?:n't| not) |not )too (?:bad|rude){tail}")
+    assert any(not_too.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items() if not_too.fullmatch(t))
     unfixed = re.compile(r"(it|they|i|we|the \w+(?: \w+)?) (never fixed|didn't fix) the (problem|problems)")
     assert all(y == 0 for t, y in joined.items() if unfixed.fullmatch(t))
 
@@ -133,9 +165,26 @@ def test_the_lexicons_agree_on_signs_and_reach_the_floor() -> None:
 
 def test_composed_texts_refuse_a_vocabulary_without_their_words() -> None:
     with pytest.raises(ValueError, match="no positive or no negative word"):
-        composed_texts(10, frozenset({"good", "the"}), seed=0, polarity=POLARITY)
+        composed_texts(10, ("good", "the"), seed=0, polarity=POLARITY)
     with pytest.raises(ValueError, match="vocabulary lacks the frames' common words"):
-        composed_texts(10, frozenset({"joy", "joys", "problem", "problems"}), seed=0, polarity=POLARITY)
+        composed_texts(10, ("joy", "joys", "problem", "problems"), seed=0, polarity=POLARITY)
+
+
+def test_composed_data_keeps_the_vocabulary_order_whatever_the_hash_seed() -> None:
+    """The words' weights follow the vocabulary's order; a set's order changes from one process to
+    the next (PYTHONHASHSEED), so a set is refused and the training data is the same in every process."""
+    import subprocess
+    import sys
+
+    with pytest.raises(TypeError, match="not a set"):
+        composed_texts(10, frozenset(vocabulary()), seed=0, polarity=POLARITY)
+    code = ("from tests.train.test_compose import vocabulary; from edgeinfer.spec import TextInput; "
+            "from train.tasks import composed_data; "
+            "d = composed_data(TextInput(vocab=vocabulary()), 300, 7); "
+            "print([s.tolist() for s in d.seqs], d.y.tolist())")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
+    assert len(runs) == 1
 
 
 def test_train_sentiment_adds_composed_texts_to_the_short_texts(tmp_path, capsys) -> None:
