@@ -194,6 +194,8 @@ def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
                            f"{_subject(rng, False)} {be}n't too {adj}"))
     if rng.random() < 0.35:
         adj = f"{_pick(rng, INTENSIFIERS)} {adj}"
+    elif w.label == 0 and not negate and rng.random() < 0.1:  # "too noisy", "way too slow"
+        adj = f"{_pick(rng, ('too', 'way too', 'far too'))} {adj}"
     frame = int(rng.integers(5))
     if frame == 0:  # "not good", "good", "a good movie"
         if rng.random() < 0.5:
@@ -215,10 +217,13 @@ def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
         subject = _subject(rng, plural)
         be = _pick(rng, ("are", "were") if plural else ("is", "was"))
     if negate:
-        if rng.random() < 0.2:  # "nothing was good", "it has never been good"
+        if rng.random() < 0.25:  # "nothing was good", "it has never been good", "nothing wrong with it"
             has = "have" if plural or subject in PERSONS else "has"
+            obj = _pick(rng, OBJECTS)
             return _pick(rng, (f"{_nothing(rng)} {_pick(rng, ('is', 'was'))} {adj}",
-                               f"{subject} {has} never been {adj}"))
+                               f"{subject} {has} never been {adj}",
+                               f"there {_pick(rng, ('is', 'was'))} nothing {adj} about {obj}",
+                               f"nothing {adj} about {obj}", f"there was nothing {adj} with {obj}"))
         be = _pick(rng, (f"{be} not", f"{be}n't", f"{be} never"))
     return f"{subject} {be} {adj}"
 
@@ -234,7 +239,9 @@ def _noun(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
                                f"{_pick(rng, PERSONS)} had no {many}", f"{_pick(rng, PERSONS)} never had any {many}",
                                f"{_pick(rng, PERSONS)} haven't had any {many} with {_pick(rng, OBJECTS)}",
                                f"never had a {one}", f"never had a {one} with {_pick(rng, OBJECTS)}",
-                               f"{_pick(rng, PERSONS)} have never had a {one} with {_pick(rng, OBJECTS)}"))
+                               f"{_pick(rng, PERSONS)} have never had a {one} with {_pick(rng, OBJECTS)}",
+                               f"hardly any {many}", f"{_pick(rng, ('everything', 'it', 'the delivery', 'the trip'))} "
+                               f"{_pick(rng, ('went', 'worked', 'arrived', 'ran'))} without any {many}"))
         return _pick(rng, (f"{_pick(rng, PERSONS)} had {many} with {_pick(rng, OBJECTS)}",
                            f"{_pick(rng, PERSONS)} had a {one} with {_pick(rng, OBJECTS)}"))
     if frame == 2:  # "it was a hassle" / "it was no hassle"
@@ -250,7 +257,8 @@ def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
         if negate:
             return _pick(rng, (f"{who} didn't {base} {what}", f"{who} did not {base} {what}",
                                f"{who} don't {base} {what}", f"{who} never {past} {what}",
-                               f"you won't {base} {what}", f"{who} won't {base} {what}"))
+                               f"you won't {base} {what}", f"{who} won't {base} {what}", f"{who} can't {base} {what}",
+                               f"there was nothing to {base} about {what}", f"nothing to {base} about {what}"))
         return _pick(rng, (f"{who} {past} {what}", f"{who} {base} {what}", f"{who} really {past} {what}",
                            f"you will {base} {what}"))
     who = _pick(rng, AGENTS)  # a thing's or a provider's act: "it broke" / "it never broke"

@@ -53,7 +53,8 @@ def vocabulary() -> tuple[str, ...]:
     phrases = (SINGULAR + PLURAL + OBJECTS + THINGS + INTENSIFIERS + AGENTS + TAILS + NEGATED_TAILS + HEADS
                + OWNERS + MODIFIERS + tuple(n.replace("{}", "") for n in NOTHING))
     rest = sorted({w for p in phrases for w in p.split()} | set(FRAME_WORDS) | REMEDY_WORDS
-                  | {"nothing", "been", "has", "have", "too", "you", "will", "won't"})
+                  | {"nothing", "been", "has", "have", "too", "you", "will", "won't", "can't", "hardly", "without",
+                     "everything", "went", "worked", "arrived", "ran", "trip", "delivery", "to", "about", "way", "far"})
     return FORMS + tuple(w for w in rest if w not in FORMS)
 
 
