@@ -16,6 +16,10 @@ rules outright, from two lexicons rated by people and a word-form dictionary:
   inflections): an adjective goes where adjectives go ("the room was dirty"), a noun where
   nouns go ("there were problems", "it was a disaster"), a verb with its past and present forms
   ("it broke", "they ignored me", "i loved it").
+- **Expectations** (`train.functions`): phrases that carry no sentiment word but say whether a
+  thing does what it is for ("it arrived on time", "it leaks"); negated they turn over ("it
+  doesn't leak"). Written for the project from general knowledge (by a helper that read no test
+  or development text).
 - **Composition** (the label follows from the word's sign and the frame, never from a text's
   source): plain frames keep the word's label, intensifiers keep it ("really good", "so
   rude"), negations turn it over ("not good", "no complaints", "it never broke", "i didn't
@@ -85,6 +89,20 @@ NOTHING = ("nothing", "nothing about {}", "nothing on the menu", "nothing we tri
 UNKNOWN = "<unk>"  # a subject noun the vocabulary lacks ("my <unk> broke"): the unknown id is taught to be neutral
 UNKNOWN_SHARE = 0.1  # of the subjects
 UNKNOWN_MARK = "unknownnoun"  # stands for UNKNOWN until the text is split into words
+FUNCTION_SHARE = 0.2  # of the clauses: an expectation met or not (train.functions), "it leaks", "it didn't leak"
+# subjects for train.functions' phrases, by the domain a phrase is said of
+DOMAIN_SUBJECTS = {
+    "product": ("it", "this", "the phone", "the laptop", "the charger", "the jacket", "the chair", "the vacuum",
+                "the blender", "the battery", "the screen", "the case", "the product", "the camera", "the car",
+                "the shoes", "the headphones", "the printer", "the machine", "the watch", "the bag", "the tv"),
+    "restaurant": ("the food", "the meal", "the soup", "the pizza", "the coffee", "our order", "the order",
+                   "the kitchen", "the restaurant", "the waiter", "the fries", "the steak", "the staff"),
+    "service": ("they", "the staff", "the driver", "the company", "the support", "the hotel", "the delivery",
+                "the doctor", "the manager", "the bank", "the flight", "the airline", "the shop", "the agent",
+                "the mechanic", "the team", "the landlord", "the office"),
+    "movie": ("the movie", "the film", "the show", "the plot", "the story", "the series", "the episode"),
+}
+PLURAL_SUBJECTS = frozenset({"they", "the shoes", "the headphones", "the fries"})
 TAIL_SHARE = 0.3  # of the clauses get a neutral tail; HEAD_SHARE of the texts a neutral head
 HEAD_SHARE = 0.1
 AGENTS = ("it", "they", "the staff", "the company", "the product", "the app", "the movie", "the service",
@@ -273,13 +291,33 @@ def _verb(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
     return _pick(rng, (f"{who} {past}{tail}", f"{who} {now}{tail}"))
 
 
+def _function(phrase: tuple[str, str, str, str], negate: bool, rng: np.random.Generator) -> str:
+    """An expectation met or not (train.functions): "the delivery arrived on time", "it leaks" /
+    "it never leaks", "the battery didn't hold a charge"."""
+    base, third, past, domain = phrase
+    if domain not in DOMAIN_SUBJECTS:  # "any"
+        domain = _pick(rng, tuple(DOMAIN_SUBJECTS))
+    who = _pick(rng, DOMAIN_SUBJECTS[domain])
+    if domain == "product" and rng.random() < UNKNOWN_SHARE:  # "my <unk> leaks"
+        who = f"{_pick(rng, OWNERS)} {UNKNOWN_MARK}"
+    plural = who in PLURAL_SUBJECTS
+    now = base if plural else third
+    if negate:
+        do = "don't" if plural else "doesn't"
+        return _pick(rng, (f"{who} {do} {base}", f"{who} didn't {base}", f"{who} never {past}", f"{who} never {now}",
+                           f"{who} did not {base}"))
+    return _pick(rng, (f"{who} {now}", f"{who} {past}", f"{who} always {now}"))
+
+
 FRAMES = {"ADJ": _adjective, "NOUN": _noun, "VERB": _verb}
 
 
 class Pools:
     """The lexicon's words by part of speech and sign, each drawn with its weight."""
 
-    def __init__(self, by_pos: dict[str, list[LexWord]]) -> None:
+    def __init__(self, by_pos: dict[str, list[LexWord]],
+                 functions: dict[int, list[tuple[str, str, str, str]]] | None = None) -> None:
+        self.functions = {label: got for label, got in (functions or {}).items() if got}
         self.pools: dict[tuple[str, int], tuple[list[LexWord], np.ndarray]] = {}
         for pos, got in by_pos.items():
             for label in (0, 1):
@@ -316,6 +354,11 @@ class Pools:
             got = self.remedy(label, rng)
             if got is not None:
                 return got
+        if len(self.functions) == 2 and rng.random() < FUNCTION_SHARE:
+            negate = bool(rng.random() < 0.5)
+            phrases = self.functions[1 - label if negate else label]
+            text = _function(phrases[int(rng.integers(len(phrases)))], negate, rng)
+            return f"{text} {_pick(rng, TAILS)}" if rng.random() < TAIL_SHARE else text
         while True:
             pos = _pick(rng, tuple(FRAMES))
             negate = bool(rng.random() < 0.5)
@@ -329,18 +372,36 @@ class Pools:
                 return text
 
 
-def composed_texts(count: int, vocab: Sequence[str], seed: int,
-                   polarity: dict[str, float] | None = None) -> tuple[list[list[str]], list[int]]:
+def known_functions(known: frozenset[str]) -> dict[int, list[tuple[str, str, str, str]]]:
+    """train.functions' phrases whose base and past forms are all in `known` (a missing third-person
+    form falls back to the past), by sign: 1 EXPECTED (doing it is good), 0 FAILURES."""
+    from train.functions import EXPECTED, FAILURES
+
+    out: dict[int, list[tuple[str, str, str, str]]] = {}
+    for label, phrases in ((1, EXPECTED), (0, FAILURES)):
+        out[label] = []
+        for base, third, past, domain in phrases:
+            if all(w in known for w in f"{base} {past}".split()):
+                third = third if all(w in known for w in third.split()) else past
+                out[label].append((base, third, past, domain))
+    return out
+
+
+def composed_texts(count: int, vocab: Sequence[str], seed: int, polarity: dict[str, float] | None = None,
+                   functions: dict[int, list[tuple[str, str, str, str]]] | None = None
+                   ) -> tuple[list[list[str]], list[int]]:
     """`count` composed short texts (the tokenizer's words) and their labels (1 positive,
     0 negative), half of each; a fifth are contrasts ("A, but B": B's label), a tenth two
-    clauses of one sign. `vocab`: the model's words, commonest first. ValueError when the
+    clauses of one sign. `vocab`: the model's words, commonest first. `functions`: the
+    expectation phrases by sign (default: train.functions' in `vocab`). ValueError when the
     lexicons give no usable word in it."""
     if isinstance(vocab, (set, frozenset)):  # a set's order changes with PYTHONHASHSEED: weights and texts would too
         raise TypeError("composed_texts needs the vocabulary in its order (commonest first), not a set")
     by_pos = lexicon_words(lexicon_polarity() if polarity is None else polarity, vocab)
     if not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
         raise ValueError("the lexicons give no positive or no negative word in the model's vocabulary")
-    pools, known = Pools(by_pos), frozenset(vocab)
+    known = frozenset(vocab)
+    pools = Pools(by_pos, known_functions(known) if functions is None else functions)
     rng = np.random.default_rng(seed)
     texts: list[list[str]] = []
     labels: list[int] = []

@@ -10,6 +10,7 @@ import pytest
 
 from train.compose import (
     AGENTS,
+    DOMAIN_SUBJECTS,
     HEADS,
     INTENSIFIERS,
     MIN_POLARITY,
@@ -26,9 +27,11 @@ from train.compose import (
     THINGS,
     UNKNOWN,
     composed_texts,
+    known_functions,
     lexicon_polarity,
     lexicon_words,
 )
+from train.functions import DOMAINS, EXPECTED, FAILURES
 from train.short import is_negation
 
 # a small lexicon: each word's sign is what the frames must carry into the label
@@ -139,6 +142,43 @@ def test_no_negation_reads_like_a_phrase_people_write() -> None:
     assert any(not_too.fullmatch(t) for t in joined) and all(y == 1 for t, y in joined.items() if not_too.fullmatch(t))
     unfixed = re.compile(r"(it|they|i|we|the \w+(?: \w+)?) (never fixed|didn't fix) the (problem|problems)")
     assert all(y == 0 for t, y in joined.items() if unfixed.fullmatch(t))
+
+
+def test_expectations_met_or_not_carry_their_label() -> None:
+    """"the delivery arrived on time" is good, "it leaks" bad; a negation turns either over."""
+    functions = {1: [("arrive on time", "arrives on time", "arrived on time", "service")],
+                 0: [("leak", "leaks", "leaked", "product")]}
+    extra = {w for d in DOMAIN_SUBJECTS.values() for p in d for w in p.split()}
+    extra |= set(["arrive", "arrives", "arrived", "on", "time", "leak", "leaks", "leaked", "always"])
+    vocab = vocabulary() + tuple(sorted(extra - set(vocabulary())))
+    texts, labels = composed_texts(3000, vocab, seed=5, polarity=POLARITY, functions=functions)
+    seen = {"arrive": 0, "leak": 0}
+    for tokens, label in zip(texts, labels, strict=True):
+        words = [t for t in tokens if t not in "!."]
+        if set(tokens[:-1]) & JOINERS or tokens[0] in {h.split()[0] for h in HEADS}:
+            continue
+        verbs = [("arrive" if t.startswith("arriv") else "leak") for t in words if t.startswith(("arriv", "leak"))]
+        if verbs:
+            assert len(verbs) == 1 and sum(is_negation(t) for t in words) <= 1, tokens
+            seen[verbs[0]] += 1
+            assert label == int(verbs[0] == "arrive") ^ sum(is_negation(t) for t in words), tokens
+    assert min(seen.values()) > 50  # FUNCTION_SHARE of the clauses, both signs
+    assert composed_texts(3000, vocab, seed=5, polarity=POLARITY, functions={}) != (texts, labels)
+
+
+def test_expectation_phrases_are_well_formed_and_filtered_by_the_vocabulary() -> None:
+    seen: set[str] = set()
+    for phrases in (EXPECTED, FAILURES):
+        assert len(phrases) >= 100
+        for *forms, domain in phrases:
+            assert domain in DOMAINS and forms[0] not in seen, forms
+            seen.add(forms[0])
+            assert all(re.fullmatch(r"[a-z']+(?: [a-z']+){0,4}", f) for f in forms), forms
+    known = ("work", "worked", "fit", "fitted", "leak", "leaked", "leaks")
+    got = known_functions(frozenset(known))
+    assert ("work", "worked", "worked", "product") in got[1]  # "works" unknown: the past stands in
+    assert ("leak", "leaks", "leaked", "product") in got[0]
+    assert all(w in known for p in got[0] + got[1] for f in p[:3] for w in f.split())
 
 
 def test_lexicon_words_need_their_main_forms_and_weigh_common_words_more() -> None:
