@@ -89,6 +89,15 @@ NOTHING = ("nothing", "nothing about {}", "nothing on the menu", "nothing we tri
 UNKNOWN = "<unk>"  # a subject noun the vocabulary lacks ("my <unk> broke"): the unknown id is taught to be neutral
 UNKNOWN_SHARE = 0.1  # of the subjects
 UNKNOWN_MARK = "unknownnoun"  # stands for UNKNOWN until the text is split into words
+# plural or mass nouns for bare noun phrases ("friendly staff", "generous portions")
+BARE = ("food", "service", "staff", "prices", "portions", "quality", "sound", "acting", "music", "people",
+        "rooms", "drinks", "value", "design", "battery life", "customer service", "delivery", "support",
+        "characters", "writing", "visuals", "coffee", "atmosphere", "results", "instructions")
+# what people say they will do again, or never ("we will be back", "i would never go back")
+REPEATS = ("go back", "come back", "be back", "buy it again", "order again", "stay here again", "eat here again",
+           "fly with them again", "use them again", "watch it again", "shop here again", "return",
+           "buy from them again", "book with them again", "come here again")
+REPEAT_SHARE = 0.05  # of the clauses
 FUNCTION_SHARE = 0.2  # of the clauses: an expectation met or not (train.functions), "it leaks", "it didn't leak"
 # subjects for train.functions' phrases, by the domain a phrase is said of
 DOMAIN_SUBJECTS = {
@@ -215,9 +224,12 @@ def _adjective(w: LexWord, negate: bool, rng: np.random.Generator) -> str:
     elif w.label == 0 and not negate and rng.random() < 0.1:  # "too noisy", "way too slow"
         adj = f"{_pick(rng, ('too', 'way too', 'far too'))} {adj}"
     frame = int(rng.integers(5))
-    if frame == 0:  # "not good", "good", "a good movie"
-        if rng.random() < 0.5:
+    if frame == 0:  # "not good", "good", "a good movie", "friendly staff"
+        roll = rng.random()
+        if roll < 0.35:
             return f"not {adj}" if negate else adj
+        if roll < 0.6:
+            return f"no {adj} {_pick(rng, BARE)}" if negate else f"{adj} {_pick(rng, BARE)}"
         article = "an" if adj[0] in "aeiou" else "a"
         return f"not {article} {adj} {_pick(rng, THINGS)}" if negate else f"{article} {adj} {_pick(rng, THINGS)}"
     if frame == 4:  # "never had a bad meal", "we had a great time"
@@ -354,6 +366,12 @@ class Pools:
             got = self.remedy(label, rng)
             if got is not None:
                 return got
+        if rng.random() < REPEAT_SHARE:  # "we will be back" / "i would never go back"
+            who, again = _pick(rng, PERSONS), _pick(rng, REPEATS)
+            if label == 1:
+                return _pick(rng, (f"{who} will {again}", f"{who} would {again}", f"{who} will definitely {again}"))
+            return _pick(rng, (f"{who} will never {again}", f"{who} won't {again}", f"{who} would never {again}",
+                               f"{who} will not {again}"))
         if len(self.functions) == 2 and rng.random() < FUNCTION_SHARE:
             negate = bool(rng.random() < 0.5)
             phrases = self.functions[1 - label if negate else label]
