@@ -208,6 +208,9 @@ def short_options(p: argparse.ArgumentParser) -> None:
                    help="with --short: also train on N short texts composed from sentiment lexicons "
                         "(train.compose: VADER and AFINN polarity in plain, negated, intensified and "
                         "contrasted frames)")
+    p.add_argument("--expectations", type=FRACTION, default=0.2,
+                   help="with --compose: the share of the composed clauses that are an expectation met or not "
+                        "(train.functions: 'it arrived on time', 'it leaks')")
 
 
 def add_digits(d: argparse.ArgumentParser) -> None:
@@ -368,7 +371,8 @@ def sentiment(a: argparse.Namespace, root: Path) -> None:
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
                      ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only,
-                     critic=a.critic or "", compose=a.compose)
+                     critic=a.critic or "", compose=a.compose,
+                     expectations=a.expectations)
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
     train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
 
@@ -401,7 +405,8 @@ def short_branch(a: argparse.Namespace, root: Path) -> None:
     pretrained = start_from(model, init, a.init, frozen=True)
     model.short_alone = not a.branch_short_only  # whole reviews too: the branch learns on its own logits
     args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, pretrained_lr_scale=0.0, short=a.short, flip=a.flip,
-                     flip_only=a.flip_only, critic=a.critic or "", compose=a.compose)
+                     flip_only=a.flip_only, critic=a.critic or "", compose=a.compose,
+                     expectations=a.expectations)
     meta = replace(Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict()),
                    stack=init.stack, ngrams=init.ngrams)
     a.cell, a.layers, a.hidden = config.cell, config.layers, config.hidden
@@ -522,7 +527,7 @@ def short_of(a: argparse.Namespace, root: Path, spec: TextInput, limit: int = 0
                                           a.critic or "")
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
     if a.compose:
-        short = short.concat(composed_data(spec, a.compose, SHORT_SEED))
+        short = short.concat(composed_data(spec, a.compose, SHORT_SEED, a.expectations))
         print(f"composed texts: {a.compose:,}", file=sys.stderr)
     return short, short_held
 

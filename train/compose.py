@@ -328,8 +328,10 @@ class Pools:
     """The lexicon's words by part of speech and sign, each drawn with its weight."""
 
     def __init__(self, by_pos: dict[str, list[LexWord]],
-                 functions: dict[int, list[tuple[str, str, str, str]]] | None = None) -> None:
+                 functions: dict[int, list[tuple[str, str, str, str]]] | None = None,
+                 function_share: float = FUNCTION_SHARE) -> None:
         self.functions = {label: got for label, got in (functions or {}).items() if got}
+        self.function_share = function_share
         self.pools: dict[tuple[str, int], tuple[list[LexWord], np.ndarray]] = {}
         for pos, got in by_pos.items():
             for label in (0, 1):
@@ -372,7 +374,7 @@ class Pools:
                 return _pick(rng, (f"{who} will {again}", f"{who} would {again}", f"{who} will definitely {again}"))
             return _pick(rng, (f"{who} will never {again}", f"{who} won't {again}", f"{who} would never {again}",
                                f"{who} will not {again}"))
-        if len(self.functions) == 2 and rng.random() < FUNCTION_SHARE:
+        if len(self.functions) == 2 and rng.random() < self.function_share:
             negate = bool(rng.random() < 0.5)
             phrases = self.functions[1 - label if negate else label]
             text = _function(phrases[int(rng.integers(len(phrases)))], negate, rng)
@@ -406,12 +408,13 @@ def known_functions(known: frozenset[str]) -> dict[int, list[tuple[str, str, str
 
 
 def composed_texts(count: int, vocab: Sequence[str], seed: int, polarity: dict[str, float] | None = None,
-                   functions: dict[int, list[tuple[str, str, str, str]]] | None = None
-                   ) -> tuple[list[list[str]], list[int]]:
+                   functions: dict[int, list[tuple[str, str, str, str]]] | None = None,
+                   function_share: float = FUNCTION_SHARE) -> tuple[list[list[str]], list[int]]:
     """`count` composed short texts (the tokenizer's words) and their labels (1 positive,
     0 negative), half of each; a fifth are contrasts ("A, but B": B's label), a tenth two
     clauses of one sign. `vocab`: the model's words, commonest first. `functions`: the
-    expectation phrases by sign (default: train.functions' in `vocab`). ValueError when the
+    expectation phrases by sign (default: train.functions' in `vocab`), used in `function_share`
+    of the clauses. ValueError when the
     lexicons give no usable word in it."""
     if isinstance(vocab, (set, frozenset)):  # a set's order changes with PYTHONHASHSEED: weights and texts would too
         raise TypeError("composed_texts needs the vocabulary in its order (commonest first), not a set")
@@ -419,7 +422,7 @@ def composed_texts(count: int, vocab: Sequence[str], seed: int, polarity: dict[s
     if not all(any(w.label == s for p in by_pos.values() for w in p) for s in (0, 1)):
         raise ValueError("the lexicons give no positive or no negative word in the model's vocabulary")
     known = frozenset(vocab)
-    pools = Pools(by_pos, known_functions(known) if functions is None else functions)
+    pools = Pools(by_pos, known_functions(known) if functions is None else functions, function_share)
     rng = np.random.default_rng(seed)
     texts: list[list[str]] = []
     labels: list[int] = []

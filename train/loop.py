@@ -47,6 +47,7 @@ class TrainArgs:
     flip_only: bool = False  # sentiment: only the short texts with a negated counterpart, and those
     critic: str = ""  # sentiment: short texts the critic (train.critic) contradicts left out
     compose: int = 0  # sentiment: short texts composed from sentiment lexicons (train.compose)
+    expectations: float = 0.2  # sentiment: the share of composed clauses from train.functions
     augment_robust: bool = False  # digits: train.augment.robust_digits (and printed digits, font_share)
     font_share: float = 0.0  # digits: share of printed train-half-font digits among the training images
     anytime: float = 0.0  # weight of the mean loss over every step's output (early-exit training)

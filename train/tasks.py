@@ -154,11 +154,12 @@ def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: i
     return build(rest, 0), (build(held, 1) if held is not None else None), flips
 
 
-def composed_data(spec: TextInput, count: int, seed: int) -> TokenData:
-    """`count` short texts composed from sentiment lexicons (train.compose) in `spec`'s vocabulary."""
+def composed_data(spec: TextInput, count: int, seed: int, expectations: float = 0.2) -> TokenData:
+    """`count` short texts composed from sentiment lexicons (train.compose) in `spec`'s vocabulary,
+    `expectations` of the clauses an expectation met or not (train.functions)."""
     from train.compose import composed_texts
 
-    texts, labels = composed_texts(count, spec.vocab, seed)  # ordered: commonest words first
+    texts, labels = composed_texts(count, spec.vocab, seed, function_share=expectations)  # vocab: commonest first
     tok = Tokenizer(spec)
     return TokenData([np.array(tok.encode_words(w), np.int64) for w in texts], np.array(labels, np.int64))
 

@@ -251,6 +251,11 @@ def test_train_sentiment_adds_composed_texts_to_the_short_texts(tmp_path, capsys
                         ("neg", "it was never good, they didn't fix the problem, we had problems and no fun")):
         for k in range(5):  # reviews with the frames' common words
             (tmp_path / "data" / "imdb" / "aclImdb" / "train" / label / f"{90 + k}_5.txt").write_text(text)
-    assert train_main([*common, "--out", str(tmp_path / "b"), "--short", "2", "--compose", "40"]) == 0
+    assert train_main([*common, "--out", str(tmp_path / "b"), "--short", "2", "--compose", "40",
+                       "--expectations", "0.5"]) == 0
     assert "composed texts: 40" in capsys.readouterr().err
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt").train_args["compose"] == 40
+    args = load_checkpoint(tmp_path / "b" / "checkpoint.pt").train_args
+    assert args["compose"] == 40 and args["expectations"] == 0.5
+    assert train_main([*common, "--out", str(tmp_path / "c"), "--short", "2", "--compose", "40",
+                       "--expectations", "1"]) == 2  # a share is in [0, 1)
+    assert "--expectations: 1 is out of range" in capsys.readouterr().err
