@@ -1,4 +1,5 @@
-"""Command line: `python -m train digits|sentiment|sentiment-lm|characters|vectors|ngrams|stack [options] --out DIR`."""
+"""Command line: `python -m train TASK [options] --out DIR`, TASK one of digits, sentiment, sentiment-lm,
+characters, vectors, ngrams, stack, ensemble."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from train.critic import CRITICS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
+from train.ensemble import fold_branches
 from train.lm import LanguageModel, fit_lm
 from train.loop import CHECKPOINT, Data, TensorData, TrainArgs, accuracy, fit, resolve_device
 from train.metrics import append_metrics
@@ -35,6 +37,7 @@ from train.tasks import (
     lm_corpus,
     load_vectors,
     sentiment_data,
+    sentiment_test_data,
     shift_digits,
     short_data,
 )
@@ -190,6 +193,11 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--weights", type=Path, default=None,
                     help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
     short_options(st)
+    en = add("ensemble", run_ensemble, "average the short-text branches of models trained from one classifier, "
+             "folded into one wider branch (train.ensemble)")
+    en.add_argument("--init", type=Path, nargs="+", required=True,
+                    help="two or more checkpoints of `train sentiment --init C --short-branch H` with the same C")
+    en.add_argument("--limit", type=COUNT, default=0, help="measure on N test reviews only (0: all)")
     return p
 
 
@@ -570,6 +578,21 @@ def run_stack(a: argparse.Namespace, root: Path) -> None:
     rest, held, test = held_out_split(root, init, a.init, a.holdout)
     held = with_short(a, root, TextInput(vocab=words_of(init, a.init)), rest, held=held)[1]
     stack(init, a.init, held, test, a.out, a.weights)
+
+
+def run_ensemble(a: argparse.Namespace, root: Path) -> None:
+    """`train ensemble`: fold the members' branches into one (train.ensemble), measure it on the
+    test reviews and write OUT/checkpoint.pt."""
+    members = [load_checkpoint(p) for p in a.init]
+    folded = fold_branches(members, list(a.init))
+    net = build(folded.net_config())
+    net.load_state_dict(folded.state_dict)
+    test = sentiment_test_data(root, TextInput(vocab=words_of(folded, a.init[0])), a.limit)
+    metrics = {"test_accuracy": accuracy(net, test), "test_reviews": len(test)}
+    print(f"ensemble: {len(members)} branches of {[m.config['short_hidden'] for m in members]} units folded into "
+          f"{folded.config['short_hidden']}; test accuracy {metrics['test_accuracy']:.4%}", file=sys.stderr)
+    save_checkpoint(a.out / CHECKPOINT, replace(folded, metrics=metrics))
+    append_metrics(a.out, {**metrics, "ensemble": folded.train_args["ensemble"]}, echo=False)
 
 
 def main(argv: list[str] | None = None) -> int:
