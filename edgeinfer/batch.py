@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import float_features, softmax, token_ids
+from edgeinfer.arrays import float_features, token_ids
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
@@ -44,7 +44,7 @@ class BatchedStream:
             slot = self.owner._live(self)
             if not self.owner._steps[slot]:
                 raise InputError("the stream has read nothing yet; step it first")
-            return softmax(self.owner._logits[slot])
+            return self.owner.model.spec.answers(self.owner._logits[slot])
 
     def snapshot(self) -> Snapshot:
         """The stream's state now, interchangeable with a batch-1 Stream's snapshot."""
@@ -146,12 +146,13 @@ class StreamBatch:
         whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
         feeds = {name: (v if whole else v[:, slots]) for name, v in self._state.items()}
         if io.batch_steps_from and len(slots) >= io.batch_steps_from:  # the faster graph at this batch
-            logits, carried = self.model.run_sequence(arr[:, None], feeds)
-            outs = [logits, *(carried[s.name] for s in spec.state)]
+            out, carried = self.model.run_sequence(arr[:, None], feeds)
+            outs = [self.model.last_step(out), *(carried[s.name] for s in spec.state)]
             names: list[str] = []
         else:
             names = [io.output, *spec.state_outputs, *([io.step_probabilities] if io.step_probabilities else [])]
-            outs = self.model.run("batch_step", names, {io.step_input: arr, **feeds})
+            step_x = arr if self.tokens else self.model.graph_features(arr)
+            outs = self.model.run("batch_step", names, {io.step_input: step_x, **feeds})
         for s, new in zip(spec.state, outs[1:], strict=False):
             if whole:
                 self._state[s.name] = new
@@ -159,7 +160,7 @@ class StreamBatch:
                 self._state[s.name][:, slots] = new
         self._logits[slots] = outs[0]
         self._steps[slots] += 1
-        return outs[-1] if io.step_probabilities and names else softmax(outs[0])
+        return outs[-1] if io.step_probabilities and names else spec.answers(outs[0])
 
     def _check(self, x: Any, n: int) -> np.ndarray:
         if self.tokens:

@@ -19,7 +19,7 @@ from edgeinfer.arrays import brief
 from edgeinfer.errors import InputError, ModelFileError, WrongTaskError
 from edgeinfer.fileformat import parse_model_file
 from edgeinfer.session import ProviderRequest, create_session, resolve_providers
-from edgeinfer.spec import ModelSpec
+from edgeinfer.spec import FeatureInput, InputT, ModelSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
 GRAPHS = ("sequence", "step", "batch_step")  # batch_step: the step graph on every core, for StreamBatch
@@ -165,10 +165,18 @@ class LoadedModel:
         self.session("step")
         return self
 
-    def require_task(self, task: str) -> None:
-        """Raise WrongTaskError unless this model is for `task`."""
-        if self.spec.task != task:
-            raise WrongTaskError(f"{self.source}: a {self.spec.task} model; expected a {task} model")
+    def require_input(self, kind: type[InputT]) -> InputT:
+        """This model's input spec when it reads `kind` (e.g. ImageInput); WrongTaskError otherwise."""
+        try:
+            return self.spec.require_input(kind)
+        except WrongTaskError as exc:
+            raise WrongTaskError(f"{self.source}: {exc}") from None
+
+    def graph_features(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature rows (..., F) as the graphs read them: a normalised copy for a features
+        model (the spec's per-feature mean and std), x itself otherwise."""
+        inp = self.spec.input
+        return inp.normalize(np.array(x, np.float32)) if isinstance(inp, FeatureInput) and inp.mean else x
 
     def run(self, graph: str, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run a graph and return the named outputs, in the order asked."""
@@ -183,12 +191,14 @@ class LoadedModel:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the sequence graph on x (B, T[, F]) from `state` (the initial state when None).
 
-        Returns the logits (B, C) and the state after each row's last valid step, keyed by input
-        name. `lengths` (B,) counts each row's valid steps (token models; default: all T).
+        Returns the graph's output, (B, C) after each row's last valid step or (B, T, C) for a
+        model that answers every step, and the state after each row's last valid step, keyed by
+        input name. `lengths` (B,) counts each row's valid steps (token models; default: all T).
+        Raw features are normalised here (`graph_features`).
         """
         spec, io = self.spec, self.spec.io
         batch = x.shape[0]
-        feeds = {io.seq_input: np.ascontiguousarray(x),
+        feeds = {io.seq_input: np.ascontiguousarray(self.graph_features(x)),
                  **(state if state is not None else spec.initial_state(batch))}
         if io.lengths:
             feeds[io.lengths] = lengths if lengths is not None else np.full(batch, x.shape[1], np.int64)
@@ -198,8 +208,18 @@ class LoadedModel:
         return got[0], {s.name: v for s, v in zip(spec.state, got[1:], strict=True)}
 
     def sequence_logits(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        """Run the sequence graph from the initial state: logits (B, C) of x (B, T[, F])."""
+        """Run the sequence graph from the initial state: its output for x (B, T[, F]), (B, C), or
+        (B, T, C) for a model that answers every step."""
         return self.run_sequence(x, None, lengths)[0]
+
+    def last_step(self, out: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The sequence graph's output after each row's last valid step. # (B, C)"""
+        if not self.spec.per_step:
+            return out
+        if lengths is None:
+            return out[:, -1]
+        last: np.ndarray = out[np.arange(out.shape[0]), np.maximum(lengths, 1) - 1]
+        return last
 
 
 __all__ = ["LoadedModel", "builtin_models", "resolve"]

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import softmax
 from edgeinfer.batch import StreamBatch
 from edgeinfer.core import LoadedModel, builtin_models
 from edgeinfer.session import ProviderRequest
@@ -29,18 +28,21 @@ class Model(LoadedModel):
     """
 
     def predict_logits(self, x: Any) -> np.ndarray:
-        """Logits of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
+        """The graph's output for whole sequences x (B, T, F), or (T, F) for one: logits (or values)
+        after the last step, # (B, C) or (C,); every step's for a model that answers every step,
+        # (B, T, C) or (T, C)"""
         return predict_logits(self, x)
 
     def predict(self, x: Any) -> np.ndarray:
-        """Class probabilities of whole sequences. # (B, C) or (C,)
+        """The answers for whole sequences: class probabilities, or values. # (B, C) or (C,)
 
-        Feature models take x (B, T, F), or (T, F) for one; text models take a list of texts,
-        tokenized with the spec and batched by length (each text read whole).
+        Feature models take x (B, T, F), or (T, F) for one (raw features: the spec's normalisation
+        is applied); a model that answers every step gives # (B, T, C) or (T, C). Text models take
+        a list of texts, tokenized with the spec and batched by length (each text read whole).
         """
         if isinstance(self.spec.input, TextInput):
             return predict_texts(self, x)
-        return softmax(predict_logits(self, x))
+        return self.spec.answers(predict_logits(self, x))
 
     def stream(self, batch: int = 1) -> Stream:
         """A new stream with its own state; many may run at once on one Model."""

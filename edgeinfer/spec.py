@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -18,8 +18,11 @@ import numpy as np
 from edgeinfer.errors import SpecError, WrongTaskError
 
 # 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout: the step graph's shared weights
-# are byte ranges of the file itself (files of versions 1 to 3 still load)
-FORMAT_VERSION = 6  # 5: io.batch_steps_from; 6: readout.short_hidden and short_words
+# are byte ranges of the file itself (files of versions 1 to 3 still load), 5 io.batch_steps_from,
+# 6 readout.short_hidden and short_words; 7 describes what a model is (input kind, output kind,
+# generic state) instead of which task it serves: no `task`, `labels` or `readout` fields
+FORMAT_VERSION = 7
+GENERIC_FORMAT = 7  # from this version on: `output`, `extras`, any named state; no task/labels/readout
 MAX_BATCH_STEPS_FROM = 1 << 20
 SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights are ranges of the file
 SPEC_KEY = "edgeinfer.spec"
@@ -28,13 +31,15 @@ STEP_SHARED_KEY = "edgeinfer.step_shared"  # formats 1-3: JSON {step initializer
 SELF_LOCATION = "edgeinfer-self"  # format 4: the external-data location that names the model file itself
 CHECKSUMS_KEY = "edgeinfer.checksums"  # format 4: JSON {"graph": sha256, "step_graph": sha256}
 CELLS = ("rnn", "lstm", "gru")
-TASKS = ("digits", "sentiment", "characters")
+TASKS = ("digits", "sentiment", "characters")  # formats 1-6 only: the task, which fixed the input kind
+OUTPUT_KINDS = ("classes", "values")  # class probabilities (softmax of the logits) or plain values
+OUTPUT_PER = ("sequence", "step")  # one answer per sequence (after its last step) or one per step
 PRECISIONS = ("fp32", "int8")
 NGRAM_POOLS = ("mean", "sum")  # how the n-gram readout pools its weights (Readout.ngram_pool)
 SHORT_CELLS = ("rnn", "gru")  # the cells a short-text branch is made for (one state tensor)
 SHORT_SPREAD = 4.0  # a short-text branch's gate goes from 0.12 to 0.88 between 0.5 and 1.5 x short_words steps
 MAX_SHORT_WORDS = 1 << 20
-TASK_INPUT = {"digits": "image", "sentiment": "words", "characters": "chars"}  # task -> input kind
+TASK_INPUT = {"digits": "image", "sentiment": "words", "characters": "chars"}  # formats 1-6: task -> input kind
 
 # Bounds that keep a hostile file from asking for absurd work or memory.
 MAX_JSON_DEPTH = 32
@@ -44,6 +49,7 @@ MAX_VOCAB = 1 << 22
 MAX_NGRAM_BUCKETS = 1 << 26
 MAX_NGRAM_ORDER = 8
 MAX_NAME = 256
+MAX_STATE_ELEMENTS = 1 << 24  # state values per stream, all tensors together
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,53 @@ class CharInput(VocabInput):
     kind: str = "chars"
 
 
-InputSpec = ImageInput | TextInput | CharInput
-INPUT_KINDS: dict[str, type[ImageInput] | type[TextInput] | type[CharInput]] = {
-    "image": ImageInput, "words": TextInput, "chars": CharInput}
-InputT = TypeVar("InputT", ImageInput, TextInput, CharInput)
+@dataclass(frozen=True)
+class FeatureInput:
+    """Feature input: `size` float32 values per step, normalised as (x - mean) / std per feature.
+
+    The runtime applies the normalisation (float32, feature by feature) before the graphs read a
+    step, so users feed raw values; `names` (optional) name the features, e.g. a CSV's columns.
+    """
+
+    kind: str = "features"
+    size: int = 1
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """Raw features (..., size) float32 -> what the graphs read, in place when x is writable."""
+        if self.mean:
+            np.subtract(x, self.mean_array, out=x)
+            np.divide(x, self.std_array, out=x)
+        return x
+
+    @property
+    def mean_array(self) -> np.ndarray:
+        """The means as float32. # (F,)"""
+        return np.asarray(self.mean, np.float32)
+
+    @property
+    def std_array(self) -> np.ndarray:
+        """The standard deviations as float32. # (F,)"""
+        return np.asarray(self.std, np.float32)
+
+
+InputSpec = ImageInput | TextInput | CharInput | FeatureInput
+INPUT_KINDS: dict[str, type[ImageInput] | type[TextInput] | type[CharInput] | type[FeatureInput]] = {
+    "image": ImageInput, "words": TextInput, "chars": CharInput, "features": FeatureInput}
+InputT = TypeVar("InputT", ImageInput, TextInput, CharInput, FeatureInput)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the graphs' `output` holds: `classes` (logits; answers are their softmax, named by
+    class) or `values` (answers as they are, named), `per` sequence (after the last step read)
+    or step (the sequence graph gives every step's answer, (B, T, C))."""
+
+    kind: str = "classes"
+    per: str = "sequence"
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,27 +218,26 @@ class GraphIO:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to use a model file, besides its weights.
+    """Everything needed to use a model file, besides its weights (format 7: what a model is).
 
     Hashable and comparable: two specs are equal when their JSON is (metrics and provenance
-    included).
+    included). Specs of formats 1-6 are read into the same terms (`from_dict`).
     """
 
-    task: str
-    labels: tuple[str, ...]
     input: InputSpec
+    output: OutputSpec
     cell: str
     layers: int
     hidden: int
     input_size: int  # features per step F (for token ids: the embedding width)
     state: tuple[StateTensor, ...]
     io: GraphIO = GraphIO()
-    readout: Readout = Readout()
     precision: str = "fp32"
     quantization: str = "none"
     opset: int = 17
     metrics: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # named extras no runtime needs (e.g. "readout")
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -199,9 +247,30 @@ class ModelSpec:
         return hash(self.to_json())
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """The names of the answers: class labels, or the names of the values."""
+        return self.output.names
+
+    @property
     def classes(self) -> int:
-        """Number of output classes."""
-        return len(self.labels)
+        """Number of outputs per answer (classes, or values)."""
+        return len(self.output.names)
+
+    @property
+    def gives_classes(self) -> bool:
+        """True when the answers are class probabilities (the softmax of the graphs' output)."""
+        return self.output.kind == "classes"
+
+    @property
+    def per_step(self) -> bool:
+        """True when the model answers every step (the sequence graph's output is (B, T, C))."""
+        return self.output.per == "step"
+
+    @property
+    def readout(self) -> Readout:
+        """The built-in models' readout, an extra describing what their heads read (see Readout)."""
+        raw = self.extras.get("readout")
+        return _build(Readout, raw, "extras.readout") if raw is not None else Readout()
 
     @property
     def reads_tokens(self) -> bool:
@@ -213,11 +282,19 @@ class ModelSpec:
         """The token input of a words or characters model; None for feature models."""
         return self.input if isinstance(self.input, (TextInput, CharInput)) else None
 
+    def answers(self, logits: np.ndarray) -> np.ndarray:
+        """The graphs' output as answers: probabilities (softmax) for classes, values as they are."""
+        if not self.gives_classes:
+            return logits
+        z = logits - logits.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
     def require_input(self, kind: type[InputT]) -> InputT:
         """This model's input spec when it is of `kind`; WrongTaskError otherwise."""
         if not isinstance(self.input, kind):
             want = kind.kind  # the dataclass default
-            raise WrongTaskError(f"a {self.task} model reads {self.input.kind}; expected a model that reads {want}")
+            raise WrongTaskError(f"a model that reads {self.input.kind}; expected a model that reads {want}")
         return self.input
 
     def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
@@ -230,8 +307,9 @@ class ModelSpec:
         return [s.output for s in self.state]
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-ready data."""
-        return asdict(self)
+        """The spec as plain JSON-ready data, in this edgeinfer's format (a spec read from an older
+        file is written in format 7 terms; `format_version` keeps the file's own version)."""
+        return {**asdict(self), "format_version": FORMAT_VERSION}
 
     def to_json(self) -> str:
         """Serialise to a JSON string."""
@@ -239,7 +317,7 @@ class ModelSpec:
 
     @staticmethod
     def from_json(text: str) -> ModelSpec:
-        """Parse and validate a spec written by `to_json`."""
+        """Parse and validate a spec written by `to_json` (or by an older edgeinfer: formats 1-6)."""
         if len(text) > 64 << 20:
             raise SpecError("spec is larger than 64 MB")
         try:
@@ -252,7 +330,7 @@ class ModelSpec:
 
     @staticmethod
     def from_dict(raw: Any) -> ModelSpec:
-        """Build and validate a spec from plain data (what `to_dict` gives)."""
+        """Build and validate a spec from plain data (what `to_dict` gives, or a format 1-6 spec)."""
         if not isinstance(raw, Mapping):
             raise SpecError("spec is not a JSON object")
         _check_depth(raw, "spec")
@@ -265,18 +343,43 @@ class ModelSpec:
                 f"({FORMAT_VERSION}); upgrade edgeinfer"
             )
         data = dict(raw)
-        data["labels"] = _str_tuple(data.get("labels"), "labels")
+        if version < GENERIC_FORMAT:
+            data = _from_task_spec(data)
         data["input"] = parse_input(data.get("input"))
+        data["output"] = parse_output(data.get("output"))
         states = data.get("state")
         if not isinstance(states, (list, tuple)):
             raise SpecError("spec field 'state' must be a list")
         data["state"] = tuple(_build(StateTensor, s, f"state[{i}]") for i, s in enumerate(states))
         data["io"] = _build(GraphIO, data.get("io", {}), "io")
-        data["readout"] = _build(Readout, data.get("readout", {}), "readout")
-        for name in ("metrics", "provenance"):
+        for name in ("metrics", "provenance", "extras"):
             if not isinstance(data.get(name, {}), dict):
                 raise SpecError(f"spec field {name!r} must be an object")
         return _build(ModelSpec, data, "spec")
+
+
+def _from_task_spec(raw: dict[str, Any]) -> dict[str, Any]:
+    """A format 1-6 spec in format 7's terms: its task's input kind checked, its labels the
+    output's class names, its readout an extra (the state it implies checked here)."""
+    data = dict(raw)
+    task, labels = data.pop("task", None), data.pop("labels", None)
+    if not isinstance(task, str) or task not in TASKS:
+        raise SpecError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    inp = data.get("input")
+    if isinstance(inp, Mapping) and inp.get("kind") != TASK_INPUT[task]:
+        raise SpecError(f"a {task} model must read {TASK_INPUT[task]} input, not {inp.get('kind')}")
+    readout = _build(Readout, data.pop("readout", {}), "readout")
+    data["output"] = {"kind": "classes", "per": "sequence", "names": _str_tuple(labels, "labels")}
+    data["extras"] = {"readout": asdict(readout)} if readout.active else {}
+    for name in ("cell", "layers", "hidden"):
+        _check_type(next(f.type for f in fields(ModelSpec) if f.name == name), data.get(name), name)
+    if data["cell"] not in CELLS:
+        raise SpecError(f"unknown cell {data['cell']!r}; expected one of {', '.join(CELLS)}")
+    _check_readout(readout, data["cell"], str(inp.get("kind")) if isinstance(inp, Mapping) else "")
+    states = data.get("state")
+    if isinstance(states, (list, tuple)) and all(isinstance(st, Mapping) for st in states):
+        _check_task_state(states, data["cell"], data["layers"], data["hidden"], readout)
+    return data
 
 
 def parse_input(raw: Any) -> InputSpec:
@@ -289,7 +392,20 @@ def parse_input(raw: Any) -> InputSpec:
     data = dict(raw)
     if "vocab" in data:
         data["vocab"] = _str_tuple(data["vocab"], "input.vocab", allow_empty=True)
+    if kind == "features":
+        for name in ("mean", "std"):
+            data[name] = _float_tuple(data.get(name, ()), f"input.{name}")
+        data["names"] = _str_tuple(data.get("names", ()), "input.names", allow_empty=True)
     return _build(INPUT_KINDS[kind], data, "input")
+
+
+def parse_output(raw: Any) -> OutputSpec:
+    """The typed output spec from plain data (a spec's `output` object); SpecError when invalid."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("spec field 'output' must be an object")
+    data = dict(raw)
+    data["names"] = _str_tuple(data.get("names"), "output.names")
+    return _build(OutputSpec, data, "output")
 
 
 def state_for(cell: str, layers: int, hidden: int, readout: Readout = Readout()) -> tuple[StateTensor, ...]:
@@ -345,6 +461,13 @@ def _str_tuple(value: Any, where: str, allow_empty: bool = False) -> tuple[str, 
     return tuple(value)
 
 
+def _float_tuple(value: Any, where: str) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and type(v) is not bool and math.isfinite(v) for v in value):
+        raise SpecError(f"spec field {where!r} must be a list of finite numbers")
+    return tuple(float(v) for v in value)
+
+
 def _build(cls: type[_T], raw: Any, where: str) -> _T:
     """A dataclass from a mapping: unknown fields refused, every field's type checked."""
     if not isinstance(raw, Mapping):
@@ -390,10 +513,23 @@ def _check_name(value: str, where: str, required: bool = True) -> None:
         raise SpecError(f"spec field {where!r} must be a printable name of 1 to {MAX_NAME} characters")
 
 
+def _check_features(spec: ModelSpec, inp: FeatureInput) -> None:
+    _positive(inp.size, "input.size", MAX_WIDTH)
+    if spec.input_size != inp.size:
+        raise SpecError(f"a features model reads {inp.size} values per step; input_size is {spec.input_size}")
+    if len(inp.mean) != len(inp.std) or (inp.mean and len(inp.mean) != inp.size):
+        raise SpecError(f"spec fields 'input.mean' and 'input.std' must hold {inp.size} numbers each (or none)")
+    if not all(v > 0 for v in inp.std):
+        raise SpecError("spec field 'input.std' must hold positive numbers")
+    if inp.names and (len(inp.names) != inp.size or len(set(inp.names)) != inp.size):
+        raise SpecError(f"spec field 'input.names' must hold {inp.size} distinct names (or none)")
+
+
 def _check_input(spec: ModelSpec) -> None:
     inp = spec.input
-    if inp.kind != TASK_INPUT[spec.task]:
-        raise SpecError(f"a {spec.task} model must read {TASK_INPUT[spec.task]} input, not {inp.kind}")
+    if isinstance(inp, FeatureInput):
+        _check_features(spec, inp)
+        return
     if isinstance(inp, ImageInput):
         _positive(inp.rows, "input.rows", MAX_WIDTH)
         _positive(inp.cols, "input.cols", MAX_WIDTH)
@@ -416,20 +552,31 @@ def _check_input(spec: ModelSpec) -> None:
         raise SpecError("spec fields 'input.pad_id' and 'input.unk_id' must differ")
 
 
-def _check_readout(spec: ModelSpec) -> None:
-    r = spec.readout
+def _check_output(spec: ModelSpec) -> None:
+    out = spec.output
+    if out.kind not in OUTPUT_KINDS:
+        raise SpecError(f"unknown output kind {out.kind!r}; expected one of {', '.join(OUTPUT_KINDS)}")
+    if out.per not in OUTPUT_PER:
+        raise SpecError(f"unknown output.per {out.per!r}; expected one of {', '.join(OUTPUT_PER)}")
+    if not out.names or len(set(out.names)) != len(out.names) or len(out.names) > MAX_VOCAB:
+        raise SpecError(f"spec field 'output.names' must hold 1 to {MAX_VOCAB:,} distinct names")
+    if out.kind == "values" and spec.io.step_probabilities:
+        raise SpecError("a model that gives values has no probabilities: io.step_probabilities must be empty")
+
+
+def _check_readout(r: Readout, cell: str, input_kind: str) -> None:
     if r.ngram_pool not in NGRAM_POOLS:
         raise SpecError(f"unknown ngram_pool {r.ngram_pool!r}; expected one of {', '.join(NGRAM_POOLS)}")
     if not 0 <= r.ngram_buckets <= MAX_NGRAM_BUCKETS:
         raise SpecError(f"spec field 'readout.ngram_buckets' must be between 0 and {MAX_NGRAM_BUCKETS:,}")
-    if r.ngram_buckets and spec.input.kind != "words":
+    if r.ngram_buckets and input_kind != "words":
         raise SpecError("an n-gram readout needs word-token input")
     if r.ngram_buckets and not 2 <= r.ngram_order <= MAX_NGRAM_ORDER:
         raise SpecError(f"an n-gram readout needs ngram_order between 2 and {MAX_NGRAM_ORDER}")
     if not 0 <= r.short_hidden <= MAX_WIDTH:
         raise SpecError(f"spec field 'readout.short_hidden' must be between 0 and {MAX_WIDTH:,}")
-    if r.short_hidden and spec.cell not in SHORT_CELLS:
-        raise SpecError(f"a short-text branch needs a {' or '.join(SHORT_CELLS)} model, not {spec.cell}")
+    if r.short_hidden and cell not in SHORT_CELLS:
+        raise SpecError(f"a short-text branch needs a {' or '.join(SHORT_CELLS)} model, not {cell}")
     if r.short_hidden and not 1.0 <= r.short_words <= MAX_SHORT_WORDS:
         raise SpecError(f"spec field 'readout.short_words' must be between 1 and {MAX_SHORT_WORDS:,} "
                         "with a short-text branch")
@@ -437,15 +584,35 @@ def _check_readout(spec: ModelSpec) -> None:
         raise SpecError("spec field 'readout.short_words' is set without a short-text branch (short_hidden 0)")
 
 
+def _check_task_state(states: Sequence[Mapping[str, Any]], cell: str, layers: Any, hidden: Any,
+                      readout: Readout) -> None:
+    """Formats 1-6: the state's names and shapes follow from the cell, its size and the readout."""
+    if type(layers) is not int or type(hidden) is not int:
+        return  # the generic checks name the field
+    expected = state_for(cell, layers, hidden, readout)
+    if tuple(s.get("name") for s in states) != tuple(s.name for s in expected):
+        raise SpecError(f"a {cell} model's state must be named {tuple(s.name for s in expected)}")
+    for got, want in zip(states, expected, strict=True):
+        if (got.get("layers"), got.get("hidden"), got.get("dtype", "float32")) != (want.layers, want.hidden,
+                                                                                     want.dtype):
+            raise SpecError(f"state {want.name!r} must be ({want.layers}, B, {want.hidden}) {want.dtype}, "
+                            f"not ({got.get('layers')}, B, {got.get('hidden')}) {got.get('dtype')}")
+
+
 def _check_state(spec: ModelSpec) -> None:
-    expected = state_for(spec.cell, spec.layers, spec.hidden, spec.readout)
-    if tuple(s.name for s in spec.state) != tuple(s.name for s in expected):
-        raise SpecError(f"a {spec.cell} model's state must be named {tuple(s.name for s in expected)}")
-    for got, want in zip(spec.state, expected, strict=True):
-        if (got.layers, got.hidden, got.dtype) != (want.layers, want.hidden, want.dtype):
-            raise SpecError(f"state {got.name!r} must be ({want.layers}, B, {want.hidden}) {want.dtype}, "
-                            f"not ({got.layers}, B, {got.hidden}) {got.dtype}")
-        _check_name(got.output, f"state.{got.name}.output")
+    if not spec.state:
+        raise SpecError("spec field 'state' must list at least one state tensor")
+    elements = 0
+    for s in spec.state:
+        _check_name(s.name, f"state.{s.name}.name")
+        _check_name(s.output, f"state.{s.name}.output")
+        if s.dtype != "float32":
+            raise SpecError(f"state {s.name!r} must be float32, not {s.dtype}")
+        _positive(s.layers, f"state.{s.name}.layers", MAX_WIDTH)
+        _positive(s.hidden, f"state.{s.name}.hidden", MAX_WIDTH)
+        elements += s.layers * s.hidden
+    if elements > MAX_STATE_ELEMENTS:
+        raise SpecError(f"the state holds {elements:,} values per stream; at most {MAX_STATE_ELEMENTS:,}")
     io = spec.io
     states = [s.name for s in spec.state]
     seq_inputs = [io.seq_input, *([io.lengths] if io.lengths else []), *states]
@@ -460,26 +627,28 @@ def _check_state(spec: ModelSpec) -> None:
     if not 0 <= io.batch_steps_from <= MAX_BATCH_STEPS_FROM:
         raise SpecError(f"io.batch_steps_from is {io.batch_steps_from}; expected 0 (never) or a stream count "
                         f"up to {MAX_BATCH_STEPS_FROM}")
+    if io.lengths and not spec.reads_tokens:
+        raise SpecError("only token models have a lengths input (feature rows are read whole): "
+                        "io.lengths must be empty")
 
 
 def _check_spec(spec: ModelSpec) -> None:
     """Every cross-field rule of a spec; SpecError naming the first that fails."""
-    if spec.task not in TASKS:
-        raise SpecError(f"unknown task {spec.task!r}; expected one of {', '.join(TASKS)}")
     if spec.cell not in CELLS:
         raise SpecError(f"unknown cell {spec.cell!r}; expected one of {', '.join(CELLS)}")
     if spec.precision not in PRECISIONS:
         raise SpecError(f"unknown precision {spec.precision!r}; expected fp32 or int8")
-    if spec.layers < 1 or spec.hidden < 1 or spec.input_size < 1 or not spec.labels:
-        raise SpecError("layers, hidden, input_size and labels must be positive/non-empty")
-    if len(set(spec.labels)) != len(spec.labels) or len(spec.labels) > MAX_VOCAB:
-        raise SpecError(f"spec field 'labels' must hold at most {MAX_VOCAB:,} distinct labels")
+    if spec.layers < 1 or spec.hidden < 1 or spec.input_size < 1:
+        raise SpecError("layers, hidden and input_size must be positive")
     _positive(spec.layers, "layers", MAX_LAYERS)
     _positive(spec.hidden, "hidden", MAX_WIDTH)
     _positive(spec.input_size, "input_size", MAX_WIDTH)
     _positive(spec.opset, "opset", 100)
     _check_input(spec)
-    _check_readout(spec)
+    _check_output(spec)
     _check_state(spec)
+    if "readout" in spec.extras:
+        _check_readout(spec.readout, spec.cell, spec.input.kind)
     _check_depth(spec.provenance, "spec field 'provenance'")
     _check_depth(spec.metrics, "spec field 'metrics'")
+    _check_depth(spec.extras, "spec field 'extras'")

@@ -13,10 +13,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 import onnxruntime as ort
 
-from edgeinfer.arrays import brief, check_finite, float_features, shape_of, softmax, token_ids
+from edgeinfer.arrays import brief, check_finite, float_features, shape_of, token_ids
 from edgeinfer.core import LoadedModel, run_failed
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
+from edgeinfer.spec import FeatureInput
 
 MAX_STREAM_BATCH = 1 << 16  # sequences in one Stream (a StreamBatch grows as streams open)
 IN_USE = ("this stream is in use by another thread; a stream is for one thread at a time: open one stream "
@@ -72,6 +73,9 @@ thread calling it while it works gets an InputError, never a corrupted state.
         self._session: Any = None
         self._inuse = threading.Lock()  # held while a method runs: see `exclusive`
         self.steps = 0
+        inp = spec.input
+        self._normalize = inp.normalize if isinstance(inp, FeatureInput) and inp.mean else None
+        self._answers = spec.answers
 
     @exclusive
     def reset(self) -> None:
@@ -134,7 +138,8 @@ thread calling it while it works gets an InputError, never a corrupted state.
         return bindings[0], bindings[1]
 
     def step(self, x: Any) -> np.ndarray:
-        """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns probabilities (C,) or (B, C)."""
+        """Read one time step x (F,) or (B, F) (a token id or (B,) ids); returns the answers after it,
+        probabilities (or values) (C,) or (B, C). Raw features: the spec's normalisation is applied here."""
         if not self._inuse.acquire(blocking=False):  # the `exclusive` guard, inlined on the hot path
             raise InputError(IN_USE)
         try:
@@ -157,6 +162,8 @@ thread calling it while it works gets an InputError, never a corrupted state.
         else:
             arr, single = self._check(x, 2, "")
             buf[...] = arr
+        if self._normalize is not None:
+            self._normalize(buf)
         if self._bindings is None:
             self._session = self.model.step_session if self.batch == 1 else self.model.batch_step_session
             self._bindings = self._bind(self._session)
@@ -169,7 +176,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
         if self._p is not None:  # computed by the graph; a copy, since the buffer is reused
             out: np.ndarray = self._p[0].copy() if single else self._p.copy()
             return out
-        probs = softmax(self._y)  # a file exported before the step graph had its softmax output
+        probs = self._answers(self._y)  # values, or a file exported before the step graph had its softmax
         return probs[0] if single else probs
 
     def trace(self, chunk: Any) -> np.ndarray:
@@ -194,12 +201,12 @@ thread calling it while it works gets an InputError, never a corrupted state.
         if arr.shape[1] == 0:
             raise InputError("stream chunk has no time steps; expected T >= 1")
         state = self._bufs[self._cur]
-        logits, new = self.model.run_sequence(arr, state)
-        self._y[...] = logits
+        out, new = self.model.run_sequence(arr, state)
+        self._y[...] = self.model.last_step(out)
         for name, value in new.items():
             state[name][...] = value
         self.steps += arr.shape[1]
-        probs = softmax(logits)
+        probs = self._answers(self._y.copy())
         return probs[0] if single else probs
 
     @exclusive
@@ -225,10 +232,10 @@ thread calling it while it works gets an InputError, never a corrupted state.
 
     @property
     def probabilities(self) -> np.ndarray:
-        """Class probabilities after the latest step. # (B, C)"""
+        """The answers after the latest step: class probabilities, or values. # (B, C)"""
         if not self.steps:
             raise InputError("the stream has read nothing yet; call step() or feed() first")
-        return softmax(self._y)
+        return self._answers(self._y.copy())
 
 
 __all__ = ["Snapshot", "Stream"]

@@ -29,7 +29,7 @@ except ImportError:  # Windows: no advisory locks (keeping one run per job is th
 
 from edgeinfer import __version__
 from edgeinfer.atomic import atomic_path, write_atomic
-from edgeinfer.bulk.predict import TASKS, ChunkResult, Task, error_json, run_chunk
+from edgeinfer.bulk.predict import ChunkResult, Task, error_json, run_chunk, task_name
 from edgeinfer.bulk.sources import Piece, ReadStats, Record, Source, expand, plan, pyarrow_modules, read_piece
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
@@ -163,9 +163,7 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str = "text", column: str | None = None,
             shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False) -> Job:
     """Plan a new job, or take up the interrupted one in OUT.parts (same inputs, model and options)."""
-    task = model.spec.task
-    if task not in TASKS:
-        raise InputError(f"{model.source}: a {task} model; bulk jobs run {', '.join(TASKS)} models")
+    task = task_name(model)
     if type(shard_size) is not int or shard_size < 1:
         raise InputError(f"--shard-size must be a whole number >= 1, got {shard_size!r}")
     kind = output_kind(out)

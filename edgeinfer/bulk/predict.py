@@ -20,7 +20,7 @@ import numpy as np
 from edgeinfer.arrays import softmax
 from edgeinfer.bulk.sources import Record
 from edgeinfer.core import LoadedModel
-from edgeinfer.errors import EdgeInferError, InputError
+from edgeinfer.errors import EdgeInferError, InputError, WrongTaskError
 from edgeinfer.preprocess.image import load_digit, load_digit_bytes, mnist_frame, normalize
 from edgeinfer.spec import ImageInput
 from edgeinfer.tasks.characters import SCORE_BATCH, score_texts
@@ -28,6 +28,16 @@ from edgeinfer.tasks.digits import predict_logits
 from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, MAX_BATCH_TEXTS, classify_texts
 
 TASKS = ("sentiment", "digits", "characters")
+KIND_TASK = {"words": "sentiment", "image": "digits", "chars": "characters"}  # input kind -> bulk task
+
+
+def task_name(model: LoadedModel) -> str:
+    """The bulk task that reads this model's input kind; InputError when none does."""
+    name = KIND_TASK.get(model.spec.input.kind)
+    if name is None:
+        raise InputError(f"{model.source}: a model that reads {model.spec.input.kind}; bulk jobs run models that "
+                         f"read {', '.join(KIND_TASK)}")
+    return name
 DIGITS_BATCH = 256  # images per sequence-graph call
 DIGITS_CHUNK = 1024  # images decoded per chunk
 CHARS_CHUNK = 1024  # texts scored per chunk (sorted by length within it)
@@ -57,7 +67,9 @@ class Task:
     chunk_records = CHUNK_TEXTS
 
     def __init__(self, model: LoadedModel, batch_size: int | None = None) -> None:
-        model.require_task(self.name)
+        if task_name(model) != self.name:
+            raise WrongTaskError(f"{model.source}: a model that reads {model.spec.input.kind}; expected a "
+                                 f"{self.name} model")
         if batch_size is not None and (type(batch_size) is not int or batch_size < 1):
             raise InputError(f"batch size must be a whole number >= 1, got {batch_size!r}")
         self.model = model
@@ -240,10 +252,7 @@ TASK_CLASSES: dict[str, type[Task]] = {"sentiment": SentimentTask, "digits": Dig
 
 def task_for(model: LoadedModel, batch_size: int | None = None) -> Task:
     """The bulk task of a model's spec."""
-    cls = TASK_CLASSES.get(model.spec.task)
-    if cls is None:
-        raise InputError(f"{model.source}: a {model.spec.task} model; bulk jobs run {', '.join(TASKS)} models")
-    return cls(model, batch_size)
+    return TASK_CLASSES[task_name(model)](model, batch_size)
 
 
 @dataclass(frozen=True)
@@ -315,4 +324,5 @@ __all__ = [
     "row_json",
     "run_chunk",
     "task_for",
+    "task_name",
 ]

@@ -12,6 +12,7 @@ from edgeinfer.cli.render import emit_json, safe, score_result, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
+from edgeinfer.spec import CharInput
 from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE, char_tokenizer, generate, score
 
 MAX_SCORE_BYTES = 256 << 20  # a text scored from stdin may be at most this large
@@ -34,7 +35,7 @@ def generate_cmd(
     if temperature < 0:
         raise InputError(f"--temperature must be >= 0, got {temperature}")
     m = Model(model, provider)
-    m.require_task("characters")
+    m.require_input(CharInput)
     unknown = char_tokenizer(m).unknown(prompt)
     if unknown:
         warn(f"prompt characters outside the model's vocabulary, read as unknown: {''.join(unknown)!r}")
@@ -66,7 +67,7 @@ def score_cmd(
 ) -> None:
     """Print how well a characters model predicts a text: nats and bits per character."""
     m = Model(model, provider)
-    m.require_task("characters")
+    m.require_input(CharInput)
     if str(file) == "-":
         data = read_stdin_bytes(MAX_SCORE_BYTES)
     elif file.is_dir():

@@ -32,7 +32,7 @@ def classify_image(
 ) -> None:
     """Print the digit in each image and its probability (and rows read, with --early-exit)."""
     m = Model(model, provider)
-    m.require_task("digits")
+    m.require_input(ImageInput)
     image = m.spec.require_input(ImageInput)
     if early is not None and not 0 < early <= 1:
         raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")

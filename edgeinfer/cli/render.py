@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from edgeinfer.spec import CharInput, ModelSpec, TextInput
+from edgeinfer.spec import CharInput, FeatureInput, ModelSpec, TextInput
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls
@@ -64,8 +64,13 @@ def model_line(name: str, spec: ModelSpec, size: int) -> None:
     acc, loss = spec.metrics.get("test_accuracy"), spec.metrics.get("val_loss")
     extra = (f", test accuracy {acc:.2%}" if isinstance(acc, float) else
              f", validation loss {loss:.4f} nats/char" if isinstance(loss, float) else "")
-    show(f"{name}: {spec.task}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
+    show(f"{name}: {describe_kind(spec)}, {spec.cell} x{spec.layers} hidden {spec.hidden}, {spec.precision}{extra}, "
          f"{size:,} bytes")
+
+
+def describe_kind(spec: ModelSpec) -> str:
+    """What a model reads and gives, in a few words: "features -> classes per sequence"."""
+    return f"{spec.input.kind} -> {spec.output.kind} per {spec.output.per}"
 
 
 def preview(text: str, width: int = 60) -> str:
@@ -100,6 +105,10 @@ def describe_input(spec: ModelSpec) -> str:
         case = "lower-cased" if inp.lowercase else "case kept"
         return (f"words, one per step: {len(inp.vocab):,}-word vocabulary + padding ({inp.pad_id}) and unknown "
                 f"({inp.unk_id}); {case}, <br /> removed; embedding width {spec.input_size}")
+    if isinstance(inp, FeatureInput):
+        names = f" ({', '.join(inp.names[:8])}{', ...' if len(inp.names) > 8 else ''})" if inp.names else ""
+        norm = "normalised per feature as (x - mean) / std" if inp.mean else "read as given"
+        return f"{inp.size} features per step{names}, {norm}"
     return (f"{inp.rows} steps of {inp.cols} features; pixels x{inp.scale:.6g}, (x - {inp.mean}) / {inp.std}; "
             f"digit fitted to {inp.fit_px}x{inp.fit_px}")
 
@@ -112,20 +121,21 @@ def describe_spec(spec: ModelSpec, file_line: str, sessions: str = "") -> list[s
     io_step = "(B,) int64" if tokens else f"(B, {spec.input_size})"
     io_len = f", {io.lengths} (B,) int64" if io.lengths else ""
     state = ", ".join(f"{s.name}->{s.output} ({s.layers}, B, {s.hidden}) {s.dtype}={s.initial:g}" for s in spec.state)
+    shown = ", ".join(spec.labels[:20]) + (", ..." if spec.classes > 20 else "")
     task = (f"{spec.classes} classes: next character over the vocabulary" if isinstance(spec.input, CharInput)
-            else f"labels {', '.join(spec.labels)}")
+            else f"labels {shown}" if spec.gives_classes else f"values {shown}")
     probs = f", step also {io.step_probabilities} (B, {spec.classes}) = softmax" if io.step_probabilities else ""
     metrics = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.metrics.items())
     provenance = ", ".join(f"{k} {v}" for k, v in spec.provenance.items()
                            if k not in ("config", "train_args", "stack"))
     lines = [
         f"file          {file_line}",
-        f"task          {spec.task}; {task}",
+        f"answers       {describe_kind(spec)}; {task}",
         f"input         {describe_input(spec)}",
         f"model         {spec.cell} x{spec.layers}, hidden {spec.hidden}" + describe_readout(spec),
         f"state         {state}",
         f"graphs        sequence {io.seq_input} {io_x}{io_len}; step {io.step_input} {io_step}; "
-        f"output {io.output} (B, {spec.classes}){probs}; opset {spec.opset}",
+        f"output {io.output} (B, {'T, ' if spec.per_step else ''}{spec.classes}){probs}; opset {spec.opset}",
         f"precision     {spec.precision}" + (f" ({spec.quantization})" if spec.precision != "fp32" else ""),
         f"metrics       {metrics}",
         f"provenance    {provenance}",

@@ -15,6 +15,7 @@ from edgeinfer.cli.options import ModelOpt, ProviderOpt
 from edgeinfer.cli.render import emit_json, fail, preview, safe, warn
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
+from edgeinfer.spec import TextInput
 from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, classify_texts
 
 READ_CHUNK = 1 << 16  # characters per read when streaming stdin
@@ -248,7 +249,7 @@ def sentiment(
     if (texts or []).count("-") > 1:
         raise typer.BadParameter("stdin holds one text: give - at most once")
     m = Model(model, provider)
-    m.require_task("sentiment")
+    m.require_input(TextInput)
     ok = True
     for index, text in enumerate(texts or []):
         if text == "-":

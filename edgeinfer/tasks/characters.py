@@ -34,7 +34,8 @@ def char_tokenizer(model: LoadedModel) -> CharTokenizer:
     try:
         return CharTokenizer(model.spec.require_input(CharInput))
     except WrongTaskError:
-        raise InputError(f"{model.source}: a {model.spec.task} model; expected a characters model") from None
+        raise InputError(f"{model.source}: a model that reads {model.spec.input.kind}; "
+                         "expected a characters model") from None
 
 
 def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float = DEFAULT_TEMPERATURE,

@@ -69,6 +69,8 @@ def early_exit(model: LoadedModel, x: Any, threshold: float) -> AnytimeResult:
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) < math.inf:
         raise InputError(f"early-exit threshold must be a probability in (0, 1], got {brief(threshold)}")
+    if not model.spec.gives_classes:
+        raise InputError(f"{model.source}: early exit needs class probabilities; this model gives values")
     arr, _ = feature_sequences(model, x)
     batch, total = arr.shape[0], arr.shape[1]
     stream = Stream(model, batch)

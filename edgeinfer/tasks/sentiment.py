@@ -33,7 +33,7 @@ def tokenizer(model: LoadedModel) -> Tokenizer:
         try:
             got = Tokenizer(model.spec.require_input(TextInput))
         except WrongTaskError:
-            raise InputError(f"{model.source}: a {model.spec.task} model does not read text") from None
+            raise InputError(f"{model.source}: a model that reads {model.spec.input.kind} does not read text") from None
         _TOKENIZERS[model] = got
     return got
 
