@@ -22,9 +22,9 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import edgeinfer
-from export.decompose import decompose
-from export.graphs import unbundle
-from export.regime import sample_inputs, throughput
+from edgeinfer_export.bundle import unbundle
+from edgeinfer_export.decompose import decompose
+from edgeinfer_export.regime import sample_inputs, throughput
 
 
 def forms(model: edgeinfer.Model) -> dict[str, onnx.ModelProto]:

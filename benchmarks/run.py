@@ -36,10 +36,11 @@ from edgeinfer.bench import (  # noqa: E402
     time_calls,
     typical_steps,
 )
-from export.decompose import decompose  # noqa: E402
-from export.graphs import bundle, export_graphs, unbundle  # noqa: E402
-from export.quantize import quantize  # noqa: E402
-from export.regime import decomposed_pair, throughput  # noqa: E402
+from edgeinfer_export.bundle import bundle, unbundle  # noqa: E402
+from edgeinfer_export.decompose import decompose  # noqa: E402
+from edgeinfer_export.quantize import quantize  # noqa: E402
+from edgeinfer_export.regime import decomposed_pair, throughput  # noqa: E402
+from export.graphs import export_graphs  # noqa: E402
 from train.models import RecurrentNet, build  # noqa: E402
 
 CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edgeinfer.errors import EdgeInferError
-from export.errors import ExportError, one_line
+from edgeinfer_export.errors import ExportError, one_line
 from export.gates import MAX_INT8_DROP_POINTS, MAX_INT8_LOSS_RISE
 from export.parity import FP32_TOLERANCE
 from export.pipeline import export_checkpoint

@@ -24,7 +24,7 @@ from edgeinfer.preprocess.image import normalize
 from edgeinfer.preprocess.text import CharTokenizer
 from edgeinfer.session import create_session
 from edgeinfer.spec import CharInput, ImageInput, ModelSpec, TextInput
-from export.errors import ExportError, one_line
+from edgeinfer_export.errors import ExportError, one_line
 from export.parity import output_names, run_named
 from train.checkpoint import Checkpoint
 from train.data import load_mnist

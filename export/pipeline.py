@@ -23,12 +23,13 @@ import torch
 from edgeinfer.atomic import write_atomic
 from edgeinfer.errors import SpecError
 from edgeinfer.spec import FORMAT_VERSION, GraphIO, ModelSpec, state_for
-from export.errors import ExportError, one_line
+from edgeinfer_export.bundle import OPSET, bundle
+from edgeinfer_export.errors import ExportError, one_line
+from edgeinfer_export.quantize import METHOD, quantize
+from edgeinfer_export.regime import choose_sequence_graph
 from export.gates import GATES, Gate
-from export.graphs import OPSET, bundle, export_graphs
+from export.graphs import export_graphs
 from export.parity import FP32_TOLERANCE, padding_error, parity_error
-from export.quantize import METHOD, quantize
-from export.regime import choose_sequence_graph
 from train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from train.data import data_dir
 from train.models import NetConfig, RecurrentNet, build

@@ -21,7 +21,7 @@ import edgeinfer
 from edgeinfer.atomic import write_atomic
 from edgeinfer.errors import EdgeInferError
 from edgeinfer.spec import FORMAT_VERSION, SPEC_KEY, ModelSpec
-from export.graphs import bundle, unbundle
+from edgeinfer_export.bundle import bundle, unbundle
 
 
 def relayout(src: Path, dst: Path) -> None:

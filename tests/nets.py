@@ -14,7 +14,8 @@ import torch
 
 from edgeinfer.atomic import write_atomic
 from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, TextInput, state_for
-from export.graphs import bundle, export_graphs
+from edgeinfer_export.bundle import bundle
+from export.graphs import export_graphs
 from tests.conftest import TINY_VOCAB
 from train.models import NetConfig, RecurrentNet, build
 

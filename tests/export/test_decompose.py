@@ -11,11 +11,11 @@ import onnxruntime as ort
 import pytest
 
 from edgeinfer import Model
-from export.decompose import decompose
+from edgeinfer_export.decompose import decompose
+from edgeinfer_export.quantize import quantize
+from edgeinfer_export.regime import choose_sequence_graph, decomposed_pair
 from export.graphs import export_graphs
 from export.parity import padding_error, parity_error
-from export.quantize import quantize
-from export.regime import choose_sequence_graph, decomposed_pair
 from tests.nets import tiny_net, tiny_sentiment_net, tiny_spec
 
 CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
@@ -160,6 +160,7 @@ def test_record_choice_keeps_a_faster_fused_graph_and_refuses_otherwise(tmp_path
     """`python -m export.regime IN OUT` on an int8 fixture: when the fused graph is faster the file
     is written again with the same graphs and the choice in its spec; when the decomposition is
     faster, nothing is written and the message says to export again."""
+    import edgeinfer_export.regime as measure
     import export.regime as regime
     from tests.fixtures import fixture_path
 
@@ -167,14 +168,14 @@ def test_record_choice_keeps_a_faster_fused_graph_and_refuses_otherwise(tmp_path
     def rates(fused: float, decomposed: float):  # -> a stand-in for regime.throughput
         return lambda models, feeds, **kw: {k: {"fused": fused, "decomposed": decomposed}.get(k, 1.0) for k in models}
 
-    monkeypatch.setattr(regime, "throughput", rates(200.0, 100.0))
+    monkeypatch.setattr(measure, "throughput", rates(200.0, 100.0))
     assert regime.main([str(src), str(tmp_path / "out.onnx")]) == 0
     before, after = Model(src), Model(tmp_path / "out.onnx")
     assert "sequence graph: the fused operator (2.00x" in after.spec.quantization
     assert after.spec.metrics["seq_per_s_b256_fused"] == 200.0
     ids = np.arange(2, 12, dtype=np.int64)[None]
     assert np.array_equal(before.sequence_logits(ids), after.sequence_logits(ids))
-    monkeypatch.setattr(regime, "throughput", rates(100.0, 200.0))
+    monkeypatch.setattr(measure, "throughput", rates(100.0, 200.0))
     with pytest.raises(ValueError, match="export the model again"):
         regime.record_choice(src, tmp_path / "other.onnx")
     assert not (tmp_path / "other.onnx").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from edgeinfer import Model
 from edgeinfer.spec import CHECKSUMS_KEY, FORMAT_VERSION, SPEC_KEY, STEP_GRAPH_KEY, ModelSpec
-from export.graphs import unbundle
+from edgeinfer_export.bundle import unbundle
 from export.parity import random_state
 from tests.edgeinfer.modelfile import read_metadata, rewrite_spec, strip_spec
 from tests.fixtures import (

@@ -7,7 +7,8 @@ import torch
 from edgeinfer import Model
 from edgeinfer.atomic import write_atomic
 from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, state_for
-from export.graphs import bundle, export_graphs
+from edgeinfer_export.bundle import bundle
+from export.graphs import export_graphs
 from train.models import NetConfig, build
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from edgeinfer import Model
 from edgeinfer.spec import FORMAT_VERSION, SELF_LOCATION, SPEC_KEY, STEP_GRAPH_KEY, STEP_SHARED_KEY, ModelSpec
-from export.graphs import export_graphs, unbundle
+from edgeinfer_export.bundle import unbundle
+from edgeinfer_export.quantize import quantize
+from export.graphs import export_graphs
 from export.parity import FP32_TOLERANCE, parity_error
-from export.quantize import quantize
 from tests.nets import tiny_net, tiny_spec
 
 CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
@@ -85,7 +86,7 @@ def test_step_graph_softmax_output_and_files_without_it(tmp_path) -> None:
 
     from edgeinfer.atomic import write_atomic
     from edgeinfer.spec import GraphIO
-    from export.graphs import bundle
+    from edgeinfer_export.bundle import bundle
 
     net = tiny_net("lstm", 2, hidden=16)
     spec = tiny_spec(net)

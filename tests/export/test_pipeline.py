@@ -17,10 +17,10 @@ from edgeinfer import Model
 from edgeinfer.preprocess.image import normalize
 from edgeinfer.preprocess.text import CharTokenizer
 from edgeinfer.spec import CharInput, ImageInput
+from edgeinfer_export.quantize import head_nodes
 from export.__main__ import main
 from export.graphs import export_graphs
 from export.parity import FP32_TOLERANCE, padding_error, parity_error
-from export.quantize import head_nodes
 from tests.export.checkpoints import (
     characters_checkpoint,
     characters_net,

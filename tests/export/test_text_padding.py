@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 
 from edgeinfer import Model
-from export.graphs import unbundle
+from edgeinfer_export.bundle import unbundle
 from export.parity import padding_error
 from tests.conftest import TINY_VOCAB
 

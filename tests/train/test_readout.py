@@ -8,9 +8,9 @@ import torch
 
 from edgeinfer import Model
 from edgeinfer.spec import Readout, state_for
+from edgeinfer_export.quantize import quantize
 from export.graphs import export_graphs
 from export.parity import FP32_TOLERANCE, padding_error, parity_error
-from export.quantize import quantize
 from tests.nets import tiny_sentiment_net
 from tests.train.test_sentiment import _train, write_tiny_imdb
 from train.checkpoint import load_checkpoint
