@@ -207,7 +207,7 @@ InputT = TypeVar("InputT", ImageInput, TextInput, CharInput)
 def _input(spec: ModelSpec, kind: type[InputT]) -> InputT:
     """The spec's input when it is of `kind`; ExportError otherwise (a checkpoint at odds with itself)."""
     if not isinstance(spec.input, kind):
-        raise ExportError(f"a {spec.task} checkpoint whose input is {spec.input.kind!r}; expected {kind.kind!r}")
+        raise ExportError(f"a checkpoint whose input is {spec.input.kind!r}; expected {kind.kind!r}")
     return spec.input
 
 

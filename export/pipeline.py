@@ -74,12 +74,14 @@ def spec_dict(ckpt: Checkpoint, cfg: NetConfig, checkpoint_sha256: str) -> dict[
         "exporter": EXPORTER, "exported": dt.date.today().isoformat(),
         **({"stack": ckpt.stack} if ckpt.stack is not None else {}),  # weights fitted by `train stack`
     }
+    readout = cfg.readout
     return {
-        "task": ckpt.task, "labels": list(ckpt.labels), "input": dict(ckpt.input),
+        "input": dict(ckpt.input), "output": {"kind": "classes", "per": "sequence", "names": list(ckpt.labels)},
         "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden, "input_size": cfg.input_size,
         "state": [asdict(s) for s in state_for(cfg.cell, cfg.layers, cfg.hidden, cfg.readout)],
         "io": asdict(GraphIO(lengths="lengths" if cfg.vocab else "", step_probabilities="p")),
-        "readout": asdict(cfg.readout), "precision": "fp32", "quantization": "none", "opset": OPSET,
+        "extras": {"readout": asdict(readout)} if readout.active else {},
+        "precision": "fp32", "quantization": "none", "opset": OPSET,
         "metrics": {}, "provenance": provenance, "format_version": FORMAT_VERSION,
     }
 
@@ -99,10 +101,15 @@ def write_model(path: Path, seq: onnx.ModelProto, step: onnx.ModelProto, spec: M
     return path
 
 
+def ckpt_task(spec: ModelSpec) -> str:
+    """The built-in task whose input kind this spec reads (the checkpoints' own name for it)."""
+    return {"image": "digits", "words": "sentiment", "chars": "characters"}[spec.input.kind]
+
+
 def fp32_parity(net: RecurrentNet, seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec,
                 tolerance: float) -> float:
     """torch vs both fp32 graphs (and, for token models, a padded batch vs each row alone)."""
-    err = parity_error(net, seq, step, spec, PARITY_STEPS[spec.task])
+    err = parity_error(net, seq, step, spec, PARITY_STEPS[ckpt_task(spec)])
     if net.config.vocab:
         err = max(err, padding_error(seq, spec, net.config.vocab))
     print(f"parity fp32: max abs error {err:.2e} (scaled where |value| > 1; limit {tolerance:.0e})", file=sys.stderr)
@@ -148,7 +155,7 @@ def export_checkpoint(ckpt_path: Path, out: Path, name: str, data: str | None, i
     seq8, step8 = quantize(seq, spec.cell, spec.io.output), quantize(step, spec.cell, spec.io.output)
     choice = choose_sequence_graph(seq8, step8, spec, net.config.vocab, force=decomposed)
     seq8, step8 = choice.seq, choice.step
-    err8 = parity_error(net, seq8, step8, spec, PARITY_STEPS[spec.task])
+    err8 = parity_error(net, seq8, step8, spec, PARITY_STEPS[ckpt.task])
     if net.config.vocab and (choice.decomposed or spec.cell != "lstm"):  # DynamicQuantizeLSTM scales per batch
         padding8 = padding_error(seq8, spec, net.config.vocab)
         if not padding8 <= PADDING_TOLERANCE_INT8:
