@@ -38,9 +38,11 @@ class Model(LoadedModel):
 
         Feature models take x (B, T, F), or (T, F) for one (raw features: the spec's normalisation
         is applied); a model that answers every step gives # (B, T, C) or (T, C). Text models take
-        a list of texts, tokenized with the spec and batched by length (each text read whole).
+        a list of texts, tokenized with the spec and batched by length (each text read whole); token
+        models also take token ids (B, T) or (T,).
         """
-        if isinstance(self.spec.input, TextInput):
+        if isinstance(self.spec.input, TextInput) and (isinstance(x, str) or (
+                isinstance(x, (list, tuple)) and (not x or isinstance(x[0], str)))):
             return predict_texts(self, x)
         return self.spec.answers(predict_logits(self, x))
 

@@ -283,9 +283,9 @@ class ModelSpec:
         return self.input if isinstance(self.input, (TextInput, CharInput)) else None
 
     def answers(self, logits: np.ndarray) -> np.ndarray:
-        """The graphs' output as answers: probabilities (softmax) for classes, values as they are."""
+        """The graphs' output as answers (a new array): probabilities (softmax) for classes, values as they are."""
         if not self.gives_classes:
-            return logits
+            return np.array(logits, copy=True)
         z = logits - logits.max(axis=-1, keepdims=True)
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=-1, keepdims=True))

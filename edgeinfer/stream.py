@@ -206,7 +206,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
         for name, value in new.items():
             state[name][...] = value
         self.steps += arr.shape[1]
-        probs = self._answers(self._y.copy())
+        probs = self._answers(self._y)
         return probs[0] if single else probs
 
     @exclusive

@@ -26,7 +26,7 @@ def trace_graph(module: nn.Module, example: tuple[torch.Tensor, ...], spec: Mode
     axes.update({n: {0: "batch"} for n in extra})
     axes.update({n: {1: "batch"} for n in state_in + state_out})
     axes[spec.io.output] = {0: "batch"}
-    probs = [spec.io.step_probabilities] if step else []
+    probs = [spec.io.step_probabilities] if step and spec.io.step_probabilities else []
     axes.update({n: {0: "batch"} for n in probs})
     buf = io.BytesIO()
     with warnings.catch_warnings():

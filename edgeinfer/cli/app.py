@@ -1,7 +1,8 @@
 """The `edgeinfer` Typer application: every command, registered from its module.
 
 Commands: classify image (cli/digits), sentiment (cli/sentiment), generate and score
-(cli/characters), batch (cli/batch), info and models (cli/models), doctor and bench (cli/system).
+(cli/characters), run (cli/run: live steps from lines), batch (cli/batch), info and models
+(cli/models), doctor and bench (cli/system).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from edgeinfer.cli.batch import batch
 from edgeinfer.cli.characters import generate_cmd, score_cmd
 from edgeinfer.cli.digits import classify_app
 from edgeinfer.cli.models import info, models
+from edgeinfer.cli.run import run
 from edgeinfer.cli.sentiment import sentiment
 from edgeinfer.cli.system import bench, doctor
 
@@ -39,6 +41,7 @@ app.add_typer(classify_app, name="classify")
 app.command()(sentiment)
 app.command("generate")(generate_cmd)
 app.command("score")(score_cmd)
+app.command()(run)
 app.command()(batch)
 app.command()(info)
 app.command()(models)

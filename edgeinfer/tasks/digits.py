@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import brief, float_features, shape_of
+from edgeinfer.arrays import brief, float_features, shape_of, token_ids
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.spec import CharInput, TextInput
@@ -53,8 +53,26 @@ def feature_sequences(model: LoadedModel, x: Any) -> tuple[np.ndarray, bool]:
     return arr, single
 
 
+def token_sequences(model: LoadedModel, x: Any) -> tuple[np.ndarray, bool]:
+    """Token ids x (B, T) or (T,) as int64 (B, T), each below the vocabulary's size; True when one was given."""
+    vocab = model.spec.token_vocab
+    assert vocab is not None
+    arr = token_ids(x, vocab.vocab_size)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None]
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise InputError(f"{model.source}: token ids of shape {shape_of(x)}; expected (B, T) or (T,), T >= 1")
+    return arr, single
+
+
 def predict_logits(model: LoadedModel, x: Any) -> np.ndarray:
-    """Logits of whole sequences x (B, T, F), or (T, F) for one. # (B, C) or (C,)"""
+    """The graph's output for whole sequences x (B, T, F) or (T, F), or token ids (B, T) or (T,),
+    every row read whole. # (B, C) or (C,); a model that answers every step: (B, T, C) or (T, C)"""
+    if model.spec.reads_tokens:
+        ids, single = token_sequences(model, x)
+        out = model.sequence_logits(ids, np.full(len(ids), ids.shape[1], np.int64))
+        return out[0] if single else out
     arr, single = feature_sequences(model, x)
     logits = model.sequence_logits(arr)
     return logits[0] if single else logits
@@ -87,4 +105,4 @@ def early_exit(model: LoadedModel, x: Any, threshold: float) -> AnytimeResult:
     return AnytimeResult(probs, steps, total)
 
 
-__all__ = ["AnytimeResult", "early_exit", "feature_sequences", "predict_logits"]
+__all__ = ["AnytimeResult", "early_exit", "feature_sequences", "predict_logits", "token_sequences"]

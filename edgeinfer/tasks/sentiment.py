@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeinfer.arrays import softmax
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError, WrongTaskError
 from edgeinfer.preprocess.text import Tokenizer, WordBuffer
@@ -109,7 +108,7 @@ def classify_texts(model: LoadedModel, texts: Sequence[str], batch_texts: int = 
         lengths = np.array([words[i] for i in rows], np.int64)
         x = np.full((len(rows), int(lengths[-1])), pad, np.int64)  # sorted: the last row is the longest
         x[np.arange(x.shape[1]) < lengths[:, None]] = [t for i in rows for t in ids[i]]  # row by row
-        out[rows] = softmax(model.sequence_logits(x, lengths))
+        out[rows] = model.spec.answers(model.last_step(model.sequence_logits(x, lengths), lengths))
         start = end
     return TextResults(out, np.array(words, np.int64), errors, np.array(known, np.int64))
 

@@ -1,0 +1,163 @@
+"""`edgeinfer run MODEL [FILE|-]`: a live stream from lines, one time step per line, answers as they come.
+
+A line holds one step: numbers separated by commas, tabs or spaces, or a JSON array (features and
+image rows; raw features, normalised by the model's spec), or one token id (token models). A blank
+line ends the sequence: the state goes back to the start. Each step's answer is printed (and
+flushed) as soon as its line has been read, so `tail -f sensor.csv | edgeinfer run model.onnx -`
+shows answers live. A bad line is one error line naming it; the run skips it (the state stays as
+it was) and goes on, or stops there with `--stop-on-error`; the exit code is then 1.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import numpy as np
+import typer
+
+from edgeinfer.cli.options import ProviderOpt
+from edgeinfer.cli.render import emit_json, fail, show
+from edgeinfer.errors import InputError
+from edgeinfer.model import Model
+from edgeinfer.spec import ModelSpec
+from edgeinfer.stream import Stream
+
+MAX_LINE_BYTES = 1 << 20  # a longer line is an error (the rest of it is skipped), never unbounded memory
+SEPARATORS = str.maketrans({",": " ", "\t": " ", ";": " "})
+
+
+def parse_step(text: str, spec: ModelSpec) -> np.ndarray | int:
+    """One line as one step: a float32 row (F,) or a token id; InputError saying what is wrong."""
+    text = text.strip()
+    if spec.reads_tokens:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if type(value) is not int:
+            raise InputError(f"expected one token id (an integer) per line, got {text[:40]!r}")
+        return value
+    if text.startswith("["):
+        try:
+            raw: Any = json.loads(text, parse_constant=lambda name: float("nan"))
+        except ValueError as exc:
+            raise InputError(f"not a JSON array of numbers ({exc.args[0][:60]})") from None
+        if not isinstance(raw, list) or not all(isinstance(v, (int, float)) and type(v) is not bool for v in raw):
+            raise InputError("expected a JSON array of numbers")
+        values = [float(v) for v in raw]
+    else:
+        try:
+            values = [float(v) for v in text.translate(SEPARATORS).split()]
+        except ValueError:
+            bad = next(v for v in text.translate(SEPARATORS).split() if not _is_number(v))
+            raise InputError(f"{bad[:40]!r} is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError("NaN or infinite value; expected finite numbers")
+    if len(values) != spec.input_size:
+        raise InputError(f"{len(values)} values; the model reads {spec.input_size} per step")
+    return np.asarray(values, np.float32)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def render(spec: ModelSpec, answers: np.ndarray, sequence: int, step: int, as_json: bool) -> None:
+    """One step's answers on one line: the label and its probability (classes) or name=value (values)."""
+    names = spec.labels
+    if spec.gives_classes:
+        best = int(answers.argmax())
+        if as_json:
+            emit_json({"sequence": sequence, "step": step, "label": names[best],
+                       "probability": round(float(answers[best]), 6),
+                       "probabilities": {n: round(float(v), 6) for n, v in zip(names, answers.tolist(), strict=True)}})
+        else:
+            show(f"{sequence}:{step} {names[best]} {float(answers[best]):.3f}")
+    elif as_json:
+        emit_json({"sequence": sequence, "step": step,
+                   "values": {n: round(float(v), 6) for n, v in zip(names, answers.tolist(), strict=True)}})
+    else:
+        show(f"{sequence}:{step} " + " ".join(f"{n}={float(v):.6g}" for n, v in zip(names, answers.tolist(),
+                                                                                      strict=True)))
+    sys.stdout.flush()
+
+
+def _lines(fh: IO[bytes]) -> Any:
+    """(line bytes or None when too long) as they arrive."""
+    while True:
+        line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:  # skip the rest of the long line
+                rest = fh.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield line
+
+
+def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool, stop_on_error: bool) -> int:
+    """Stream the lines of `fh` through `model`; returns the exit code (0, or 1 after a bad line)."""
+    stream: Stream = model.stream()
+    sequence, bad = 1, 0
+    for number, raw in enumerate(_lines(fh), start=1):
+        try:
+            if raw is None:
+                raise InputError(f"line longer than {MAX_LINE_BYTES >> 20} MB")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError("not UTF-8 text") from None
+            if not text.strip():
+                if stream.steps:
+                    stream.reset()
+                    sequence += 1
+                continue
+            answers = stream.step(parse_step(text, model.spec))
+        except InputError as exc:
+            fail(f"{name}:{number}: {exc}")
+            bad += 1
+            if stop_on_error:
+                return 1
+            continue
+        if stream.steps % every == 0:
+            render(model.spec, answers, sequence, stream.steps, as_json)
+    return 1 if bad else 0
+
+
+def run(
+    model: Annotated[str, typer.Argument(help="model file or built-in name")],
+    source: Annotated[str, typer.Argument(help="a file of lines, one step each, or - for stdin")] = "-",
+    every: Annotated[int, typer.Option("--every", min=1, help="print every Nth step's answer")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per answer")] = False,
+    stop_on_error: Annotated[bool, typer.Option("--stop-on-error", help="stop at the first bad line")] = False,
+    provider: ProviderOpt = None,
+) -> None:
+    """Run a model live on lines of steps: numbers per line (comma, tab or space separated, or a JSON
+    array), a blank line ends a sequence. Prints each step's answer as soon as its line arrives."""
+    m = Model(model, provider)
+    if source == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise InputError("stdin is closed; pipe the steps in, or give a file name")
+        code = run_lines(m, sys.stdin.buffer, "stdin", every, as_json, stop_on_error)
+    else:
+        path = Path(source)
+        try:
+            with path.open("rb") as fh:
+                code = run_lines(m, fh, source, every, as_json, stop_on_error)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            raise InputError(f"{source}: cannot read ({exc.strerror})") from None
+    if code:
+        raise typer.Exit(code)
+
+
+__all__ = ["parse_step", "render", "run", "run_lines"]
