@@ -34,7 +34,7 @@ from edgeinfer_export.check import (
     seq_step_error,
 )
 from edgeinfer_export.errors import ExportError, one_line
-from edgeinfer_export.parts import PROTOCOL, Parts, find_parts, named_parts
+from edgeinfer_export.parts import PROTOCOL, Found, Parts, find_parts, named_parts
 from edgeinfer_export.quantize import METHOD, quantize
 from edgeinfer_export.regime import choose_sequence_graph
 from edgeinfer_export.streaming import (
@@ -174,8 +174,13 @@ def export(
     module = module.eval()
     tokens = not isinstance(input, Features)
     x_example, len_example = _example(example, lengths, input)
-    found_per = _answers_per(module, x_example, len_example, per)
-    net = _streaming_net(module, parts, found_per, tokens)
+    found = _parts(module, parts, tokens)
+    found_per, width = _answers_per(module, x_example, len_example, per)
+    names = output.spec_names()
+    if width is not None and width != len(names):
+        raise ExportError(f"the model gives {width} outputs per answer but {len(names)} names were given "
+                          f"({', '.join(map(repr, names[:5]))}); give one name per output")
+    net = _streaming_net(module, found, found_per, tokens)
     spec = _spec(net, input, output, found_per, module, parts)
     _check_example_width(spec, x_example)
     if not hasattr(module, PROTOCOL):  # the reconstruction must compute what the user's forward does
@@ -254,12 +259,14 @@ def _call(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None) -> torch
     return out
 
 
-def _answers_per(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None, per: str | None) -> str:
-    """"sequence" or "step": given, or read off the forward's output shape ((B, C) or (B, T, C))."""
+def _answers_per(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None, per: str | None
+                 ) -> tuple[str, int | None]:
+    """"sequence" or "step" (given, or read off the forward's output shape: (B, C) or (B, T, C)),
+    and the outputs per answer C (None when `per` is given)."""
     if per is not None:
         if per not in ("sequence", "step"):
             raise ExportError(f"per={per!r}; expected 'sequence' (one answer after the last step) or 'step'")
-        return per
+        return per, None
     try:
         out = _call(module, x, lengths)
     except ExportError:
@@ -269,9 +276,9 @@ def _answers_per(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None, p
                           f"({one_line(exc)})") from None
     batch, steps = x.shape[0], x.shape[1]
     if out.dim() == 2 and out.shape[0] == batch:
-        return "sequence"
+        return "sequence", int(out.shape[1])
     if out.dim() == 3 and out.shape[0] == batch and out.shape[1] == steps:
-        return "step"
+        return "step", int(out.shape[2])
     if out.dim() == 3 and out.shape[1] == batch and out.shape[0] == steps:
         raise ExportError(f"the forward's output is {tuple(out.shape)}, time first; give answers batch first "
                           "((B, T, C) per step, (B, C) per sequence)")
@@ -279,17 +286,24 @@ def _answers_per(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None, p
                       f"({batch}, C) (one answer per sequence) or ({batch}, {steps}, C) (one per step)")
 
 
-def _streaming_net(module: nn.Module, parts: Parts | None, per: str, tokens: bool) -> StreamingNet:
+def _parts(module: nn.Module, parts: Parts | None, tokens: bool) -> Found | None:
+    """The module's parts, checked against the input kind (None: the module follows the protocol)."""
     if hasattr(module, PROTOCOL):
         if parts is not None:
             raise ExportError("the module follows the streaming protocol (it has initial_state); give no parts")
-        return ProtocolNet(module, per == "step", tokens).eval()
+        return None
     found = named_parts(module, parts) if parts is not None else find_parts(module)
     if tokens and found.embedding is None:
         raise ExportError("token input needs an nn.Embedding as the model's first part; for float features give "
                           "input=Features(...)")
     if not tokens and found.embedding is not None:
         raise ExportError(f"part {found.name(found.embedding)} reads token ids; give input=Words(...) or Chars(...)")
+    return found
+
+
+def _streaming_net(module: nn.Module, found: Found | None, per: str, tokens: bool) -> StreamingNet:
+    if found is None:
+        return ProtocolNet(module, per == "step", tokens).eval()
     return PartsNet(found, per == "step").eval()
 
 

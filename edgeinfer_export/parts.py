@@ -127,6 +127,10 @@ def find_parts(module: nn.Module) -> Found:
                                   "exported stream is made of (Embedding, RNN/LSTM/GRU, per-step layers such as "
                                   "Linear); name the parts with Parts(...) or follow the streaming protocol "
                                   "(initial_state and forward(x, state))")
+    early = next((m for m in pre if isinstance(m, nn.Linear)), None)
+    if recurrent and not head and early is not None:
+        raise ExportError(f"part {names[id(early)]!r} (Linear) is registered before the recurrent part and nothing "
+                          "follows it; if it is the head, name the parts: Parts(recurrent=..., head=...)")
     return check_parts(Found(embedding, pre, recurrent, head, names))  # type: ignore[arg-type]
 
 
