@@ -1,17 +1,19 @@
-"""Rewrite an edgeinfer file of an older format in the current layout, weights untouched.
+"""Rewrite an edgeinfer file of an older format in the current format, weights untouched.
 
-    python -m export.relayout OLD.onnx NEW.onnx
+    python -m edgeinfer_export.relayout OLD.onnx NEW.onnx
 
 Format 4 stores the step graph's shared weights as byte ranges of the file itself (so any
 onnxruntime, the JavaScript one included, can open the step graph from the file's bytes); files
-of formats 1-3 name the sequence graph's initializers instead. The graphs and weights are copied
-as they are, so the file computes exactly what it did; its metrics stay those measured at export.
+of formats 1-3 name the sequence graph's initializers instead. Format 7 describes the model by
+what it reads and gives (input kind, output kind, state) instead of a task name. The graphs and
+weights are copied as they are, so the file computes exactly what it did (checked, bit for bit,
+before the new file takes its name); its metrics stay those measured at export.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,19 @@ def relayout(src: Path, dst: Path) -> None:
     model = onnx.load_from_string(src.read_bytes())
     spec = ModelSpec.from_json({p.key: p.value for p in model.metadata_props}[SPEC_KEY])
     seq, step = unbundle(model)
-    write_atomic(dst, bundle(seq, step, replace(spec, format_version=FORMAT_VERSION)).SerializeToString())
-    new = edgeinfer.load(dst)
+    data = bundle(seq, step, ModelSpec.from_dict(spec.to_dict())).SerializeToString()
+    tmp = dst.with_name(f".{dst.name}.relayout.tmp")
+    write_atomic(tmp, data)
+    try:
+        _same_numbers(old, edgeinfer.load(tmp))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dst)
+
+
+def _same_numbers(old: edgeinfer.Model, new: edgeinfer.Model) -> None:
+    """RuntimeError unless both files give the same numbers, bit for bit, step by step and whole."""
     rng = np.random.default_rng(0)
     vocab = old.spec.token_vocab
     if vocab is None:
@@ -48,7 +61,7 @@ def relayout(src: Path, dst: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and rewrite; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m export.relayout", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m edgeinfer_export.relayout", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", type=Path, help="an edgeinfer file of an older format")
     p.add_argument("dst", type=Path, help="where to write it in the current layout")
