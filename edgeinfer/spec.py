@@ -7,6 +7,7 @@ accept is a `SpecError` naming the field.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -126,15 +127,19 @@ class FeatureInput:
             np.divide(x, self.std_array, out=x)
         return x
 
-    @property
+    @functools.cached_property
     def mean_array(self) -> np.ndarray:
-        """The means as float32. # (F,)"""
-        return np.asarray(self.mean, np.float32)
+        """The means as float32 (read-only). # (F,)"""
+        arr = np.asarray(self.mean, np.float32)
+        arr.flags.writeable = False
+        return arr
 
-    @property
+    @functools.cached_property
     def std_array(self) -> np.ndarray:
-        """The standard deviations as float32. # (F,)"""
-        return np.asarray(self.std, np.float32)
+        """The standard deviations as float32 (read-only). # (F,)"""
+        arr = np.asarray(self.std, np.float32)
+        arr.flags.writeable = False
+        return arr
 
 
 InputSpec = ImageInput | TextInput | CharInput | FeatureInput

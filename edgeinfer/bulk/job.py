@@ -160,7 +160,10 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return next((what for key, what in _WHAT.items() if old.get(key) != new.get(key)), "options")
 
 
-def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str = "text", column: str | None = None,
+DEFAULT_FIELD = {"digits": "image", "sequences": "steps"}  # the field/column an input's value is in; else "text"
+
+
+def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str | None = None, column: str | None = None,
             shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False) -> Job:
     """Plan a new job, or take up the interrupted one in OUT.parts (same inputs, model and options)."""
     task = task_name(model)
@@ -168,8 +171,9 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str = "text
         raise InputError(f"--shard-size must be a whole number >= 1, got {shard_size!r}")
     kind = output_kind(out)
     images = task == "digits"
-    options = JobOptions(task, model.fingerprint, tuple(inputs), field, column or ("image" if images else "text"),
-                         kind, shard_size)
+    default = DEFAULT_FIELD.get(task, "text")
+    field = field or default
+    options = JobOptions(task, model.fingerprint, tuple(inputs), field, column or default, kind, shard_size)
     sources = [s for s in expand(inputs, images) if not _own(out, s.path)]
     parts = parts_dir(out)
     manifest = parts / "job.json"

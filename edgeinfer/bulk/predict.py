@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer.arrays import softmax
 from edgeinfer.bulk.sources import Record
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import EdgeInferError, InputError, WrongTaskError
@@ -28,7 +27,9 @@ from edgeinfer.tasks.digits import predict_logits
 from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, MAX_BATCH_TEXTS, classify_texts
 
 TASKS = ("sentiment", "digits", "characters")
-KIND_TASK = {"words": "sentiment", "image": "digits", "chars": "characters"}  # input kind -> bulk task
+KIND_TASK = {"words": "sentiment", "image": "digits", "chars": "characters", "features": "sequences"}  # kind -> task
+FEATURES_CHUNK = 1024  # sequences parsed per chunk
+MAX_SEQUENCE_VALUES = 1 << 24  # values in one input sequence (T x F): a larger one is an error for that input
 
 
 def task_name(model: LoadedModel) -> str:
@@ -214,7 +215,8 @@ class DigitsTask(_Classifier):
                 errors[i] = str(exc)
         for start in range(0, len(ok), self.batch_size):
             rows = ok[start : start + self.batch_size]
-            probs[rows] = softmax(predict_logits(self.model, np.stack(frames[start : start + self.batch_size])))
+            frame = np.stack(frames[start : start + self.batch_size])
+            probs[rows] = self.model.spec.answers(predict_logits(self.model, frame))
         return {"probabilities": probs}, errors
 
 
@@ -246,8 +248,103 @@ class CharactersTask(Task):
         return [("nats_per_char", pa.float64()), ("bits_per_char", pa.float64()), ("chars", pa.int64())]
 
 
+def parse_sequence(value: Any, features: int) -> np.ndarray:
+    """One input sequence: a (T, F) nested list of numbers, or its JSON text -> float32 (T, F)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, parse_constant=lambda name: float("nan"))
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"not a JSON array of steps ({str(exc)[:80]})") from None
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        raise InputError(f"a {type(value).__name__}; expected a list of steps, each a list of {features} numbers")
+    try:
+        arr = np.asarray(value, np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"expected a list of steps, each a list of {features} numbers") from None
+    if arr.ndim != 2 or arr.shape[1] != features or arr.shape[0] == 0:
+        raise InputError(f"steps of shape {arr.shape}; expected (T, {features}) with T >= 1")
+    if arr.size > MAX_SEQUENCE_VALUES:
+        raise InputError(f"{arr.size:,} values; at most {MAX_SEQUENCE_VALUES:,} in one sequence")
+    if not np.isfinite(arr).all():
+        raise InputError("NaN or infinite value; expected finite numbers")
+    return arr
+
+
+class SequencesTask(Task):
+    """Feature sequences (a (T, F) list per input, raw values) -> the model's answers: label and
+    probabilities (classes) or named values, after the last step or at every step."""
+
+    name = "sequences"
+    chunk_records = FEATURES_CHUNK
+    default_batch = DIGITS_BATCH
+
+    def predict(self, values: Sequence[Any], names: Sequence[str] | None = None) -> tuple[Columns, dict[int, str]]:
+        spec = self.model.spec
+        n = len(values)
+        errors: dict[int, str] = {}
+        by_steps: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for i, value in enumerate(values):
+            try:
+                arr = parse_sequence(value, spec.input_size)
+            except InputError as exc:
+                errors[i] = str(exc)
+                continue
+            by_steps.setdefault(arr.shape[0], []).append((i, arr))
+        answers = np.empty(n, object) if spec.per_step else np.zeros((n, spec.classes), np.float32)
+        for group in by_steps.values():
+            for start in range(0, len(group), self.batch_size):
+                part = group[start : start + self.batch_size]
+                got = spec.answers(predict_logits(self.model, np.stack([arr for _, arr in part])))
+                for (i, _), row in zip(part, got, strict=True):
+                    answers[i] = row
+        return {"answers": answers}, errors
+
+    def _one(self, row: np.ndarray) -> dict[str, Any]:
+        labels = self.labels
+        values = [round(v, 6) for v in row.tolist()]
+        if not self.model.spec.gives_classes:
+            return {"values": dict(zip(labels, values, strict=True))}
+        best = int(np.argmax(row))
+        return {"label": labels[best], "probability": values[best],
+                "probabilities": dict(zip(labels, values, strict=True))}
+
+    def fields(self, cols: Columns, rows: np.ndarray) -> list[dict[str, Any]]:
+        got = cols["answers"][rows]
+        if self.model.spec.per_step:
+            return [{"steps": [self._one(step) for step in seq]} for seq in got]
+        return [self._one(row) for row in got]
+
+    def _struct(self) -> Any:
+        import pyarrow as pa
+
+        return pa.struct([(name, pa.float32()) for name in self.labels])
+
+    def _step_type(self) -> Any:
+        import pyarrow as pa
+
+        if not self.model.spec.gives_classes:
+            return pa.struct([("values", self._struct())])
+        return pa.struct([("label", pa.string()), ("probability", pa.float32()), ("probabilities", self._struct())])
+
+    def arrow_fields(self, cols: Columns, keep: np.ndarray) -> dict[str, Any]:
+        import pyarrow as pa
+
+        rows = self.fields(cols, keep)
+        if self.model.spec.per_step:
+            return {"steps": pa.array([r["steps"] for r in rows], pa.list_(self._step_type()))}
+        typed = pa.array(rows, self._step_type())
+        return {name: typed.field(name) for name in typed.type.names}
+
+    def arrow_schema_fields(self) -> list[tuple[str, Any]]:
+        import pyarrow as pa
+
+        if self.model.spec.per_step:
+            return [("steps", pa.list_(self._step_type()))]
+        return [(f.name, f.type) for f in self._step_type()]
+
+
 TASK_CLASSES: dict[str, type[Task]] = {"sentiment": SentimentTask, "digits": DigitsTask,
-                                       "characters": CharactersTask}
+                                       "characters": CharactersTask, "sequences": SequencesTask}
 
 
 def task_for(model: LoadedModel, batch_size: int | None = None) -> Task:
@@ -318,6 +415,7 @@ __all__ = [
     "Columns",
     "DigitsTask",
     "SentimentTask",
+    "SequencesTask",
     "Task",
     "chunked",
     "error_json",

@@ -89,7 +89,7 @@ class Record:
     source: str
     line: int | None = None  # text, JSON lines, CSV: the record's first line, from 1
     row: int | None = None  # Parquet: the row, from 0
-    value: str | bytes | Path | None = None
+    value: str | bytes | Path | list[Any] | None = None  # a list: a sequence of steps (JSON lines, Parquet)
     error: str = ""
 
     @property
@@ -372,9 +372,12 @@ def _json_record(src: str, line: int, raw: bytes, field_name: str, stats: ReadSt
     if not isinstance(obj, dict):
         return Record(src, line, error=f"{where}: expected a JSON object with a {field_name!r} field")
     value = obj.get(field_name)
+    if isinstance(value, list):  # a sequence of steps, for models that read features
+        return Record(src, line, value=value)
     if not isinstance(value, str):
         problem = "no" if field_name not in obj else f"a {type(value).__name__} in the"
-        return Record(src, line, error=f"{where}: {problem} field {field_name!r}; expected text (a string)")
+        return Record(src, line, error=f"{where}: {problem} field {field_name!r}; expected text (a string) "
+                                       "or a list of steps")
     if "\x00" in value:
         return Record(src, line, error=f"{where}: NUL byte in text; expected plain UTF-8 text")
     return Record(src, line, value=value)
@@ -439,7 +442,7 @@ def _read_parquet(src: Source, piece: Piece, column: str, images: bool, stats: R
                 stats.read += 1
                 if value is None:
                     yield Record(src.path, row=row, error=f"{src.path}#{row}: null in column {column!r}")
-                elif not images and "\x00" in value:
+                elif isinstance(value, str) and "\x00" in value:
                     yield Record(src.path, row=row, error=f"{src.path}#{row}: NUL byte in text; expected plain text")
                 else:
                     yield Record(src.path, row=row, value=value)

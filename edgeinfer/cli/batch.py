@@ -76,11 +76,13 @@ def _summary(out: Path, summary: Summary) -> str:
 def batch(
     model: Annotated[str, typer.Argument(help="model file or built-in name (digits, sentiment, characters)")],
     inputs: Annotated[list[str], typer.Argument(
-        help="files, folders, glob patterns: images (digits); text, .jsonl, .csv, .parquet (sentiment, characters)")],
+        help="files, folders, glob patterns: images (image models); text, .jsonl, .csv, .parquet (the others)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="the output: OUT.jsonl or OUT.parquet")],
-    field: Annotated[str, typer.Option("--field", help="JSON lines: the field holding the text")] = "text",
+    field: Annotated[str | None, typer.Option(
+        "--field", help="JSON lines: the field holding the text (default text) or the steps (steps)")] = None,
     column: Annotated[str | None, typer.Option(
-        "--column", help="CSV and Parquet: the column holding the text (default text) or image bytes (image)")] = None,
+        "--column", help="CSV and Parquet: the column holding the text (default text), image bytes (image) or the "
+        "steps (steps: a list of lists, or its JSON text)")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: a Ray cluster")] = Engine.local,
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, help="ray: actors, one model each (default: the cluster's CPUs); "
