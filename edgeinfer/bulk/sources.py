@@ -303,9 +303,11 @@ def _plan_parquet(index: int, src: Source, column: str, images: bool, packer: Pa
         return f"{src.path}: no column {column!r} (columns: {', '.join(schema.names[:20])})"
     kind = schema.field(column).type
     ok = (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) if images else (
-        pa.types.is_string(kind) or pa.types.is_large_string(kind))
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_list(kind)
+        or pa.types.is_large_list(kind))
     if not ok:
-        return f"{src.path}: column {column!r} holds {kind}; expected {'image bytes' if images else 'text'}"
+        return (f"{src.path}: column {column!r} holds {kind}; expected "
+                f"{'image bytes' if images else 'text (or lists of steps, for feature models)'}")
     first = 0
     for group in range(meta.num_row_groups):
         rows = meta.row_group(group).num_rows
