@@ -225,8 +225,8 @@ class GraphIO:
 class ModelSpec:
     """Everything needed to use a model file, besides its weights (format 7: what a model is).
 
-    Hashable and comparable: two specs are equal when their JSON is (metrics and provenance
-    included). Specs of formats 1-6 are read into the same terms (`from_dict`).
+    Hashable and comparable: two specs are equal when every field is (metrics, provenance and the
+    file's `format_version` included). Specs of formats 1-6 are read into the same terms (`from_dict`).
     """
 
     input: InputSpec
@@ -367,6 +367,10 @@ def _from_task_spec(raw: dict[str, Any]) -> dict[str, Any]:
     """A format 1-6 spec in format 7's terms: its task's input kind checked, its labels the
     output's class names, its readout an extra (the state it implies checked here)."""
     data = dict(raw)
+    newer = sorted({"output", "extras"} & set(data))
+    if newer:
+        raise SpecError(f"spec field(s) {', '.join(map(repr, newer))} are format 7's; a format "
+                        f"{data.get('format_version')} spec has task, labels and readout instead")
     task, labels = data.pop("task", None), data.pop("labels", None)
     if not isinstance(task, str) or task not in TASKS:
         raise SpecError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -524,8 +528,8 @@ def _check_features(spec: ModelSpec, inp: FeatureInput) -> None:
         raise SpecError(f"a features model reads {inp.size} values per step; input_size is {spec.input_size}")
     if len(inp.mean) != len(inp.std) or (inp.mean and len(inp.mean) != inp.size):
         raise SpecError(f"spec fields 'input.mean' and 'input.std' must hold {inp.size} numbers each (or none)")
-    if not all(v > 0 for v in inp.std):
-        raise SpecError("spec field 'input.std' must hold positive numbers")
+    if not all(math.isfinite(v) for v in inp.mean) or not all(math.isfinite(v) and v > 0 for v in inp.std):
+        raise SpecError("spec fields 'input.mean' and 'input.std' must hold finite numbers, std positive")
     if inp.names and (len(inp.names) != inp.size or len(set(inp.names)) != inp.size):
         raise SpecError(f"spec field 'input.names' must hold {inp.size} distinct names (or none)")
 

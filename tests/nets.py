@@ -6,6 +6,7 @@ fixture files the runtime's tests use with these very functions and seeds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,19 @@ import pytest
 import torch
 
 from edgeinfer.atomic import write_atomic
-from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, TextInput, state_for
+from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, OutputSpec, TextInput, state_for
 from edgeinfer_export.bundle import bundle
 from export.graphs import export_graphs
 from tests.conftest import TINY_VOCAB
 from train.models import NetConfig, RecurrentNet, build
 
 
-def tiny_spec(net: RecurrentNet, task: str = "digits") -> ModelSpec:
-    """A spec for a small digits-shaped net."""
+def tiny_spec(net: RecurrentNet) -> ModelSpec:
+    """A spec for a small digits-shaped net: image input, one class per digit."""
     c = net.config
     labels = tuple(str(i) for i in range(c.classes))
-    return ModelSpec(task, labels, ImageInput(), c.cell, c.layers, c.hidden, c.input_size,
-                     state_for(c.cell, c.layers, c.hidden), io=GraphIO(step_probabilities="p"))
+    return ModelSpec(ImageInput(), OutputSpec("classes", "sequence", labels), c.cell, c.layers, c.hidden,
+                     c.input_size, state_for(c.cell, c.layers, c.hidden), io=GraphIO(step_probabilities="p"))
 
 
 def tiny_net(cell: str, layers: int, hidden: int = 16, seed: int = 0) -> RecurrentNet:
@@ -50,9 +51,9 @@ def tiny_sentiment_net(readout: bool, layers: int = 2, cell: str = "gru", ngram_
         with torch.no_grad():
             net.ngram.weight.normal_(0.0, 1.0)
     c = net.config
-    spec = ModelSpec("sentiment", ("negative", "positive"), text, cell, layers, 12, 8,
+    spec = ModelSpec(text, OutputSpec("classes", "sequence", ("negative", "positive")), cell, layers, 12, 8,
                      state_for(cell, layers, 12, c.readout), io=GraphIO(lengths="lengths", step_probabilities="p"),
-                     readout=c.readout)
+                     extras={"readout": asdict(c.readout)} if c.readout.active else {})
     return net, spec
 
 

@@ -27,7 +27,8 @@ def info(
         m.load_sessions()
         sessions = ", ".join(m.sequence_session.get_providers())
     if as_json:
-        emit_json({"file": str(m.path), "bytes": size, **m.spec.to_dict()}, indent=2)
+        emit_json({"file": str(m.path), "bytes": size, "file_format": m.spec.format_version, **m.spec.to_dict()},
+                  indent=2)
         return
     for line in describe_spec(m.spec, f"{m.path} ({size:,} bytes)", sessions):
         show(line)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from edgeinfer.preprocess.image import MAX_PIXELS
+from edgeinfer.spec import FORMAT_VERSION
 from tests.conftest import run_cli
 from tests.edgeinfer.modelfile import strip_spec
 
@@ -112,15 +114,24 @@ def test_unknown_provider_lists_available(digit_files) -> None:
 def test_info_and_models() -> None:
     out = run_cli("info", "digits", "--json")
     spec = json.loads(out.stdout)
-    assert spec["task"] == "digits" and spec["precision"] == "int8" and spec["format_version"] >= 4  # 4: relaid
+    # the spec in format 7 terms: what the model reads and gives, no task, labels or readout
+    assert spec["input"]["kind"] == "image" and spec["precision"] == "int8" and spec["extras"] == {}
+    assert spec["output"] == {"kind": "classes", "per": "sequence", "names": list("0123456789")}
+    assert not {"task", "labels", "readout"} & set(spec) and spec["format_version"] == FORMAT_VERSION
     assert [s["name"] for s in spec["state"]] == ["h", "c"]
     text = run_cli("info", "digits").stdout
+    assert "answers       image -> classes per sequence; labels 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n" in text
+    assert not re.search(r"^task ", text, re.MULTILINE)
     assert "lstm x1, hidden 128" in text and "h->h_next (1, B, 128)" in text
     assert "output y (B, 10), step also p (B, 10) = softmax" in text
+    assert int(re.search(r"^format +(\d+)$", text, re.MULTILINE).group(1)) >= 4  # the file's own: 4, relaid
     assert spec["io"]["step_probabilities"] == "p"
     listing = run_cli("models").stdout.splitlines()
     assert [line.split(":")[0] for line in listing] == ["characters", "digits", "sentiment"]
-    assert listing[1].startswith("digits: digits, lstm x1 hidden 128, int8, test accuracy 99.")
+    assert listing[0].startswith("characters: chars -> classes per sequence, lstm x2 hidden 512, int8, "
+                                 "validation loss ")
+    assert listing[1].startswith("digits: image -> classes per sequence, lstm x1 hidden 128, int8, test accuracy 99.")
+    assert listing[2].startswith("sentiment: words -> classes per sequence, gru x1 hidden 128, int8, test accuracy ")
 
 
 def test_usage_errors_are_not_tracebacks() -> None:

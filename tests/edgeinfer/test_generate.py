@@ -12,14 +12,19 @@ import numpy as np
 import pytest
 
 from edgeinfer import InputError, Model, generate, score
+from edgeinfer.spec import CharInput
 from edgeinfer.stream import Snapshot
+from edgeinfer.tasks.characters import char_tokenizer
 from tests.conftest import ROOT, run_cli
 from tests.fixtures import CHARACTERS_TEXT as TEXT
 
 
 def test_char_model_spec_and_loss(char_model) -> None:
     model = Model(char_model)
-    assert model.spec.task == "characters" and model.spec.precision == "int8"
+    assert isinstance(model.spec.input, CharInput) and model.spec.precision == "int8"
+    assert model.spec.output.kind == "classes" and model.spec.output.per == "sequence"
+    # one class per id: padding and unknown, then the vocabulary's characters
+    assert model.spec.classes == model.spec.input.vocab_size and model.spec.labels[2:] == model.spec.input.vocab
     assert model.spec.metrics["val_loss"] < np.log(len(set(TEXT)))  # better than uniform
     assert model.spec.metrics["val_loss"] - model.spec.metrics["fp32_val_loss"] <= 0.03
 
@@ -75,8 +80,16 @@ def test_snapshot_of_another_model_is_refused(char_model, make_model) -> None:
 
 def test_score_range_short_text_and_no_float_predict(char_model) -> None:
     model = Model(char_model)
-    with pytest.raises(InputError, match=r"a characters model; use edgeinfer\.generate"):
+    with pytest.raises(InputError, match=r"must be token ids \(integers\), got float32"):
         model.predict(np.zeros((1, 3, 16), np.float32))
+    # a token model's predict reads ids: the next character's probabilities after them, as a stream's
+    ids = np.array(char_tokenizer(model).encode("First Citizen"), np.int64)
+    fed = model.stream()
+    fed.feed(ids)
+    np.testing.assert_allclose(model.predict(ids), fed.probabilities[0], atol=1e-6)
+    np.testing.assert_allclose(model.predict(np.stack([ids, ids]))[1], fed.probabilities[0], atol=1e-6)
+    with pytest.raises(InputError, match="token id out of range"):
+        model.predict(np.array([1, 2, model.spec.classes]))
     nats = score(model, TEXT[:500])
     assert 0.5 < nats < np.log(len(set(TEXT))) + 0.5
     with pytest.raises(InputError, match="too short"):

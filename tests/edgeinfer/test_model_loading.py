@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -11,7 +13,16 @@ import pytest
 
 import edgeinfer
 from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTaskError
-from edgeinfer.spec import FORMAT_VERSION, ModelSpec
+from edgeinfer.spec import (
+    FORMAT_VERSION,
+    SELF_RANGES_FORMAT,
+    CharInput,
+    ImageInput,
+    ModelSpec,
+    OutputSpec,
+    Readout,
+    TextInput,
+)
 from tests.conftest import ROOT
 from tests.edgeinfer.conftest import committed
 from tests.edgeinfer.modelfile import rewrite_spec as _rewrite_spec
@@ -21,7 +32,9 @@ from tests.edgeinfer.modelfile import strip_spec
 def test_spec_json_round_trip(make_model) -> None:
     spec = Model(make_model("lstm", 2)).spec
     again = ModelSpec.from_json(spec.to_json())
-    assert again == spec
+    # written in format 7 terms whatever the file's format (the spec keeps the file's own version)
+    assert again == dataclasses.replace(spec, format_version=FORMAT_VERSION) and again.to_json() == spec.to_json()
+    assert ModelSpec.from_json(again.to_json()) == again and json.loads(spec.to_json())["format_version"] == 7
     assert [(s.name, s.output, s.layers, s.hidden) for s in spec.state] == [("h", "h_next", 2, 16),
                                                                             ("c", "c_next", 2, 16)]
     state = spec.initial_state(3)
@@ -86,12 +99,26 @@ def test_ngram_pool_in_the_spec(tmp_path) -> None:
 
 def test_wrong_task(make_model, sentiment_model, tmp_path) -> None:
     model = Model(sentiment_model)
-    with pytest.raises(WrongTaskError, match="a sentiment model; expected a digits model"):
-        model.require_task("digits")
-    # a spec whose task does not match its input is refused when the file loads
+    with pytest.raises(WrongTaskError, match=f"^{re.escape(str(sentiment_model))}: a model that reads words; "
+                                             "expected a model that reads image$"):
+        model.require_input(ImageInput)
+    with pytest.raises(WrongTaskError, match="reads words; expected a model that reads chars"):
+        model.require_input(CharInput)
+    assert model.require_input(TextInput) is model.spec.input
+    # a spec (formats 1-6) whose task does not match its input is refused when the file loads
     _rewrite_spec(make_model("gru", 1), tmp_path / "senti.onnx", lambda raw: raw.update(task="sentiment"))
     with pytest.raises(SpecError, match="a sentiment model must read words input, not image"):
         Model(tmp_path / "senti.onnx")
+    # format 7 has no task at all
+    def as_format_7(raw: dict, **extra: object) -> None:
+        seven = json.loads(ModelSpec.from_dict(raw).to_json())
+        raw.clear()
+        raw.update(seven, **extra)
+    _rewrite_spec(make_model("gru", 1), tmp_path / "seven.onnx", as_format_7)
+    assert Model(tmp_path / "seven.onnx").spec.format_version == FORMAT_VERSION
+    _rewrite_spec(make_model("gru", 1), tmp_path / "seven-task.onnx", lambda raw: as_format_7(raw, task="digits"))
+    with pytest.raises(SpecError, match=r"seven-task\.onnx: spec field 'spec' has unknown field\(s\) 'task'$"):
+        Model(tmp_path / "seven-task.onnx")
 
 
 def test_missing_model_lists_builtins() -> None:
@@ -154,8 +181,9 @@ def test_import_never_loads_torch_or_onnx() -> None:
 
 def test_builtin_digits_model_spec() -> None:
     spec = Model("digits").spec
-    assert (spec.task, spec.cell, spec.precision) == ("digits", "lstm", "int8")
-    assert spec.labels == tuple("0123456789")
+    assert (spec.input.kind, spec.cell, spec.precision) == ("image", "lstm", "int8")
+    assert spec.output == OutputSpec("classes", "sequence", tuple("0123456789")) and spec.labels == tuple("0123456789")
+    assert spec.extras == {} and spec.readout == Readout()
     assert spec.metrics["test_accuracy"] >= 0.99 and spec.metrics["test_images"] == 10000
     assert len(spec.provenance["checkpoint_sha256"]) == 64
     assert dataclasses.asdict(spec)["input"]["rows"] == 28
@@ -164,10 +192,12 @@ def test_builtin_digits_model_spec() -> None:
 @pytest.mark.parametrize(("legacy", "current"), [("legacy/digits-gru1-format3", "digits-gru1"),
                                                   ("legacy/sentiment-gru1-readout-format3", "sentiment-gru1-readout")])
 def test_files_of_the_format_3_layout_still_load(legacy, current) -> None:
-    """Format 3 named the sequence initializers holding the step graph's weights; format 4 (and 5) give
-    their byte ranges in the file. The same nets in both layouts compute the same numbers."""
+    """Format 3 named the sequence initializers holding the step graph's weights; format 4 (and later)
+    give their byte ranges in the file. The same nets in both layouts compute the same numbers."""
     old, new = Model(committed(legacy)), Model(committed(current))
-    assert (old.spec.format_version, new.spec.format_version) == (3, FORMAT_VERSION)
+    assert old.spec.format_version == 3 and SELF_RANGES_FORMAT <= new.spec.format_version <= FORMAT_VERSION
+    assert dataclasses.replace(old.spec, format_version=0, provenance={}, metrics={}) == \
+        dataclasses.replace(new.spec, format_version=0, provenance={}, metrics={})  # the same spec in both
     assert old.file.step_shared and not new.file.step_shared and new.file.self_ranges
     x = np.arange(2 * 6).reshape(2, 6) % 9 + 2 if old.spec.reads_tokens else \
         np.random.default_rng(0).standard_normal((2, 6, 28)).astype(np.float32)

@@ -7,19 +7,41 @@ import dataclasses
 import inspect
 import json
 import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 import edgeinfer
 from edgeinfer import InputError, ModelFileError, ProviderError, SpecError, WrongTaskError
-from edgeinfer.core import LoadedModel
+from edgeinfer.core import LoadedModel, builtin_models
 from edgeinfer.preprocess.image import read_gray
 from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
-from edgeinfer.spec import FORMAT_VERSION, CharInput, ImageInput, ModelSpec, TextInput, VocabInput, parse_input
+from edgeinfer.spec import (
+    FORMAT_VERSION,
+    MAX_STATE_ELEMENTS,
+    SPEC_KEY,
+    CharInput,
+    FeatureInput,
+    GraphIO,
+    ImageInput,
+    ModelSpec,
+    OutputSpec,
+    Readout,
+    StateTensor,
+    TextInput,
+    VocabInput,
+    parse_input,
+)
 from tests.conftest import ROOT, run_cli
+from tests.edgeinfer.conftest import committed
+from tests.edgeinfer.modelfile import read_metadata, rewrite_spec
+from tests.fixtures import digits_name
 
 BUILTINS = ("digits", "sentiment", "characters")
+KIND_TASK = {"image": "digits", "words": "sentiment", "chars": "characters"}  # formats 1-6: input kind <- task
 
 
 @pytest.fixture(scope="module")
@@ -27,42 +49,89 @@ def specs() -> dict[str, ModelSpec]:
     return {name: edgeinfer.load(name).spec for name in BUILTINS}
 
 
-def test_round_trip_equality_and_hash(specs) -> None:
-    for spec in specs.values():
+@pytest.fixture(scope="module")
+def stored() -> dict[str, dict]:
+    """The built-ins' specs as their files hold them (of this format, or of an older one)."""
+    return {name: json.loads(read_metadata(builtin_models()[name].read_bytes())[SPEC_KEY]) for name in BUILTINS}
+
+
+def _older(raw: dict, version: int = 6) -> dict:
+    """A format 7 spec's plain data as formats 1-6 wrote it: a task (which fixed the input kind),
+    labels and a readout instead of output and extras."""
+    old = {k: v for k, v in copy.deepcopy(raw).items() if k not in ("output", "extras")}
+    old.update(task=KIND_TASK[raw["input"]["kind"]], labels=list(raw["output"]["names"]),
+               readout=copy.deepcopy(raw["extras"].get("readout", asdict(Readout()))), format_version=version)
+    return old
+
+
+def test_round_trip_equality_and_hash(specs, stored) -> None:
+    for name, spec in specs.items():
+        assert spec.format_version == stored[name]["format_version"]  # the file's own version, kept
         again = ModelSpec.from_json(spec.to_json())
-        assert again == spec and hash(again) == hash(spec)
-        assert ModelSpec.from_dict(spec.to_dict()) == spec
+        # the JSON is always written in format 7 terms: read back, it is the same spec, of format 7
+        assert again == dataclasses.replace(spec, format_version=FORMAT_VERSION)
+        assert again.format_version == FORMAT_VERSION and again.to_json() == spec.to_json()
+        assert hash(again) == hash(spec)
+        assert ModelSpec.from_dict(spec.to_dict()) == again
+        assert ModelSpec.from_json(again.to_json()) == again and ModelSpec.from_dict(again.to_dict()) == again
     assert len(set(specs.values())) == 3
     assert specs["digits"] != specs["sentiment"]
 
 
-# (where, bad value): each replaces one field of the digits or sentiment spec and must be refused
+# (where, bad value): each replaces one field of the digits or sentiment spec (format 7) and must be refused
 BAD_FIELDS = [
-    ("task", None), ("task", 3), ("task", "poetry"), ("cell", ["lstm"]), ("cell", "transformer"),
+    ("task", "digits"), ("labels", list("0123456789")), ("readout", {}),  # formats 1-6 only
+    ("cell", ["lstm"]), ("cell", "transformer"),
     ("layers", "1"), ("layers", 1.5), ("layers", True), ("layers", 0), ("layers", -3), ("layers", 10**9),
     ("hidden", None), ("hidden", 0), ("hidden", 10**12), ("input_size", 0), ("input_size", "28"),
-    ("labels", []), ("labels", "0123456789"), ("labels", [0, 1]), ("labels", ["a"] * 10), ("labels", None),
+    ("output", None), ("output", []), ("output", "classes"), ("output.kind", "probabilities"), ("output.kind", 3),
+    ("output.per", "token"), ("output.per", None), ("output.names", []), ("output.names", "0123456789"),
+    ("output.names", [0, 1]), ("output.names", ["a"] * 10), ("output.names", None), ("output.extra", 1),
     ("precision", "int4"), ("precision", 8), ("quantization", 1), ("opset", 0), ("opset", "17"),
     ("metrics", []), ("metrics", {"test_accuracy": "high"}), ("metrics", {"x": True}),
-    ("provenance", "me"), ("state", {}), ("state", [1, 2]), ("state", []), ("io", []), ("readout", 5),
+    ("provenance", "me"), ("extras", []), ("extras", "readout"), ("extras", {"readout": 5}),
+    ("extras", {"readout": {"pool": "no"}}), ("extras", {"readout": {"ngram_buckets": 101}}),  # n-grams: words only
+    ("extras", {"readout": {"short_hidden": 8, "short_words": 4.0}}),  # a short-text branch: rnn or gru only
+    ("extras", {"readout": {"bogus": 1}}),
+    ("state", {}), ("state", [1, 2]), ("state", []), ("io", []),
     ("input", []), ("input", {"kind": "audio"}), ("input", {"kind": None}),
     ("format_version", "3"), ("format_version", 0), ("format_version", None), ("format_version", 99),
     ("unknown_field", 1),
     ("input.rows", 0), ("input.rows", "28"), ("input.cols", 27), ("input.scale", 0), ("input.scale", -1.0),
     ("input.std", 0.0), ("input.mean", "0.1"), ("input.fit_px", 0), ("input.fit_px", 29), ("input.extra", 1),
-    ("state.0.name", "hidden"), ("state.0.layers", 2), ("state.0.hidden", 7), ("state.0.dtype", "float64"),
+    ("input.kind", "features"),  # a features input has no rows, cols...
+    ("state.0.name", ""), ("state.0.name", "c"), ("state.0.name", "x"), ("state.0.name", 7),
+    ("state.0.layers", 0), ("state.0.hidden", 0), ("state.0.hidden", 10**6), ("state.0.dtype", "float64"),
     ("state.0.initial", "0"), ("state.0.output", ""), ("state.0.output", "y"), ("state.0.output", "\x1b[2J"),
     ("state.0.output", 7), ("state.1.output", "h_next"), ("state.0.bogus", 1),
     ("io.output", ""), ("io.output", "h"), ("io.seq_input", 3), ("io.step_probabilities", "y"),
-    ("io.lengths", "x"), ("io.other", "z"), ("io.batch_steps_from", -1), ("io.batch_steps_from", 2**21),
+    ("io.lengths", "x"), ("io.lengths", "lengths"),  # a lengths input: token models only
+    ("io.other", "z"), ("io.batch_steps_from", -1), ("io.batch_steps_from", 2**21),
     ("io.batch_steps_from", "64"), ("io.batch_steps_from", 1.5),
 ]
 BAD_SENTIMENT_FIELDS = [
     ("input.vocab", "the movie"), ("input.vocab", ["the", "the"]), ("input.vocab", ["the", ""]),
     ("input.vocab", ["the", 3]), ("input.pad_id", -1), ("input.pad_id", 1), ("input.unk_id", 10**7),
-    ("input.unk_id", "1"), ("input.lowercase", "yes"), ("readout.ngram_buckets", -1),
-    ("readout.ngram_buckets", 10**12), ("readout.ngram_order", 1), ("readout.ngram_order", 99),
-    ("readout.ngram_pool", "median"), ("readout.pool", "no"), ("task", "characters"),
+    ("input.unk_id", "1"), ("input.lowercase", "yes"), ("input.kind", "chars"),  # words are not characters
+    ("extras.readout.ngram_buckets", -1), ("extras.readout.ngram_buckets", 10**12),
+    ("extras.readout.ngram_order", 1), ("extras.readout.ngram_order", 99), ("extras.readout.ngram_pool", "median"),
+    ("extras.readout.pool", "no"), ("extras.readout.short_hidden", -1), ("extras.readout.short_words", 0.0),
+    ("extras.readout.other", 1), ("extras.readout", []),
+]
+# formats 1-6: the task fixes the input kind, the state follows from the cell and the readout
+BAD_OLDER_FIELDS = [
+    ("task", None), ("task", 3), ("task", "poetry"), ("task", "sentiment"),
+    ("labels", []), ("labels", "0123456789"), ("labels", [0, 1]), ("labels", ["a"] * 10), ("labels", None),
+    ("readout", 5), ("readout.pool", "no"), ("readout.pool", True),  # a pooled readout has more state
+    ("readout.ngram_buckets", 101),  # n-grams: words only
+    ("state.0.name", "hidden"), ("state.0.layers", 2), ("state.0.hidden", 7), ("state.0.dtype", "float64"),
+    ("state", [{"name": "h", "output": "h_next", "layers": 1, "hidden": 128}]),  # an lstm has h and c
+]
+BAD_OLDER_SENTIMENT_FIELDS = [
+    ("task", "characters"), ("task", "digits"), ("labels", ["negative", "negative"]),
+    ("readout.ngram_buckets", -1), ("readout.ngram_pool", "median"), ("readout.pool", "no"),
+    ("readout.short_hidden", 7), ("readout.short_hidden", 0), ("readout.ngram_order", 4), ("readout.bogus", 1),
+    ("state.4.name", "h_b"), ("state.3.layers", 3),
 ]
 
 
@@ -77,9 +146,15 @@ def _set(raw: dict, where: str, value: object) -> None:
         node[last] = value  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("task", "cases"), [("digits", BAD_FIELDS), ("sentiment", BAD_SENTIMENT_FIELDS)])
-def test_every_bad_field_is_a_spec_error(specs, task, cases) -> None:
+@pytest.mark.parametrize(("task", "cases", "older"), [
+    ("digits", BAD_FIELDS, False), ("sentiment", BAD_SENTIMENT_FIELDS, False),
+    ("digits", BAD_OLDER_FIELDS, True), ("sentiment", BAD_OLDER_SENTIMENT_FIELDS, True)],
+    ids=["digits", "sentiment", "digits-format6", "sentiment-format6"])
+def test_every_bad_field_is_a_spec_error(specs, task, cases, older) -> None:
     base = json.loads(specs[task].to_json())
+    if older:
+        base = _older(base)
+    ModelSpec.from_json(json.dumps(base))  # the base itself loads
     refused = 0
     for where, value in cases:
         raw = copy.deepcopy(base)
@@ -102,10 +177,15 @@ def test_json_nan_deep_nesting_and_missing_fields(specs) -> None:
                                          + "]" * 50_000 + ", ", 1))
     with pytest.raises(SpecError, match="nested deeper"):
         ModelSpec.from_json(text.replace('"provenance": {', '"provenance": {"deep": ' + "[" * 40 + "]" * 40 + ", ", 1))
+    with pytest.raises(SpecError, match="nested deeper"):
+        ModelSpec.from_json(text.replace('"extras": {', '"extras": {"deep": ' + "[" * 40 + "]" * 40, 1))
     raw = json.loads(text)
     del raw["cell"]
     with pytest.raises(SpecError, match="missing"):
         ModelSpec.from_dict(raw)
+    for field in ("output", "state"):
+        with pytest.raises(SpecError, match=f"'{field}' must be"):
+            ModelSpec.from_dict({k: v for k, v in json.loads(text).items() if k != field})
     with pytest.raises(SpecError, match="finite numbers"):
         ModelSpec.from_dict({**json.loads(text), "input": {**raw["input"], "std": math.inf}})
     for not_a_spec in ("[]", '"spec"', "3", "{", ""):
@@ -114,27 +194,327 @@ def test_json_nan_deep_nesting_and_missing_fields(specs) -> None:
 
 
 def test_older_formats_load_with_their_defaults(specs) -> None:
-    raw = json.loads(specs["sentiment"].to_json())
-    raw["format_version"] = 2
+    raw = _older(json.loads(specs["sentiment"].to_json()), 2)
     del raw["readout"]["ngram_pool"]  # format 2: no ngram_pool, the mean pool
-    assert ModelSpec.from_dict(raw).readout.ngram_pool == "mean"
-    digits = json.loads(specs["digits"].to_json())
-    digits["format_version"] = 1
+    two = ModelSpec.from_dict(raw)
+    assert two.readout.ngram_pool == "mean" and two.extras["readout"]["ngram_pool"] == "mean"
+    assert two.readout == dataclasses.replace(specs["sentiment"].readout, ngram_pool="mean")
+    digits = _older(json.loads(specs["digits"].to_json()), 1)
     del digits["readout"]  # format 1: no readout at all
     old = ModelSpec.from_dict(digits)
-    assert old.readout == edgeinfer.spec.Readout() and old.format_version == 1
-    assert FORMAT_VERSION == 6
+    assert old.readout == Readout() and old.extras == {} and old.format_version == 1
+    assert old.output == OutputSpec("classes", "sequence", tuple("0123456789"))
+    assert old == dataclasses.replace(specs["digits"], format_version=1)
+    assert FORMAT_VERSION == 7
+
+
+# files an older edgeinfer wrote (format 3), kept as they are
+OLDER_FILES = ("legacy/digits-gru1-format3", "legacy/sentiment-gru1-readout-format3")
+
+
+@pytest.mark.parametrize("name", OLDER_FILES)
+def test_files_of_older_formats_are_read_into_format_7_terms(name) -> None:
+    path = committed(name)
+    raw = json.loads(read_metadata(path.read_bytes())[SPEC_KEY])
+    spec = edgeinfer.load(path).spec
+    assert raw["format_version"] == spec.format_version == 3
+    assert {"task", "labels", "readout"} <= set(raw) and not {"output", "extras"} & set(raw)
+    assert spec.input.kind == {task: kind for kind, task in KIND_TASK.items()}[raw["task"]]
+    assert spec.output == OutputSpec("classes", "sequence", tuple(raw["labels"])) and spec.labels == spec.output.names
+    readout = Readout(**raw["readout"])
+    assert spec.readout == readout and readout.active == (raw["task"] == "sentiment")
+    assert spec.extras == ({"readout": asdict(readout)} if readout.active else {})
+    written = json.loads(spec.to_json())
+    assert written["format_version"] == FORMAT_VERSION and not {"task", "labels", "readout"} & set(written)
+    assert written["output"]["names"] == raw["labels"] and written["state"] == raw["state"]
+    assert ModelSpec.from_json(spec.to_json()) == dataclasses.replace(spec, format_version=FORMAT_VERSION)
+
+
+def test_a_format_6_spec_round_trips_into_format_7_terms(specs) -> None:
+    seven = json.loads(specs["sentiment"].to_json())
+    six = _older(seven)
+    assert six["format_version"] == 6 and six["readout"]["short_hidden"] == 256
+    spec = ModelSpec.from_dict(six)
+    assert spec.format_version == 6 and spec.labels == tuple(six["labels"]) == ("negative", "positive")
+    written = json.loads(spec.to_json())
+    assert written == {**seven, "format_version": 7}
+    assert written["output"] == {"kind": "classes", "per": "sequence", "names": six["labels"]}
+    assert written["extras"] == {"readout": six["readout"]} and not {"task", "labels", "readout"} & set(written)
+    again = ModelSpec.from_json(spec.to_json())
+    assert again == dataclasses.replace(spec, format_version=7) and again.readout == spec.readout
+    assert again.readout == Readout(**six["readout"])
+    # a readout that reads nothing besides the last hidden state is no extra
+    plain = _older(json.loads(specs["digits"].to_json()))
+    assert plain["readout"] == asdict(Readout()) and ModelSpec.from_dict(plain).extras == {}
+    # the old rules still hold for the old versions only: any state names from format 7 on
+    renamed = copy.deepcopy(seven)
+    renamed["state"][0].update(name="hidden", output="hidden_next")
+    assert ModelSpec.from_dict(renamed).state[0].name == "hidden"
+    with pytest.raises(SpecError, match="state must be named"):
+        ModelSpec.from_dict(_older(renamed))
 
 
 def test_typed_input_helpers(specs) -> None:
     d, s, c = specs["digits"], specs["sentiment"], specs["characters"]
     assert isinstance(d.require_input(ImageInput), ImageInput) and d.token_vocab is None and not d.reads_tokens
     assert s.token_vocab is s.input and s.reads_tokens and c.token_vocab is c.input
-    with pytest.raises(WrongTaskError, match="a sentiment model reads words; expected a model that reads image"):
+    assert s.require_input(TextInput) is s.input and c.require_input(CharInput) is c.input
+    with pytest.raises(WrongTaskError, match=r"^a model that reads words; expected a model that reads image$"):
         s.require_input(ImageInput)
-    with pytest.raises(WrongTaskError, match="reads chars"):
+    with pytest.raises(WrongTaskError, match="reads chars; expected a model that reads words"):
         c.require_input(TextInput)
+    with pytest.raises(WrongTaskError, match="reads image; expected a model that reads features"):
+        d.require_input(FeatureInput)
     assert parse_input({"kind": "chars", "vocab": ["a", "b"]}) == CharInput(vocab=("a", "b"))
+    assert parse_input({"kind": "features", "size": 2, "mean": [1, 2.5], "std": [3, 4], "names": ["a", "b"]}) == \
+        FeatureInput(size=2, mean=(1.0, 2.5), std=(3.0, 4.0), names=("a", "b"))
+
+
+# format 7: a features model that gives values every step, with state tensors named as it likes
+FEATURES = {
+    "input": {"kind": "features", "size": 3, "mean": [1.5, -2.0, 0.25], "std": [2.0, 0.5, 4.0],
+              "names": ["temperature", "pressure", "humidity"]},
+    "output": {"kind": "values", "per": "step", "names": ["forecast", "error"]},
+    "cell": "gru", "layers": 2, "hidden": 8, "input_size": 3,
+    "state": [{"name": "h0", "output": "h0_next", "layers": 1, "hidden": 8},
+              {"name": "h1", "output": "h1_next", "layers": 1, "hidden": 5, "initial": 0.5}],
+    "io": {"seq_input": "x", "step_input": "x", "output": "y"},
+    "extras": {"trained_on": "weather", "window": [1, 2]},
+    "format_version": 7,
+}
+
+
+def _features(**changes: object) -> dict:
+    return {**copy.deepcopy(FEATURES), **copy.deepcopy(changes)}
+
+
+@pytest.mark.parametrize("per", ["sequence", "step"])
+@pytest.mark.parametrize("kind", ["classes", "values"])
+def test_a_features_spec_round_trips(kind, per) -> None:
+    names = ["forecast", "error"]
+    raw = _features(output={"kind": kind, "per": per, "names": names},
+                    io={"step_probabilities": "p"} if kind == "classes" else {})
+    spec = ModelSpec.from_dict(raw)
+    assert spec.input == FeatureInput(size=3, mean=(1.5, -2.0, 0.25), std=(2.0, 0.5, 4.0),
+                                      names=("temperature", "pressure", "humidity"))
+    assert spec.output == OutputSpec(kind, per, tuple(names)) and spec.labels == tuple(names) and spec.classes == 2
+    assert spec.gives_classes == (kind == "classes") and spec.per_step == (per == "step")
+    assert not spec.reads_tokens and spec.token_vocab is None and spec.readout == Readout()
+    assert spec.extras == {"trained_on": "weather", "window": [1, 2]} and spec.format_version == 7
+    assert spec.require_input(FeatureInput) is spec.input
+    with pytest.raises(WrongTaskError, match=r"^a model that reads features; expected a model that reads words$"):
+        spec.require_input(TextInput)
+    state = spec.initial_state(3)
+    assert {k: (v.shape, v.dtype, set(v.flat)) for k, v in state.items()} == {
+        "h0": ((1, 3, 8), np.float32, {0.0}), "h1": ((1, 3, 5), np.float32, {0.5})}
+    assert spec.state_outputs == ["h0_next", "h1_next"]
+    text = spec.to_json()
+    again = ModelSpec.from_json(text)
+    assert again == spec and hash(again) == hash(spec) and again.to_json() == text
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    written = json.loads(text)
+    assert written["format_version"] == FORMAT_VERSION and not {"task", "labels", "readout"} & set(written)
+    assert (written["input"], written["output"], written["extras"]) == (raw["input"], raw["output"], raw["extras"])
+    assert [(s["name"], s["output"], s["layers"], s["hidden"]) for s in written["state"]] == [
+        ("h0", "h0_next", 1, 8), ("h1", "h1_next", 1, 5)]
+    built = ModelSpec(
+        FeatureInput(size=3, mean=(1.5, -2.0, 0.25), std=(2.0, 0.5, 4.0),
+                     names=("temperature", "pressure", "humidity")),
+        OutputSpec(kind, per, tuple(names)), "gru", 2, 8, 3,
+        (StateTensor("h0", "h0_next", 1, 8), StateTensor("h1", "h1_next", 1, 5, initial=0.5)),
+        io=GraphIO(step_probabilities="p" if kind == "classes" else ""),
+        extras={"trained_on": "weather", "window": [1, 2]})
+    assert built == spec and built.to_json() == text
+    assert spec != ModelSpec.from_dict(_features(output={"kind": kind, "per": per, "names": names[::-1]},
+                                                 io=raw["io"]))
+
+
+def test_features_without_statistics_or_names_are_read_as_given() -> None:
+    spec = ModelSpec.from_dict(_features(input={"kind": "features", "size": 3}))
+    assert spec.input == FeatureInput(size=3) and spec.input.mean == spec.input.std == spec.input.names == ()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert spec.input.normalize(x) is x and np.array_equal(x, np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+# (where, bad value, what the message says): each replaces one field of FEATURES and must be refused
+BAD_FEATURES = [
+    ("input.size", 4, "reads 4 values per step; input_size is 3"),
+    ("input_size", 4, "reads 3 values per step; input_size is 4"),
+    ("input.size", 0, "'input.size' must be between 1"),
+    ("input.size", "3", "'input.size' must be a int"),
+    ("input.mean", [0.0, 1.0], "'input.mean' and 'input.std' must hold 3 numbers each"),
+    ("input.mean", [], "'input.mean' and 'input.std' must hold 3 numbers each"),
+    ("input.std", [1.0, 1.0, 1.0, 1.0], "'input.mean' and 'input.std' must hold 3 numbers each"),
+    ("input.std", [1.0, 0.0, 1.0], "'input.std' must hold positive numbers"),
+    ("input.std", [1.0, -2.0, 1.0], "'input.std' must hold positive numbers"),
+    ("input.mean", [0.0, "1", 0.0], "'input.mean' must be a list of finite numbers"),
+    ("input.mean", [0.0, True, 0.0], "'input.mean' must be a list of finite numbers"),
+    ("input.mean", 0.5, "'input.mean' must be a list of finite numbers"),
+    ("input.std", None, "'input.std' must be a list of finite numbers"),
+    ("input.names", ["a", "a", "b"], "'input.names' must hold 3 distinct names"),
+    ("input.names", ["a", "b"], "'input.names' must hold 3 distinct names"),
+    ("input.names", ["a", 2, "c"], "'input.names' must be a list of strings"),
+    ("input.rows", 28, "'input' has unknown field(s) 'rows'"),
+    ("input.vocab", ["a"], "'input' has unknown field(s) 'vocab'"),
+    ("output", None, "'output' must be an object"),
+    ("output", ["values"], "'output' must be an object"),
+    ("output.kind", "probabilities", "unknown output kind 'probabilities'"),
+    ("output.kind", 1, "'output.kind' must be a str"),
+    ("output.per", "token", "unknown output.per 'token'"),
+    ("output.per", True, "'output.per' must be a str"),
+    ("output.names", [], "'output.names' must not be empty"),
+    ("output.names", ["forecast", "forecast"], "'output.names' must hold 1 to"),
+    ("output.names", ["forecast", 2], "'output.names' must be a list of strings"),
+    ("output.unit", "mm", "'output' has unknown field(s) 'unit'"),
+    ("io.step_probabilities", "p", "a model that gives values has no probabilities: io.step_probabilities"),
+    ("io.lengths", "lengths", "io.lengths must be empty"),
+    ("state", [], "'state' must list at least one state tensor"),
+    ("state.1.dtype", "float16", "state 'h1' must be float32, not float16"),
+    ("state.1.name", "h0", "names in 'io' and 'state' must all be distinct"),
+    ("state.1.output", "h0_next", "names in 'io' and 'state' must all be distinct"),
+    ("state.1.name", "x", "names in 'io' and 'state' must all be distinct"),
+    ("state.1.name", "", "'state..name' must be a printable name"),
+    ("state.1.layers", 0, "'state.h1.layers' must be between 1"),
+    ("state.1.hidden", 1 << 17, "'state.h1.hidden' must be between 1"),
+    ("state.1.other", 1, "'state[1]' has unknown field(s) 'other'"),
+    ("state.0", {"name": "h0", "output": "h0_next", "layers": 512, "hidden": 1 << 15},  # 2**24 + h1's 5
+     f"the state holds 16,777,221 values per stream; at most {MAX_STATE_ELEMENTS:,}"),
+    ("extras", [], "'extras' must be an object"),
+    ("extras", "readout", "'extras' must be an object"),
+    ("extras", {"readout": 5}, "'extras.readout' must be an object"),
+    ("extras", {"readout": {"ngram_buckets": 101}}, "an n-gram readout needs word-token input"),
+    ("task", "digits", "unknown field(s) 'task'"),
+    ("labels", ["forecast", "error"], "unknown field(s) 'labels'"),
+    ("readout", {}, "unknown field(s) 'readout'"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "says"), BAD_FEATURES,
+                         ids=[f"{where}={value!r}"[:48] for where, value, _ in BAD_FEATURES])
+def test_every_bad_features_field_is_a_spec_error(where, value, says) -> None:
+    raw = _features()
+    ModelSpec.from_json(json.dumps(raw))  # the base itself loads
+    _set(raw, where, value)
+    with pytest.raises(SpecError, match=re.escape(says)) as info:
+        ModelSpec.from_json(json.dumps(raw))
+    assert "\n" not in str(info.value)
+
+
+def test_feature_statistics_must_be_finite_and_the_state_bounded() -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        for name in ("mean", "std"):
+            raw = _features()
+            raw["input"][name][1] = bad
+            with pytest.raises(SpecError, match="finite numbers only"):
+                ModelSpec.from_dict(raw)
+            with pytest.raises(SpecError, match=f"'input.{name}' must be a list of finite numbers"):
+                parse_input(raw["input"])
+    text = json.dumps(FEATURES)
+    for literal in ("NaN", "Infinity", "-Infinity", "1e999"):
+        with pytest.raises(SpecError, match="finite numbers only"):
+            ModelSpec.from_json(text.replace("1.5", literal, 1))
+    # exactly MAX_STATE_ELEMENTS values per stream are allowed
+    raw = _features()
+    raw["state"][0].update(layers=256, hidden=1 << 15)
+    raw["state"][1].update(layers=256, hidden=1 << 15)
+    assert sum(s.layers * s.hidden for s in ModelSpec.from_dict(raw).state) == MAX_STATE_ELEMENTS
+    raw["state"][1]["hidden"] += 1
+    with pytest.raises(SpecError, match="the state holds"):
+        ModelSpec.from_dict(raw)
+
+
+def test_feature_input_normalizes_per_feature_in_float32() -> None:
+    inp = FeatureInput(size=3, mean=(0.1, -2.0, 1e3), std=(0.3, 0.5, 7.0))
+    assert inp.mean_array.dtype == inp.std_array.dtype == np.float32
+    assert np.array_equal(inp.mean_array, np.float32([0.1, -2.0, 1e3]))
+    raw = np.random.default_rng(0).standard_normal((4, 5, 3)).astype(np.float32) * 100
+    want = (raw - np.float32([0.1, -2.0, 1e3])) / np.float32([0.3, 0.5, 7.0])  # float32 throughout
+    assert want.dtype == np.float32
+    x = raw.copy()
+    got = inp.normalize(x)
+    assert got is x and got.dtype == np.float32  # in place
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, ((raw.astype(np.float64) - [0.1, -2.0, 1e3]) / [0.3, 0.5, 7.0]).astype(np.float32))
+    row = np.float32([0.1, 0.0, 1007.0])
+    np.testing.assert_array_equal(inp.normalize(row.copy()), np.float32([0.0, 4.0, 1.0]))
+
+
+FEATURE_MEAN = np.linspace(-1.0, 1.0, 28, dtype=np.float32)
+FEATURE_STD = np.linspace(0.5, 2.0, 28, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def feature_models(tmp_path_factory) -> dict[str, edgeinfer.Model]:
+    """The digits-gru1 fixture as it is ("image"), and with a format 7 spec of 28 normalised
+    features giving class probabilities ("classes") or its logits as values ("values")."""
+    src = committed(digits_name("gru", 1))
+    out = tmp_path_factory.mktemp("features")
+
+    def as_features(kind: str) -> Callable[[dict], None]:
+        def edit(raw: dict) -> None:
+            spec = json.loads(ModelSpec.from_dict(raw).to_json())
+            spec["input"] = {"kind": "features", "size": 28, "mean": FEATURE_MEAN.tolist(),
+                             "std": FEATURE_STD.tolist(), "names": [f"f{i}" for i in range(28)]}
+            spec["output"]["kind"] = kind
+            if kind == "values":
+                spec["io"]["step_probabilities"] = ""
+            raw.clear()
+            raw.update(spec)
+        return edit
+
+    models = {"image": edgeinfer.load(src)}
+    for kind in ("classes", "values"):
+        rewrite_spec(src, out / f"{kind}.onnx", as_features(kind))
+        models[kind] = edgeinfer.load(out / f"{kind}.onnx")
+    return models
+
+
+def test_a_features_model_reads_raw_features_normalised_by_its_spec(feature_models) -> None:
+    image, classes, values = feature_models["image"], feature_models["classes"], feature_models["values"]
+    assert classes.spec.format_version == values.spec.format_version == FORMAT_VERSION
+    assert isinstance(values.spec.input, FeatureInput) and values.spec.output.kind == "values"
+    x = np.random.default_rng(5).standard_normal((3, 6, 28)).astype(np.float32) * 4
+    before = x.copy()
+    seen = (x - FEATURE_MEAN) / FEATURE_STD  # what the graphs must read, float32
+    assert np.array_equal(values.predict(x), image.sequence_logits(seen))  # values: the logits as they are
+    assert np.array_equal(classes.predict(x), image.predict(seen))
+    assert not np.allclose(values.predict(x), image.sequence_logits(x), atol=1e-3)  # raw x is not what it reads
+    assert np.array_equal(values.predict(x[0]), values.predict(x)[0])
+    ref, got, probs = image.stream(3), values.stream(3), classes.stream(3)
+    for t in range(6):
+        answer, p = got.step(x[:, t]), probs.step(x[:, t])
+        ref.step(seen[:, t])
+        assert np.array_equal(answer, ref.logits) and np.array_equal(got.logits, ref.logits)
+        assert np.allclose(p, ref.probabilities, atol=1e-6) and np.allclose(p.sum(1), 1, atol=1e-6)
+    assert np.array_equal(got.probabilities, ref.logits)
+    fed = values.stream(3)
+    np.testing.assert_allclose(fed.feed(x[:, :2]), image.sequence_logits(seen[:, :2]), atol=1e-6)
+    np.testing.assert_allclose(fed.feed(x[:, 2:]), ref.logits, atol=1e-6)  # the state carried
+    batch = values.stream_batch()
+    a, b = batch.open(), batch.open()
+    first = batch.step([a, b], x[:2, 0])
+    assert np.allclose(first, image.sequence_logits(seen[:2, :1]), atol=1e-6)
+    assert np.array_equal(x, before)  # the caller's raw features are never normalised in place
+
+
+def test_values_answers_are_not_overwritten_by_later_steps(feature_models) -> None:
+    """Each answer is an array of its own: a later step never changes one already returned."""
+    values = feature_models["values"]
+    x = np.random.default_rng(6).standard_normal((4, 28)).astype(np.float32)
+    stream = values.stream()
+    kept = [stream.step(row) for row in x]
+    kept += [stream.feed(x[:2]), stream.probabilities, stream.logits]
+    snapshot = [a.copy() for a in kept]
+    stream.step(x[2])
+    stream.feed(x[1:])
+    batch = values.stream_batch()
+    one = batch.open()
+    kept += [batch.step([one], x[:1]), one.probabilities]
+    snapshot += [a.copy() for a in kept[len(snapshot):]]
+    batch.step([one], x[1:2])
+    assert len(kept) == 9 and all(np.array_equal(a, b) for a, b in zip(kept, snapshot, strict=True))
+    assert not np.array_equal(kept[0], kept[1])  # the steps did give different answers
 
 
 def test_tokenizer_reads_case_and_special_ids_from_the_spec() -> None:
@@ -165,7 +545,8 @@ def test_graph_names_and_class_count_are_checked_against_the_spec() -> None:
     with pytest.raises(ModelFileError, match=r"do not match the spec \(missing \['logits'\]"):
         model.session("sequence")
     model = LoadedModel("digits")
-    model.spec = dataclasses.replace(model.spec, labels=tuple("abcdefghi"))
+    nine = dataclasses.replace(model.spec.output, names=tuple("abcdefghi"))
+    model.spec = dataclasses.replace(model.spec, output=nine)
     with pytest.raises(ModelFileError, match="gives 10 classes but the spec has 9 labels"):
         model.session("step")
 

@@ -6,7 +6,7 @@ import torch
 
 from edgeinfer import Model
 from edgeinfer.atomic import write_atomic
-from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, state_for
+from edgeinfer.spec import GraphIO, ImageInput, ModelSpec, OutputSpec, state_for
 from edgeinfer_export.bundle import bundle
 from export.graphs import export_graphs
 from train.models import NetConfig, build
@@ -23,8 +23,8 @@ def test_elman_demo_outputs(tmp_path) -> None:
         net.rnn.bias_hh_l0.zero_()
         net.head.weight.copy_(torch.tensor([[0.1, 0.2]]))
         net.head.bias.fill_(0.1)
-    spec = ModelSpec("digits", ("out",), ImageInput(rows=2, cols=1, fit_px=1), "rnn", 1, 2, 1, state_for("rnn", 1, 2),
-                     io=GraphIO(step_probabilities="p"))
+    spec = ModelSpec(ImageInput(rows=2, cols=1, fit_px=1), OutputSpec("classes", "sequence", ("out",)), "rnn", 1, 2, 1,
+                     state_for("rnn", 1, 2), io=GraphIO(step_probabilities="p"))
     seq, step = export_graphs(net, spec)
     path = tmp_path / "elman.onnx"
     write_atomic(path, bundle(seq, step, spec).SerializeToString())
