@@ -74,7 +74,13 @@ def test_malformed_spec(make_model, tmp_path) -> None:
     _rewrite_spec(make_model("rnn", 1), tmp_path / "bad.onnx", lambda raw: raw.update(cell="transformer"))
     with pytest.raises(SpecError, match="unknown cell 'transformer'"):
         Model(tmp_path / "bad.onnx")
-    _rewrite_spec(make_model("lstm", 1), tmp_path / "nostate.onnx", lambda raw: raw["state"].pop())
+    # format 7: the state is what the spec declares, and the graphs must take and give exactly that
+    _rewrite_spec(make_model("lstm", 1), tmp_path / "nostate7.onnx", lambda raw: raw["state"].pop())
+    with pytest.raises(ModelFileError, match="the graph's inputs and outputs do not match the spec"):
+        Model(tmp_path / "nostate7.onnx").load_sessions()
+    # formats 1-6: the state's names follow from the cell
+    _rewrite_spec(committed("legacy/digits-lstm1-int8-decomposed-format6"), tmp_path / "nostate.onnx",
+                  lambda raw: raw["state"].pop())
     with pytest.raises(SpecError, match="state must be named"):
         Model(tmp_path / "nostate.onnx")
 
@@ -106,7 +112,8 @@ def test_wrong_task(make_model, sentiment_model, tmp_path) -> None:
         model.require_input(CharInput)
     assert model.require_input(TextInput) is model.spec.input
     # a spec (formats 1-6) whose task does not match its input is refused when the file loads
-    _rewrite_spec(make_model("gru", 1), tmp_path / "senti.onnx", lambda raw: raw.update(task="sentiment"))
+    _rewrite_spec(committed("legacy/digits-lstm1-int8-decomposed-format6"), tmp_path / "senti.onnx",
+                  lambda raw: raw.update(task="sentiment"))
     with pytest.raises(SpecError, match="a sentiment model must read words input, not image"):
         Model(tmp_path / "senti.onnx")
     # format 7 has no task at all
@@ -187,6 +194,27 @@ def test_builtin_digits_model_spec() -> None:
     assert spec.metrics["test_accuracy"] >= 0.99 and spec.metrics["test_images"] == 10000
     assert len(spec.provenance["checkpoint_sha256"]) == 64
     assert dataclasses.asdict(spec)["input"]["rows"] == 28
+
+
+@pytest.mark.parametrize(("legacy", "current"), [("legacy/sentiment-gru1-short-format6", "sentiment-gru1-short"),
+                                                  ("legacy/digits-lstm1-int8-decomposed-format6",
+                                                   "digits-lstm1-int8-decomposed"),
+                                                  ("legacy/characters-lstm-int8-format4", "characters-lstm-int8")])
+def test_files_of_formats_4_to_6_load_as_their_format_7_rewrite(legacy, current) -> None:
+    """A file of format 4-6 (task, labels, readout) is read in format 7 terms: the same spec as
+    its format 7 rewrite (edgeinfer_export.relayout, or the same net exported again), and the same
+    numbers, step by step and whole."""
+    old, new = Model(committed(legacy)), Model(committed(current))
+    assert 4 <= old.spec.format_version <= 6 and new.spec.format_version == FORMAT_VERSION == 7
+    assert dataclasses.replace(old.spec, format_version=0, provenance={}, metrics={}) == \
+        dataclasses.replace(new.spec, format_version=0, provenance={}, metrics={})
+    vocab = old.spec.token_vocab
+    x = np.arange(2 * 6).reshape(2, 6) % (vocab.vocab_size - 2) + 2 if vocab is not None else \
+        np.random.default_rng(0).standard_normal((2, 6, old.spec.input_size)).astype(np.float32)
+    a, b = old.stream(2), new.stream(2)
+    for t in range(6):
+        assert np.array_equal(a.step(x[:, t]), b.step(x[:, t]))
+    assert np.array_equal(old.sequence_logits(x), new.sequence_logits(x))
 
 
 @pytest.mark.parametrize(("legacy", "current"), [("legacy/digits-gru1-format3", "digits-gru1"),

@@ -85,7 +85,7 @@ def test_export_is_byte_for_byte_reproducible(rebuilt, tmp_path) -> None:
 
 def test_characters_fixture_is_a_trained_int8_export() -> None:
     spec = Model(fixture_path(CHARACTERS)).spec
-    assert (spec.task, spec.cell, spec.hidden, spec.precision) == ("characters", "lstm", 32, "int8")
+    assert (spec.input.kind, spec.cell, spec.hidden, spec.precision) == ("chars", "lstm", 32, "int8")
     assert {"val_loss", "fp32_val_loss", "val_chars"} <= set(spec.metrics)
 
 
@@ -96,7 +96,7 @@ def test_ngram_pool_spec_round_trip(tmp_path) -> None:
     net, spec = tiny_sentiment_net(readout=True, layers=1)
     sentiment_model = write_model(net, spec, tmp_path / "s.onnx")
     assert Model(sentiment_model).spec == spec
-    assert spec.format_version == FORMAT_VERSION == 6 and spec.readout.ngram_pool == "mean"
+    assert spec.format_version == FORMAT_VERSION == 7 and spec.readout.ngram_pool == "mean"
 
 
 def test_modelfile_edits_only_the_metadata(tmp_path) -> None:
@@ -105,13 +105,13 @@ def test_modelfile_edits_only_the_metadata(tmp_path) -> None:
     model = onnx.load(src)
     props = {p.key: p.value for p in model.metadata_props}
     assert read_metadata(src.read_bytes()) == props
-    rewrite_spec(src, tmp_path / "edited.onnx", lambda raw: raw.update(task="digits", labels=["a", "b"]))
+    rewrite_spec(src, tmp_path / "edited.onnx", lambda raw: raw.update(cell="lstm", precision="int8"))
     edited = onnx.load(tmp_path / "edited.onnx")
     onnx.checker.check_model(edited)
     got = {p.key: p.value for p in edited.metadata_props}
     assert [p.key for p in edited.metadata_props] == [p.key for p in model.metadata_props]
     assert got[STEP_GRAPH_KEY] == props[STEP_GRAPH_KEY]
-    assert json.loads(got[SPEC_KEY]) == {**json.loads(props[SPEC_KEY]), "task": "digits", "labels": ["a", "b"]}
+    assert json.loads(got[SPEC_KEY]) == {**json.loads(props[SPEC_KEY]), "cell": "lstm", "precision": "int8"}
     del edited.metadata_props[:], model.metadata_props[:]
     assert edited.SerializeToString() == model.SerializeToString()  # the graph and the rest untouched
     strip_spec(src, tmp_path / "plain.onnx")
