@@ -61,6 +61,12 @@ def test_predict_reads_in_bounded_chunks(text_model, monkeypatch) -> None:
     assert got.words.tolist() == [80_000, 1] and not got.errors
 
 
+# The int8 LSTM quantizes each step's inputs with one scale for the whole batch (score_texts says
+# so), so batch mates move a text's score a little: up to 1.3e-3 nats/char on AVX-512 CPUs, 8.9e-3
+# on an AVX2-only one (the line "All:"). Alone (batch 1) the two are equal.
+BATCH_MATES = 1.5e-2
+
+
 def test_score_texts_equals_score(char_model) -> None:
     model = Model(char_model)
     lines = ["First Citizen:", "Before we proceed any further, hear me speak.", "x", "", "All:", "Speak, speak."]
@@ -69,7 +75,7 @@ def test_score_texts_equals_score(char_model) -> None:
                           3: "text too short to score; expected at least two characters"}
     for i, line in enumerate(lines):
         if i not in got.errors:
-            assert got.nats[i] == pytest.approx(score(model, line), abs=2e-3)  # int8: batch mates move it a little
+            assert got.nats[i] == pytest.approx(score(model, line), abs=BATCH_MATES)
     assert got.chars.tolist() == [len(t) for t in lines]
 
 
@@ -228,7 +234,7 @@ def test_characters_scored_per_line(char_model, tmp_path) -> None:
     rows = _rows(tmp_path / "s.jsonl")
     assert [r["line"] for r in rows] == [1, 2, 5]
     for r, text in zip(rows, ["First Citizen:", "Before we proceed any further, hear me speak.", "All:"], strict=True):
-        assert r["nats_per_char"] == pytest.approx(score(model, text), abs=2e-3)
+        assert r["nats_per_char"] == pytest.approx(score(model, text), abs=BATCH_MATES)
         assert r["bits_per_char"] == pytest.approx(r["nats_per_char"] / np.log(2), abs=1e-5)
         assert r["chars"] == len(text)
     assert _rows(tmp_path / "s.jsonl.errors.jsonl")[0]["error"].endswith("expected at least two characters")

@@ -56,7 +56,9 @@ def test_texts_padded_in_a_batch_equal_each_alone(base: str) -> None:
     texts = [" ".join(words[i % len(words)] for i in range(n)) for n in (1, 9, 4, 17)]
     together = model.predict(texts)
     for i, text in enumerate(texts):
-        assert np.array_equal(together[i], model.predict([text])[0])
+        # int8 products are exact whatever the padding; the readout's fp32 sums over the padded time
+        # axis may round 1 ulp apart on some CPUs (AVX2 without AVX-512: 3e-8 on a logit)
+        assert np.abs(together[i] - model.predict([text])[0]).max() <= 1e-6
 
 
 @pytest.mark.parametrize("base", DECOMPOSED)
