@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeinfer.model import Model
-from edgeinfer.spec import ImageInput
+from edgeinfer.tasks import typical_steps as task_steps
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,8 @@ def sequence_rate(model: Model, batch: int, steps: int) -> float:
 
 
 def typical_steps(model: Model) -> int:
-    """Steps of a typical sequence: 28 rows for digits, 256 words, 100 characters."""
-    inp = model.spec.input
-    return inp.rows if isinstance(inp, ImageInput) else {"words": 256, "chars": 100}.get(inp.kind, 100)
+    """Steps of a typical sequence of the model (edgeinfer.tasks.typical_steps)."""
+    return task_steps(model.spec)
 
 
 __all__ = ["Timing", "batch_step_rates", "chunk_step_us", "example_steps", "sequence_rate", "step_latency",

@@ -40,6 +40,7 @@ from edgeinfer.bulk import (
     DigitsTask,
     Job,
     SentimentTask,
+    SequencesTask,
     Summary,
     Task,
     assemble,
@@ -188,7 +189,36 @@ class Characters(_Worker):
         out["chars"][i] = cols["chars"][k]
 
 
-WORKERS: dict[str, type[_Worker]] = {"sentiment": Sentiment, "digits": Digits, "characters": Characters}
+class Sequences(_Worker):
+    """Ray Data worker: feature sequences (column "steps": a (T, F) list of raw steps, or its JSON
+    text) -> answers: label, probability, probabilities (classes) or values (C,), after the last
+    step; every step's for a model that answers every step ((T, C)), error."""
+
+    task_class = SequencesTask
+
+    def __init__(self, model: str, column: str = "steps", batch_size: int | None = None,
+                 threads: int = 1, providers: ProviderRequest = None) -> None:
+        super().__init__(model, column, batch_size, threads, providers)
+
+    def _check(self, value: Any) -> str:
+        return f"null in column {self.column!r}" if _null(value) else ""
+
+    def _empty(self, n: int) -> dict[str, Any]:
+        spec = self.model.spec
+        if spec.per_step or not spec.gives_classes:
+            return {"answers": np.full(n, None, dtype=object)}
+        return super()._empty(n)
+
+    def _fill(self, out: dict[str, Any], i: int, cols: dict[str, np.ndarray], k: int) -> None:
+        spec = self.model.spec
+        if spec.per_step or not spec.gives_classes:
+            out["answers"][i] = np.asarray(cols["answers"][k], np.float32)
+        else:
+            super()._fill(out, i, {"probabilities": cols["answers"]}, k)
+
+
+WORKERS: dict[str, type[_Worker]] = {"sentiment": Sentiment, "digits": Digits, "characters": Characters,
+                                     "sequences": Sequences}
 
 
 class ShardRunner:
@@ -263,4 +293,5 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
-__all__ = ["INSTALL_RAY", "WORKERS", "Characters", "Digits", "Sentiment", "ShardRunner", "run_job", "start"]
+__all__ = ["INSTALL_RAY", "WORKERS", "Characters", "Digits", "Sentiment", "Sequences", "ShardRunner", "run_job",
+           "start"]

@@ -17,11 +17,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgeinfer.spec import ImageInput, ModelSpec
+from edgeinfer.spec import ModelSpec
+from edgeinfer.tasks import typical_steps
 from edgeinfer_export.decompose import decompose, dequantize_step
 
 BATCH = 256  # the regime the sequence graph is chosen for
-STEPS = {"words": 256, "chars": 100}  # a typical sequence of each token input kind (images: their rows)
 REPEATS = 5
 MIN_SECONDS = 1.0  # of runs per graph at least, for the median
 DECOMPOSED = ("sequence graph: decomposed (input projections as int8 products out of the loop, a Scan with int8 "
@@ -58,15 +58,6 @@ def sample_inputs(spec: ModelSpec, vocab: int, batch: int = BATCH, seed: int = 0
         x, lengths = rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32), {}
     state = {s.name: np.asarray(s.initial_value(batch), np.float32) for s in spec.state}
     return {spec.io.seq_input: x, **lengths, **state}
-
-
-def typical_steps(spec: ModelSpec) -> int:
-    """Steps of a typical sequence: an image's rows, 256 words, 100 characters, else 64 (or the
-    steps the spec's extras name: `typical_steps`)."""
-    given = spec.extras.get("typical_steps")
-    if type(given) is int and 1 <= given <= 1 << 16:
-        return given
-    return spec.input.rows if isinstance(spec.input, ImageInput) else STEPS.get(spec.input.kind, 64)
 
 
 def throughput(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarray], threads: int = 0,

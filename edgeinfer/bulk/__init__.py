@@ -20,11 +20,21 @@ from edgeinfer.bulk.job import (
     run_local,
     run_shard,
 )
-from edgeinfer.bulk.predict import TASKS, CharactersTask, DigitsTask, SentimentTask, Task, run_chunk, task_for
+from edgeinfer.bulk.predict import (
+    TASK_CLASSES,
+    CharactersTask,
+    DigitsTask,
+    SentimentTask,
+    SequencesTask,
+    Task,
+    run_chunk,
+    task_for,
+)
 from edgeinfer.bulk.sources import INSTALL_PYARROW, Record, Source, expand, plan
 
 __all__ = [
-    "DEFAULT_SHARD_SIZE", "INSTALL_PYARROW", "TASKS", "CharactersTask", "DigitsTask", "Job", "JobOptions", "Record",
-    "SentimentTask", "ShardStats", "Source", "Summary", "Task", "assemble", "errors_path", "expand", "locked",
-    "output_kind", "parts_dir", "plan", "prepare", "run_chunk", "run_local", "run_shard", "task_for",
+    "DEFAULT_SHARD_SIZE", "INSTALL_PYARROW", "TASK_CLASSES", "CharactersTask", "DigitsTask", "Job", "JobOptions",
+    "Record", "SentimentTask", "SequencesTask", "ShardStats", "Source", "Summary", "Task", "assemble",
+    "errors_path", "expand", "locked", "output_kind", "parts_dir", "plan", "prepare", "run_chunk", "run_local",
+    "run_shard", "task_for",
 ]

@@ -33,6 +33,7 @@ from edgeinfer.bulk.predict import ChunkResult, Task, error_json, run_chunk, tas
 from edgeinfer.bulk.sources import Piece, ReadStats, Record, Source, expand, plan, pyarrow_modules, read_piece
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
+from edgeinfer.tasks import TASKS, task_of
 
 JOB_FORMAT = 1
 DEFAULT_SHARD_SIZE = 10_000  # records per part
@@ -84,7 +85,7 @@ class Job:
         self.shards = shards
         self.parts = parts_dir(out)
         self.errors_out = errors_path(out)
-        self.images = options.task == "digits"
+        self.images = next(t.input_kind == "image" for t in TASKS if t.name == options.task)
 
     @property
     def suffix(self) -> str:
@@ -160,18 +161,16 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return next((what for key, what in _WHAT.items() if old.get(key) != new.get(key)), "options")
 
 
-DEFAULT_FIELD = {"digits": "image", "sequences": "steps"}  # the field/column an input's value is in; else "text"
-
-
 def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str | None = None, column: str | None = None,
             shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False) -> Job:
     """Plan a new job, or take up the interrupted one in OUT.parts (same inputs, model and options)."""
     task = task_name(model)
+    info = task_of(model.spec)
     if type(shard_size) is not int or shard_size < 1:
         raise InputError(f"--shard-size must be a whole number >= 1, got {shard_size!r}")
     kind = output_kind(out)
-    images = task == "digits"
-    default = DEFAULT_FIELD.get(task, "text")
+    images = info.input_kind == "image"
+    default = info.field
     field = field or default
     options = JobOptions(task, model.fingerprint, tuple(inputs), field, column or default, kind, shard_size)
     sources = [s for s in expand(inputs, images) if not _own(out, s.path)]

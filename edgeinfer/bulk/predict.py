@@ -22,23 +22,21 @@ from edgeinfer.core import LoadedModel
 from edgeinfer.errors import EdgeInferError, InputError, WrongTaskError
 from edgeinfer.preprocess.image import load_digit, load_digit_bytes, mnist_frame, normalize
 from edgeinfer.spec import ImageInput
+from edgeinfer.tasks import task_of
 from edgeinfer.tasks.characters import SCORE_BATCH, score_texts
 from edgeinfer.tasks.digits import predict_logits
 from edgeinfer.tasks.sentiment import CHUNK_CHARS, CHUNK_TEXTS, MAX_BATCH_TEXTS, classify_texts
 
-TASKS = ("sentiment", "digits", "characters")
-KIND_TASK = {"words": "sentiment", "image": "digits", "chars": "characters", "features": "sequences"}  # kind -> task
 FEATURES_CHUNK = 1024  # sequences parsed per chunk
 MAX_SEQUENCE_VALUES = 1 << 24  # values in one input sequence (T x F): a larger one is an error for that input
 
 
 def task_name(model: LoadedModel) -> str:
-    """The bulk task that reads this model's input kind; InputError when none does."""
-    name = KIND_TASK.get(model.spec.input.kind)
-    if name is None:
-        raise InputError(f"{model.source}: a model that reads {model.spec.input.kind}; bulk jobs run models that "
-                         f"read {', '.join(KIND_TASK)}")
-    return name
+    """The bulk task that reads this model's input kind (edgeinfer.tasks.TASKS)."""
+    try:
+        return task_of(model.spec).name
+    except InputError as exc:
+        raise InputError(f"{model.source}: {exc}") from None
 DIGITS_BATCH = 256  # images per sequence-graph call
 DIGITS_CHUNK = 1024  # images decoded per chunk
 CHARS_CHUNK = 1024  # texts scored per chunk (sorted by length within it)
@@ -258,6 +256,8 @@ def parse_sequence(value: Any, features: int) -> np.ndarray:
     if not isinstance(value, (list, tuple, np.ndarray)):
         raise InputError(f"a {type(value).__name__}; expected a list of steps, each a list of {features} numbers")
     try:
+        if isinstance(value, np.ndarray) and value.dtype == object:  # Ray Data and pandas: an array of rows
+            value = [np.asarray(row, np.float32) for row in value]
         arr = np.asarray(value, np.float32)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"expected a list of steps, each a list of {features} numbers") from None
@@ -408,7 +408,6 @@ def row_json(rec: Record, fields: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "TASKS",
     "TASK_CLASSES",
     "CharactersTask",
     "ChunkResult",

@@ -18,6 +18,7 @@ from PIL import Image
 from edgeinfer import Model
 from edgeinfer.bulk import prepare, run_local, task_for
 from tests.conftest import ROOT, kill_batch_after_parts
+from tests.fixtures import fixture_path
 
 CPUS = 2
 
@@ -140,4 +141,19 @@ def test_worker_classes_in_a_users_pipeline(cluster, tmp_path, mnist_test) -> No
         cluster.Characters, batch_size=4, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1).take_all()
     assert chars[0]["nats_per_char"] > 0 and chars[0]["chars"] == 20 and chars[0]["error"] is None
     assert chars[1]["error"] == "text too short to score; expected at least two characters"
+    # a user's own model (format 7, features): raw steps in, answers per step or per sequence out
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((t, 3)).astype(np.float32) for t in (4, 4, 7)]
+    for name in ("user-gru-features-classes", "user-lstm-features-values-per-step"):
+        path = str(fixture_path(name))
+        rows = ray.data.from_items([{"steps": s.tolist(), "n": i} for i, s in enumerate(seqs)] + [
+            {"steps": [[1.0, 2.0]], "n": 3}]).map_batches(
+            cluster.Sequences, fn_constructor_kwargs={"model": path}, batch_size=8,
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1).take_all()
+        rows.sort(key=lambda r: r["n"])
+        user = Model(path)
+        for r, s in zip(rows, seqs, strict=False):
+            got = r["probabilities"] if user.spec.gives_classes else np.stack(list(r["answers"]))
+            assert r["error"] is None and np.abs(got - user.predict(s)).max() <= 1e-5
+        assert rows[3]["error"] == "steps of shape (1, 2); expected (T, 3) with T >= 1"
 
