@@ -522,14 +522,24 @@ def _check_name(value: str, where: str, required: bool = True) -> None:
         raise SpecError(f"spec field {where!r} must be a printable name of 1 to {MAX_NAME} characters")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32(value: float, positive: bool = False) -> bool:
+    """True when `value` is a finite float32 number (and, with `positive`, stays above 0 as one)."""
+    if not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+        return False
+    return not positive or float(np.float32(value)) > 0
+
+
 def _check_features(spec: ModelSpec, inp: FeatureInput) -> None:
     _positive(inp.size, "input.size", MAX_WIDTH)
     if spec.input_size != inp.size:
         raise SpecError(f"a features model reads {inp.size} values per step; input_size is {spec.input_size}")
     if len(inp.mean) != len(inp.std) or (inp.mean and len(inp.mean) != inp.size):
         raise SpecError(f"spec fields 'input.mean' and 'input.std' must hold {inp.size} numbers each (or none)")
-    if not all(math.isfinite(v) for v in inp.mean) or not all(math.isfinite(v) and v > 0 for v in inp.std):
-        raise SpecError("spec fields 'input.mean' and 'input.std' must hold finite numbers, std positive")
+    if not all(_float32(v) for v in inp.mean) or not all(_float32(v, positive=True) for v in inp.std):
+        raise SpecError("spec fields 'input.mean' and 'input.std' must hold float32 numbers, std positive")
     if inp.names and (len(inp.names) != inp.size or len(set(inp.names)) != inp.size):
         raise SpecError(f"spec field 'input.names' must hold {inp.size} distinct names (or none)")
 
@@ -543,8 +553,9 @@ def _check_input(spec: ModelSpec) -> None:
         _positive(inp.rows, "input.rows", MAX_WIDTH)
         _positive(inp.cols, "input.cols", MAX_WIDTH)
         _positive(inp.fit_px, "input.fit_px", min(inp.rows, inp.cols))
-        if not (inp.scale > 0 and inp.std > 0):
-            raise SpecError("spec fields 'input.scale' and 'input.std' must be positive")
+        if not (_float32(inp.scale, positive=True) and _float32(inp.std, positive=True) and _float32(inp.mean)):
+            raise SpecError("spec fields 'input.scale', 'input.mean' and 'input.std' must be float32 numbers, "
+                            "scale and std positive")
         if spec.input_size != inp.cols:
             raise SpecError(f"an image model reads rows of {inp.cols} pixels; input_size is {spec.input_size}")
         return
@@ -617,6 +628,8 @@ def _check_state(spec: ModelSpec) -> None:
         _check_name(s.output, f"state.{s.name}.output")
         if s.dtype != "float32":
             raise SpecError(f"state {s.name!r} must be float32, not {s.dtype}")
+        if not _float32(s.initial):
+            raise SpecError(f"state {s.name!r} has initial value {s.initial}; expected a float32 number")
         _positive(s.layers, f"state.{s.name}.layers", MAX_WIDTH)
         _positive(s.hidden, f"state.{s.name}.hidden", MAX_WIDTH)
         elements += s.layers * s.hidden

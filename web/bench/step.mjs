@@ -6,10 +6,10 @@
 // then for its first few thousand calls), then `steps` steps each timed with performance.now().
 // Inputs are fixed and cycle: feature rows of a smooth pattern, or token ids 2, 3, ... .
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { load, runtimeVersions } from "../src/index.js";
+import { load, readsTokens, runtimeVersions } from "../src/index.js";
 
 const args = process.argv.slice(2);
 /** @param {string} name @param {number} fallback */
@@ -30,7 +30,7 @@ const results = [];
 for (const file of files) {
   const model = await load(file, { numThreads: 1 });
   const stream = model.stream();
-  const f = model.spec.input_size, tokens = model.spec.input.kind !== "image";
+  const f = model.spec.input_size, tokens = readsTokens(model.spec);
   const vocab = tokens ? /** @type {any} */ (model.spec.input).vocab.length + 2 : 0;
   const rows = Array.from({ length: 64 }, (_, i) => Float32Array.from({ length: f }, (_, k) => Math.sin(0.1 * i + 0.3 * k)));
   /** @param {number} i */
@@ -46,7 +46,7 @@ for (const file of files) {
   const total = performance.now() - start;
   const sorted = [...times].sort((a, b) => a - b);
   const us = (/** @type {number} */ ms) => Math.round(ms * 1000 * 10) / 10;
-  results.push({ model: model.spec.task, file, precision: model.spec.precision, cell: model.spec.cell,
+  results.push({ model: basename(file, ".onnx"), file, precision: model.spec.precision, cell: model.spec.cell,
     layers: model.spec.layers, hidden: model.spec.hidden, warmup, steps, median_us: us(quantile(sorted, 0.5)),
     p90_us: us(quantile(sorted, 0.9)), p99_us: us(quantile(sorted, 0.99)), mean_us: us(total / steps) });
   await model.release();

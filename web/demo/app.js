@@ -282,7 +282,7 @@ function showRow(msg) {
   drawOverlay(msg.row, -1);
   showBars(msg.probs);
   const top = msg.probs.indexOf(Math.max(...msg.probs));
-  $("digit-label").textContent = String(loaded.digits.spec.labels[top]);
+  $("digit-label").textContent = String(loaded.digits.spec.output.names[top]);
   $("digit-prob").textContent = pct(msg.probs[top], 2);
   $("digit-rows").textContent = `after row ${msg.row + 1} of ${ROWS}`;
 }
@@ -293,7 +293,7 @@ function digitDone(msg) {
   drawOverlay(-1, msg.exit);
   showBars(msg.probs);
   const label = $("digit-label");
-  label.textContent = String(loaded.digits.spec.labels[msg.label]);
+  label.textContent = String(loaded.digits.spec.output.names[msg.label]);
   label.classList.add("sure");
   $("digit-prob").textContent = pct(msg.probs[msg.label], 2);
   $("digit-rows").textContent = `after all ${ROWS} rows · ${(1000 * msg.stepMs).toFixed(0)} µs per step`;

@@ -138,7 +138,7 @@ async function review(job, text) {
   if (job !== current.review) return;
   const tok = textTokenizer(m);
   const words = tok.words(text);
-  const positive = m.spec.labels.indexOf("positive");
+  const positive = m.spec.output.names.indexOf("positive");
   if (!words.length) return post({ op: "review", job, words: [], p: null });
   const ids = tok.encodeWords(words);
   const spans = places(text, words, tok.input.lowercase);

@@ -21,7 +21,7 @@ export function charTokenizer(model) {
     return new CharTokenizer(model.spec);
   } catch (err) {
     if (err instanceof WrongTaskError) {
-      throw new InputError(`${model.source}: a ${model.spec.task} model; expected a characters model`);
+      throw new InputError(`${model.source}: a model that reads ${model.spec.input.kind}; expected a characters model`);
     }
     throw err;
   }

@@ -401,7 +401,7 @@ export async function parseModelFile(data, source) {
   if (spec.format_version < SELF_RANGES_FORMAT) {
     throw new ModelFileError(`${source}: a format ${spec.format_version} file, whose step graph names its shared weights `
       + "by tensor name, which the JavaScript onnxruntime cannot supply; rewrite it in format "
-      + `${FORMAT_VERSION} with \`python -m export.relayout OLD.onnx NEW.onnx\` (weights untouched)`);
+      + `${FORMAT_VERSION} with \`python -m edgeinfer_export.relayout OLD.onnx NEW.onnx\` (weights untouched)`);
   }
   const step = decodeBase64(meta.get(STEP_GRAPH_KEY) ?? "");
   if (step === null) throw new SpecError(`${source}: the embedded step graph is corrupt; export the model again`);

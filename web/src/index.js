@@ -4,7 +4,7 @@
 //   import { load, generate } from "edgeinfer-web";
 //   const model = await load("models/digits.onnx");     // a Model: spec, predict, stream
 //   const stream = model.stream();                      // a Stream: step, feed, snapshot, restore
-//   const p = await stream.step(new Float32Array(28));  // probabilities after one step
+//   const p = await stream.step(new Float32Array(28));  // the answers after one step (probabilities or values)
 
 export { checkFinite, softmax } from "./arrays.js";
 export { DEFAULT_TEMPERATURE, Random, charTokenizer, generate, nextId, score } from "./characters.js";
@@ -21,7 +21,8 @@ export { TextStream, classifyTexts, predictTexts, textChunks, textTokenizer } fr
 export { sha256Hex } from "./sha256.js";
 export { MAX_SNAPSHOT_BYTES, SNAPSHOT_MAGIC, Snapshot } from "./snapshot.js";
 export {
-  FORMAT_VERSION, initialState, parseSpec, readsTokens, requireInput, specFromDict, stateFor, tokenIds, vocabSize,
+  FORMAT_VERSION, answers, givesClasses, initialState, labels, normalizeFeatures, parseSpec, perStep, readout, readsTokens,
+  requireInput, specFromDict, specToDict, stateFor, tokenIds, vocabSize,
 } from "./spec.js";
 export { MAX_STREAM_BATCH, Stream } from "./stream.js";
 export { CharTokenizer, Tokenizer, WordBuffer, charIds, tokenize, words } from "./text.js";

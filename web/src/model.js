@@ -2,13 +2,15 @@
 // onnxruntime sessions (the sequence graph's created at load, the step graph's at first use),
 // shared by every stream. It holds no stream state. A port of edgeinfer/core.py and model.py.
 
-import { floatValues, pyShape, softmax, tensorInput } from "./arrays.js";
+import { floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, ModelFileError, WrongTaskError } from "./errors.js";
 import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
 import { predictTexts, TextStream } from "./sentiment.js";
 import { sha256Hex } from "./sha256.js";
-import { SELF_LOCATION, initialState, pyRepr } from "./spec.js";
+import {
+  SELF_LOCATION, answers, initialState, normalizeFeatures, perStep, pyRepr, readsTokens, requireInput, vocabSize,
+} from "./spec.js";
 import { Stream } from "./stream.js";
 
 /**
@@ -102,9 +104,14 @@ export class Model {
     this.byteLength = file.data.length;
   }
 
-  /** Number of output classes (the labels). */
+  /** Number of outputs per answer: classes, or values (the spec's output names). */
   get classes() {
-    return this.spec.labels.length;
+    return this.spec.output.names.length;
+  }
+
+  /** The names of the answers: class labels, or the names of the values (spec.output.names). */
+  get labels() {
+    return this.spec.output.names;
   }
 
   /**
@@ -177,9 +184,18 @@ export class Model {
     for (const g of graphs) await (await g.catch(() => null))?.release();
   }
 
-  /** WrongTaskError unless this model is for `task`. @param {string} task */
-  requireTask(task) {
-    if (this.spec.task !== task) throw new WrongTaskError(`${this.source}: a ${this.spec.task} model; expected a ${task} model`);
+  /**
+   * This model's input spec when it reads `kind`; WrongTaskError otherwise (Python's
+   * `LoadedModel.require_input`).
+   * @param {"image" | "words" | "chars" | "features"} kind
+   */
+  requireInput(kind) {
+    try {
+      return requireInput(this.spec, kind);
+    } catch (err) {
+      if (err instanceof WrongTaskError) throw new WrongTaskError(`${this.source}: ${err.message}`);
+      throw err;
+    }
   }
 
   /**
@@ -198,18 +214,24 @@ export class Model {
   }
 
   /**
-   * Run the sequence graph on x from `state` (the initial state when null).
+   * Run the sequence graph on x from `state` (the initial state when null). Raw features are
+   * normalised here (`normalizeFeatures`), as Python's `run_sequence` does.
    * @param {ort.Tensor} x (B, T, F) float32 or (B, T) int64
    * @param {Record<string, Float32Array> | null} [state] each (layers, B, hidden)
    * @param {BigInt64Array | null} [lengths] (B,) valid steps per row (default: all T)
-   * @returns {Promise<{logits: Float32Array, state: Record<string, Float32Array>}>} logits (B, C)
+   * @returns {Promise<{logits: Float32Array, state: Record<string, Float32Array>}>} the graph's
+   *   output: (B, C) after each row's last valid step, or (B, T, C) for a model that answers every
+   *   step (see `lastStep`); and the state after each row's last valid step
    */
   async runSequence(x, state = null, lengths = null) {
     const { spec } = this, io = spec.io;
     const [batch, steps] = x.dims;
     const st = state ?? initialState(spec, batch);
+    const raw = x.type === "float32" ? /** @type {Float32Array} */ (x.data) : null;
+    const normalized = raw && normalizeFeatures(spec, raw);
+    const graphX = normalized && normalized !== raw ? new ort.Tensor("float32", normalized, x.dims) : x;
     /** @type {Record<string, ort.Tensor>} */
-    const feeds = { [io.seq_input]: x };
+    const feeds = { [io.seq_input]: graphX };
     for (const s of spec.state) feeds[s.name] = new ort.Tensor("float32", st[s.name], [s.layers, batch, s.hidden]);
     if (io.lengths) {
       feeds[io.lengths] = new ort.Tensor("int64", lengths ?? new BigInt64Array(batch).fill(BigInt(steps)), [batch]);
@@ -217,11 +239,30 @@ export class Model {
       throw new InputError(`${this.source}: this model reads whole rows only (no lengths input)`);
     }
     const out = await (await this.graph("sequence")).run(feeds);
-    const logits = this.output(out, io.output, batch * this.classes, "sequence");
+    const logits = this.output(out, io.output, batch * (perStep(spec) ? steps : 1) * this.classes, "sequence");
     /** @type {Record<string, Float32Array>} */
     const next = {};
     for (const s of spec.state) next[s.name] = this.output(out, s.output, s.layers * batch * s.hidden, "sequence");
     return { logits, state: next };
+  }
+
+  /**
+   * The sequence graph's output after each row's last valid step (Python's `last_step`): for a
+   * model that answers every step, row b's step lengths[b] - 1 (the last step when no lengths);
+   * the output itself otherwise.
+   * @param {Float32Array} out (B, C), or (B, T, C) for a model that answers every step
+   * @param {number} batch @param {number} steps T
+   * @param {ArrayLike<number | bigint> | null} [lengths] (B,) valid steps per row
+   * @returns {Float32Array} (B, C)
+   */
+  lastStep(out, batch, steps, lengths = null) {
+    if (!perStep(this.spec)) return out;
+    const c = this.classes, last = new Float32Array(batch * c);
+    for (let b = 0; b < batch; b++) {
+      const t = lengths ? Math.max(Number(lengths[b]), 1) - 1 : steps - 1;
+      last.set(out.subarray((b * steps + t) * c, (b * steps + t + 1) * c), b * c);
+    }
+    return last;
   }
 
   /**
@@ -230,14 +271,7 @@ export class Model {
    * @returns {{data: Float32Array, dims: number[], single: boolean}}
    */
   #features(x) {
-    const { spec } = this;
-    if (spec.input.kind === "words") {
-      throw new InputError(`${this.source}: a text model; call predict(texts) with a list of strings`);
-    }
-    if (spec.input.kind === "chars") {
-      throw new InputError(`${this.source}: a characters model; use generate / score or model.stream() with character ids`);
-    }
-    const f = spec.input_size;
+    const f = this.spec.input_size;
     const { data, dims } = tensorInput(x, floatValues);
     const single = dims.length === 2;
     const full = single ? [1, ...dims] : dims;
@@ -248,27 +282,100 @@ export class Model {
   }
 
   /**
-   * Logits of whole feature sequences. x: {data: Float32Array, dims: [B, T, F]} or [T, F].
-   * @param {{data: Float32Array | number[], dims: number[]}} x
-   * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C), or (C) for one sequence
+   * Whole token sequences {data, dims: [B, T]}, or the T ids of one (an array, Int32Array or
+   * BigInt64Array), checked against the vocabulary (Python's `token_sequences`).
+   * @param {unknown} x
+   * @returns {{data: BigInt64Array, dims: number[], single: boolean}}
    */
-  async predictLogits(x) {
-    const { data, dims, single } = this.#features(x);
-    const { logits } = await this.runSequence(new ort.Tensor("float32", data, dims));
-    return { data: logits, dims: single ? [this.classes] : [dims[0], this.classes] };
+  #tokens(x) {
+    const vocab = vocabSize(/** @type {import("./spec.js").TextInput} */ (this.spec.input));
+    let tensor;
+    if (x !== null && typeof x === "object" && "dims" in x) {
+      tensor = tensorInput(x, (d) => tokenIds(d, vocab));
+    } else {
+      const ids = tokenIds(x, vocab);
+      tensor = { data: ids, dims: [ids.length] };
+    }
+    const single = tensor.dims.length === 1;
+    const dims = single ? [1, ...tensor.dims] : tensor.dims;
+    if (dims.length !== 2 || dims.includes(0)) {
+      throw new InputError(`${this.source}: token ids of shape ${pyShape(tensor.dims)}; expected (B, T) or (T,), T >= 1`);
+    }
+    return { data: tensor.data, dims, single };
   }
 
   /**
-   * Class probabilities (the softmax of the logits). Feature models take {data, dims: [B, T, F]}
-   * (or [T, F] for one); text models take an array of texts, tokenized with the spec and read
-   * whole in length-sorted batches.
-   * @param {{data: Float32Array | number[], dims: number[]} | string[]} input
+   * The dims of the sequence graph's output for B sequences of T steps.
+   * @param {number} batch @param {number} steps @param {boolean} single one sequence, no batch axis
+   */
+  #outDims(batch, steps, single) {
+    const dims = perStep(this.spec) ? [batch, steps, this.classes] : [batch, this.classes];
+    return single ? dims.slice(1) : dims;
+  }
+
+  /**
+   * The graph's output for whole sequences, every row read whole (Python's `predict_logits`):
+   * logits (or values) after the last step, or every step's for a model that answers every step.
+   * x: features {data: Float32Array, dims: [B, T, F]} or [T, F] (raw: the spec's normalisation
+   * is applied); token ids {data, dims: [B, T]} or [T], or the T ids of one sequence.
+   * @param {{data: ArrayLike<number | bigint>, dims: number[]} | ArrayLike<number | bigint>} x
+   * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C) or (C); (B, T, C) or (T, C) per step
+   */
+  async predictLogits(x) {
+    const { data, dims, single } = readsTokens(this.spec) ? this.#tokens(x) : this.#features(x);
+    const { logits } = await this.runSequence(new ort.Tensor(data instanceof BigInt64Array ? "int64" : "float32", data, dims));
+    return { data: logits, dims: this.#outDims(dims[0], dims[1], single) };
+  }
+
+  /**
+   * The sequence graph's output for whole sequences from the initial state (Python's
+   * `sequence_logits`): features {data, dims: [B, T, F]} (raw: normalised here), or token ids
+   * {data, dims: [B, T]} with `lengths` (B,) valid steps per row for a model with a lengths
+   * input (default: all T; padding past a row's length is not read).
+   * @param {{data: ArrayLike<number | bigint>, dims: number[]}} x
+   * @param {ArrayLike<number | bigint> | null} [lengths]
+   * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C), or (B, T, C) for a model that answers every step
+   */
+  async sequenceLogits(x, lengths = null) {
+    const { spec } = this;
+    const tokens = readsTokens(spec);
+    const vocab = tokens ? vocabSize(/** @type {import("./spec.js").TextInput} */ (spec.input)) : 0;
+    const t = tensorInput(x, tokens ? (d) => tokenIds(d, vocab) : floatValues);
+    const f = spec.input_size;
+    if (tokens ? t.dims.length !== 2 : t.dims.length !== 3 || t.dims[2] !== f) {
+      throw new InputError(`${this.source}: input has shape ${pyShape(t.dims)}; expected `
+        + `${tokens ? "(B, T) int64 token ids" : `(B, T, ${f}) float32`}`);
+    }
+    const [batch, steps] = t.dims;
+    if (!batch || !steps) throw new InputError(`${this.source}: input has shape ${pyShape(t.dims)}; expected B >= 1 and T >= 1`);
+    let lens = null;
+    if (lengths !== null && lengths !== undefined) {
+      const list = Array.isArray(lengths) || ArrayBuffer.isView(lengths) ? Array.from(lengths) : null;
+      const ok = list && list.length === batch && list.every((n) => (typeof n === "bigint" || Number.isInteger(n))
+        && Number(n) >= 1 && Number(n) <= steps);
+      if (!ok) throw new InputError(`${this.source}: lengths must be ${batch} whole numbers from 1 to ${steps}, one per row`);
+      lens = BigInt64Array.from(/** @type {Array<number | bigint>} */ (list), (n) => BigInt(n));
+    }
+    const input = new ort.Tensor(tokens ? "int64" : "float32", t.data, t.dims);
+    const { logits } = await this.runSequence(input, null, lens);
+    return { data: logits, dims: this.#outDims(batch, steps, false) };
+  }
+
+  /**
+   * The answers for whole sequences: class probabilities (the softmax of the logits), or values
+   * (Python's `Model.predict`). Feature models take {data, dims: [B, T, F]} (or [T, F] for one;
+   * raw features: the spec's normalisation is applied), a model that answers every step gives
+   * (B, T, C) (or (T, C)); words models take an array of texts, tokenized with the spec and read
+   * whole in length-sorted batches; token models also take token ids {data, dims: [B, T]} (or
+   * the T ids of one sequence), every row read whole.
+   * @param {{data: ArrayLike<number | bigint>, dims: number[]} | ArrayLike<number | bigint> | string[]} input
    * @returns {Promise<{data: Float32Array, dims: number[]}>} (B, C), or (C) for one sequence
    */
   async predict(input) {
-    if (this.spec.input.kind === "words") return predictTexts(this, input);
+    const texts = typeof input === "string" || (Array.isArray(input) && (!input.length || typeof input[0] === "string"));
+    if (this.spec.input.kind === "words" && texts) return predictTexts(this, input);
     const logits = await this.predictLogits(/** @type {any} */ (input));
-    return { data: softmax(logits.data, this.classes), dims: logits.dims };
+    return { data: answers(this.spec, logits.data), dims: logits.dims };
   }
 
   /**

@@ -1,10 +1,9 @@
 // Words models (sentiment): classify whole texts in length-sorted batches, or read text as it
 // arrives (a port of edgeinfer/tasks/sentiment.py: the same batches, so the same numbers).
 
-import { softmax } from "./arrays.js";
 import { InputError, WrongTaskError } from "./errors.js";
 import { ort } from "./runtime.js";
-import { codePoints } from "./spec.js";
+import { answers, codePoints } from "./spec.js";
 import { Stream } from "./stream.js";
 import { Tokenizer, WordBuffer } from "./text.js";
 
@@ -21,7 +20,7 @@ export function textTokenizer(model) {
   try {
     return new Tokenizer(model.spec);
   } catch (err) {
-    if (err instanceof WrongTaskError) throw new InputError(`${model.source}: a ${model.spec.task} model does not read text`);
+    if (err instanceof WrongTaskError) throw new InputError(`${model.source}: a model that reads ${model.spec.input.kind} does not read text`);
     throw err;
   }
 }
@@ -86,7 +85,7 @@ export async function classifyTexts(model, texts) {
       lengths[r] = BigInt(seq.length);
     });
     const { logits } = await model.runSequence(new ort.Tensor("int64", x, [rows.length, width]), null, lengths);
-    const probs = softmax(logits, classes);
+    const probs = answers(model.spec, model.lastStep(logits, rows.length, width, lengths));
     rows.forEach((i, r) => out.set(probs.subarray(r * classes, (r + 1) * classes), i * classes));
     start = end;
   }
@@ -162,7 +161,7 @@ export class TextStream {
     this.tokenizer = textTokenizer(model);
     this.stream = new Stream(model, 1);
     this.buffer = new WordBuffer(this.tokenizer.input.lowercase);
-    this.labels = model.spec.labels;
+    this.labels = model.spec.output.names;
   }
 
   /** Words read so far. */

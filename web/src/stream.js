@@ -3,21 +3,25 @@
 // one loaded model serves many streams. A stream is for one caller at a time: a call made while
 // another is still running (an un-awaited step) is refused with an InputError, never interleaved.
 
-import { checkFinite, floatValues, pyShape, softmax, tensorInput, tokenIds } from "./arrays.js";
+import { checkFinite, floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, brief } from "./errors.js";
 import { ort } from "./runtime.js";
 import { MAX_SNAPSHOT_BYTES, MEMBER_OVERHEAD, Snapshot } from "./snapshot.js";
-import { commas, initialState, readsTokens, vocabSize } from "./spec.js";
+import { answers, commas, initialState, normalizeFeatures, readsTokens, vocabSize } from "./spec.js";
 
 export const MAX_STREAM_BATCH = 1 << 16;
 const IN_USE = "this stream is in use by another call (a step, feed or restore still running); a stream is for one "
   + "caller at a time: await each call before the next, or open one stream per task (they can share one model)";
 
-/** Steps a model one time step per call; `feed` reads a chunk of steps in one call. */
+/**
+ * Steps a model one time step per call; `feed` reads a chunk of steps in one call. Each returns
+ * the answers after the step: class probabilities, or values (spec.output.kind). Raw features
+ * are normalised with the spec's mean and std before the graphs read them.
+ */
 export class Stream {
   /** @type {Record<string, ort.Tensor>} the state now, each (layers, batch, hidden) */
   #state = {};
-  /** @type {Float32Array | null} logits (batch, classes) after the latest step */
+  /** @type {Float32Array | null} the graph's output (batch, classes) after the latest step: logits, or values */
   #logits = null;
   #busy = false;
 
@@ -83,15 +87,15 @@ export class Stream {
     return out;
   }
 
-  /** A copy of the logits (batch × classes, row-major) after the latest step; null before the first. */
+  /** A copy of the graph's output (batch × classes, row-major: logits, or values) after the latest step; null before the first. */
   get logits() {
     return this.steps && this.#logits ? this.#logits.slice() : null;
   }
 
-  /** Class probabilities after the latest step (batch × classes). */
+  /** The answers after the latest step: class probabilities, or values (batch × classes). */
   get probabilities() {
     if (!this.steps || !this.#logits) throw new InputError("the stream has read nothing yet; call step() or feed() first");
-    return softmax(this.#logits, this.model.classes);
+    return answers(this.model.spec, this.#logits);
   }
 
   /**
@@ -124,20 +128,22 @@ export class Stream {
       throw new InputError(`stream input has ${data.length} values; expected ${batch * f} float32 `
         + `(${batch === 1 ? `${f} features` : `${batch} sequences × ${f} features`})`);
     }
-    return new ort.Tensor("float32", data.slice(), [batch, f]);
+    const normalized = normalizeFeatures(this.model.spec, data); // a copy when it normalises
+    return new ort.Tensor("float32", normalized === data ? data.slice() : normalized, [batch, f]);
   }
 
   /**
    * Read one time step: x is F features (a Float32Array; batch × F for a batch), or a token id
-   * (a number or bigint; an array of batch ids for a batch). Runs the step graph.
+   * (a number or bigint; an array of batch ids for a batch). Runs the step graph; raw features
+   * are normalised first.
    * @param {Float32Array | number[] | number | bigint | BigInt64Array | Int32Array} x
-   * @returns {Promise<Float32Array>} the probabilities (batch × classes)
+   * @returns {Promise<Float32Array>} the answers: probabilities, or values (batch × classes)
    */
   step(x) {
     return this.#exclusive(() => this.#step(this.#stepInput(x)));
   }
 
-  /** @param {ort.Tensor} input @returns {Promise<Float32Array>} */
+  /** @param {ort.Tensor} input what the step graph reads (normalised features) @returns {Promise<Float32Array>} */
   async #step(input) {
     const model = this.model, spec = model.spec, io = spec.io, classes = model.classes;
     /** @type {Record<string, ort.Tensor>} */
@@ -154,7 +160,7 @@ export class Stream {
     this.#state = next;
     this.#logits = logits;
     this.steps += 1;
-    return probs ?? softmax(logits, classes); // the graph's softmax; files without one: computed here
+    return probs ?? answers(spec, logits); // the graph's softmax; values, or files without it: computed here
   }
 
   /**
@@ -190,7 +196,7 @@ export class Stream {
    * result equals calling `step` for each.
    * @param {{data: Float32Array | number[], dims: number[]} | ArrayLike<number | bigint>
    *   | {data: ArrayLike<number | bigint>, dims: number[]}} chunk
-   * @returns {Promise<Float32Array>} the probabilities after the chunk's last step (batch × classes)
+   * @returns {Promise<Float32Array>} the answers after the chunk's last step (batch × classes)
    */
   feed(chunk) {
     return this.#exclusive(async () => {
@@ -199,16 +205,16 @@ export class Stream {
       /** @type {Record<string, Float32Array>} */
       const state = {};
       for (const [k, t] of Object.entries(this.#state)) state[k] = /** @type {Float32Array} */ (t.data);
-      const { logits, state: next } = await this.model.runSequence(x, state);
+      const { logits, state: next } = await this.model.runSequence(x, state); // normalises raw features
       this.#setState(next);
-      this.#logits = logits;
+      this.#logits = this.model.lastStep(logits, this.batch, x.dims[1]);
       this.steps += x.dims[1];
-      return softmax(logits, this.model.classes);
+      return answers(this.model.spec, this.#logits);
     });
   }
 
   /**
-   * Read a chunk step by step through the step graph; the probabilities after every step (the
+   * Read a chunk step by step through the step graph; the answers after every step (the
    * anytime view: digits after each row, sentiment after each word).
    * @param {unknown} chunk as for `feed`
    * @returns {Promise<{data: Float32Array, dims: number[]}>} (batch, T, classes)
@@ -220,7 +226,7 @@ export class Stream {
       const width = x.dims.length === 3 ? x.dims[2] : 1;
       const classes = this.model.classes;
       const out = new Float32Array(batch * steps * classes);
-      const data = /** @type {any} */ (x.data);
+      const data = this.tokens ? /** @type {any} */ (x.data) : normalizeFeatures(this.model.spec, /** @type {Float32Array} */ (x.data));
       for (let t = 0; t < steps; t++) {
         const row = this.tokens ? new BigInt64Array(batch) : new Float32Array(batch * width);
         for (let b = 0; b < batch; b++) {

@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 
 import {
   EdgeInferError, InputError, ModelFileError, ProviderError, SpecError, checksums, externalTensors, load,
-  parseModelFile, readMetadata, sha256Hex,
+  parseModelFile, readMetadata, readsTokens, sha256Hex, specToDict,
 } from "../src/index.js";
 import { protoFields } from "../src/fileformat.js";
 import { sha256Plain } from "../src/sha256.js";
@@ -37,8 +37,13 @@ test("the metadata of the built-in models: spec, step graph, checksums", async (
     const meta = readMetadata(data, name);
     assert.deepEqual([...meta.keys()].sort(), ["edgeinfer.checksums", "edgeinfer.spec", "edgeinfer.step_graph"]);
     const file = await parseModelFile(data, name);
-    assert.equal(file.spec.task, name);
+    // formats 5-6 name a task (read as the input kind it fixed) and labels (the output's names); 7 says so itself
+    const stored = JSON.parse(/** @type {string} */ (meta.get("edgeinfer.spec")));
+    assert.equal(file.spec.input.kind, { digits: "image", sentiment: "words", characters: "chars" }[name]);
+    assert.deepEqual(file.spec.output, { kind: "classes", per: "sequence", names: stored.labels ?? stored.output.names });
+    assert.equal(file.spec.format_version, stored.format_version); // the file's own version, kept
     assert.ok(file.spec.format_version >= 4); // 4: relaid; 5: exported or measured since (io.batch_steps_from)
+    assert.equal(specToDict(file.spec).format_version, 7); // written in format 7 terms
     assert.deepEqual(JSON.parse(/** @type {string} */ (meta.get("edgeinfer.checksums"))), await checksums(data, file.stepGraph));
     // the step graph's shared weights are byte ranges of the file itself, and nothing else is external
     const refsOfStep = externalTensors(file.stepGraph, name);
@@ -62,7 +67,7 @@ test("empty, truncated and non-ONNX files", async () => {
 
 test("an ONNX file without a spec, with a broken spec, or of a newer format", async () => {
   await refused(withMetadata(digits, {}), /ONNX file without an edgeinfer spec; export it with `python -m export`/, SpecError);
-  await refused(editSpec(digits, (s) => { s.format_version = 7; }), /format version 7 is newer .*; upgrade edgeinfer/, SpecError);
+  await refused(editSpec(digits, (s) => { s.format_version = 8; }), /format version 8 is newer .*\(7\); upgrade edgeinfer/, SpecError);
   await refused(editSpec(digits, (s) => { s.cell = "transformer"; }), /^bad\.onnx: unknown cell 'transformer'/, SpecError);
   const meta = readMetadata(digits, "d");
   meta.set("edgeinfer.spec", "{not json");
@@ -78,7 +83,7 @@ test("an ONNX file without a spec, with a broken spec, or of a newer format", as
 test("formats 1-3 are refused with the command that rewrites them", async () => {
   for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
     const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
-    await refused(data, /a format 3 file.*rewrite it in format 6 with `python -m export\.relayout OLD\.onnx NEW\.onnx`/);
+    await refused(data, /a format 3 file.*rewrite it in format 7 with `python -m edgeinfer_export\.relayout OLD\.onnx NEW\.onnx`/);
   }
 });
 
@@ -196,7 +201,10 @@ test("the graphs are checked against the spec when their sessions are created", 
   const renamed = editSpec(digits, (s) => { s.io.output = "z"; });
   await assert.rejects(load(renamed, { name: "r.onnx" }), (err) => err instanceof ModelFileError
     && /r\.onnx \(sequence graph\): the graph's inputs and outputs do not match the spec \(missing \['z'\], unexpected inputs \[\]\)/.test(err.message));
-  const labels = editSpec(digits, (s) => { s.labels = [...s.labels, "ten"]; });
+  const labels = editSpec(digits, (s) => { // formats 1-6: the labels are the output's names
+    if (s.labels) s.labels.push("ten");
+    else s.output.names.push("ten");
+  });
   await assert.rejects(load(labels, { name: "l.onnx" }), /the graph gives 10 classes but the spec has 11 labels; export it again/);
   const stepOnly = editSpec(digits, (s) => { s.io.step_probabilities = "q"; });
   const model = await load(stepOnly, { name: "s.onnx" }); // the sequence graph is fine; the step graph is not
@@ -220,6 +228,56 @@ test("fingerprints and specs equal Python's", NEED_REFS, async () => {
     const data = new Uint8Array(readFileSync(ref.path));
     const file = await parseModelFile(data, name);
     assert.equal(await sha256Hex(data), ref.fingerprint, name);
-    assert.deepStrictEqual(JSON.parse(JSON.stringify(file.spec)), ref.spec, name);
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(specToDict(file.spec))), ref.spec, name);
+  }
+});
+
+test("every fixture's spec, written in format 7 terms, loads and gives the same numbers", async () => {
+  const { readdirSync } = await import("node:fs");
+  for (const name of readdirSync(FIXTURES).filter((n) => n.endsWith(".onnx"))) {
+    const data = new Uint8Array(readFileSync(join(FIXTURES, name)));
+    const before = await load(data, { name });
+    const after = await load(editSpec(data, (raw) => {
+      const seven = specToDict(before.spec);
+      for (const key of Object.keys(raw)) delete raw[key];
+      Object.assign(raw, seven);
+    }), { name });
+    assert.equal(after.spec.format_version, 7);
+    assert.deepEqual(specToDict(after.spec), specToDict(before.spec), name);
+    const tokens = readsTokens(after.spec);
+    const f = after.spec.input_size, T = 5;
+    const chunk = tokens ? [2, 3, 4, 5, 2] : { data: Float32Array.from({ length: T * f }, (_, i) => Math.sin(i)), dims: [T, f] };
+    assert.deepEqual(await after.stream().feed(chunk), await before.stream().feed(chunk), name);
+    const step = tokens ? 3 : Float32Array.from({ length: f }, (_, i) => Math.cos(i));
+    assert.deepEqual(await after.stream().step(step), await before.stream().step(step), name);
+    await before.release();
+    await after.release();
+  }
+});
+
+test("files of formats 4 to 6 load as their format 7 rewrites: the same spec and the same numbers", async () => {
+  for (const [legacy, current] of [["legacy/sentiment-gru1-short-format6", "sentiment-gru1-short"],
+    ["legacy/digits-lstm1-int8-decomposed-format6", "digits-lstm1-int8-decomposed"],
+    ["legacy/characters-lstm-int8-format4", "characters-lstm-int8"]]) {
+    const old = await load(join(FIXTURES, `${legacy}.onnx`), { name: legacy });
+    const now = await load(join(FIXTURES, `${current}.onnx`), { name: current });
+    assert.ok(old.spec.format_version >= 4 && old.spec.format_version <= 6, legacy);
+    assert.equal(now.spec.format_version, 7);
+    /** @param {import("../src/spec.js").ModelSpec} spec */
+    const bare = (spec) => ({ ...specToDict(spec), provenance: {}, metrics: {} });
+    assert.deepEqual(bare(old.spec), bare(now.spec), legacy);
+    const tokens = readsTokens(old.spec), f = old.spec.input_size, T = 6;
+    const vocab = tokens ? /** @type {any} */ (old.spec.input).vocab.length + 2 : 0;
+    const x = tokens ? { data: Int32Array.from({ length: 2 * T }, (_, i) => (i % (vocab - 2)) + 2), dims: [2, T] }
+      : { data: Float32Array.from({ length: 2 * T * f }, (_, i) => Math.sin(i * 0.7)), dims: [2, T, f] };
+    const a = old.stream(2), b = now.stream(2);
+    for (let t = 0; t < T; t++) {
+      const at = tokens ? Int32Array.of(x.data[t], x.data[T + t])
+        : Float32Array.from([...x.data.subarray(t * f, (t + 1) * f), ...x.data.subarray((T + t) * f, (T + t + 1) * f)]);
+      assert.deepEqual(await a.step(at), await b.step(at), `${legacy} step ${t}`);
+    }
+    assert.deepEqual(await old.sequenceLogits(x), await now.sequenceLogits(x), legacy);
+    await old.release();
+    await now.release();
   }
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  InputError, Snapshot, Stream, WrongTaskError, generate, load, score, softmax,
+  InputError, Snapshot, Stream, WrongTaskError, generate, load, readsTokens, score, softmax,
 } from "../src/index.js";
 import {
   FIXTURES, MODELS, NEED_REFS, argmaxRows, assertClose, modelBytes, refArray, refBytes, refs, writeOut,
@@ -54,7 +54,7 @@ test("predictions equal Python's", NEED_REFS, async () => {
   assert.deepEqual(argmaxRows(q.data, 2), argmaxRows(refArray(sentiment.predict.probs), 2));
   const c = await model("characters");
   await assert.rejects(c.predict(/** @type {any} */ ({ data: new Float32Array(3), dims: [1, 3] })),
-    /a characters model; use generate \/ score or model\.stream\(\) with character ids/);
+    /stream input must be token ids \(integers\), got a Float32Array of 3 elements/);
 });
 
 /**
@@ -222,7 +222,7 @@ test("every fixture model (rnn, lstm, gru, 1-2 layers, readouts, int8) equals Py
 test("T steps of the step graph equal one feed of the sequence graph; batches equal streams alone", async () => {
   for (const name of ["digits-rnn2", "digits-lstm1", "digits-gru2", "sentiment-gru1-readout"]) {
     const m = await load(`${FIXTURES}/${name}.onnx`);
-    const tokens = m.spec.input.kind !== "image";
+    const tokens = readsTokens(m.spec);
     const f = m.spec.input_size, T = 6, classes = m.classes;
     const rows = Array.from({ length: 2 * T }, (_, i) => (tokens ? 2 + ((i * 7) % 13) : Float32Array.from({ length: f }, (_, k) => Math.sin(i * 31 + k))));
     const one = [m.stream(), m.stream()];
@@ -305,7 +305,7 @@ test("inputs are checked, and each mistake is an InputError that says what was e
   assert.equal((await cs.feed(BigInt64Array.of(3n, 4n))).length, 67);
   assert.throws(() => new Stream(d, 0), /stream batch must be a whole number from 1 to 65,536, got 0/);
   assert.throws(() => d.stream(1.5), InputError);
-  assert.throws(() => generate(d, { prompt: "x", chars: 3 }), /a digits model; expected a characters model/);
+  assert.throws(() => generate(d, { prompt: "x", chars: 3 }), /digits\.onnx: a model that reads image; expected a characters model$/);
   assert.throws(() => generate(c, { prompt: "x", chars: 0 }), /chars must be a whole number >= 1, got 0/);
   assert.throws(() => generate(c, { prompt: "x", chars: 3, temperature: -1 }), /temperature must be a finite number >= 0/);
   assert.throws(() => generate(c, { prompt: "x", chars: 3, topK: 1.5 }), /topK must be a whole number >= 0/);
@@ -313,9 +313,12 @@ test("inputs are checked, and each mistake is an InputError that says what was e
   assert.throws(() => generate(c, { prompt: /** @type {any} */ (7), chars: 3 }), /prompt must be text/);
   assert.throws(() => generate(c, { chars: 3 }), /an empty prompt; expected at least one character to start from/);
   await assert.rejects(score(c, "x"), /text too short to score; expected at least two characters/);
-  await assert.rejects(score(d, "some text"), /a digits model; expected a characters model/);
-  assert.throws(() => d.textStream(), /a digits model does not read text/);
-  assert.throws(() => d.requireTask("sentiment"), (err) => err instanceof WrongTaskError && /a digits model; expected a sentiment model/.test(err.message));
+  await assert.rejects(score(d, "some text"), /a model that reads image; expected a characters model/);
+  assert.throws(() => d.textStream(), /digits\.onnx: a model that reads image does not read text$/);
+  assert.throws(() => s.requireInput("image"), (err) => err instanceof WrongTaskError
+    && err.message === `${s.source}: a model that reads words; expected a model that reads image`);
+  assert.equal(d.requireInput("image"), d.spec.input);
+  assert.equal(c.requireInput("chars"), c.spec.input);
   assert.throws(() => s.textStream().probabilities, /the text is empty or has no words yet/);
 });
 
