@@ -2,10 +2,14 @@
 
 Each module is exported with `edgeinfer_export.export`, loaded with `edgeinfer.load`, and checked
 against PyTorch: whole sequences (`predict`), every step (`Stream.step`), `feed`, `StreamBatch`
-and snapshots, fp32 within 1e-5 (answers: probabilities or values).
+and snapshots, fp32 within 1e-5 (answers: probabilities or values), in Python and in node with
+the JavaScript runtime.
 """
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from torch import nn
 import edgeinfer
 import edgeinfer_export as ee
 from edgeinfer_export.errors import ExportError
+from tests.conftest import ROOT
 
 TOL = 1e-5
 RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -222,3 +227,43 @@ def test_int8_values_gate_refuses_and_writes_nothing(tmp_path: Path, cell: str, 
         ee.export(module, tmp_path / "no.onnx", input=inp, output=out,
                   int8=ee.Int8((x, targets), max_drop=0.0, sequence_graph=form))
     assert not (tmp_path / "no.onnx").exists()
+
+
+def test_the_javascript_runtime_gives_pytorchs_numbers(exported: dict, tmp_path: Path) -> None:
+    """Every exported file in node (web/, onnxruntime-web): whole sequences, every step, feed and a
+    snapshot restored into a new stream, against PyTorch within 1e-5."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed; the JavaScript runtime's tests need Node.js >= 20")
+    if not (ROOT / "web" / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.fail("web/node_modules is missing: run `cd web && npm ci`")
+    rng = np.random.default_rng(7)
+    manifest, wants = [], []
+    for path, module, case in exported.values():
+        tokens, classes = case[3] == "tokens", case[5] == "classes"
+        if tokens:
+            x = rng.integers(2, len(VOCAB) + 2, (3, 8))
+            lengths = [8, 5, 1]
+        else:
+            x, lengths = raw_features(rng, 3, 8), None
+        manifest.append({"file": str(path), "inputs": x.tolist(), "lengths": lengths})
+        wants.append((module, x, lengths, tokens, classes, case[4] == "step"))
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": manifest}))
+    got = subprocess.run([node, str(ROOT / "web" / "test" / "user" / "roundtrip.mjs"), str(tmp_path / "manifest.json"),
+                          str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300)
+    assert got.returncode == 0, got.stderr
+    results = json.loads((tmp_path / "out.json").read_text())["results"]
+    for result, (module, x, lengths, tokens, classes, per_step) in zip(results, wants, strict=True):
+        for n in range(len(x)):
+            t = lengths[n] if lengths else x.shape[1]
+            row = x[n : n + 1, :t]
+            every = torch_answers(module, row, tokens, classes)[0]  # (C,) or (t, C)
+            prefixes = every if per_step else np.stack([torch_answers(module, row[:, : k + 1], tokens, classes)[0]
+                                                        for k in range(t)])
+            assert np.abs(np.array(result["steps"][n]) - prefixes).max() <= TOL, result["file"]
+            assert np.abs(np.array(result["feed"][n]) - prefixes[-1]).max() <= TOL, result["file"]
+            whole = np.array(result["predict"][n])
+            assert np.abs((whole[:t] if per_step else whole) - every).max() <= TOL, result["file"]
+        first = lengths[0] if lengths else x.shape[1]
+        last = torch_answers(module, x[:1, :first], tokens, classes)[0]
+        assert np.abs(np.array(result["snapshot"]) - (last[-1] if per_step else last)).max() <= TOL, result["file"]
