@@ -10,7 +10,12 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edgeinfer.spec import GraphIO
 
-METHOD = "onnxruntime quantize_dynamic: int8 weights (per-tensor, symmetric), uint8 activations quantized at run time"
+# 7-bit weights: onnxruntime's uint8 x int8 kernels on x86 CPUs without VNNI (AVX2's vpmaddubsw) add
+# pairs of products in int16 with saturation (255 x 127 x 2 overflows; 255 x 64 x 2 does not), so
+# full-range int8 weights give other answers there than on VNNI CPUs and in wasm (measured: the
+# digits LSTM's state 0.1 apart after one step)
+METHOD = ("onnxruntime quantize_dynamic: 7-bit int8 weights (per-tensor, symmetric; products never saturate), "
+          "uint8 activations quantized at run time")
 
 
 def quantize(model: onnx.ModelProto, cell: str, output: str = GraphIO.output) -> onnx.ModelProto:
@@ -28,7 +33,7 @@ def quantize(model: onnx.ModelProto, cell: str, output: str = GraphIO.output) ->
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_dynamic warns about pre-processing on the root logger
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False,
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=False, reduce_range=True,
                              nodes_to_exclude=head_nodes(model, output))
         finally:
             root.setLevel(level)

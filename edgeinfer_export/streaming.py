@@ -51,6 +51,8 @@ class PartsNet(StreamingNet):
         self.pre = nn.Sequential(*found.pre)
         self.rnns = nn.ModuleList(found.recurrent)
         self.head = nn.Sequential(*_final_softmax(found.head))  # "/head/" scope: kept fp32 by the quantizer
+        # the user's forward ends in this (Softmax, LogSoftmax), which the file leaves to the runtimes
+        self.dropped = found.head[-1] if len(self.head) < len(found.head) else None
         self.per_step = per_step
         single = len(found.recurrent) == 1
         names: list[str] = []

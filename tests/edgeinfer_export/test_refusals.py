@@ -175,6 +175,28 @@ def test_bad_arguments_are_one_line_export_errors(tmp_path: Path, kwargs: dict, 
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_trailing_softmax_is_left_to_the_runtimes(tmp_path: Path) -> None:
+    """A head ending in Softmax exports its logits; the runtime's probabilities equal the forward's."""
+    import edgeinfer
+
+    module = _SoftmaxHead()
+    x = np.random.default_rng(1).standard_normal((3, 7, 3)).astype(np.float32)
+    ee.export(module, tmp_path / "s.onnx", input=FEATURES, output=CLASSES, example=x)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    assert np.abs(edgeinfer.load(tmp_path / "s.onnx").predict(x) - want).max() <= 1e-5
+
+
+class _SoftmaxHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 8, batch_first=True)
+        self.out = nn.Sequential(nn.Linear(8, 2), nn.Softmax(dim=-1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x)[0][:, -1])
+
+
 def test_a_folder_is_not_a_model_path(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="a folder; give the model file's path"):
         ee.export(Plain(), tmp_path, input=FEATURES, output=CLASSES)

@@ -44,6 +44,23 @@ from edgeinfer.spec import CharInput, TextInput
 from tests import datasets
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def native_int8_saturates() -> bool:
+    """True when this machine's onnxruntime computes uint8 x int8 products with int16 pair sums that
+    saturate (x86 without VNNI: AVX2's vpmaddubsw), measured on one product: 64 x (255 x 127) is
+    2,072,640 exactly, 1,048,544 saturated. onnxruntime-web (wasm) and VNNI CPUs are exact, so
+    there the two runtimes' int8 results are compared more loosely (web/test/models.test.js)."""
+    from onnx import TensorProto, helper, numpy_helper  # the probe graph (onnx: the full venv's)
+
+    w = numpy_helper.from_array(np.full((64, 1), 127, np.int8), "w")
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = int(sess.run(None, {"a": np.full((1, 64), 255, np.uint8)})[0][0, 0])
+    return got != 64 * 255 * 127
 MODELS = ("digits", "sentiment", "characters")
 FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digits-gru1", "digits-gru2",
             "sentiment-gru2", "sentiment-gru1-readout", "sentiment-gru1-short", "characters-lstm-int8",
@@ -237,6 +254,7 @@ def write_references(out: Path, root: Path | None = None) -> dict[str, Any]:
     chars = CharTokenizer(edgeinfer.load("characters").spec.require_input(CharInput))
     manifest = {
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "onnxruntime": onnxruntime.__version__},
+        "native_int8": "saturating" if native_int8_saturates() else "exact",
         "models": {"digits": digits_refs(w, root), "sentiment": sentiment, "characters": characters},
         "fixtures": fixture_refs(w),
         "legacy": [str(p) for p in sorted((ROOT / "tests" / "fixtures" / "legacy").glob("*.onnx"))],

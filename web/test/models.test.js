@@ -41,7 +41,7 @@ test("predictions equal Python's", NEED_REFS, async () => {
   const p = await d.predict({ data: x, dims: digits.predict.input.dims });
   assert.deepEqual(p.dims, [8, 10]);
   const want = refArray(digits.predict.probs);
-  assertClose(p.data, want, TOL, "digits");
+  assertClose(p.data, want, int8Tol(d.spec, TOL), "digits");
   assert.deepEqual(argmaxRows(p.data, 10), argmaxRows(want, 10));
   assert.deepEqual(argmaxRows(p.data, 10), digits.predict.labels); // and right, on these 8 MNIST digits
   const one = await d.predict({ data: x.subarray(0, 28 * 28), dims: [28, 28] });
@@ -50,12 +50,30 @@ test("predictions equal Python's", NEED_REFS, async () => {
   const texts = sentiment.predict.texts;
   const q = await s.predict(texts);
   assert.deepEqual(q.dims, [texts.length, 2]);
-  assertClose(q.data, refArray(sentiment.predict.probs), seqTolerance(s.spec), "sentiment");
+  assertClose(q.data, refArray(sentiment.predict.probs), int8Tol(s.spec, seqTolerance(s.spec)), "sentiment");
   assert.deepEqual(argmaxRows(q.data, 2), argmaxRows(refArray(sentiment.predict.probs), 2));
   const c = await model("characters");
   await assert.rejects(c.predict(/** @type {any} */ ({ data: new Float32Array(3), dims: [1, 3] })),
     /stream input must be token ids \(integers\), got a Float32Array of 3 elements/);
 });
+
+/**
+ * On x86 CPUs without VNNI, onnxruntime's native uint8 x int8 products add pairs in int16 with
+ * saturation (AVX2's vpmaddubsw: 255 x 127 x 2 overflows), so Python's numbers for full-range
+ * int8 weights there are not the exact ones onnxruntime-web computes. tests/web/references.py
+ * measures it on one product (`native_int8`). Files exported now have 7-bit weights (their
+ * quantization text says so) and never saturate; the built-ins were quantized before, in 8 bits:
+ * measured on such a CPU, the digits LSTM's state 0.098 apart after one step, sentiment
+ * probabilities 0.065 (35 of 5,000 short texts labelled otherwise), a characters score 7e-5 nats.
+ * Only those files, only where Python saturates, are compared within these bounds.
+ * @param {import("../src/spec.js").ModelSpec} spec
+ */
+const saturates = (spec) => spec.precision === "int8" && !spec.quantization.includes("7-bit")
+  && refs().native_int8 === "saturating";
+
+/** @param {import("../src/spec.js").ModelSpec} spec @param {number} tol @param {"probabilities" | "state"} [what] */
+const int8Tol = (spec, tol, what = "probabilities") => (saturates(spec) ? Math.max(tol, what === "state" ? 0.2 : 0.1)
+  : tol);
 
 /**
  * How far a free-running stream may drift from Python's. int8 LSTMs (DynamicQuantizeLSTM)
@@ -102,17 +120,18 @@ test("100 stream steps equal Python's, and feed reads chunks as Python's does", 
       if (t === 99) {
         for (const st of m.spec.state) {
           const n = st.layers * st.hidden;
-          assertClose(s.state[st.name].data, states[st.name].subarray(99 * n), TOL, `${name} state ${st.name} after step 99`);
+          assertClose(s.state[st.name].data, states[st.name].subarray(99 * n), int8Tol(m.spec, TOL, "state"),
+            `${name} state ${st.name} after step 99`);
         }
       }
     }
-    assertClose(forced, want, TOL, `${name} steps, each from Python's state`);
+    assertClose(forced, want, int8Tol(m.spec, TOL), `${name} steps, each from Python's state`);
     // free-running: one stream, 100 steps
     const stream = m.stream();
     const got = new Float32Array(want.length);
     for (let t = 0; t < 100; t++) got.set(await stream.step(stepInput(inputs, ref.inputs, t)), t * classes);
     assert.equal(stream.steps, 100);
-    assertClose(got, want, freeRunTolerance(m.spec), `${name} 100 steps of one stream`);
+    assertClose(got, want, int8Tol(m.spec, freeRunTolerance(m.spec)), `${name} 100 steps of one stream`);
     assert.deepEqual(argmaxRows(got, classes), argmaxRows(want, classes), `${name} labels`);
     assertClose(stream.probabilities, got.subarray(99 * classes), 1e-6, `${name} probabilities`);
     const fed = m.stream();
@@ -122,9 +141,10 @@ test("100 stream steps equal Python's, and feed reads chunks as Python's does", 
       const [tol, stateTol] = part.start === 0 ? [seqTolerance(m.spec), seqTolerance(m.spec)]
         : [Math.max(freeRunTolerance(m.spec), seqTolerance(m.spec)),
           Math.max(freeRunTolerance(m.spec, "state"), seqTolerance(m.spec))];  // feed runs the sequence graph
-      assertClose(p, refArray(part.probs), tol, `${name} feed ${part.start}`);
+      assertClose(p, refArray(part.probs), int8Tol(m.spec, tol), `${name} feed ${part.start}`);
       for (const [k, arr] of Object.entries(part.state)) {
-        assertClose(fed.state[k].data, refArray(/** @type {any} */ (arr)), stateTol, `${name} feed state ${k}`);
+        assertClose(fed.state[k].data, refArray(/** @type {any} */ (arr)), int8Tol(m.spec, stateTol, "state"),
+          `${name} feed state ${k}`);
       }
     }
     assert.equal(fed.steps, ref.feed.at(-1).end);
@@ -168,7 +188,8 @@ test("greedy generation equals Python's; scores agree", NEED_REFS, async () => {
     assert.equal(text, g.text, JSON.stringify(g.prompt));
   }
   const nats = await score(m, characters.score.text);
-  assert.ok(Math.abs(nats - characters.score.nats) <= TOL, `${nats} vs ${characters.score.nats}`);
+  const scoreTol = saturates(m.spec) ? 1e-3 : TOL;  // see int8Tol
+  assert.ok(Math.abs(nats - characters.score.nats) <= scoreTol, `${nats} vs ${characters.score.nats}`);
 });
 
 test("5,000 texts (more than one of predict's chunks) equal Python's", NEED_REFS, async () => {
@@ -178,9 +199,10 @@ test("5,000 texts (more than one of predict's chunks) equal Python's", NEED_REFS
   assert.ok(texts.length > 4096);
   const s = await model("sentiment");
   const p = await s.predict(texts);
-  assertClose(p.data, refArray(bulk.probs), seqTolerance(s.spec), "5,000 texts");
+  assertClose(p.data, refArray(bulk.probs), int8Tol(s.spec, seqTolerance(s.spec)), "5,000 texts");
   const labels = argmaxRows(p.data, 2), want = argmaxRows(refArray(bulk.probs), 2);
-  assert.ok(labels.filter((l, i) => l !== want[i]).length <= 2, "5,000 texts: labels");
+  const differ = labels.filter((l, i) => l !== want[i]).length;
+  assert.ok(differ <= (saturates(s.spec) ? 50 : 2), `5,000 texts: ${differ} labels differ`);  // see int8Tol
 });
 
 test("a text read in pieces gives Python's result; long texts are read in pieces too", NEED_REFS, async () => {
@@ -191,7 +213,7 @@ test("a text read in pieces gives Python's result; long texts are read in pieces
   for (let i = 0; i < text.length; i += sentiment.text_stream.piece) await ts.feed(text.slice(i, i + sentiment.text_stream.piece));
   const p = await ts.finish();
   assert.equal(ts.words, sentiment.text_stream.words);
-  assertClose(p, refArray(sentiment.text_stream.probs), seqTolerance(sm.spec), "text stream");
+  assertClose(p, refArray(sentiment.text_stream.probs), int8Tol(sm.spec, seqTolerance(sm.spec)), "text stream");
   assert.equal(ts.probability("positive"), p[1]);
 });
 
@@ -202,17 +224,18 @@ test("every fixture model (rnn, lstm, gru, 1-2 layers, readouts, int8) equals Py
     const [batch, steps] = ref.input.dims;
     if (m.spec.input.kind === "image") {
       const y = await m.predictLogits({ data: x, dims: ref.input.dims });
-      assertClose(y.data, logits, TOL, `${name} logits`);
+      assertClose(y.data, logits, int8Tol(m.spec, TOL), `${name} logits`);
     } else {
       const p = await m.stream(batch).feed({ data: x, dims: ref.input.dims });
-      assertClose(p, softmax(logits, classes), TOL, `${name} probabilities`);
+      assertClose(p, softmax(logits, classes), int8Tol(m.spec, TOL), `${name} probabilities`);
     }
     const s = m.stream();
     const want = refArray(ref.steps);
     const width = ref.input.dims[2] ?? 1;
     for (let t = 0; t < 5; t++) {
       const input = width > 1 ? x.subarray(t * width, (t + 1) * width) : Number(x[t]);
-      assertClose(await s.step(input), want.subarray(t * classes, (t + 1) * classes), TOL, `${name} step ${t}`);
+      assertClose(await s.step(input), want.subarray(t * classes, (t + 1) * classes), int8Tol(m.spec, TOL),
+        `${name} step ${t}`);
     }
     assert.ok(steps === 7);
     await m.release();
