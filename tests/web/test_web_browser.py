@@ -41,6 +41,7 @@ import edgeinfer
 from edgeinfer.preprocess.image import load_digit_bytes
 from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
 from edgeinfer.spec import CharInput, ImageInput, TextInput
+from tests.web.references import native_int8_saturates
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -124,7 +125,7 @@ def write_refs(out: Path) -> dict[str, Any]:
         "generate": {"prompt": DEMO_PROMPT, "chars": DEMO_CHARS,
                      "text": "".join(edgeinfer.generate(characters, DEMO_PROMPT, DEMO_CHARS, 0))},
     }
-    refs = {"models": models, "demo": demo}
+    refs = {"models": models, "demo": demo, "native_int8": "saturating" if native_int8_saturates() else "exact"}
     out.mkdir(parents=True, exist_ok=True)
     (out / "refs.json").write_text(json.dumps(refs))
     return refs
@@ -181,7 +182,9 @@ def test_browser_runtime_and_demo_match_python(tmp_path: Path) -> None:
 
     parity: dict[str, float] = json.loads((out / "parity.json").read_text())
     assert len(parity) == 9, parity
-    assert max(v for k, v in parity.items() if k.endswith(".forced")) <= 1e-5, parity
+    # the built-ins' 8-bit weights saturate Python's products on x86 CPUs without VNNI (web/test/models.test.js)
+    bound = 0.1 if native_int8_saturates() else 1e-5
+    assert max(v for k, v in parity.items() if k.endswith(".forced")) <= bound, parity
     print("max |Chromium - Python|: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(parity.items())))
     print(_check_digit(out))
 
