@@ -180,3 +180,12 @@ def test_batch_reads_sequences_from_json_lines_csv_and_parquet(tmp_path: Path) -
     every = edgeinfer.load(user(VALUES)).predict(x)
     assert per_step.returncode == 1 and len(table) == 3 and len(table[0]["steps"]) == 5
     assert abs(table[2]["steps"][4]["values"]["heading"] - every[2, 4, 1]) <= 1e-5
+
+
+def test_bench_and_info_json_of_a_users_file() -> None:
+    got = run_cli("bench", str(user(VALUES)), "--streams", "4")
+    assert got.returncode == 0, got.stderr
+    assert "features -> values per step, lstm x2 8" in got.stdout and "full sequences of 100 steps" in got.stdout
+    info = json.loads(run_cli("info", str(user(WORDS)), "--json").stdout)
+    assert info["file_format"] == info["format_version"] == 7 and info["output"]["names"] == ["still", "moving"]
+    assert info["input"]["vocab"] == ["good", "bad", "not", "very", "movie"]
