@@ -14,8 +14,8 @@ from edgeinfer.spec import GraphIO
 # pairs of products in int16 with saturation (255 x 127 x 2 overflows; 255 x 64 x 2 does not), so
 # full-range int8 weights give other answers there than on VNNI CPUs and in wasm (measured: the
 # digits LSTM's state 0.1 apart after one step)
-METHOD = ("onnxruntime quantize_dynamic: 7-bit int8 weights (per-tensor, symmetric; products never saturate), "
-          "uint8 activations quantized at run time")
+METHOD = ("onnxruntime quantize_dynamic: 7-bit int8 weights (per-tensor, symmetric, whose products never "
+          "saturate), uint8 activations quantized at run time")
 
 
 def quantize(model: onnx.ModelProto, cell: str, output: str = GraphIO.output) -> onnx.ModelProto:

@@ -56,7 +56,7 @@ def test_a_model_file_cannot_read_a_local_file(tmp_path, monkeypatch) -> None:
 def test_control_characters_from_a_model_file_are_escaped(make_model, tmp_path) -> None:
     labels = ["\x1b]0;owned\x07", "\x1b[2J", *(str(i) for i in range(2, 10))]
     path = tmp_path / "labels.onnx"
-    rewrite_spec(make_model("gru", 1), path, lambda raw: raw.update(labels=labels))
+    rewrite_spec(make_model("gru", 1), path, lambda raw: raw["output"].update(names=labels))
     for args in (["info", str(path)], ["classify", "image", "--model", str(path), "--top", "10", str(SEVEN)]):
         out = run_cli(*args)
         assert out.returncode == 0 and "\x1b" not in out.stdout and "\x07" not in out.stdout

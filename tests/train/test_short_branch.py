@@ -82,15 +82,21 @@ def test_config_and_spec_refuse_a_branch_they_cannot_run() -> None:
     with pytest.raises(ValueError, match="short_words"):
         build(NetConfig("gru", 8, 6, 1, 2, vocab=VOCAB, short_hidden=4))
     _, spec = tiny_sentiment_net(True, layers=1, short=True)
-    raw = spec.to_dict()
+    raw = spec.to_dict()  # format 7: the readout is an extra, checked for its own rules
+    readout = raw["extras"]["readout"]
     for change, message in (({"short_words": 0.0}, "short_words' must be between 1"),
                             ({"short_hidden": 0}, "short_words' is set without a short-text branch"),
-                            ({"short_hidden": -1}, "short_hidden' must be between 0"),
-                            ({"short_hidden": 7}, "state 'h_short' must be")):
+                            ({"short_hidden": -1}, "short_hidden' must be between 0")):
         with pytest.raises(SpecError, match=message):
-            ModelSpec.from_dict({**raw, "readout": {**raw["readout"], **change}})
+            ModelSpec.from_dict({**raw, "extras": {"readout": {**readout, **change}}})
     with pytest.raises(SpecError, match="needs a rnn or gru model"):
         ModelSpec.from_dict({**raw, "cell": "lstm"})
+    # formats 1-6: the state also follows from the readout
+    old = {k: v for k, v in raw.items() if k not in ("output", "extras")}
+    old |= {"format_version": 6, "task": "sentiment", "labels": raw["output"]["names"]}
+    assert ModelSpec.from_dict({**old, "readout": readout}).readout.short_hidden == 6
+    with pytest.raises(SpecError, match="state 'h_short' must be"):
+        ModelSpec.from_dict({**old, "readout": {**readout, "short_hidden": 7}})
 
 
 def test_export_parity_and_the_runtime_read_the_branch(tmp_path) -> None:
