@@ -409,7 +409,10 @@ def _int8(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, int8: In
         metrics |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
                     "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
     raw = asdict_spec(spec)
-    spec8 = _make(raw, precision="int8", quantization=f"{METHOD}; {choice.note}",
+    note = choice.note
+    if not choice.decomposed and spec.cell in ("gru", "rnn"):
+        note += " (onnxruntime has no int8 GRU or RNN kernel: the fused operator computes in fp32)"
+    spec8 = _make(raw, precision="int8", quantization=f"{METHOD}; {note}",
                   io={**raw["io"], "batch_steps_from": choice.batch_steps_from})
     return choice.seq, choice.step, spec8, metrics
 
@@ -427,11 +430,22 @@ def _validation(data: Any, spec: ModelSpec) -> tuple[Any, np.ndarray]:
         if len(y) != len(arr):
             raise ExportError(f"Int8.data holds {len(arr)} inputs and {len(y)} targets")
         return (arr, lengths), y
+    inp = spec.input
+    if isinstance(x, (list, tuple)):  # sequences of different lengths: (T_i, F) each
+        seqs = [np.array(s, np.float32) for s in x]
+        if len(seqs) != len(y) or any(s.ndim != 2 or s.shape[1] != spec.input_size or not len(s)
+                                      or not np.isfinite(s).all() for s in seqs):
+            raise ExportError(f"Int8.data holds {len(seqs)} sequences and {len(y)} targets; expected finite "
+                              f"(T, {spec.input_size}) raw features each and one target per sequence")
+        if spec.per_step and len({len(s) for s in seqs}) > 1:
+            raise ExportError("Int8.data for a model that answers every step: give sequences of one length, "
+                              "(N, T, F), with (N, T) targets")
+        return [inp.normalize(s) if isinstance(inp, FeatureInput) else s for s in seqs], y
     arr = np.array(x.numpy() if isinstance(x, torch.Tensor) else x, np.float32)
     if arr.ndim != 3 or arr.shape[2] != spec.input_size or len(y) != len(arr) or not np.isfinite(arr).all():
         raise ExportError(f"Int8.data inputs have shape {arr.shape} and {len(y)} targets; expected finite "
-                          f"(N, T, {spec.input_size}) raw features and N targets")
-    inp = spec.input
+                          f"(N, T, {spec.input_size}) raw features and N targets, or a list of (T, "
+                          f"{spec.input_size}) sequences")
     return (inp.normalize(arr) if isinstance(inp, FeatureInput) else arr), y
 
 

@@ -129,9 +129,20 @@ def padding_error(seq: onnx.ModelProto, spec: ModelSpec, seed: int = 0) -> float
     return worst
 
 
-def graph_answers(seq: onnx.ModelProto, spec: ModelSpec, x: np.ndarray, lengths: np.ndarray | None,
-                  batch: int = 256) -> np.ndarray:
-    """The sequence graph's answers (probabilities or values) for x (N, T[, F]), in batches."""
+def graph_answers(seq: onnx.ModelProto, spec: ModelSpec, x: np.ndarray | list[np.ndarray],
+                  lengths: np.ndarray | None, batch: int = 256) -> np.ndarray:
+    """The sequence graph's answers (probabilities or values) for x (N, T[, F]), in batches; a list
+    of sequences of different lengths is run in groups of one length, answers in input order."""
+    if isinstance(x, list):
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(x):
+            groups.setdefault(len(s), []).append(i)
+        parts = {n: graph_answers(seq, spec, np.stack([x[i] for i in idx]), None, batch) for n, idx in groups.items()}
+        first = next(iter(parts.values()))
+        out = np.empty((len(x), *first.shape[1:]), first.dtype)
+        for n, idx in groups.items():
+            out[idx] = parts[n]
+        return out
     sess = _session(seq, "sequence graph")
     out = []
     for start in range(0, len(x), batch):

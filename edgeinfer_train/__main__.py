@@ -1,0 +1,5 @@
+import sys
+
+from edgeinfer_train.cli import main
+
+sys.exit(main())
