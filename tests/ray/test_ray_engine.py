@@ -19,6 +19,7 @@ from edgeinfer import Model
 from edgeinfer.bulk import prepare, run_local, task_for
 from tests.conftest import ROOT, kill_batch_after_parts
 from tests.fixtures import fixture_path
+from tests.web.references import native_int8_saturates
 
 CPUS = 2
 
@@ -76,14 +77,17 @@ def test_ray_engine_equals_local_on_mnist_pngs(cluster, mnist_test, tmp_path) ->
     local, remote = _both(cluster, "digits", [str(folder)], tmp_path, 100, threads=1)
     assert remote.read_text() == local.read_text()
     assert Path(f"{remote}.errors.jsonl").read_text() == Path(f"{local}.errors.jsonl").read_text()
-    default = tmp_path / "default.jsonl"  # every core: the same rows and labels, numbers within 0.01
+    # every core: the same rows and labels, numbers within 0.01 (the int8 LSTM's thread count moves them;
+    # 0.05 where onnxruntime's int8 products saturate, x86 without VNNI: measured 0.019 there)
+    default = tmp_path / "default.jsonl"
     m = Model("digits")
     run_local(prepare(default, m, [str(folder)], shard_size=100), task_for(m))
     a = [json.loads(line) for line in remote.read_text().splitlines()]
     b = [json.loads(line) for line in default.read_text().splitlines()]
     assert [(r["id"], r["label"]) for r in a] == [(r["id"], r["label"]) for r in b]
     np.testing.assert_allclose([list(r["probabilities"].values()) for r in a],
-                               [list(r["probabilities"].values()) for r in b], atol=0.01)
+                               [list(r["probabilities"].values()) for r in b],
+                               atol=0.05 if native_int8_saturates() else 0.01)
     assert np.mean(np.array([int(r["label"]) for r in a]) == labels[:500]) > 0.97
 
 
