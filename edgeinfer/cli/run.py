@@ -5,7 +5,9 @@ image rows; raw features, normalised by the model's spec), or one token id (toke
 line ends the sequence: the state goes back to the start. Each step's answer is printed (and
 flushed) as soon as its line has been read, so `tail -f sensor.csv | edgeinfer run model.onnx -`
 shows answers live. A bad line is one error line naming it; the run skips it (the state stays as
-it was) and goes on, or stops there with `--stop-on-error`; the exit code is then 1.
+it was) and goes on, or stops there with `--stop-on-error`; the exit code is then 1. With
+`--early-exit P` a sequence is answered as soon as its top probability reaches P, and the rest of
+its lines (up to the blank line) are skipped.
 """
 from __future__ import annotations
 
@@ -69,17 +71,20 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def render(spec: ModelSpec, answers: np.ndarray, sequence: int, step: int, as_json: bool) -> None:
-    """One step's answers on one line: the label and its probability (classes) or name=value (values)."""
+def render(spec: ModelSpec, answers: np.ndarray, sequence: int, step: int, as_json: bool, sure: bool = False) -> None:
+    """One step's answers on one line: the label and its probability (classes) or name=value (values);
+    `sure`: the early-exit answer of its sequence."""
     names = spec.labels
     if spec.gives_classes:
         best = int(answers.argmax())
         if as_json:
             emit_json({"sequence": sequence, "step": step, "label": names[best],
                        "probability": round(float(answers[best]), 6),
-                       "probabilities": {n: round(float(v), 6) for n, v in zip(names, answers.tolist(), strict=True)}})
+                       "probabilities": {n: round(float(v), 6) for n, v in zip(names, answers.tolist(), strict=True)},
+                       **({"early_exit": True} if sure else {})})
         else:
-            show(f"{sequence}:{step} {names[best]} {float(answers[best]):.3f}")
+            mark = " (sure: early exit)" if sure else ""
+            show(f"{sequence}:{step} {names[best]} {float(answers[best]):.3f}{mark}")
     elif as_json:
         emit_json({"sequence": sequence, "step": step,
                    "values": {n: round(float(v), 6) for n, v in zip(names, answers.tolist(), strict=True)}})
@@ -105,11 +110,18 @@ def _lines(fh: IO[bytes]) -> Any:
             yield line
 
 
-def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool, stop_on_error: bool) -> int:
-    """Stream the lines of `fh` through `model`; returns the exit code (0, or 1 after a bad line)."""
+def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool, stop_on_error: bool,
+              early_exit: float | None = None) -> int:
+    """Stream the lines of `fh` through `model`; returns the exit code (0, or 1 after a bad line).
+
+    With `early_exit`, a sequence whose top probability reaches it is answered there (marked) and
+    its remaining lines are skipped up to the blank line that ends it."""
     stream: Stream = model.stream()
     sequence, bad = 1, 0
+    done = False  # the sequence was answered early: skip to its end
     for number, raw in enumerate(_lines(fh), start=1):
+        if done and raw is not None and raw.strip():
+            continue
         try:
             if raw is None:
                 raise InputError(f"line longer than {MAX_LINE_BYTES >> 20} MB")
@@ -118,9 +130,10 @@ def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool,
             except UnicodeDecodeError:
                 raise InputError("not UTF-8 text") from None
             if not text.strip():
-                if stream.steps:
+                if stream.steps or done:
                     stream.reset()
                     sequence += 1
+                done = False
                 continue
             answers = stream.step(parse_step(text, model.spec))
         except InputError as exc:
@@ -129,7 +142,10 @@ def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool,
             if stop_on_error:
                 return 1
             continue
-        if stream.steps % every == 0:
+        if early_exit is not None and float(answers.max()) >= early_exit:
+            render(model.spec, answers, sequence, stream.steps, as_json, sure=True)
+            done = True
+        elif stream.steps % every == 0:
             render(model.spec, answers, sequence, stream.steps, as_json)
     return 1 if bad else 0
 
@@ -140,20 +156,27 @@ def run(
     every: Annotated[int, typer.Option("--every", min=1, help="print every Nth step's answer")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per answer")] = False,
     stop_on_error: Annotated[bool, typer.Option("--stop-on-error", help="stop at the first bad line")] = False,
+    early_exit: Annotated[float | None, typer.Option(
+        "--early-exit", help="answer a sequence as soon as its top probability reaches P, skip the rest of it")] = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Run a model live on lines of steps: numbers per line (comma, tab or space separated, or a JSON
     array), a blank line ends a sequence. Prints each step's answer as soon as its line arrives."""
     m = Model(model, provider)
+    if early_exit is not None:
+        if not 0.0 < early_exit <= 1.0:
+            raise InputError(f"--early-exit {early_exit}; expected a probability in (0, 1]")
+        if not m.spec.gives_classes:
+            raise InputError(f"{model}: --early-exit needs class probabilities; this model gives values")
     if source == "-":
         if sys.stdin is None or sys.stdin.closed:
             raise InputError("stdin is closed; pipe the steps in, or give a file name")
-        code = run_lines(m, sys.stdin.buffer, "stdin", every, as_json, stop_on_error)
+        code = run_lines(m, sys.stdin.buffer, "stdin", every, as_json, stop_on_error, early_exit)
     else:
         path = Path(source)
         try:
             with path.open("rb") as fh:
-                code = run_lines(m, fh, source, every, as_json, stop_on_error)
+                code = run_lines(m, fh, source, every, as_json, stop_on_error, early_exit)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     if code:

@@ -189,3 +189,22 @@ def test_bench_and_info_json_of_a_users_file() -> None:
     info = json.loads(run_cli("info", str(user(WORDS)), "--json").stdout)
     assert info["file_format"] == info["format_version"] == 7 and info["output"]["names"] == ["still", "moving"]
     assert info["input"]["vocab"] == ["good", "bad", "not", "very", "movie"]
+
+
+def test_run_early_exit_answers_when_sure_and_skips_the_rest_of_the_sequence() -> None:
+    model = edgeinfer.load(user(CLASSES))
+    x = raw(2, 6, seed=4)
+    tops = [float(model.predict(x[0, : t + 1]).max()) for t in range(6)]
+    threshold = sorted(tops)[3]  # reached within the sequence, not at its first step necessarily
+    first = next(t for t, p in enumerate(tops) if p >= threshold) + 1
+    lines = [",".join(map(str, r)) for r in x[0].tolist()] + [""] + [",".join(map(str, r)) for r in x[1].tolist()]
+    got = run_cli("run", str(user(CLASSES)), "-", "--json", "--every", "100", "--early-exit", str(threshold),
+                  stdin="\n".join(lines) + "\n")
+    assert got.returncode == 0, got.stderr
+    rows = [json.loads(line) for line in got.stdout.splitlines()]
+    assert rows[0]["sequence"] == 1 and rows[0]["step"] == first and rows[0]["early_exit"] is True
+    assert all(r["sequence"] == 2 for r in rows[1:])  # the rest of sequence 1 was skipped, 2 read afresh
+    values = run_cli("run", str(user(VALUES)), "-", "--early-exit", "0.9", stdin="1,2,3\n")
+    assert values.returncode == 2 and "needs class probabilities; this model gives values" in values.stderr
+    bad = run_cli("run", str(user(CLASSES)), "-", "--early-exit", "1.5", stdin="1,2,3\n")
+    assert bad.returncode == 2 and "expected a probability in (0, 1]" in bad.stderr
