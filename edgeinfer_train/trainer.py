@@ -40,7 +40,7 @@ class Settings:
     hidden: int = 64
     layers: int = 1
     epochs: int = 200
-    patience: int = 25  # epochs without a better validation accuracy before stopping
+    patience: int = 25  # epochs without a lower validation loss before stopping
     batch: int = 32
     lr: float = 3e-3
     seed: int = 0
@@ -156,7 +156,7 @@ def train(train_set: Sequences, val_set: Sequences, test_set: Sequences | None, 
         val_acc = _accuracy(val_logits, lv, val_set.y)
         val_loss = float(torch.nn.functional.cross_entropy(
             last_logits(torch.from_numpy(val_logits), torch.from_numpy(lv)), torch.from_numpy(val_set.y)))
-        if val_acc > best_acc or (val_acc == best_acc and val_loss < best_loss):
+        if val_loss < best_loss:  # the loss keeps telling models apart once the accuracy is at its ceiling
             best_acc, best_loss, best_epoch = val_acc, val_loss, epoch
             best = {k: v.clone() for k, v in model.state_dict().items()}
         with log.open("a") as fh:
