@@ -4,7 +4,8 @@ A line holds one step: numbers separated by commas, tabs or spaces, or a JSON ar
 image rows; raw features, normalised by the model's spec), or one token id (token models). A blank
 line ends the sequence: the state goes back to the start. Each step's answer is printed (and
 flushed) as soon as its line has been read, so `tail -f sensor.csv | edgeinfer run model.onnx -`
-shows answers live. A bad line is one error line naming it; the run skips it (the state stays as
+shows answers live; a first line of names (a CSV header) is skipped. A bad line is one error line
+naming it; the run skips it (the state stays as
 it was) and goes on, or stops there with `--stop-on-error`; the exit code is then 1. With
 `--early-exit P` a sequence is answered as soon as its top probability reaches P, and the rest of
 its lines (up to the blank line) are skipped.
@@ -61,6 +62,17 @@ def parse_step(text: str, spec: ModelSpec) -> np.ndarray | int:
     if len(values) != spec.input_size:
         raise InputError(f"{len(values)} values; the model reads {spec.input_size} per step")
     return np.asarray(values, np.float32)
+
+
+def spec_tokens(spec: ModelSpec) -> bool:
+    """True for token models (a line is an id, never a header)."""
+    return spec.reads_tokens
+
+
+def is_header(text: str) -> bool:
+    """A first line of names and no numbers: a CSV header, skipped."""
+    cells = [c.strip().strip('"') for c in text.translate(SEPARATORS).split()]
+    return bool(cells) and not text.lstrip().startswith("[") and not any(_is_number(c) for c in cells)
 
 
 def _is_number(text: str) -> bool:
@@ -129,6 +141,8 @@ def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool,
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise InputError("not UTF-8 text") from None
+            if number == 1 and not spec_tokens(model.spec) and is_header(text):
+                continue  # a CSV's header: names, no numbers
             if not text.strip():
                 if stream.steps or done:
                     stream.reset()

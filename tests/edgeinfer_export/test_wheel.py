@@ -1,5 +1,6 @@
-"""The exporter as a user gets it: a wheel built from this checkout, installed with the `export`
-extra into a fresh venv outside it, runs the README's example (nothing from the repo's folders)."""
+"""The exporter and the trainer as a user gets them: a wheel built from this checkout, installed
+with the `export` and `train` extras into a fresh venv outside it, runs the README's examples
+(nothing from the repo's folders)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 from tests.edgeinfer_export.test_readme import blocks
+from tests.edgeinfer_train.test_readme import check, run_readme
 
 INSTALL_TIMEOUT_S = 900
 
@@ -19,17 +21,18 @@ def _run(args: list[str], cwd: Path, timeout: float = INSTALL_TIMEOUT_S) -> subp
     return got
 
 
-def test_wheel_with_the_export_extra_runs_the_readme_example(tmp_path: Path) -> None:
+def test_wheel_with_the_export_and_train_extras_runs_the_readme_examples(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)], tmp_path)
     (wheel,) = wheels.glob("edgeinfer-*.whl")
     with zipfile.ZipFile(wheel) as z:
         top = {name.split("/")[0] for name in z.namelist() if not name.split("/")[0].endswith((".dist-info", ".data"))}
-    assert top == {"edgeinfer", "edgeinfer_export"}, f"the wheel installs {sorted(top)}: no generic top-level names"
+    assert top == {"edgeinfer", "edgeinfer_export", "edgeinfer_train"}, \
+        f"the wheel installs {sorted(top)}: no generic top-level names"
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     python = venv / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "-q", f"{wheel}[export]"], tmp_path)
+    _run([str(python), "-m", "pip", "install", "-q", f"{wheel}[export,train]"], tmp_path)
     user = tmp_path / "user"
     user.mkdir()
     (code,) = blocks("python")
@@ -45,4 +48,8 @@ def test_wheel_with_the_export_extra_runs_the_readme_example(tmp_path: Path) -> 
     probe = _run([str(python), "-c", "import sys, edgeinfer; edgeinfer.load('activity.onnx').predict([[0, 0, 9.8]]); "
                   "print(sorted(m for m in ('torch', 'onnx') if m in sys.modules))"], user)
     assert probe.stdout.strip() == "[]"
+    # the README's train -> run commands, with the venv's edgeinfer-train and edgeinfer
+    trainer = tmp_path / "trainer"
+    trainer.mkdir()
+    check(run_readme(trainer, venv / "bin"))
 
