@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     for name in ("hidden", "layers", "epochs", "patience", "batch", "seed"):
         s.add_argument(f"--{name}", type=int, default=getattr(DEFAULTS, name))
     s.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    s.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay (default 0)")
+    s.add_argument("--noise", type=float, default=DEFAULTS.noise,
+                   help="augmentation: std of Gaussian noise on the normalised training steps (default 0)")
     s.add_argument("--precision", choices=("auto", "int8", "fp32"), default=DEFAULTS.precision,
                    help="auto: int8 when it passes the gate, else fp32 (default)")
     s.add_argument("--max-drop", type=float, default=DEFAULTS.max_drop,
@@ -54,6 +57,11 @@ def run(a: argparse.Namespace) -> int:
     for name in ("hidden", "layers", "epochs", "patience", "batch"):
         if getattr(a, name) < 1:
             raise DataError(f"--{name} {getattr(a, name)}; expected a whole number >= 1")
+    for name in ("lr", "weight_decay", "noise", "max_drop"):
+        value = getattr(a, name)
+        if not (value >= 0 and value < float("inf")) or (name == "lr" and value == 0):
+            raise DataError(f"--{name.replace('_', '-')} {value}; expected a finite number"
+                            f"{' > 0' if name == 'lr' else ' >= 0'}")
     if a.out.suffix != ".onnx" or a.out.is_dir():
         raise DataError(f"--out {a.out}: expected a model file name ending in .onnx")
     columns = {"id_column": a.id_column, "label_column": a.label_column, "fill": a.fill,

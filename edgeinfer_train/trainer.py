@@ -43,6 +43,8 @@ class Settings:
     patience: int = 25  # epochs without a lower validation loss before stopping
     batch: int = 32
     lr: float = 3e-3
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    noise: float = 0.0  # std of Gaussian noise added to the normalised training steps (augmentation)
     seed: int = 0
     precision: str = "auto"  # auto: int8 when it passes the gate, else fp32; int8: int8 or nothing; fp32
     max_drop: float = 0.01  # the int8 gate: accuracy points (as a share) int8 may lose against fp32
@@ -122,7 +124,7 @@ def train(train_set: Sequences, val_set: Sequences, test_set: Sequences | None, 
     fingerprint = _fingerprint(train_set, val_set, config, settings)
     torch.manual_seed(settings.seed)
     model = SequenceClassifier(config)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     state = None if restart or not ckpt.exists() else _load(ckpt, fingerprint)
     if restart:
         log.unlink(missing_ok=True)
@@ -145,7 +147,10 @@ def train(train_set: Sequences, val_set: Sequences, test_set: Sequences | None, 
             idx = order[start : start + settings.batch]
             n = torch.from_numpy(lt[idx.numpy()])
             steps = int(n.max())
-            logits = model.every_step(torch.from_numpy(xt[idx.numpy(), :steps]))
+            xb = torch.from_numpy(xt[idx.numpy(), :steps])
+            if settings.noise:
+                xb = xb + settings.noise * torch.randn_like(xb)
+            logits = model.every_step(xb)
             loss = anytime_loss(logits, torch.from_numpy(train_set.y[idx.numpy()]), n)
             opt.zero_grad()
             loss.backward()

@@ -19,6 +19,7 @@ from edgeinfer_train.cli import main
 from tests.conftest import ROOT
 
 LABELS = ("walk", "run", "sit")
+TWO = "id,label,v\na,x,1\na,x,2\nb,y,2\nb,y,3\n"  # two classes, two sequences of two steps
 
 
 def waves(n: int, seed: int) -> tuple[list[np.ndarray], list[int]]:
@@ -120,7 +121,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     ({"a.csv": "id,label,v\na,x,1\na,x,2\nb,y,2\nb,y,3\n", "t.csv": "id,label,v\nc,z,1\nc,z,2\n"},
      ["--test", "t.csv"], "label 'z' appears only in the test data"),
     ({"a.csv": ""}, [], "a.csv: empty file"),
-    ({"a.csv": "id,label,v\na,x,1\na,x,2\nb,y,2\nb,y,3\n"}, ["--hidden", "0"], "--hidden 0; expected a whole number"),
+    ({"a.csv": TWO}, ["--hidden", "0"], "--hidden 0; expected a whole number"),
+    ({"a.csv": TWO}, ["--noise", "-1"], "--noise -1.0; expected a finite number"),
+    ({"a.csv": TWO}, ["--lr", "0"], "--lr 0.0; expected a finite number > 0"),
 ])
 def test_bad_data_is_one_line_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict,
                                               extra: list[str], message: str) -> None:
