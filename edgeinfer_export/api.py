@@ -246,7 +246,8 @@ def _call(module: nn.Module, x: np.ndarray, lengths: np.ndarray | None) -> torch
     """The user's forward on x (its state defaults), the first output when it gives several."""
     with torch.no_grad():
         if hasattr(module, PROTOCOL):
-            state = module.initial_state(len(x))
+            initial: Any = getattr(module, PROTOCOL)
+            state = initial(len(x))
             kwargs = {"lengths": torch.from_numpy(lengths)} if lengths is not None else {}
             out = module(torch.from_numpy(x), state, **kwargs)
         else:
@@ -322,7 +323,7 @@ def _spec(net: StreamingNet, inp: Features | Words | Chars, output: Classes | Va
              in zip(net.state_names, net.state_shapes, initial, strict=True)]
     classes = isinstance(output, Classes)
     tokens = not isinstance(inp, Features)
-    if tokens and embedding is not None and embedding.num_embeddings < len(inp.vocab) + 2:
+    if not isinstance(inp, Features) and embedding is not None and embedding.num_embeddings < len(inp.vocab) + 2:
         raise ExportError(f"the embedding has {embedding.num_embeddings} rows; the vocabulary needs "
                           f"{len(inp.vocab) + 2} (its words and the two reserved ids)")
     return _make({

@@ -5,6 +5,8 @@ largest magnitude where that exceeds 1 (float32 rounding grows with the values).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -13,6 +15,7 @@ from torch import nn
 
 from edgeinfer.session import create_session
 from edgeinfer.spec import ModelSpec
+from edgeinfer_export.streaming import StreamingNet
 
 FP32_TOLERANCE = 1e-5  # max abs error allowed between PyTorch and either fp32 graph
 PARITY_STEPS = 23  # steps of the random parity inputs
@@ -36,7 +39,7 @@ def _run(sess: ort.InferenceSession, names: list[str], feeds: dict[str, np.ndarr
     return dict(zip(names, sess.run(names, feeds), strict=True))
 
 
-def module_error(module: nn.Module, net: nn.Module, spec: ModelSpec, x: np.ndarray, lengths: np.ndarray | None
+def module_error(module: nn.Module, net: StreamingNet, spec: ModelSpec, x: np.ndarray, lengths: np.ndarray | None
                  ) -> float:
     """The user's forward (its own default state) against the streaming net from the initial state."""
     with torch.no_grad():
@@ -45,7 +48,7 @@ def module_error(module: nn.Module, net: nn.Module, spec: ModelSpec, x: np.ndarr
             out = out[0]
         state = net.initial_state(len(x))
         ours, _ = net(torch.from_numpy(x), state, torch.from_numpy(lengths) if lengths is not None else None)
-        dropped = getattr(net, "dropped", None)
+        dropped: Any = getattr(net, "dropped", None)
         if dropped is not None:  # a trailing softmax the file leaves to the runtimes
             ours = dropped(ours)
     if tuple(out.shape) != tuple(ours.shape):
@@ -63,7 +66,7 @@ def _inputs(spec: ModelSpec, batch: int, steps: int, rng: np.random.Generator) -
     return rng.standard_normal((batch, steps, spec.input_size)).astype(np.float32)
 
 
-def parity_error(net: nn.Module, seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec,
+def parity_error(net: StreamingNet, seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec,
                  example: np.ndarray, example_lengths: np.ndarray | None, seed: int = 0) -> float:
     """Max scaled difference of answers and final states: PyTorch vs the sequence graph vs the step
     graph run T times, on random inputs from a random state and on the example from the initial state."""
@@ -144,15 +147,15 @@ def graph_answers(seq: onnx.ModelProto, spec: ModelSpec, x: np.ndarray | list[np
             out[idx] = parts[n]
         return out
     sess = _session(seq, "sequence graph")
-    out = []
+    answers: list[np.ndarray] = []
     for start in range(0, len(x), batch):
         xb = x[start : start + batch]
         feeds = {spec.io.seq_input: xb, **spec.initial_state(len(xb))}
         if spec.io.lengths:
             feeds[spec.io.lengths] = (lengths[start : start + batch] if lengths is not None
                                       else np.full(len(xb), xb.shape[1], np.int64))
-        out.append(spec.answers(sess.run([spec.io.output], feeds)[0]))
-    return np.concatenate(out)
+        answers.append(spec.answers(sess.run([spec.io.output], feeds)[0]))
+    return np.concatenate(answers)
 
 
 def seq_step_error(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, steps: int = 17) -> float:

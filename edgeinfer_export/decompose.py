@@ -31,6 +31,7 @@ share one copy of the weights and differ only in how activations are rounded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -80,7 +81,7 @@ class _Builder:
         return name
 
     def op(self, op_type: str, inputs: list[str], what: str, outputs: list[str] | None = None,
-           domain: str = "", **attrs: object) -> str:
+           domain: str = "", **attrs: Any) -> str:
         out = outputs or [self.name(what)]
         self.nodes.append(helper.make_node(op_type, inputs, out, name=self.name(op_type), domain=domain or None,
                                            **attrs))

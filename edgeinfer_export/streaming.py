@@ -11,7 +11,7 @@ giving the answers and the next state):
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -73,7 +73,8 @@ class PartsNet(StreamingNet):
         steps = z.shape[1]
         new: list[torch.Tensor] = []
         k = 0
-        for rnn in self.rnns:
+        for module in self.rnns:
+            rnn = cast(nn.RNNBase, module)
             lstm = isinstance(rnn, nn.LSTM)
             hx: Any = (state[k], state[k + 1]) if lstm else state[k]
             k += 2 if lstm else 1
@@ -105,7 +106,8 @@ class ProtocolNet(StreamingNet):
             raise ExportError(f"{type(module).__name__}.forward takes no `lengths`: a token model's forward must "
                               "take lengths=(B,) so that a right-padded batch gives each row as if alone")
         try:
-            state = [torch.as_tensor(s) for s in module.initial_state(2)]
+            initial: Any = module.initial_state  # the protocol's method
+            state = [torch.as_tensor(s) for s in initial(2)]
         except Exception as exc:
             raise ExportError(f"{type(module).__name__}.initial_state(2) failed ({one_line(exc)}); it must return "
                               "the initial state tensors for a batch, each (layers, batch, hidden)") from None
@@ -126,13 +128,14 @@ class ProtocolNet(StreamingNet):
         self.initial_values = tuple(float(s.flatten()[0]) for s in state)
 
     def initial_state(self, batch: int) -> list[torch.Tensor]:
+        """Each state tensor filled with the module's initial value, for `batch` streams."""
         return [torch.full((layers, batch, hidden), value) for (layers, hidden), value
                 in zip(self.state_shapes, self.initial_values, strict=True)]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         kwargs = {"lengths": lengths} if self.takes_lengths and lengths is not None else {}
-        y, new = self.module(x, list(state), **kwargs)
+        y, new = self.module(x, list(state), **kwargs)  # the protocol: (answers, next state)
         return y, list(new)
 
 
@@ -148,8 +151,12 @@ class SequenceModule(nn.Module):
         return (y, *new)
 
 
-class TokenSequenceModule(SequenceModule):
+class TokenSequenceModule(nn.Module):
     """x (B, T) int64, lengths (B,) int64, state... -> y, state after each row's last token."""
+
+    def __init__(self, net: StreamingNet) -> None:
+        super().__init__()
+        self.net = net
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y, new = self.net(x, list(state), lengths)

@@ -32,7 +32,7 @@ def trace_graph(module: nn.Module, example: tuple[torch.Tensor, ...], spec: Mode
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), example, buf, dynamo=False, opset_version=OPSET,
+            module.eval(), example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]  # a BytesIO
             input_names=[x_name, *extra, *state_in], output_names=[spec.io.output, *state_out, *probs],
             dynamic_axes=axes,
         )

@@ -90,8 +90,9 @@ def fill_missing(x: np.ndarray, fill: str | None) -> np.ndarray:
     if fill is None or not np.isnan(x).any():
         return x
     if fill == "zero":
-        return np.nan_to_num(x, nan=0.0)
-    out = x.copy()
+        zeroed: np.ndarray = np.nan_to_num(x, nan=0.0)
+        return zeroed
+    out: np.ndarray = x.copy()
     for t in range(len(out)):
         gap = np.isnan(out[t])
         out[t, gap] = out[t - 1, gap] if t else 0.0

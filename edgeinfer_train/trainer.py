@@ -153,7 +153,7 @@ def train(train_set: Sequences, val_set: Sequences, test_set: Sequences | None, 
             logits = model.every_step(xb)
             loss = anytime_loss(logits, torch.from_numpy(train_set.y[idx.numpy()]), n)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         epoch += 1
@@ -213,13 +213,14 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
     inp = ee.Features(train_set.x[0].shape[1], mean=mean.tolist(), std=std.tolist(), names=list(train_set.features))
     output = ee.Classes(list(train_set.labels))
     example = [s for s in val_set.x if len(s) == len(val_set.x[0])][:8]
-    args = {"input": inp, "output": output, "example": np.stack(example)}
+    sample = np.stack(example)
     judge = test_set if test_set is not None else val_set
     int8_drop: float | None = None
     precision = "fp32"
     if settings.precision in ("auto", "int8"):
         try:
-            got = ee.export(model, out, **args, int8=ee.Int8((judge.x, judge.y), max_drop=settings.max_drop))
+            got = ee.export(model, out, input=inp, output=output, example=sample,
+                            int8=ee.Int8((judge.x, judge.y), max_drop=settings.max_drop))
             int8_drop = got.metrics["fp32_accuracy"] - got.metrics["accuracy"]
             precision = "int8"
         except ExportError as exc:
@@ -227,7 +228,7 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
                 raise
             print(f"{exc}; writing the fp32 model instead", file=sys.stderr)
     if precision == "fp32":
-        ee.export(model, out, **args)
+        ee.export(model, out, input=inp, output=output, example=sample)
     per_step = _answers_by_fraction(edgeinfer.load(out), judge)  # the written file, read step by step
     final = per_step[1.0]
     confusion = np.zeros((len(train_set.labels),) * 2, np.int64)
