@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import onnx
 import torch
-from torch import nn
 
 from edgeinfer.spec import ModelSpec
+from edgeinfer_export.streaming import SequenceModule
 from edgeinfer_export.trace import trace_graph
 from train.models import RecurrentNet
 
 
-class SequenceGraph(nn.Module):
-    """x (B, T, F), state... -> y (B, C), next state..."""
-
-    def __init__(self, net: RecurrentNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y, new = self.net(x, list(state))
-        return (y, *new)
+class SequenceGraph(SequenceModule):
+    """x (B, T, F), state... -> y (B, C), next state... (a RecurrentNet is called as the streaming
+    protocol's modules are: net(x, state) -> (y, new state))."""
 
 
 class TokenSequenceGraph(SequenceGraph):
