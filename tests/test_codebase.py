@@ -24,7 +24,7 @@ def test_tool_passes(command: list[str]) -> None:
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
 
 
-# Where a task may be named in the runtime and the exporter (README, Architecture): its one list,
+# Where a task may be named in the runtime and the exporter (docs/architecture.md): its one list,
 # the formats 1-6 reader, the bulk classes and Ray workers of each task, and the commands' default
 # built-in models. Everything else works from a model's spec.
 NAMES_TASKS = {"edgeinfer/tasks/__init__.py", "edgeinfer/spec.py", "edgeinfer/bulk/predict.py", "edgeinfer/ray.py",
