@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from edgeinfer.arrays import softmax
 from edgeinfer.errors import SpecError, WrongTaskError
 
 # 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout: the step graph's shared weights
@@ -289,11 +290,7 @@ class ModelSpec:
 
     def answers(self, logits: np.ndarray) -> np.ndarray:
         """The graphs' output as answers (a new array): probabilities (softmax) for classes, values as they are."""
-        if not self.gives_classes:
-            return np.array(logits, copy=True)
-        z = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return np.asarray(e / e.sum(axis=-1, keepdims=True))
+        return softmax(logits) if self.gives_classes else np.array(logits, copy=True)
 
     def require_input(self, kind: type[InputT]) -> InputT:
         """This model's input spec when it is of `kind`; WrongTaskError otherwise."""

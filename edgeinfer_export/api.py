@@ -199,15 +199,10 @@ def export(
     metrics: dict[str, float] = {"parity_max_abs_err": err}
     if int8 is not None:
         seq, step, spec, metrics = _int8(seq, step, spec, int8, output, metrics)
-    spec = _make(asdict_spec(spec), metrics=metrics)
+    spec = _make(spec.to_dict(), metrics=metrics)
     write_atomic(path, bundle(seq, step, spec).SerializeToString())
     print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
     return Exported(path, spec, err, metrics)
-
-
-def asdict_spec(spec: ModelSpec) -> dict[str, Any]:
-    """A spec as plain data (format 7)."""
-    return spec.to_dict()
 
 
 def _make(raw: dict[str, Any], **changes: Any) -> ModelSpec:
@@ -409,7 +404,7 @@ def _int8(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, int8: In
     if choice.fused_seq_per_s:
         metrics |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
                     "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
-    raw = asdict_spec(spec)
+    raw = spec.to_dict()
     note = choice.note
     if not choice.decomposed and spec.cell in ("gru", "rnn"):
         note += " (onnxruntime has no int8 GRU or RNN kernel: the fused operator computes in fp32)"

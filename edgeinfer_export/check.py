@@ -72,17 +72,17 @@ def parity_error(net: StreamingNet, seq: onnx.ModelProto, step: onnx.ModelProto,
     graph run T times, on random inputs from a random state and on the example from the initial state."""
     rng = np.random.default_rng(seed)
     seq_s, step_s = _session(seq, "sequence graph"), _session(step, "step graph")
-    cases: list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]] = []
+    cases: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
     for batch in PARITY_BATCHES:
         x = _inputs(spec, batch, PARITY_STEPS, rng)
         state = {s.name: (0.5 * rng.standard_normal((s.layers, batch, s.hidden))).astype(np.float32)
                  for s in spec.state}
-        cases.append((x, state, None))
+        cases.append((x, state))
     full = example_lengths is None or bool((example_lengths == example.shape[1]).all())
     if full:  # a padded example is checked row by row by padding_error and by module_error
-        cases.append((example, spec.initial_state(len(example)), None))
+        cases.append((example, spec.initial_state(len(example))))
     worst = 0.0
-    for x, state0, _ in cases:
+    for x, state0 in cases:
         batch, steps = x.shape[0], x.shape[1]
         lengths = {spec.io.lengths: np.full(batch, steps, np.int64)} if spec.io.lengths else {}
         with torch.no_grad():

@@ -85,7 +85,7 @@ class Job:
         self.shards = shards
         self.parts = parts_dir(out)
         self.errors_out = errors_path(out)
-        self.images = next(t.input_kind == "image" for t in TASKS if t.name == options.task)
+        self.images = any(t.input_kind == "image" for t in TASKS if t.name == options.task)
 
     @property
     def suffix(self) -> str:

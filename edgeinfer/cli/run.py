@@ -64,11 +64,6 @@ def parse_step(text: str, spec: ModelSpec) -> np.ndarray | int:
     return np.asarray(values, np.float32)
 
 
-def spec_tokens(spec: ModelSpec) -> bool:
-    """True for token models (a line is an id, never a header)."""
-    return spec.reads_tokens
-
-
 def is_header(text: str) -> bool:
     """A first line of names and no numbers: a CSV header, skipped."""
     cells = [c.strip().strip('"') for c in text.translate(SEPARATORS).split()]
@@ -141,7 +136,7 @@ def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool,
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise InputError("not UTF-8 text") from None
-            if number == 1 and not spec_tokens(model.spec) and is_header(text):
+            if number == 1 and not model.spec.reads_tokens and is_header(text):
                 continue  # a CSV's header: names, no numbers
             if not text.strip():
                 if stream.steps or done:
