@@ -43,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay (default 0)")
     s.add_argument("--noise", type=float, default=DEFAULTS.noise,
                    help="augmentation: std of Gaussian noise on the normalised training steps (default 0)")
+    s.add_argument("--feature-dropout", type=float, default=DEFAULTS.feature_dropout,
+                   help="augmentation: share of a sequence's features zeroed for all its steps while training "
+                        f"(default {DEFAULTS.feature_dropout:g}; 0 turns it off)")
+    s.add_argument("--refit", action=argparse.BooleanOptionalAction, default=DEFAULTS.refit,
+                   help="after early stopping, train again on training + validation data for the epochs it "
+                        "chose (default: on)")
     s.add_argument("--precision", choices=("auto", "int8", "fp32"), default=DEFAULTS.precision,
                    help="auto: int8 when it passes the gate, else fp32 (default)")
     s.add_argument("--max-drop", type=float, default=DEFAULTS.max_drop,
@@ -62,6 +68,8 @@ def run(a: argparse.Namespace) -> int:
         if not (value >= 0 and value < float("inf")) or (name == "lr" and value == 0):
             raise DataError(f"--{name.replace('_', '-')} {value}; expected a finite number"
                             f"{' > 0' if name == 'lr' else ' >= 0'}")
+    if not 0.0 <= a.feature_dropout < 1.0:
+        raise DataError(f"--feature-dropout {a.feature_dropout}; expected a share from 0 up to (not including) 1")
     if a.out.suffix != ".onnx" or a.out.is_dir():
         raise DataError(f"--out {a.out}: expected a model file name ending in .onnx")
     columns = {"id_column": a.id_column, "label_column": a.label_column, "fill": a.fill,

