@@ -1,11 +1,13 @@
 """Benchmarks: edgeinfer against bare onnxruntime and PyTorch eager, all measured in this run.
 
-    .venv/bin/python benchmarks/run.py [--models digits sentiment characters] [--quick]
+    .venv/bin/python benchmarks/run.py [--models digits sentiment characters motions] [--quick]
 
 Needs the `train` extra (PyTorch, onnx). Prints one markdown table: medians (p99 for
 latencies), with the ratio each target is about. The PyTorch baselines and the fp32 ONNX
 files are built from each built-in model's own architecture (its spec's provenance config)
-with random weights: speed does not depend on the weights' values.
+with random weights: speed does not depend on the weights' values. A model trained by
+`edgeinfer-train` (motions) has no such config: it gets the step-latency rows against bare
+onnxruntime runs of its own step graph.
 """
 from __future__ import annotations
 
@@ -125,6 +127,20 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
     fed, floor = chunk_step_us(model, min(steps, 28))
     row("a2. chunked streaming", name, f"Stream.feed of {min(steps, 28)} steps, per step", f"{fed:.2f} µs",
         f"{fed / floor:.2f}x one full-sequence call ({floor:.2f} µs/step)", "≤ 1.5x")
+
+
+def bench_own_steps(name: str, model: edgeinfer.Model) -> None:
+    """a. step latency at batch 1, one thread, of a model with no PyTorch recipe here: against bare
+    onnxruntime runs of its step graph (raw sensor values in: Stream.step normalises them)."""
+    torch.set_num_threads(1)
+    lat = step_latency(model)
+    bare = lat["IOBinding"].median_us
+    for label, t in (("Stream.step", lat["Stream.step"]), ("bare session.run", lat["session.run"]),
+                     ("bare IOBinding", lat["IOBinding"])):
+        row("a. step latency, batch 1, 1 thread", name, label, f"{t.median_us:.1f} µs (p99 {t.p99_us:.1f})",
+            f"{t.median_us / bare:.2f}x IOBinding", "")
+    row("a. step latency, batch 1, 1 thread", name, "Stream.step vs bare IOBinding", "",
+        f"{lat['Stream.step'].median_us / bare:.2f}x", "≤ 1.2x")
 
 
 def bench_batch(name: str, model: edgeinfer.Model, other: Path) -> None:
@@ -258,17 +274,21 @@ def bench_cold_start() -> None:
 def main() -> None:
     """Run every section and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["digits", "sentiment", "characters"])
+    p.add_argument("--models", nargs="+", default=["digits", "sentiment", "characters", "motions"])
     p.add_argument("--quick", action="store_true", help="fewer batch sizes in section c")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         # every model's single-thread step latencies first (measured after the multi-threaded
         # sections, a model's steps read up to 2x slower than alone)
-        models = {name: edgeinfer.load(name) for name in a.models}
+        every = {name: edgeinfer.load(name) for name in a.models}
+        models = {name: m for name, m in every.items() if "config" in m.spec.provenance}  # built by train/
         nets = {name: torch_net(model) for name, model in models.items()}
-        for name, model in models.items():
+        for name, model in every.items():
             print(f"{name}: steps ...", file=sys.stderr, flush=True)
-            bench_steps(name, model, nets[name])
+            if name in nets:
+                bench_steps(name, model, nets[name])
+            else:
+                bench_own_steps(name, model)
         for name, model in models.items():
             print(f"{name} ...", file=sys.stderr, flush=True)
             net = nets[name]

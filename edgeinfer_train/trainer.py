@@ -299,11 +299,12 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
     example = [s for s in val_set.x if len(s) == len(val_set.x[0])][:8]
     sample = np.stack(example)
     judge = test_set if test_set is not None else val_set
+    work = out.with_name(out.name + ".train") / "exported.onnx"  # measured here, then written to `out`
     int8_drop: float | None = None
     precision = "fp32"
     if settings.precision in ("auto", "int8"):
         try:
-            got = ee.export(model, out, input=inp, output=output, example=sample,
+            got = ee.export(model, work, input=inp, output=output, example=sample,
                             int8=ee.Int8((val_set.x, val_set.y), max_drop=settings.max_drop))
             int8_drop = got.metrics["fp32_accuracy"] - got.metrics["accuracy"]
             precision = "int8"
@@ -312,8 +313,8 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
                 raise
             print(f"{exc}; writing the fp32 model instead", file=sys.stderr)
     if precision == "fp32":
-        ee.export(model, out, input=inp, output=output, example=sample)
-    per_step = _answers_by_fraction(edgeinfer.load(out), judge)  # the written file, read step by step
+        ee.export(model, work, input=inp, output=output, example=sample)
+    per_step = _answers_by_fraction(edgeinfer.load(work), judge)  # the written file, read step by step
     final = per_step[1.0]
     confusion = np.zeros((len(train_set.labels),) * 2, np.int64)
     for t, p in zip(judge.y, final, strict=True):
@@ -323,9 +324,28 @@ def _finish(model: SequenceClassifier, train_set: Sequences, val_set: Sequences,
         xs, ls = padded(test_set.x, mean, std)
         fp32 = _accuracy(evaluate(model, xs, ls), ls, test_set.y)
         int8_drop = fp32 - accuracy
+    by_fraction = {f"{f:g}": float((per_step[f] == judge.y).mean()) for f in FRACTIONS}
+    which = "test" if test_set is not None else "val"
+    _write_with_metrics(work, out, {f"{which}_accuracy": accuracy, f"{which}_sequences": float(len(judge)),
+                                    **{f"{which}_accuracy_read_{k}": v for k, v in by_fraction.items() if k != "1"}})
     return Summary(*epochs, val_acc, accuracy if test_set is not None else None, int8_drop, precision,
-                   {f"{f:g}": float((per_step[f] == judge.y).mean()) for f in FRACTIONS},
-                   confusion.tolist(), train_set.labels, round(seconds, 1))
+                   by_fraction, confusion.tolist(), train_set.labels, round(seconds, 1))
+
+
+def _write_with_metrics(src: Path, out: Path, metrics: dict[str, float]) -> None:
+    """`src` written to `out` (atomically) with `metrics` added to its spec: the figures measured on
+    the file travel in it (`edgeinfer info`, `edgeinfer models`). Graphs unchanged."""
+    import onnx
+
+    from edgeinfer.spec import SPEC_KEY, ModelSpec
+    from edgeinfer_export.bundle import bundle, unbundle
+
+    model = onnx.load_from_string(src.read_bytes())
+    spec = ModelSpec.from_json({p.key: p.value for p in model.metadata_props}[SPEC_KEY]).to_dict()
+    spec["metrics"] = {**spec["metrics"], **{k: round(v, 6) for k, v in metrics.items()}}
+    seq, step = unbundle(model)
+    write_atomic(out, bundle(seq, step, ModelSpec.from_dict(spec)).SerializeToString())
+    src.unlink()
 
 
 def _answers_by_fraction(model: Any, data: Sequences) -> dict[float, np.ndarray]:

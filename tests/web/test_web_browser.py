@@ -14,7 +14,9 @@ wrote back:
   web/test/models.test.js has the numbers);
 - demo.test.mjs: on the demo page, a "7" drawn with pointer events is shown as 7 (here: with the
   probability and early-exit row Python gives for the very pixels the page drew), a typed review's
-  positive probability is Python's within 1e-3, and 50 greedy characters are Python's text.
+  positive probability is Python's within 1e-3, 50 greedy characters are Python's text, and a
+  held-out walking recording played back in the motions panel ends on Python's label and
+  probability (within 1e-3) with Python's early-exit step.
 
 Needs Chromium (`apt-get install chromium`; or CHROMIUM=path), node >= 20 and web/node_modules
 (`cd web && npm ci`): without them this test fails and says so; it never skips.
@@ -23,6 +25,7 @@ By hand: `.venv/bin/python -m tests.web.test_web_browser DIR` writes the referen
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -61,12 +64,25 @@ CHAR_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nA
 DEMO_REVIEW = "A wonderful, moving film."
 DEMO_PROMPT = "ROMEO:"
 DEMO_CHARS = 50
+DEMO_RECORDING = "test-20"  # walking (samples/basicmotions-walking.csv)
+MOTION_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 EARLY_EXIT = 0.99
 SHOWN_PCT = 0.005 + 100 * 1e-5  # in percent: the page shows 2 decimals; plus 1e-5 of runtime difference
 
 
 def _floats(a: np.ndarray) -> list[float]:
     return [float(v) for v in np.asarray(a, np.float32).ravel()]
+
+
+def _recordings() -> dict[str, tuple[np.ndarray, str]]:
+    """The held-out BasicMotions recordings the demo plays: id -> ((T, 6) raw values, activity)."""
+    rows: dict[str, list[list[float]]] = {}
+    labels: dict[str, str] = {}
+    with (ROOT / "samples" / "basicmotions-test.csv").open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            rows.setdefault(r["recording"], []).append([float(r[c]) for c in MOTION_CHANNELS])
+            labels[r["recording"]] = r["activity"]
+    return {k: (np.array(v, np.float32), labels[k]) for k, v in rows.items()}
 
 
 def _steps(model: edgeinfer.Model, inputs: list[Any]) -> dict[str, Any]:
@@ -118,12 +134,27 @@ def write_refs(out: Path) -> dict[str, Any]:
         "steps": _steps(characters, char_ids[:STEPS]),
     }
 
+    motions = edgeinfer.load("motions", intra_op_threads=1)
+    recordings = _recordings()
+    ids = sorted(recordings)
+    features = np.stack([recordings[i][0] for i in ids[::10]])  # one recording of each activity, raw values
+    probs = motions.predict(features)
+    models["motions"] = {
+        "predict": {"features": _floats(features), "dims": list(features.shape), "probs": _floats(probs),
+                    "probs_dims": list(probs.shape)},
+        "steps": _steps(motions, list(recordings[DEMO_RECORDING][0][:STEPS])),
+    }
+    trace = motions.stream().trace(recordings[DEMO_RECORDING][0])
+    exit_step = next((t + 1 for t, p in enumerate(trace) if p.max() >= EARLY_EXIT), None)
+
     positive = sentiment.spec.labels.index("positive")
     demo = {
         "review": {"text": DEMO_REVIEW, "positive": float(sentiment.predict([DEMO_REVIEW])[0, positive]),
                    "words": len(Tokenizer(sentiment.spec.input).encode(DEMO_REVIEW))},
         "generate": {"prompt": DEMO_PROMPT, "chars": DEMO_CHARS,
                      "text": "".join(edgeinfer.generate(characters, DEMO_PROMPT, DEMO_CHARS, 0))},
+        "motion": {"recording": DEMO_RECORDING, "label": motions.spec.labels[int(trace[-1].argmax())],
+                   "prob": float(trace[-1].max()), "exit": exit_step, "truth": recordings[DEMO_RECORDING][1]},
     }
     refs = {"models": models, "demo": demo, "native_int8": "saturating" if native_int8_saturates() else "exact"}
     out.mkdir(parents=True, exist_ok=True)
@@ -178,10 +209,10 @@ def test_browser_runtime_and_demo_match_python(tmp_path: Path) -> None:
     assert run.returncode == 0, f"node --test web/test/browser/ failed:\n{log}"
     skipped = set(re.findall(r"^\s*ok \d+ - (.*?) # SKIP", run.stdout, re.M))
     assert skipped <= {"demo: screenshot"}, f"skipped: {skipped}\n{log}"  # the rest must have run
-    assert int(re.findall(r"^# pass (\d+)$", run.stdout, re.M)[-1]) >= 9, log
+    assert int(re.findall(r"^# pass (\d+)$", run.stdout, re.M)[-1]) >= 10, log
 
     parity: dict[str, float] = json.loads((out / "parity.json").read_text())
-    assert len(parity) == 9, parity
+    assert len(parity) == 12, parity
     # the built-ins' 8-bit weights saturate Python's products on x86 CPUs without VNNI (web/test/models.test.js)
     bound = 0.1 if native_int8_saturates() else 1e-5
     assert max(v for k, v in parity.items() if k.endswith(".forced")) <= bound, parity

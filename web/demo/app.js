@@ -47,17 +47,18 @@ const handlers = {
       + `${s.hidden} units · ${s.precision} · ${kb(msg.bytes)} · loaded in ${secs(msg.ms)}`;
     $(msg.name).dataset.state = "idle";
     if (msg.name === "sentiment") reviewChanged(true);
+    if (msg.name === "motions") clearMotion();
   },
   ready(msg) {
     const names = Object.keys(loaded);
-    if (names.length < 3) return;
+    if (names.length < 4) return;
     status(`Ready: ${names.length} models loaded.`);
     $("runtime").textContent = `onnxruntime-web ${msg.versions.web} · WebAssembly · ${msg.threads} thread${msg.threads > 1 ? "s" : ""}`
       + ` · ${msg.isolated ? "cross-origin isolated" : "not cross-origin isolated (one thread only)"} · load times: `
       + names.map((n) => `${n} ${secs(loaded[n].ms)}`).join(", ") + " (the first includes starting the runtime)";
   },
   error(msg) {
-    const where = { digit: "digit-error", review: "review-error", generate: "gen-error" }[msg.kind];
+    const where = { digit: "digit-error", review: "review-error", generate: "gen-error", motion: "motion-error" }[msg.kind];
     if (where && msg.job && msg.job !== current[msg.kind]) return; // an old job's failure
     if (where) {
       const el = $(where);
@@ -66,6 +67,7 @@ const handlers = {
       if (msg.kind === "generate") generationEnded();
       if (msg.kind === "digit") $("digits").dataset.state = "error";
       if (msg.kind === "review") $("sentiment").dataset.state = "error";
+      if (msg.kind === "motion") motionEnded("error");
     } else {
       status(`${msg.kind}: ${msg.message}`, true);
     }
@@ -76,11 +78,13 @@ const handlers = {
   review: (msg) => msg.job === current.review && showReview(msg),
   chars: (msg) => msg.job === current.generate && showChars(msg),
   "generate-done": (msg) => msg.job === current.generate && generateDone(msg),
+  "motion-step": (msg) => msg.job === current.motion && showMotionStep(msg),
+  "motion-done": (msg) => msg.job === current.motion && motionDone(msg),
 };
 worker.onmessage = (event) => handlers[event.data.op]?.(event.data);
 
 /** The latest job of each kind: results of older ones are ignored. */
-const current = { digit: 0, review: 0, generate: 0 };
+const current = { digit: 0, review: 0, generate: 0, motion: 0 };
 
 /** A canvas sized to its CSS box at the device's pixel ratio; returns its 2D context. @param {HTMLCanvasElement} canvas */
 function fit(canvas, width = canvas.clientWidth, height = canvas.clientHeight) {
@@ -512,6 +516,214 @@ function generateDone(msg) {
     + `${(1000 * msg.stepMs).toFixed(0)} µs of model time per character`;
   $("characters").dataset.state = "done";
 }
+
+// ---- 4. motions ----------------------------------------------------------------------------
+
+const CHANNEL_COLOURS = ["#4f46e5", "#0891b2", "#16a34a", "#d97706", "#db2777", "#64748b"];
+const signal = /** @type {HTMLCanvasElement} */ ($("signal"));
+const signalCtx = fit(signal);
+const motionHeat = /** @type {HTMLCanvasElement} */ ($("motion-heat"));
+const motionHeatCtx = fit(motionHeat);
+/** @type {Array<{id: string, label: string, channels: string[], steps: Float32Array, features: number}>} */
+let recordings = [];
+/** @type {Float32Array[]} probabilities after each step of the recording playing */
+let stepProbs = [];
+let motionExit = -1;
+
+/**
+ * The recordings of a CSV with one row per step: recording, step, activity, then the channels.
+ * @param {string} text
+ */
+function parseRecordings(text) {
+  const lines = text.trim().split(/\r?\n/);
+  const header = lines[0].split(",");
+  const channels = header.slice(3);
+  /** @type {Map<string, {id: string, label: string, rows: number[]}>} */
+  const byId = new Map();
+  for (const line of lines.slice(1)) {
+    const cells = line.split(",");
+    let rec = byId.get(cells[0]);
+    if (!rec) byId.set(cells[0], rec = { id: cells[0], label: cells[2], rows: [] });
+    rec.rows.push(...cells.slice(3).map(Number));
+  }
+  return [...byId.values()].map((r) => ({ id: r.id, label: r.label, channels, steps: Float32Array.from(r.rows),
+    features: channels.length }));
+}
+
+fetch("/samples/basicmotions-test.csv").then((r) => {
+  if (!r.ok) throw new Error(`the recordings: HTTP ${r.status}`);
+  return r.text();
+}).then((text) => {
+  recordings = parseRecordings(text);
+  const select = $("recording");
+  for (const rec of recordings) select.append(new Option(`${rec.id} · ${rec.label}`, rec.id));
+  select.value = recordings.find((r) => r.label === "walking")?.id ?? recordings[0].id;
+  $("signal-legend").innerHTML = recordings[0].channels.map((c, i) => `<span style="--c: ${CHANNEL_COLOURS[i % 6]}">${c}</span>`).join("");
+  clearMotion();
+}).catch((err) => {
+  $("motion-error").textContent = `Could not load the recordings (${err.message}).`;
+  $("motion-error").hidden = false;
+});
+
+const recording = () => recordings.find((r) => r.id === $("recording").value);
+
+function clearMotion() {
+  stepProbs = [];
+  motionExit = -1;
+  drawSignal(0);
+  drawMotionHeat();
+  showMotionBars(null);
+  $("motion-label").textContent = "·";
+  $("motion-label").classList.remove("sure");
+  for (const id of ["motion-prob", "motion-steps", "motion-exit", "motion-truth"]) $(id).textContent = "";
+  $("motion-error").hidden = true;
+}
+
+/** The channels of the recording up to `upto` steps, each scaled to its own range. @param {number} upto */
+function drawSignal(upto) {
+  const w = signal.clientWidth, h = signal.clientHeight;
+  signalCtx.clearRect(0, 0, w, h);
+  const rec = recording();
+  if (!rec) return;
+  const total = rec.steps.length / rec.features, dx = w / Math.max(1, total - 1);
+  for (let c = 0; c < rec.features; c++) {
+    let lo = Infinity, hi = -Infinity;
+    for (let t = 0; t < total; t++) {
+      const v = rec.steps[t * rec.features + c];
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    const span = hi - lo || 1;
+    signalCtx.strokeStyle = CHANNEL_COLOURS[c % 6];
+    signalCtx.lineWidth = 1.4;
+    signalCtx.beginPath();
+    for (let t = 0; t < upto; t++) {
+      const y = h - 6 - ((rec.steps[t * rec.features + c] - lo) / span) * (h - 12);
+      if (t === 0) signalCtx.moveTo(0, y);
+      else signalCtx.lineTo(t * dx, y);
+    }
+    signalCtx.stroke();
+  }
+  if (motionExit >= 0) {
+    signalCtx.strokeStyle = "#d97706";
+    signalCtx.setLineDash([4, 3]);
+    signalCtx.beginPath();
+    signalCtx.moveTo(motionExit * dx + 0.5, 0);
+    signalCtx.lineTo(motionExit * dx + 0.5, h);
+    signalCtx.stroke();
+    signalCtx.setLineDash([]);
+  }
+}
+
+/** The probability of each class (a row each) after each step (a column each). */
+function drawMotionHeat() {
+  const w = motionHeat.clientWidth, h = motionHeat.clientHeight;
+  motionHeatCtx.fillStyle = "#f8fafc";
+  motionHeatCtx.fillRect(0, 0, w, h);
+  const rec = recording();
+  const names = loaded.motions?.spec.output.names ?? [];
+  if (!rec || !names.length) return;
+  const total = rec.steps.length / rec.features, cw = w / total, rh = h / names.length;
+  stepProbs.forEach((probs, t) => {
+    for (let k = 0; k < names.length; k++) {
+      if (probs[k] < 0.004) continue;
+      motionHeatCtx.fillStyle = `rgba(79, 70, 229, ${Math.min(1, 0.12 + 0.88 * probs[k]).toFixed(3)})`;
+      motionHeatCtx.fillRect(t * cw, k * rh + 0.5, Math.max(1, cw - 0.5), rh - 1);
+    }
+  });
+  motionHeatCtx.fillStyle = "#334155";
+  motionHeatCtx.font = "11px system-ui, sans-serif";
+  names.forEach((name, k) => motionHeatCtx.fillText(name, 4, k * rh + rh / 2 + 4));
+  if (motionExit >= 0) {
+    motionHeatCtx.strokeStyle = "#d97706";
+    motionHeatCtx.setLineDash([4, 3]);
+    motionHeatCtx.beginPath();
+    motionHeatCtx.moveTo((motionExit + 1) * cw + 0.5, 0);
+    motionHeatCtx.lineTo((motionExit + 1) * cw + 0.5, h);
+    motionHeatCtx.stroke();
+    motionHeatCtx.setLineDash([]);
+  }
+}
+
+/** @param {Float32Array | null} probs */
+function showMotionBars(probs) {
+  const names = loaded.motions?.spec.output.names ?? [];
+  const bars = $("motion-bars");
+  if (bars.children.length !== 3 * names.length) {
+    bars.innerHTML = names.map((n) => `<span>${n}</span><span class="track"><i></i></span><span class="num"></span>`).join("");
+  }
+  const top = probs ? probs.indexOf(Math.max(...probs)) : -1;
+  names.forEach((_, k) => {
+    const track = bars.children[3 * k + 1];
+    track.classList.toggle("top", k === top);
+    track.firstChild.style.width = `${(100 * (probs ? probs[k] : 0)).toFixed(1)}%`;
+    bars.children[3 * k + 2].textContent = probs ? pct(probs[k]) : "";
+  });
+}
+
+function playMotion() {
+  const rec = recording();
+  if (!rec || !loaded.motions) return;
+  clearMotion();
+  current.motion = ++jobs;
+  $("motions").dataset.state = "running";
+  $("play").disabled = true;
+  const steps = rec.steps.slice();
+  worker.postMessage({ op: "motion", job: current.motion, steps, features: rec.features }, [steps.buffer]);
+}
+
+/** @param {string} state */
+function motionEnded(state) {
+  $("play").disabled = false;
+  $("motions").dataset.state = state;
+}
+
+/** @param {any} msg */
+function showMotionStep(msg) {
+  const rec = recording();
+  if (!rec) return;
+  stepProbs[msg.step] = msg.probs;
+  drawSignal(msg.step + 1);
+  drawMotionHeat();
+  showMotionBars(msg.probs);
+  const top = msg.probs.indexOf(Math.max(...msg.probs));
+  $("motion-label").textContent = loaded.motions.spec.output.names[top];
+  $("motion-prob").textContent = pct(msg.probs[top], 2);
+  const total = rec.steps.length / rec.features;
+  $("motion-steps").textContent = `after step ${msg.step + 1} of ${total} (${((msg.step + 1) / 10).toFixed(1)} s)`;
+}
+
+/** @param {any} msg */
+function motionDone(msg) {
+  const rec = recording();
+  const names = loaded.motions.spec.output.names;
+  const total = rec ? rec.steps.length / rec.features : stepProbs.length;
+  motionExit = msg.exit;
+  drawSignal(total);
+  drawMotionHeat();
+  showMotionBars(msg.probs);
+  $("motion-label").textContent = names[msg.label];
+  $("motion-label").classList.add("sure");
+  $("motion-prob").textContent = pct(msg.probs[msg.label], 2);
+  $("motion-steps").textContent = `after all ${total} steps · ${(1000 * msg.stepMs).toFixed(0)} µs per step`;
+  $("motion-exit").innerHTML = msg.exit >= 0
+    ? `<b>Sure at step ${msg.exit + 1}</b> (top ≥ ${msg.threshold}): an early exit would skip the last ${total - 1 - msg.exit} step${total - 1 - msg.exit === 1 ? "" : "s"}.`
+    : `Never reached ${msg.threshold} (top ${Math.max(...msg.probs).toFixed(3)} after all steps): no early exit.`;
+  $("motion-truth").textContent = rec ? `recorded: ${rec.label} ${rec.label === names[msg.label] ? "✓" : "✗"}` : "";
+  motionEnded("done");
+}
+
+$("play").addEventListener("click", playMotion);
+$("next-recording").addEventListener("click", () => {
+  const select = $("recording");
+  select.selectedIndex = (select.selectedIndex + 1) % Math.max(1, select.options.length);
+  playMotion();
+});
+$("recording").addEventListener("change", () => {
+  current.motion = 0;
+  motionEnded(loaded.motions ? "idle" : "loading");
+  clearMotion();
+});
 
 window.addEventListener("resize", () => {
   if (reviewResult) drawChart(reviewResult.words, -1);

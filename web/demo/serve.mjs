@@ -7,7 +7,8 @@
 //   /          web/demo/                               the page: index.html, app.js, worker.js, style.css
 //   /src/      web/src/                                the runtime, as ES modules
 //   /ort/      web/node_modules/onnxruntime-web/dist/  onnxruntime-web's browser build and wasm
-//   /models/   edgeinfer/models/                       the three built-in model files
+//   /models/   edgeinfer/models/                       the built-in model files
+//   /samples/  samples/                                basicmotions-test.csv, the motions panel's recordings
 //   /test/     web/test/browser/                       harness.html, the browser tests' blank page
 // Every response is cross-origin isolated (COOP same-origin + COEP require-corp), so the page
 // may use SharedArrayBuffer and onnxruntime-web's wasm threads. Only GET and HEAD, only files
@@ -38,6 +39,7 @@ export const ROOTS = [
   ["/src/", join(WEB, "src")],
   ["/ort/", join(WEB, "node_modules", "onnxruntime-web", "dist")],
   ["/models/", join(REPO, "edgeinfer", "models")],
+  ["/samples/", join(REPO, "samples"), ["basicmotions-test.csv"]],
   ["/test/", join(WEB, "test", "browser"), ["harness.html"]],
   ["/", join(WEB, "demo"), ["index.html", "app.js", "worker.js", "style.css"]],
 ];
@@ -49,6 +51,7 @@ export const MIME = {
   ".mjs": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".json": "application/json; charset=utf-8",
+  ".csv": "text/csv; charset=utf-8",
   ".wasm": "application/wasm",
   ".onnx": "application/octet-stream",
   ".png": "image/png",

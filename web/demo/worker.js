@@ -1,4 +1,4 @@
-// The demo's model work, off the page's thread: loads the three built-in models with
+// The demo's model work, off the page's thread: loads the four built-in models with
 // edgeinfer-web and steps their streams. The page (app.js) sends jobs; each job gets a number, and
 // a newer job of the same kind supersedes the one running (it stops at its next step).
 //
@@ -9,18 +9,20 @@
 //                                                    {op: "digit-row", job, row, probs} x 28, {op: "digit-done", job, ...}
 //   {op: "review", job, text}                        {op: "review", job, words: [{text, start, end, p, unknown}], p}
 //   {op: "generate", job, prompt, chars, temperature}{op: "chars", job, text, top, count, ms} ..., {op: "generate-done", job, ...}
+//   {op: "motion", job, steps, features}             {op: "motion-step", job, step, probs} x T, {op: "motion-done", job, ...}
 //   {op: "stop", job}                                {op: "error", job, kind, name, message}
 
 import { generate, load, preprocessImage, runtimeVersions, textTokenizer } from "/src/index.js";
 
-const MODELS = /** @type {const} */ (["digits", "sentiment", "characters"]);
+const MODELS = /** @type {const} */ (["digits", "sentiment", "characters", "motions"]);
 const EARLY_EXIT = 0.99; // the early-exit threshold: the first row whose top probability reaches it
-const PACE = { watch: { row: 35, char: 20 }, full: { row: 0, char: 0 } }; // ms between steps shown
+// ms between steps shown; a motion step is 0.1 s of the recording (10 Hz), played back in real time
+const PACE = { watch: { row: 35, char: 20, motion: 100 }, full: { row: 0, char: 0, motion: 0 } };
 
 /** @type {Record<string, Promise<import("/src/index.js").Model>>} */
 const models = {};
 /** @type {Record<string, number>} the running job of each kind */
-const current = { digit: 0, review: 0, generate: 0 };
+const current = { digit: 0, review: 0, generate: 0, motion: 0 };
 let pace = PACE.watch;
 
 /** @param {string} name */
@@ -68,7 +70,8 @@ async function init(threads) {
  */
 async function warmUp(m) {
   const stream = m.stream();
-  const x = m.spec.input.kind === "image" ? new Float32Array(m.spec.input_size) : 2;
+  const kind = m.spec.input.kind;
+  const x = kind === "image" || kind === "features" ? new Float32Array(m.spec.input_size) : 2;
   const t0 = performance.now();
   for (let i = 0; i < 200 && performance.now() - t0 < 60; i++) await stream.step(x);
 }
@@ -200,6 +203,35 @@ async function write(job, { prompt, chars, temperature }) {
   post({ op: "generate-done", job, count, stopped, ms: performance.now() - t0, stepMs: modelMs / Math.max(count, 1) });
 }
 
+/**
+ * Motions: a recording played back one step (0.1 s of six sensor channels, raw: the runtime
+ * applies the file's normalisation) at a time, the class probabilities after each step.
+ * @param {number} job @param {Float32Array} steps (T * F) @param {number} features
+ */
+async function motion(job, steps, features) {
+  const m = await model("motions");
+  if (job !== current.motion) return;
+  const total = steps.length / features;
+  const stream = m.stream();
+  let exit = -1, stepMs = 0;
+  const t0 = performance.now();
+  for (let t = 0; t < total; t++) {
+    const s0 = performance.now();
+    const probs = await stream.step(steps.subarray(t * features, (t + 1) * features));
+    stepMs += performance.now() - s0;
+    if (job !== current.motion) return;
+    if (exit < 0 && Math.max(...probs) >= EARLY_EXIT) exit = t;
+    post({ op: "motion-step", job, step: t, probs: Float32Array.from(probs) });
+    if (pace.motion) await sleep(pace.motion);
+    else await turn();
+    if (job !== current.motion) return;
+  }
+  const probs = stream.probabilities;
+  const label = probs.indexOf(Math.max(...probs));
+  post({ op: "motion-done", job, label, probs, exit, threshold: EARLY_EXIT, stepMs: stepMs / total,
+    ms: performance.now() - t0 });
+}
+
 self.onmessage = (/** @type {MessageEvent} */ event) => {
   const msg = event.data;
   const run = (/** @type {string} */ kind, /** @type {() => Promise<unknown>} */ work) => {
@@ -222,6 +254,9 @@ self.onmessage = (/** @type {MessageEvent} */ event) => {
       break;
     case "generate":
       run("generate", () => write(msg.job, msg));
+      break;
+    case "motion":
+      run("motion", () => motion(msg.job, msg.steps, msg.features));
       break;
     case "stop":
       if (current[msg.kind] === msg.job) current[msg.kind] = 0;

@@ -2,7 +2,9 @@
 // pointer events is read row by row and shown as 7 with its probability and early-exit row (the
 // pixels the page drew are written out: the pytest driver checks them against Python); a typed
 // review's probability of positive is Python's within 1e-3; 50 greedy characters (temperature 0)
-// are Python's text; Stop stops a long generation; nothing runs on the page's own thread.
+// are Python's text; a held-out walking recording played in the motions panel ends on Python's
+// label, probability and early-exit step; Stop stops a long generation; nothing runs on the
+// page's own thread.
 //
 // EDGEINFER_DEMO_SCREENSHOT=docs/demo.png also saves a screenshot of the page after drawing,
 // typing and generating (this test alone: node --test web/test/browser/demo.test.mjs). docs/demo.png
@@ -66,6 +68,17 @@ async function typeReview(page, text, words) {
   [text, words], { timeout: 30_000 });
 }
 
+/**
+ * Play a recording in the motions panel at full pace and wait for its end.
+ * @param {import("playwright-core").Page} page @param {string} id
+ */
+async function playRecording(page, id) {
+  await page.click("input[name=pace][value=full]");
+  await page.selectOption("#recording", id);
+  await page.click("#play");
+  await waitState(page, "motions", "done");
+}
+
 /** @param {import("playwright-core").Page} page @param {{prompt: string, chars: number, temperature: number}} o */
 async function startGeneration(page, { prompt, chars, temperature }) {
   await page.fill("#prompt", prompt);
@@ -88,7 +101,7 @@ test("demo: a drawn 7, a typed review and 50 greedy characters show Python's ans
     assert.ok(worker, "the demo's worker runs");
     const inWorker = await worker.evaluate(names);
     assert.deepEqual(inPage.filter((p) => /^\/models\/|\.wasm$/.test(p)), [], "no model work on the page's thread");
-    for (const name of ["digits", "sentiment", "characters"]) assert.ok(inWorker.includes(`/models/${name}.onnx`), name);
+    for (const name of ["digits", "sentiment", "characters", "motions"]) assert.ok(inWorker.includes(`/models/${name}.onnx`), name);
 
     await drawSeven(page);
     const label = (await page.textContent("#digit-label"))?.trim();
@@ -117,6 +130,16 @@ test("demo: a drawn 7, a typed review and 50 greedy characters show Python's ans
     assert.equal(await page.textContent("#gen-prompt"), demo.generate.prompt);
     assert.equal(await page.textContent("#gen-text"), demo.generate.text, "50 greedy characters, as Python's");
     assert.match(await page.textContent("#gen-stats") ?? "", /^50 characters ·/);
+
+    await playRecording(page, demo.motion.recording);
+    assert.equal((await page.textContent("#motion-label"))?.trim(), demo.motion.label);
+    const motionShown = Number((await page.textContent("#motion-prob"))?.replace("%", "")) / 100;
+    assert.ok(Math.abs(motionShown - demo.motion.prob) <= 1e-3,
+      `the page shows ${motionShown} for ${demo.motion.label}; Python gives ${demo.motion.prob}`);
+    const sure = (await page.textContent("#motion-exit"))?.match(/Sure at step (\d+)/);
+    assert.equal(sure ? Number(sure[1]) : null, demo.motion.exit, "the early-exit step Python gives");
+    assert.equal(await page.textContent("#motion-truth"), `recorded: ${demo.motion.truth} ${demo.motion.truth === demo.motion.label ? "✓" : "✗"}`);
+    assert.match(await page.textContent("#motion-steps") ?? "", /^after all 100 steps ·/);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
@@ -155,6 +178,7 @@ test("demo: screenshot", { skip: !SCREENSHOT && "EDGEINFER_DEMO_SCREENSHOT not s
       + "and beautifully acted. I loved it!", 24);
     await startGeneration(page, { prompt: "ROMEO:", chars: 300, temperature: 0.6 });
     await waitState(page, "characters", "done");
+    await playRecording(page, "test-20");
     await page.hover("#tinted .w >> nth=16");
     await page.$eval("#output", (el) => { el.scrollTop = 0; }); // the prompt in view
     await page.screenshot({ path: SCREENSHOT, fullPage: true });

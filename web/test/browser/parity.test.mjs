@@ -88,7 +88,7 @@ async function inPage({ name, ref }) {
   return out;
 }
 
-for (const name of ["digits", "sentiment", "characters"]) {
+for (const name of ["digits", "sentiment", "characters", "motions"]) {
   test(`${name}: predictions and 100 stream steps in Chromium equal Python's`, NEED_REFS, async () => {
     const ref = refs().models[name];
     const { page, errors } = await newPage(/** @type {any} */ (env).browser);
