@@ -4,7 +4,7 @@
 
 Run by benchmarks/archives.py with a Python that has `aeon==1.6.0` (it needs numpy < 2.4, so it
 lives in a venv of its own). Unequal-length sets (JapaneseVowels) are padded to the longest
-sequence with each sequence's last value for MiniRocket, as aeon's own benchmarks do; DTW reads
+sequence of either split with each sequence's last value for MiniRocket, as aeon's own benchmarks do; DTW reads
 them as they are.
 """
 from __future__ import annotations
@@ -28,10 +28,11 @@ def main() -> None:
     x_train, y_train = load_classification(a.name, split="train")
     x_test, y_test = load_classification(a.name, split="test")
 
+    longest = max(s.shape[-1] for part in (x_train, x_test) for s in part)
+
     def padded(x: object) -> np.ndarray:
         if isinstance(x, np.ndarray):
             return x
-        longest = max(s.shape[1] for s in x)  # type: ignore[attr-defined]
         return np.stack([np.pad(s, ((0, 0), (0, longest - s.shape[1])), mode="edge") for s in x])  # type: ignore[attr-defined]
 
     out = {}

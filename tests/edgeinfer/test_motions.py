@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,7 +64,25 @@ def test_run_motions_on_the_sample_recording() -> None:
     assert lines[-1].split()[1] == "walking" and float(lines[-1].split()[2]) >= 0.9
     early = run_cli("run", "motions", str(SAMPLES / "basicmotions-walking.csv"), "--early-exit", "0.95")
     last = early.stdout.splitlines()[-1]
-    assert last.endswith("(sure: early exit)") and last.split()[1] == "walking" and int(last.split(":")[1].split()[0]) < 50
+    assert last.endswith("(sure: early exit)") and last.split()[1] == "walking"
+    assert int(last.split(":")[1].split()[0]) < 50
+
+
+def test_the_readme_run_commands_as_written() -> None:
+    """The README's two `run motions` lines in bash, with this Python's `edgeinfer` first on PATH."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text[text.index("<!-- example: run-motions"):], re.S)
+    assert block is not None
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(lines) == 2
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    every, piped = (subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=ROOT, env=env,
+                                   timeout=120) for line in lines)
+    shown = [c.strip() for c in lines[0].split("#", 1)[1].split("...")]  # "1:25 walking 0.954 ... 1:100 ..."
+    assert every.returncode == 0 and every.stdout.splitlines()[0] == shown[0] and \
+        every.stdout.splitlines()[-1] == shown[1], every.stdout
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 100, piped.stderr
+    assert piped.stdout.splitlines()[24] == shown[0] and piped.stdout.splitlines()[-1] == shown[1]
 
 
 def test_run_motions_live_from_a_pipe_at_the_watchs_pace() -> None:

@@ -38,12 +38,12 @@ def run_readme(folder: Path, bin_dir: Path) -> list[subprocess.CompletedProcess[
 def check(done: list[subprocess.CompletedProcess[str]]) -> None:
     trained, ran = done
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", trained.stdout).group(1)) / 100  # type: ignore[union-attr]
-    assert accuracy >= 0.85, trained.stdout  # the README says 87.5%
+    assert accuracy >= 0.95, trained.stdout  # the README says 100% (40/40); two misses on another CPU at most
     assert "confusion (rows: true, columns: answered)" in trained.stdout
     last = ran.stdout.strip().splitlines()[-1]
     step, label, prob = last.split()[:3]
     assert label == "walking" and float(prob) >= 0.95 and last.endswith("(sure: early exit)"), ran.stdout
-    assert int(step.split(":")[1]) < 100  # answered before the recording's end
+    assert int(step.split(":")[1]) <= 50  # sure before half the recording (the README: step 25)
 
 
 def test_the_readme_train_and_run_commands(tmp_path: Path) -> None:

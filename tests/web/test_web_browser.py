@@ -67,6 +67,7 @@ DEMO_CHARS = 50
 DEMO_RECORDING = "test-20"  # walking (samples/basicmotions-walking.csv)
 MOTION_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 EARLY_EXIT = 0.99
+MOTION_EXIT = 0.95  # the motions panel's threshold (web/demo/worker.js)
 SHOWN_PCT = 0.005 + 100 * 1e-5  # in percent: the page shows 2 decimals; plus 1e-5 of runtime difference
 
 
@@ -145,7 +146,7 @@ def write_refs(out: Path) -> dict[str, Any]:
         "steps": _steps(motions, list(recordings[DEMO_RECORDING][0][:STEPS])),
     }
     trace = motions.stream().trace(recordings[DEMO_RECORDING][0])
-    exit_step = next((t + 1 for t, p in enumerate(trace) if p.max() >= EARLY_EXIT), None)
+    exit_step = next((t + 1 for t, p in enumerate(trace) if p.max() >= MOTION_EXIT), None)
 
     positive = sentiment.spec.labels.index("positive")
     demo = {

@@ -655,7 +655,7 @@ function showMotionBars(probs) {
   const top = probs ? probs.indexOf(Math.max(...probs)) : -1;
   names.forEach((_, k) => {
     const track = bars.children[3 * k + 1];
-    track.classList.toggle("top", k === top);
+    track.classList.toggle("lead", k === top);
     track.firstChild.style.width = `${(100 * (probs ? probs[k] : 0)).toFixed(1)}%`;
     bars.children[3 * k + 2].textContent = probs ? pct(probs[k]) : "";
   });
