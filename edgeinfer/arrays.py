@@ -1,6 +1,8 @@
 """Array helpers shared by streams, batches and task modules: input checks and the softmax."""
 from __future__ import annotations
 
+from array import array
+from operator import sub, truediv
 from typing import Any
 
 import numpy as np
@@ -44,10 +46,21 @@ def float_features(x: Any) -> np.ndarray:
     return arr
 
 
+NOT_FINITE = "input holds NaN or infinite values; expected finite numbers"
+
+
+def normalised_row(row: list[float], mean: list[float], std: list[float]) -> array[float]:
+    """(row - mean) / std of float32 values held as Python floats, as float32: bit for bit what
+    numpy's float32 subtract then divide give. Each operation is done in double precision and
+    rounded to float32 once (by `array("f")`); a double holds 53 bits, at least 2 x 24 + 2, so the
+    double rounding is innocuous and the result is the correctly rounded float32 one."""
+    return array("f", map(truediv, array("f", map(sub, row, mean)), std))  # the three of equal length
+
+
 def check_finite(arr: np.ndarray) -> None:
     """InputError unless every value of a float array is finite."""
     if not np.isfinite(arr).all():
-        raise InputError("input holds NaN or infinite values; expected finite numbers")
+        raise InputError(NOT_FINITE)
 
 
 def token_ids(x: Any, vocab: int) -> np.ndarray:

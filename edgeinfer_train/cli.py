@@ -36,10 +36,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--label-column", help="CSV/TSV: the label column (default: guessed from the header)")
     s.add_argument("--features", help="CSV/TSV: the feature columns, comma-separated (default: the others)")
     s.add_argument("--fill", choices=FILLS, help="fill missing values (default: refuse them, naming FILE:LINE)")
-    s.add_argument("--cell", choices=tuple(CELLS), default=DEFAULTS.cell)
-    for name in ("hidden", "layers", "epochs", "patience", "batch", "seed"):
-        s.add_argument(f"--{name}", type=int, default=getattr(DEFAULTS, name))
-    s.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    s.add_argument("--cell", choices=tuple(CELLS), default=DEFAULTS.cell, help=f"the recurrent cell (default "
+                   f"{DEFAULTS.cell})")
+    helps = {"hidden": "units per layer", "layers": "stacked recurrent layers",
+             "epochs": "most epochs of the first stage",
+             "patience": "stop after this many epochs without a lower validation loss",
+             "batch": "sequences per batch", "seed": "for repeatable runs (weights, order, split)"}
+    for name, text in helps.items():
+        s.add_argument(f"--{name}", type=int, default=getattr(DEFAULTS, name),
+                       help=f"{text} (default {getattr(DEFAULTS, name)})")
+    s.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"AdamW's learning rate (default {DEFAULTS.lr:g})")
     s.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay (default 0)")
     s.add_argument("--noise", type=float, default=DEFAULTS.noise,
                    help="augmentation: std of Gaussian noise on the normalised training steps (default 0)")

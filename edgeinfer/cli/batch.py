@@ -74,7 +74,7 @@ def _summary(out: Path, summary: Summary) -> str:
 
 
 def batch(
-    model: Annotated[str, typer.Argument(help="model file or built-in name (digits, sentiment, characters)")],
+    model: Annotated[str, typer.Argument(help="model file or built-in name (digits, sentiment, characters, motions)")],
     inputs: Annotated[list[str], typer.Argument(
         help="files, folders, glob patterns: images (image models); text, .jsonl, .csv, .parquet (the others)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="the output: OUT.jsonl or OUT.parquet")],

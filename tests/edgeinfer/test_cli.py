@@ -101,7 +101,7 @@ def test_bad_model_files(make_model, digit_files, tmp_path) -> None:
     strip_spec(make_model("gru", 1), tmp_path / "nospec.onnx")
     _one_line_error(run_cli("info", str(tmp_path / "nospec.onnx")), "nospec.onnx", "without an edgeinfer spec")
     _one_line_error(run_cli("classify", "image", "--model", "nope", image), "nope",
-                    "built-in: characters, digits, sentiment")
+                    "built-in: characters, digits, motions, sentiment")
 
 
 def test_unknown_provider_lists_available(digit_files) -> None:
@@ -127,11 +127,13 @@ def test_info_and_models() -> None:
     assert int(re.search(r"^format +(\d+)$", text, re.MULTILINE).group(1)) >= 4  # the file's own: 4, relaid
     assert spec["io"]["step_probabilities"] == "p"
     listing = run_cli("models").stdout.splitlines()
-    assert [line.split(":")[0] for line in listing] == ["characters", "digits", "sentiment"]
+    assert [line.split(":")[0] for line in listing] == ["characters", "digits", "motions", "sentiment"]
     assert listing[0].startswith("characters: chars -> classes per sequence, lstm x2 hidden 512, int8, "
                                  "validation loss ")
     assert listing[1].startswith("digits: image -> classes per sequence, lstm x1 hidden 128, int8, test accuracy 99.")
-    assert listing[2].startswith("sentiment: words -> classes per sequence, gru x1 hidden 128, int8, test accuracy ")
+    assert listing[2].startswith("motions: features -> classes per sequence, gru x1 hidden 64, int8, "
+                                 "test accuracy 100.00%")
+    assert listing[3].startswith("sentiment: words -> classes per sequence, gru x1 hidden 128, int8, test accuracy ")
 
 
 def test_usage_errors_are_not_tracebacks() -> None:

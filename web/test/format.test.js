@@ -32,14 +32,14 @@ async function refused(data, message, type = ModelFileError) {
 }
 
 test("the metadata of the built-in models: spec, step graph, checksums", async () => {
-  for (const name of ["digits", "sentiment", "characters"]) {
+  for (const name of ["digits", "sentiment", "characters", "motions"]) {
     const data = modelBytes(name);
     const meta = readMetadata(data, name);
     assert.deepEqual([...meta.keys()].sort(), ["edgeinfer.checksums", "edgeinfer.spec", "edgeinfer.step_graph"]);
     const file = await parseModelFile(data, name);
     // formats 5-6 name a task (read as the input kind it fixed) and labels (the output's names); 7 says so itself
     const stored = JSON.parse(/** @type {string} */ (meta.get("edgeinfer.spec")));
-    assert.equal(file.spec.input.kind, { digits: "image", sentiment: "words", characters: "chars" }[name]);
+    assert.equal(file.spec.input.kind, { digits: "image", sentiment: "words", characters: "chars", motions: "features" }[name]);
     assert.deepEqual(file.spec.output, { kind: "classes", per: "sequence", names: stored.labels ?? stored.output.names });
     assert.equal(file.spec.format_version, stored.format_version); // the file's own version, kept
     assert.ok(file.spec.format_version >= 4); // 4: relaid; 5: exported or measured since (io.batch_steps_from)
