@@ -7,6 +7,7 @@ sessions are created on first use and shared by every stream and thread.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from edgeinfer.session import ProviderRequest, create_session, resolve_providers
 from edgeinfer.spec import FeatureInput, InputT, ModelSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
+log = logging.getLogger("edgeinfer")
 GRAPHS = ("sequence", "step", "batch_step")  # batch_step: the step graph on every core, for StreamBatch
 
 
@@ -31,7 +33,18 @@ def builtin_models() -> dict[str, Path]:
 
 
 def resolve(model: str | os.PathLike[str]) -> Path:
-    """A model path, or the file of a built-in model name."""
+    """A model path, or the file of a built-in model name.
+
+    A name is a built-in: the string "digits" loads the built-in digits model even where the
+    working folder holds a file called `digits` (give "./digits" or a Path for that file; the
+    shadowed file is noted on the "edgeinfer" logger, which the CLI prints). Anything else is a
+    path."""
+    builtins = builtin_models()
+    if isinstance(model, str) and model in builtins:
+        if os.path.lexists(model):
+            log.warning("%r is the built-in model (%s); for the file %r in this folder give ./%s",
+                        model, builtins[model], model, model)
+        return builtins[model]
     try:
         path = Path(model)
         exists = path.is_file()
@@ -39,9 +52,6 @@ def resolve(model: str | os.PathLike[str]) -> Path:
         raise ModelFileError(f"{model!r}: not a usable file name") from None
     if exists:
         return path
-    builtins = builtin_models()
-    if str(model) in builtins:
-        return builtins[str(model)]
     if path.exists():
         raise ModelFileError(f"{model}: not a file; expected an .onnx model file")
     names = ", ".join(builtins) or "none"

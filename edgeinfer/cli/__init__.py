@@ -6,6 +6,7 @@ pipe (`edgeinfer ... | head`) ends the command quietly with 0.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -48,10 +49,25 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+class _Notes(logging.Handler):
+    """The runtime's notes (the "edgeinfer" logger), one line each on stderr: `note: ...`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"note: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_notes() -> None:
+    logger = logging.getLogger("edgeinfer")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes())
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `edgeinfer` command."""
     from edgeinfer.cli.app import app
 
+    _show_notes()
     real_stdout = sys.stdout
     sys.stdout = _GuardedStdout(real_stdout)
     try:

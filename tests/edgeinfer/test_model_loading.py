@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -234,3 +235,26 @@ def test_files_of_the_format_3_layout_still_load(legacy, current) -> None:
     for t in range(6):
         assert np.array_equal(a.step(x[:, t]), b.step(x[:, t]))
     assert np.array_equal(old.sequence_logits(x), new.sequence_logits(x))
+
+
+def test_a_name_is_the_built_in_even_beside_a_file_of_that_name(tmp_path, monkeypatch, caplog) -> None:
+    """A file called `digits` in the working folder never replaces the built-in: the name loads
+    the built-in (and the shadowed file is noted); ./digits or a Path is the file."""
+    (tmp_path / "digits").write_bytes(b"not a model")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="edgeinfer"):
+        model = edgeinfer.load("digits")
+    assert model.path == edgeinfer.builtin_models()["digits"]
+    assert "'digits' is the built-in model" in caplog.text and "give ./digits" in caplog.text
+    for path in ("./digits", tmp_path / "digits"):
+        with pytest.raises(ModelFileError, match="not an ONNX model file"):
+            edgeinfer.load(path)
+    done = subprocess.run([sys.executable, "-m", "edgeinfer", "info", "digits"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0 and str(edgeinfer.builtin_models()["digits"]) in done.stdout
+    assert done.stderr.startswith("note: 'digits' is the built-in model"), done.stderr
+    (tmp_path / "digits").unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="edgeinfer"):
+        edgeinfer.load("digits")
+    assert caplog.text == ""  # nothing to note without such a file
