@@ -21,6 +21,7 @@ from edgeinfer.spec import (
     CHECKSUMS_KEY,
     SELF_LOCATION,
     SELF_RANGES_FORMAT,
+    SPEC_CHECKSUM_FORMAT,
     SPEC_KEY,
     STEP_GRAPH_KEY,
     STEP_SHARED_KEY,
@@ -272,24 +273,31 @@ def check_self_ranges(step: bytes, data: bytes, source: str) -> None:
                           "of the sequence graph")
 
 
-def checksums(data: bytes, step: bytes) -> dict[str, str]:
-    """The sha256 of the file without its metadata (the sequence graph and every weight), and of
-    the step graph: what export writes under CHECKSUMS_KEY, and a runtime checks."""
+def checksums(data: bytes, step: bytes, spec_json: str | None = None) -> dict[str, str]:
+    """The sha256 of the file without its metadata (the sequence graph and every weight), of the
+    step graph and (format 8 on) of the spec's JSON as stored: what export writes under
+    CHECKSUMS_KEY, and a runtime checks."""
     body = hashlib.sha256()
     for number, _, start, end in _field_bounds(data):
         if number != _METADATA_FIELD:
             body.update(data[start:end])
-    return {"graph": body.hexdigest(), "step_graph": hashlib.sha256(step).hexdigest()}
+    sums = {"graph": body.hexdigest(), "step_graph": hashlib.sha256(step).hexdigest()}
+    if spec_json is not None:
+        sums["spec"] = hashlib.sha256(spec_json.encode("utf-8")).hexdigest()
+    return sums
 
 
-def _check_checksums(meta: dict[str, str], data: bytes, step: bytes, source: str) -> None:
+def _check_checksums(meta: dict[str, str], data: bytes, step: bytes, source: str, version: int) -> None:
     try:
         want = json.loads(meta.get(CHECKSUMS_KEY, ""))
     except (json.JSONDecodeError, RecursionError):
         want = None
     if not isinstance(want, dict):
         raise ModelFileError(f"{source}: no valid {CHECKSUMS_KEY} in the file; export it again")
-    got = checksums(data, step)
+    # the spec decides what the answers mean (labels, normalisation, what is read): from format 8
+    # a damaged spec is refused like a damaged graph, not read as another model
+    covered = version >= SPEC_CHECKSUM_FORMAT or "spec" in want
+    got = checksums(data, step, meta[SPEC_KEY] if covered else None)
     for part, digest in got.items():
         if want.get(part) != digest:
             raise ModelFileError(f"{source}: the {part.replace('_', ' ')} is damaged (its sha256 does not match "
@@ -404,7 +412,7 @@ def parse_model_file(data: bytes, source: str) -> ModelFile:
     step_source = f"{source} (step graph)"
     _top_fields(step, step_source)
     if spec.format_version >= SELF_RANGES_FORMAT:
-        _check_checksums(meta, data, step, source)
+        _check_checksums(meta, data, step, source, spec.format_version)
         check_self_ranges(step, data, step_source)
         return ModelFile(source, data, spec, step, {}, self_ranges=True)
     try:

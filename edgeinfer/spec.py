@@ -23,8 +23,9 @@ from edgeinfer.errors import SpecError, WrongTaskError
 # are byte ranges of the file itself (files of versions 1 to 3 still load), 5 io.batch_steps_from,
 # 6 readout.short_hidden and short_words; 7 describes what a model is (input kind, output kind,
 # generic state) instead of which task it serves: no `task`, `labels` or `readout` fields
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 GENERIC_FORMAT = 7  # from this version on: `output`, `extras`, any named state; no task/labels/readout
+SPEC_CHECKSUM_FORMAT = 8  # from this version on the checksums cover the spec's JSON too
 MAX_BATCH_STEPS_FROM = 1 << 20
 SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights are ranges of the file
 SPEC_KEY = "edgeinfer.spec"
@@ -224,7 +225,8 @@ class GraphIO:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to use a model file, besides its weights (format 7: what a model is).
+    """Everything needed to use a model file, besides its weights (format 7: what a model is; format 8
+    is the same spec, its JSON covered by the file's checksums).
 
     Hashable and comparable: two specs are equal when every field is (metrics, provenance and the
     file's `format_version` included). Specs of formats 1-6 are read into the same terms (`from_dict`).
@@ -310,7 +312,7 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON-ready data, in this edgeinfer's format (a spec read from an older
-        file is written in format 7 terms; `format_version` keeps the file's own version)."""
+        file is written in the current format's terms; `format_version` keeps the file's own version)."""
         return {**asdict(self), "format_version": FORMAT_VERSION}
 
     def to_json(self) -> str:

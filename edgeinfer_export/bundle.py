@@ -58,14 +58,16 @@ def bundle(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec) -> onnx
     ranges = initializer_ranges(out.SerializeToString())
     light_step = _share_as_ranges(step, seq, ranges)
     step_bytes = light_step.SerializeToString()
+    spec_json = spec.to_json()
     for key, value in (
-        (SPEC_KEY, spec.to_json()),
+        (SPEC_KEY, spec_json),
         (STEP_GRAPH_KEY, base64.b64encode(step_bytes).decode("ascii")),
     ):
         prop = out.metadata_props.add()
         prop.key, prop.value = key, value
     prop = out.metadata_props.add()  # computed without the metadata, so adding it changes nothing
-    prop.key, prop.value = CHECKSUMS_KEY, json.dumps(checksums(out.SerializeToString(), step_bytes), sort_keys=True)
+    prop.key, prop.value = CHECKSUMS_KEY, json.dumps(checksums(out.SerializeToString(), step_bytes, spec_json),
+                                                sort_keys=True)
     data = out.SerializeToString()
     final = initializer_ranges(data)
     if any(final[name] != ranges[name] for name in ranges):

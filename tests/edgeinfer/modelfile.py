@@ -5,11 +5,12 @@ entry a message with key (field 1) and value (field 2). Every other field is cop
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
-from edgeinfer.spec import SPEC_KEY
+from edgeinfer.spec import CHECKSUMS_KEY, SPEC_KEY
 
 _METADATA = 14
 
@@ -101,11 +102,17 @@ def strip_spec(src: Path, dst: Path) -> None:
     dst.write_bytes(with_metadata(Path(src).read_bytes(), {}))
 
 
-def rewrite_spec(src: Path, dst: Path, edit: Callable[[dict], None]) -> None:
-    """Copy `src` to `dst` with its spec JSON changed in place by `edit(raw_dict)`."""
+def rewrite_spec(src: Path, dst: Path, edit: Callable[[dict], None], fix: bool = True) -> None:
+    """Copy `src` to `dst` with its spec JSON changed in place by `edit(raw_dict)`; the checksums'
+    sha256 of the spec (format 8) follows the edit unless `fix` is false (so that the check under
+    test is the one that fails)."""
     data = Path(src).read_bytes()
     meta = read_metadata(data)
     raw = json.loads(meta[SPEC_KEY])
     edit(raw)
     meta[SPEC_KEY] = json.dumps(raw)
+    sums = json.loads(meta.get(CHECKSUMS_KEY, "{}"))
+    if fix and isinstance(sums, dict) and "spec" in sums:
+        sums["spec"] = hashlib.sha256(meta[SPEC_KEY].encode("utf-8")).hexdigest()
+        meta[CHECKSUMS_KEY] = json.dumps(sums, sort_keys=True)
     dst.write_bytes(with_metadata(data, meta))

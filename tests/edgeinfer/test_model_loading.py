@@ -33,9 +33,10 @@ from tests.edgeinfer.modelfile import strip_spec
 def test_spec_json_round_trip(make_model) -> None:
     spec = Model(make_model("lstm", 2)).spec
     again = ModelSpec.from_json(spec.to_json())
-    # written in format 7 terms whatever the file's format (the spec keeps the file's own version)
+    # written in the current format whatever the file's (the spec keeps the file's own version)
     assert again == dataclasses.replace(spec, format_version=FORMAT_VERSION) and again.to_json() == spec.to_json()
-    assert ModelSpec.from_json(again.to_json()) == again and json.loads(spec.to_json())["format_version"] == 7
+    assert ModelSpec.from_json(again.to_json()) == again
+    assert json.loads(spec.to_json())["format_version"] == FORMAT_VERSION == 8
     assert [(s.name, s.output, s.layers, s.hidden) for s in spec.state] == [("h", "h_next", 2, 16),
                                                                             ("c", "c_next", 2, 16)]
     state = spec.initial_state(3)
@@ -207,7 +208,7 @@ def test_files_of_formats_4_to_6_load_as_their_format_7_rewrite(legacy) -> None:
     its format 7 rewrite beside it (edgeinfer_export.relayout: graphs and weights byte for byte),
     and the same numbers, step by step and whole."""
     old, new = Model(committed(legacy)), Model(committed(re.sub(r"-format\d$", "-format7", legacy)))
-    assert 4 <= old.spec.format_version <= 6 and new.spec.format_version == FORMAT_VERSION == 7
+    assert 4 <= old.spec.format_version <= 6 and new.spec.format_version == 7  # the rewrite kept as it was written
     assert dataclasses.replace(old.spec, format_version=0, provenance={}, metrics={}) == \
         dataclasses.replace(new.spec, format_version=0, provenance={}, metrics={})
     vocab = old.spec.token_vocab
@@ -258,3 +259,38 @@ def test_a_name_is_the_built_in_even_beside_a_file_of_that_name(tmp_path, monkey
     with caplog.at_level("WARNING", logger="edgeinfer"):
         edgeinfer.load("digits")
     assert caplog.text == ""  # nothing to note without such a file
+
+
+FLIPS = 600  # random single-bit flips of the spec JSON
+
+
+def test_the_checksums_cover_the_spec(tmp_path) -> None:
+    """Format 8: a spec changed after export (its labels reversed, or any single flipped bit) is a
+    damaged file, never another model. Format 7 files, written before, keep their rules."""
+    from tests.edgeinfer.modelfile import read_metadata, with_metadata
+
+    src = edgeinfer.builtin_models()["sentiment"]
+    _rewrite_spec(src, tmp_path / "reversed.onnx", lambda raw: raw["output"]["names"].reverse(), fix=False)
+    with pytest.raises(ModelFileError, match=r"the spec is damaged \(its sha256 does not match"):
+        Model(tmp_path / "reversed.onnx")
+    data = committed("digits-gru1").read_bytes()
+    text = read_metadata(data)["edgeinfer.spec"].encode()
+    rng = np.random.default_rng(600)
+    outcomes: dict[str, int] = {}
+    for _ in range(FLIPS):
+        flipped = bytearray(text)
+        flipped[int(rng.integers(len(flipped)))] ^= 1 << int(rng.integers(8))
+        meta = read_metadata(data)
+        meta["edgeinfer.spec"] = flipped.decode("utf-8", "replace")
+        path = tmp_path / "flipped.onnx"
+        path.write_bytes(with_metadata(data, meta))
+        try:
+            Model(path)
+            outcomes["loaded"] = outcomes.get("loaded", 0) + 1
+        except edgeinfer.EdgeInferError as exc:
+            kind = "checksum" if "the spec is damaged" in str(exc) else type(exc).__name__
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+    assert "loaded" not in outcomes and sum(outcomes.values()) == FLIPS, outcomes
+    seven = committed("legacy/sentiment-gru1-short-format7")
+    _rewrite_spec(seven, tmp_path / "seven.onnx", lambda raw: raw.update(metrics={"note": 1.0}), fix=False)
+    assert Model(tmp_path / "seven.onnx").spec.metrics == {"note": 1.0}  # format 7: the spec is not covered

@@ -207,7 +207,7 @@ def test_older_formats_load_with_their_defaults(specs) -> None:
     assert old.readout == Readout() and old.extras == {} and old.format_version == 1
     assert old.output == OutputSpec("classes", "sequence", tuple("0123456789"))
     assert old == dataclasses.replace(specs["digits"], format_version=1)
-    assert FORMAT_VERSION == 7
+    assert FORMAT_VERSION == 8
 
 
 # files an older edgeinfer wrote (format 3), kept as they are
@@ -239,11 +239,11 @@ def test_a_format_6_spec_round_trips_into_format_7_terms(specs) -> None:
     spec = ModelSpec.from_dict(six)
     assert spec.format_version == 6 and spec.labels == tuple(six["labels"]) == ("negative", "positive")
     written = json.loads(spec.to_json())
-    assert written == {**seven, "format_version": 7}
+    assert written == {**seven, "format_version": FORMAT_VERSION}
     assert written["output"] == {"kind": "classes", "per": "sequence", "names": six["labels"]}
     assert written["extras"] == {"readout": six["readout"]} and not {"task", "labels", "readout"} & set(written)
     again = ModelSpec.from_json(spec.to_json())
-    assert again == dataclasses.replace(spec, format_version=7) and again.readout == spec.readout
+    assert again == dataclasses.replace(spec, format_version=FORMAT_VERSION) and again.readout == spec.readout
     assert again.readout == Readout(**six["readout"])
     # a readout that reads nothing besides the last hidden state is no extra
     plain = _older(json.loads(specs["digits"].to_json()))
@@ -282,7 +282,7 @@ FEATURES = {
               {"name": "h1", "output": "h1_next", "layers": 1, "hidden": 5, "initial": 0.5}],
     "io": {"seq_input": "x", "step_input": "x", "output": "y"},
     "extras": {"trained_on": "weather", "window": [1, 2]},
-    "format_version": 7,
+    "format_version": FORMAT_VERSION,
 }
 
 
@@ -302,7 +302,7 @@ def test_a_features_spec_round_trips(kind, per) -> None:
     assert spec.output == OutputSpec(kind, per, tuple(names)) and spec.labels == tuple(names) and spec.classes == 2
     assert spec.gives_classes == (kind == "classes") and spec.per_step == (per == "step")
     assert not spec.reads_tokens and spec.token_vocab is None and spec.readout == Readout()
-    assert spec.extras == {"trained_on": "weather", "window": [1, 2]} and spec.format_version == 7
+    assert spec.extras == {"trained_on": "weather", "window": [1, 2]} and spec.format_version == FORMAT_VERSION
     assert spec.require_input(FeatureInput) is spec.input
     with pytest.raises(WrongTaskError, match=r"^a model that reads features; expected a model that reads words$"):
         spec.require_input(TextInput)

@@ -95,7 +95,7 @@ def test_info_describes_what_the_model_reads_and_gives() -> None:
     assert got.returncode == 0, got.stderr
     assert "features -> values per step; values speed, heading" in got.stdout
     assert "3 features per step (ax, ay, az), normalised per feature" in got.stdout
-    assert "output y (B, T, 2)" in got.stdout and "format        7" in got.stdout
+    assert "output y (B, T, 2)" in got.stdout and "format        8" in got.stdout
 
 
 def test_run_prints_each_steps_answer_and_names_bad_lines() -> None:
@@ -187,7 +187,7 @@ def test_bench_and_info_json_of_a_users_file() -> None:
     assert got.returncode == 0, got.stderr
     assert "features -> values per step, lstm x2 8" in got.stdout and "full sequences of 100 steps" in got.stdout
     info = json.loads(run_cli("info", str(user(WORDS)), "--json").stdout)
-    assert info["file_format"] == info["format_version"] == 7 and info["output"]["names"] == ["still", "moving"]
+    assert info["file_format"] == info["format_version"] == 8 and info["output"]["names"] == ["still", "moving"]
     assert info["input"]["vocab"] == ["good", "bad", "not", "very", "movie"]
 
 

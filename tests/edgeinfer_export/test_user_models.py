@@ -141,7 +141,7 @@ def test_runs_like_pytorch(exported: dict, case: str) -> None:
     spec = model.spec
     assert (spec.input.kind, spec.output.kind, spec.output.per) == (
         "words" if tokens else "features", spec_case[5], spec_case[4])
-    assert spec.format_version == 7 and spec.labels == (("walk", "run", "sit") if classes else ("speed", "heading"))
+    assert spec.format_version == 8 and spec.labels == (("walk", "run", "sit") if classes else ("speed", "heading"))
     rng = np.random.default_rng(1)
     x = rng.integers(2, len(VOCAB) + 2, (3, 7)) if tokens else raw_features(rng, 3, 7)
     want = torch_answers(module, x, tokens, classes)  # (3, C) or (3, 7, C)

@@ -96,7 +96,7 @@ def test_ngram_pool_spec_round_trip(tmp_path) -> None:
     net, spec = tiny_sentiment_net(readout=True, layers=1)
     sentiment_model = write_model(net, spec, tmp_path / "s.onnx")
     assert Model(sentiment_model).spec == spec
-    assert spec.format_version == FORMAT_VERSION == 7 and spec.readout.ngram_pool == "mean"
+    assert spec.format_version == FORMAT_VERSION == 8 and spec.readout.ngram_pool == "mean"
 
 
 def test_modelfile_edits_only_the_metadata(tmp_path) -> None:

@@ -8,7 +8,8 @@ import { ModelFileError, SpecError } from "./errors.js";
 import { sha256Hex } from "./sha256.js";
 import { parseJson, JsonDepthError, JsonSyntaxError } from "./json.js";
 import {
-  CHECKSUMS_KEY, FORMAT_VERSION, SELF_LOCATION, SELF_RANGES_FORMAT, SPEC_KEY, STEP_GRAPH_KEY, parseSpec, pyRepr,
+  CHECKSUMS_KEY, FORMAT_VERSION, SELF_LOCATION, SELF_RANGES_FORMAT, SPEC_CHECKSUM_FORMAT, SPEC_KEY, STEP_GRAPH_KEY,
+  parseSpec, pyRepr,
 } from "./spec.js";
 
 const IR_VERSION_FIELD = 1;
@@ -304,11 +305,12 @@ export function checkSelfRanges(step, data, source) {
 
 /**
  * The checksums export writes under `edgeinfer.checksums`: the sha256 of the file's top-level
- * fields other than its metadata (the sequence graph and every weight), and of the step graph.
- * @param {Uint8Array} data @param {Uint8Array} step
- * @returns {Promise<{graph: string, step_graph: string}>}
+ * fields other than its metadata (the sequence graph and every weight), of the step graph and
+ * (format 8 on) of the spec's JSON as stored, in UTF-8.
+ * @param {Uint8Array} data @param {Uint8Array} step @param {string | null} [specJson]
+ * @returns {Promise<Record<string, string>>}
  */
-export async function checksums(data, step) {
+export async function checksums(data, step, specJson = null) {
   const parts = protoFields(data).filter((f) => f.number !== METADATA_FIELD);
   let body;
   const contiguous = parts.every((f, i) => i === 0 ? f.start === 0 : f.start === parts[i - 1].end);
@@ -323,11 +325,17 @@ export async function checksums(data, step) {
     }
   }
   const [graph, stepGraph] = await Promise.all([sha256Hex(body), sha256Hex(step)]);
-  return { graph, step_graph: stepGraph };
+  /** @type {Record<string, string>} */
+  const sums = { graph, step_graph: stepGraph };
+  if (specJson !== null) sums.spec = await sha256Hex(new TextEncoder().encode(specJson));
+  return sums;
 }
 
-/** @param {Map<string, string>} meta @param {Uint8Array} data @param {Uint8Array} step @param {string} source */
-async function checkChecksums(meta, data, step, source) {
+/**
+ * @param {Map<string, string>} meta @param {Uint8Array} data @param {Uint8Array} step @param {string} source
+ * @param {number} version the spec's format version
+ */
+async function checkChecksums(meta, data, step, source, version) {
   let want;
   try {
     want = parseJson(meta.get(CHECKSUMS_KEY) ?? "");
@@ -337,7 +345,9 @@ async function checkChecksums(meta, data, step, source) {
   if (want === null || typeof want !== "object" || Array.isArray(want)) {
     throw new ModelFileError(`${source}: no valid ${CHECKSUMS_KEY} in the file; export it again`);
   }
-  const got = await checksums(data, step);
+  // the spec decides what the answers mean: from format 8 a damaged spec is refused like a damaged graph
+  const covered = version >= SPEC_CHECKSUM_FORMAT || Object.hasOwn(want, "spec");
+  const got = await checksums(data, step, covered ? meta.get(SPEC_KEY) ?? "" : null);
   for (const [part, digest] of Object.entries(got)) {
     if (/** @type {Record<string, unknown>} */ (want)[part] !== digest) {
       throw new ModelFileError(`${source}: the ${part.replace("_", " ")} is damaged (its sha256 does not match the one `
@@ -409,7 +419,7 @@ export async function parseModelFile(data, source) {
   checkNoExternalData(data, source);
   const stepSource = `${source} (step graph)`;
   topFields(step, stepSource);
-  await checkChecksums(meta, data, step, source);
+  await checkChecksums(meta, data, step, source, spec.format_version);
   checkSelfRanges(step, data, stepSource);
   return { source, data, spec, stepGraph: step };
 }

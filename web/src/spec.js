@@ -2,7 +2,7 @@
 // section 2), parsed and validated exactly as the Python runtime does (edgeinfer/spec.py), with
 // the same messages. A parsed spec is a frozen plain object with every field present, in the
 // order of Python's `ModelSpec.to_dict()`; `specToDict` gives what that writes (format 7 terms,
-// `format_version` 7), while `spec.format_version` keeps the file's own version, as in Python.
+// `format_version` 8: format 8 is format 7 with checksums that cover the spec), while `spec.format_version` keeps the file's own version, as in Python.
 //
 // Format 7 describes what a model is: its input kind (image, words, chars, or features: raw
 // values the runtime normalises per feature), its output (`classes`: answers are the softmax of
@@ -16,9 +16,10 @@ import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson, plain } from "./js
 
 // 2 added `readout`, 3 its `ngram_pool`, 4 the portable layout, 5 io.batch_steps_from, 6
 // readout.short_hidden and short_words; 7 describes what a model is instead of which task it serves
-export const FORMAT_VERSION = 7;
+export const FORMAT_VERSION = 8;
 export const GENERIC_FORMAT = 7; // from this version on: `output`, `extras`, any named state; no task/labels/readout
 const MAX_BATCH_STEPS_FROM = 1 << 20;
+export const SPEC_CHECKSUM_FORMAT = 8; // from this version on the checksums cover the spec's JSON too
 export const SELF_RANGES_FORMAT = 4; // from this version on the step graph's shared weights are ranges of the file
 export const SPEC_KEY = "edgeinfer.spec";
 export const STEP_GRAPH_KEY = "edgeinfer.step_graph";
@@ -646,7 +647,7 @@ function deepFreeze(value) {
 // --- what a spec says (Python's ModelSpec properties and methods) --------------------------------
 
 /**
- * The spec as Python's `ModelSpec.to_dict()` writes it: format 7 terms, `format_version` 7 (a
+ * The spec as Python's `ModelSpec.to_dict()` writes it: format 7 terms, `format_version` 8 (a
  * spec read from an older file keeps its own version in `spec.format_version`). A fresh,
  * unfrozen copy, ready for JSON.stringify.
  * @param {ModelSpec} spec

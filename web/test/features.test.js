@@ -52,7 +52,7 @@ test("a features model reads raw features, normalised by its spec, and answers p
   const image = await load(SOURCE, { name: "image.onnx" });
   const classes = await load(featuresModel("classes"), { name: "classes.onnx" });
   const values = await load(featuresModel("values"), { name: "values.onnx" });
-  assert.equal(values.spec.format_version, 7);
+  assert.equal(values.spec.format_version, 8);
   assert.equal(values.spec.input.kind, "features");
   assert.deepEqual(values.labels, [..."0123456789"]);
   const [B, T] = [3, 6];

@@ -43,8 +43,8 @@ test("the metadata of the built-in models: spec, step graph, checksums", async (
     assert.deepEqual(file.spec.output, { kind: "classes", per: "sequence", names: stored.labels ?? stored.output.names });
     assert.equal(file.spec.format_version, stored.format_version); // the file's own version, kept
     assert.ok(file.spec.format_version >= 4); // 4: relaid; 5: exported or measured since (io.batch_steps_from)
-    assert.equal(specToDict(file.spec).format_version, 7); // written in format 7 terms
-    assert.deepEqual(JSON.parse(/** @type {string} */ (meta.get("edgeinfer.checksums"))), await checksums(data, file.stepGraph));
+    assert.equal(specToDict(file.spec).format_version, 8); // written in the current format (7 terms, 8: the spec under the checksums)
+    assert.deepEqual(JSON.parse(/** @type {string} */ (meta.get("edgeinfer.checksums"))), await checksums(data, file.stepGraph, meta.get("edgeinfer.spec")));
     // the step graph's shared weights are byte ranges of the file itself, and nothing else is external
     const refsOfStep = externalTensors(file.stepGraph, name);
     assert.ok(refsOfStep.length > 0 && refsOfStep.every((r) => r.location === "edgeinfer-self" && r.initializer));
@@ -67,7 +67,7 @@ test("empty, truncated and non-ONNX files", async () => {
 
 test("an ONNX file without a spec, with a broken spec, or of a newer format", async () => {
   await refused(withMetadata(digits, {}), /ONNX file without an edgeinfer spec; export it with `python -m export`/, SpecError);
-  await refused(editSpec(digits, (s) => { s.format_version = 8; }), /format version 8 is newer .*\(7\); upgrade edgeinfer/, SpecError);
+  await refused(editSpec(digits, (s) => { s.format_version = 9; }), /format version 9 is newer .*\(8\); upgrade edgeinfer/, SpecError);
   await refused(editSpec(digits, (s) => { s.cell = "transformer"; }), /^bad\.onnx: unknown cell 'transformer'/, SpecError);
   const meta = readMetadata(digits, "d");
   meta.set("edgeinfer.spec", "{not json");
@@ -83,7 +83,7 @@ test("an ONNX file without a spec, with a broken spec, or of a newer format", as
 test("formats 1-3 are refused with the command that rewrites them", async () => {
   for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
     const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
-    await refused(data, /a format 3 file.*rewrite it in format 7 with `python -m edgeinfer_export\.relayout OLD\.onnx NEW\.onnx`/);
+    await refused(data, /a format 3 file.*rewrite it in format 8 with `python -m edgeinfer_export\.relayout OLD\.onnx NEW\.onnx`/);
   }
 });
 
@@ -101,6 +101,30 @@ test("checksums: a flipped bit in a weight or in the step graph reads as a damag
   await refused(withMetadata(digits, meta), /no valid edgeinfer\.checksums in the file/);
   meta.set("edgeinfer.checksums", "[1, 2]");
   await refused(withMetadata(digits, meta), /no valid edgeinfer\.checksums in the file/);
+});
+
+test("checksums cover the spec (format 8): labels reversed or a flipped bit in it read as a damaged file", async () => {
+  const reversed = editSpec(digits, (s) => { s.output.names.reverse(); }, false);
+  await refused(reversed, /the spec is damaged \(its sha256 does not match the one written at export\)/);
+  const text = /** @type {string} */ (readMetadata(digits, "d").get("edgeinfer.spec"));
+  let refusedCount = 0, flips = 0;
+  for (let i = 0; i < text.length; i += 7) { // a bit flipped in every 7th character of the spec
+    const meta = readMetadata(digits, "d");
+    const code = text.charCodeAt(i) ^ 1;
+    meta.set("edgeinfer.spec", text.slice(0, i) + String.fromCharCode(code) + text.slice(i + 1));
+    flips += 1;
+    try {
+      await load(withMetadata(digits, meta), { name: "flipped.onnx" });
+    } catch (err) {
+      if (err instanceof EdgeInferError) refusedCount += 1;
+      else throw err;
+    }
+  }
+  assert.equal(refusedCount, flips, "every flipped spec is refused");
+  // a format 7 file's checksums do not cover its spec (read by the rules it was written under)
+  const seven = readFileSync(join(FIXTURES, "legacy", "characters-lstm-int8-format7.onnx"));
+  const edited = editSpec(new Uint8Array(seven), (s) => { s.metrics = { note: 1 }; }, false);
+  assert.deepEqual((await load(edited, { name: "seven.onnx" })).spec.metrics, { note: 1 });
 });
 
 /** The step graph with one external_data entry of its first shared weight changed. @param {string} key @param {string} value */
@@ -242,7 +266,7 @@ test("every fixture's spec, written in format 7 terms, loads and gives the same 
       for (const key of Object.keys(raw)) delete raw[key];
       Object.assign(raw, seven);
     }), { name });
-    assert.equal(after.spec.format_version, 7);
+    assert.equal(after.spec.format_version, 8);
     assert.deepEqual(specToDict(after.spec), specToDict(before.spec), name);
     const tokens = readsTokens(after.spec);
     const f = after.spec.input_size, T = 5;
@@ -263,7 +287,7 @@ test("files of formats 4 to 6 load as their format 7 rewrites: the same spec and
     const old = await load(join(FIXTURES, `${legacy}.onnx`), { name: legacy });
     const now = await load(join(FIXTURES, `${current}.onnx`), { name: current });
     assert.ok(old.spec.format_version >= 4 && old.spec.format_version <= 6, legacy);
-    assert.equal(now.spec.format_version, 7);
+    assert.ok(now.spec.format_version >= 7, current);
     /** @param {import("../src/spec.js").ModelSpec} spec */
     const bare = (spec) => ({ ...specToDict(spec), provenance: {}, metrics: {} });
     assert.deepEqual(bare(old.spec), bare(now.spec), legacy);

@@ -139,7 +139,7 @@ test("messages name the field, as Python's do", () => {
   refuse(digits, "unknown_field", 1, /^spec field 'spec' has unknown field\(s\) 'unknown_field'$/);
   refuse(digits, "task", "digits", /^spec field 'spec' has unknown field\(s\) 'task'$/);
   refuse(digits, "input", { kind: "audio" }, /^unknown input kind 'audio'; expected one of image, words, chars, features$/);
-  refuse(digits, "format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(7\); upgrade edgeinfer$/);
+  refuse(digits, "format_version", 99, /^spec format version 99 is newer than this edgeinfer supports \(8\); upgrade edgeinfer$/);
   refuse(digits, "io.step_probabilities", "y", /^graph input and output names in 'io' and 'state' must all be distinct$/);
   refuse(digits, "state.0.output", "\x1b[2J", /^spec field 'state\.h\.output' must be a printable name of 1 to 256 characters$/);
   refuse(digits, "state.0.name", "c", /^graph input and output names in 'io' and 'state' must all be distinct$/);
@@ -223,7 +223,7 @@ test("older formats read with their defaults, into format 7's terms", () => {
   assert.deepEqual(old.output, { kind: "classes", per: "sequence", names: [..."0123456789"] });
   assert.deepEqual(old.io, { seq_input: "x", step_input: "x", output: "y", lengths: "", step_probabilities: "", batch_steps_from: 0 });
   assert.equal(old.format_version, 1);
-  assert.deepEqual(specToDict(old), { ...seven("digits"), io: old.io, format_version: 7 });
+  assert.deepEqual(specToDict(old), { ...seven("digits"), io: old.io, format_version: 8 });
 });
 
 test("a format 6 spec is read into format 7 terms and written back in them", () => {
@@ -235,12 +235,12 @@ test("a format 6 spec is read into format 7 terms and written back in them", () 
   assert.deepEqual(labels(spec), ["negative", "positive"]);
   assert.equal(spec.input.kind, "words");
   const written = specToDict(spec);
-  assert.deepEqual(written, { ...sevenS, format_version: 7 });
+  assert.deepEqual(written, { ...sevenS, format_version: 8 });
   assert.deepEqual(written.output, { kind: "classes", per: "sequence", names: six.labels });
   assert.deepEqual(written.extras, { readout: six.readout });
   assert.ok(!("task" in written) && !("labels" in written) && !("readout" in written));
   const again = parseSpec(JSON.stringify(written));
-  assert.equal(again.format_version, 7);
+  assert.equal(again.format_version, 8);
   assert.deepEqual(specToDict(again), written);
   assert.deepEqual(readout(again), six.readout);
   // a readout that reads nothing besides the last hidden state is no extra
@@ -329,7 +329,7 @@ test("a features spec reads and writes back, for classes and values, per sequenc
       assert.deepEqual([state.h1.length, new Set(state.h1).size, state.h1[0]], [5 * 3, 1, 0.5]);
       const written = specToDict(spec);
       assert.deepEqual(specToDict(parseSpec(JSON.stringify(written))), written);
-      assert.equal(written.format_version, 7);
+      assert.equal(written.format_version, 8);
       assert.deepEqual([written.input, written.output, written.extras], [raw.input, raw.output, raw.extras]);
       assert.deepEqual(written.state.map((/** @type {any} */ s) => [s.name, s.output, s.layers, s.hidden, s.dtype, s.initial]),
         [["h0", "h0_next", 1, 8, "float32", 0], ["h1", "h1_next", 1, 5, "float32", 0.5]]);
