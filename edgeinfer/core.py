@@ -24,6 +24,8 @@ from edgeinfer.spec import FeatureInput, InputT, ModelSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
 log = logging.getLogger("edgeinfer")
+NON_FINITE = ("the model gave non-finite answers (NaN or infinity) and nothing was kept: the input holds values "
+              "far outside any it was trained on, or a snapshot restored a state no stream reaches")
 GRAPHS = ("sequence", "step", "batch_step")  # batch_step: the step graph on every core, for StreamBatch
 
 
@@ -189,12 +191,16 @@ class LoadedModel:
         return inp.normalize(np.array(x, np.float32)) if isinstance(inp, FeatureInput) and inp.mean else x
 
     def run(self, graph: str, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run a graph and return the named outputs, in the order asked."""
+        """Run a graph and return the named outputs, in the order asked: InputError, never a
+        result, when any of them is not finite (see NON_FINITE)."""
         session = self.session(graph)
         try:
-            return list(session.run(list(outputs), dict(feeds)))
+            got = list(session.run(list(outputs), dict(feeds)))
         except Exception as exc:  # onnxruntime's own error types
             raise run_failed(self.source, graph, exc) from None
+        if not all(np.isfinite(v).all() for v in got if v.dtype.kind == "f"):
+            raise InputError(f"{self.source}: {NON_FINITE}")
+        return got
 
     def run_sequence(
         self, x: np.ndarray, state: Mapping[str, np.ndarray] | None = None, lengths: np.ndarray | None = None,

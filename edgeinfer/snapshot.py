@@ -133,7 +133,33 @@ def checked_snapshot(model: LoadedModel, snapshot: Snapshot | bytes, batch: int)
         raise InputError(f"snapshot state does not fit a stream of batch {batch}")
     if snap.logits is not None and snap.logits.shape != (batch, model.spec.classes):
         raise InputError(f"snapshot logits do not fit a stream of batch {batch}")
+    _check_reachable(model, snap)
     return snap
+
+
+def _check_reachable(model: LoadedModel, snap: Snapshot) -> None:
+    """InputError for a state no stream of this model can reach after `snap.steps` steps (finite,
+    but impossible: it would give NaN or nonsense): a GRU's or LSTM's hidden state is a tanh
+    within [-1, 1]; an LSTM's cell state moves by at most 1 a step; a readout's step count is a
+    whole number from 0 to the steps read."""
+    spec = model.spec
+    bounds: dict[str, float] = {}
+    if spec.provenance.get("contract") == "protocol":  # the user's own state: only they know its range
+        return
+    if spec.cell in ("gru", "lstm"):
+        bounds["h"] = 1.0
+    if spec.cell == "lstm":
+        bounds["c"] = float(snap.steps) + 1.0
+    for name, limit in bounds.items():
+        value = snap.state.get(name)
+        if value is not None and value.size and float(np.abs(value).max()) > limit:
+            raise InputError(f"snapshot state {name!r} holds {float(np.abs(value).max()):.3g}, beyond the "
+                             f"{limit:g} a stream of this model can reach after {snap.steps} steps; it is damaged")
+    count = snap.state.get("count") if spec.readout.active else None
+    if count is not None and count.size and (
+            float(count.min()) < 0 or float(count.max()) > snap.steps or not np.array_equal(count, np.round(count))):
+        raise InputError(f"snapshot state 'count' must count the steps read (whole numbers from 0 to "
+                         f"{snap.steps}); it is damaged")
 
 
 __all__ = ["SNAPSHOT_MAGIC", "Snapshot", "checked_snapshot"]

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeinfer.arrays import NOT_FINITE, brief, check_finite, float_features, normalised_row, shape_of, token_ids
-from edgeinfer.core import LoadedModel, run_failed
+from edgeinfer.core import NON_FINITE, LoadedModel, run_failed
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 from edgeinfer.spec import FeatureInput
@@ -200,6 +200,9 @@ thread calling it while it works gets an InputError, never a corrupted state.
             self._session.run_with_iobinding(self._bindings[self._cur])
         except Exception as exc:  # onnxruntime's own error types
             raise run_failed(self.model.source, "step", exc) from None
+        y = self._y
+        if not (math.isfinite(sum(y.ravel().tolist())) if y.size <= 64 else np.isfinite(y).all()):
+            raise InputError(f"{self.model.source}: {NON_FINITE}")  # the state it wrote stays unused: nothing moves
         self._cur ^= 1
         self.steps += 1
         if self._p0 is not None:  # computed by the graph; a copy, since the buffer is reused

@@ -254,3 +254,54 @@ def test_the_step_graphs_byte_ranges_are_checked(tmp_path, key, value, why) -> N
 
     with pytest.raises(ModelFileError, match=why):  # and the range check on its own
         check_self_ranges(bad, data, "ranges")
+
+
+SNAPSHOT_CASES = 200  # per model: one state value of a real snapshot made impossible
+
+
+@pytest.mark.parametrize("name", ["sentiment", "digits", "motions"])
+def test_impossible_snapshot_states_are_refused_and_no_answer_is_ever_non_finite(name: str) -> None:
+    """Finite but impossible values in a snapshot's state (a tanh state of 3e38, a negative step
+    count): refused on restore where the model says what a state may hold, and never a NaN
+    answer, through Stream and StreamBatch."""
+    from edgeinfer.snapshot import Snapshot
+
+    model = edgeinfer.load(name)
+    rng = np.random.default_rng(27)
+    x = [3, 5, 7] if model.spec.reads_tokens else list(rng.random((3, model.spec.input_size), np.float32))
+    stream = model.stream()
+    for t in x:
+        stream.step(t)
+    snap = stream.snapshot()
+    refused = answered = 0
+    for _ in range(SNAPSHOT_CASES):
+        state = {k: v.copy() for k, v in snap.state.items()}
+        key = list(state)[int(rng.integers(len(state)))]
+        state[key].flat[int(rng.integers(state[key].size))] = rng.choice([3e38, -3e38, -5.0, 1e6, -1.0, 2.0])
+        bad = Snapshot(snap.model, state, snap.logits, snap.steps)
+        for through in ("Stream", "StreamBatch"):
+            try:
+                if through == "Stream":
+                    alone = model.stream()
+                    alone.restore(bad)
+                    p = alone.step(x[0])
+                else:
+                    batch = model.stream_batch()
+                    p = batch.step([batch.open(bad)], np.asarray([x[0]]))
+            except InputError as exc:
+                assert "damaged" in str(exc) or "non-finite" in str(exc), exc
+                refused += 1
+                continue
+            assert np.isfinite(p).all()
+            answered += 1
+    assert refused + answered == 2 * SNAPSHOT_CASES and refused > 0
+    if "h" in snap.state:
+        state = {k: v.copy() for k, v in snap.state.items()}
+        state["h"][...] = 3e38
+        with pytest.raises(InputError, match="snapshot state 'h' holds 3e\\+38, beyond the 1 a stream"):
+            model.stream().restore(Snapshot(snap.model, state, snap.logits, snap.steps))
+    if "count" in snap.state:
+        state = {k: v.copy() for k, v in snap.state.items()}
+        state["count"][...] = -5
+        with pytest.raises(InputError, match="snapshot state 'count' must count the steps read"):
+            model.stream().restore(Snapshot(snap.model, state, snap.logits, snap.steps))
