@@ -173,9 +173,19 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str | None 
     default = info.field
     field = field or default
     options = JobOptions(task, model.fingerprint, tuple(inputs), field, column or default, kind, shard_size)
-    sources = [s for s in expand(inputs, images) if not _own(out, s.path)]
+    given = {os.path.normpath(g) for g in inputs}
+    sources = []
+    for s in expand(inputs, images):
+        if _own(out, s.path):  # OUT (or its errors, its parts) as an input: overwriting it would lose it
+            if s.path in given or out.is_symlink():
+                raise InputError(f"--out {out}: that is the input {s.path}; write the output to another file")
+            continue  # a previous run's output inside a folder being read: not an input
+        sources.append(s)
     parts = parts_dir(out)
     manifest = parts / "job.json"
+    if _running(parts):
+        raise InputError(f"{parts}: another run is working on this job; wait for it to end (or stop it), then "
+                         "run the command again")
     if manifest.is_file():
         job = _resume(out, options, sources, overwrite)
         if job is not None:
@@ -183,6 +193,11 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str | None 
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; pass --overwrite to replace it")
     checked, shards = plan(sources, images, field, options.column, shard_size)
+    readable = [s for s in checked if s.kind != "missing"]
+    if not readable:  # nothing to answer: say why before anything is written
+        notes = [s.note for s in checked if s.note]
+        raise InputError(f"nothing to read: {notes[0] if notes else 'no inputs'}"
+                         + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""))
     job = Job(out, options, checked, shards)
     parts.mkdir(parents=True, exist_ok=True)
     write_atomic(manifest, job.to_json())
@@ -223,6 +238,21 @@ def _resume(out: Path, options: JobOptions, sources: list[Source], overwrite: bo
         shutil.rmtree(parts)
         return None
     raise InputError(f"{problem}; rerun its command to finish it, or pass --overwrite to start over")
+
+
+def _running(parts: Path) -> bool:
+    """True while another process holds the lock of the job in `parts` (it is working on it)."""
+    lock = parts / "lock"
+    if fcntl is None or not lock.is_file():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if it was taken here
+    return False
 
 
 @contextlib.contextmanager

@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import itertools
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,73 @@ def _wanted(path: Path, images: bool) -> bool:
     return suffix in TEXT_KINDS
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8 (surrogate escapes)
+        return False
+    return True
+
+
+def _walk(root: str) -> Iterator[str]:
+    """The files under `root`, never following a link to a folder (a link loop cannot make the
+    walk endless); links to files are files."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in files:
+            full = os.path.join(folder, name)
+            if os.path.isfile(full):
+                yield full
+
+
+def _glob(pattern: str) -> list[str]:
+    """The files a glob pattern names. `**` (any folders) is matched on a walk that never follows
+    a link to a folder, so links looping back cannot make it endless; hidden names are left out
+    unless the pattern spells their dot, as glob does."""
+    if "**" not in pattern:
+        return [f for f in glob.glob(pattern) if os.path.isfile(f)]
+    parts = pattern.replace(os.sep, "/").split("/")
+    fixed = list(itertools.takewhile(lambda seg: not glob.has_magic(seg), parts))
+    root = "/".join(fixed) or "."
+    regex = ""
+    for i, seg in enumerate(parts):
+        last = i == len(parts) - 1
+        if seg == "**":
+            regex += "(?:[^/]+/)*" + ("[^/]+" if last else "")
+        else:
+            regex += _segment(seg) + ("" if last else "/")
+    matcher = re.compile(regex)
+    found = []
+    for full in _walk(root):
+        rel = full.replace(os.sep, "/")
+        if not fixed and rel.startswith("./"):
+            rel = rel[2:]
+        hidden = any(seg.startswith(".") for seg in rel.split("/")[len(fixed):])
+        if matcher.fullmatch(rel) and not hidden:
+            found.append(rel)
+    return found
+
+
+def _segment(seg: str) -> str:
+    """One path segment of a glob pattern (no `**`) as a regular expression."""
+    out, i = [], 0
+    while i < len(seg):
+        ch = seg[i]
+        end = seg.find("]", i + 2) if ch == "[" else -1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif end > 0:
+            body = seg[i + 1:end]
+            out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)) + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
 def expand(inputs: Sequence[str], images: bool) -> list[Source]:
     """Each input as files, in a fixed order: a file is itself; a folder, its files of a known
     kind (recursively, sorted); anything else a glob pattern (its files, sorted). An input that
@@ -142,30 +211,41 @@ def expand(inputs: Sequence[str], images: bool) -> list[Source]:
     out: list[Source] = []
 
     def add(source: Source) -> None:
-        if source.path not in seen:
-            seen.add(source.path)
+        if not _utf8(source.path):
+            name = ascii(source.path)
+            if name not in seen:
+                seen.add(name)
+                out.append(Source(name, "missing", note=f"{name}: a file name that is not valid UTF-8; rename it"))
+            return
+        real = os.path.realpath(source.path) if source.kind != "missing" else source.path
+        if real not in seen:  # one file reached twice (a link, a folder and a glob) is read once
+            seen.add(real)
             out.append(source)
 
     for given in inputs:
-        path = Path(given)
-        if path.is_file():
-            add(_file_source(os.path.normpath(given), kind_of(given, images)))
-        elif path.is_dir():
-            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _wanted(p, images))
-            what = "image or Parquet" if images else "text, JSON lines, CSV or Parquet"
-            if not files:
-                add(Source(os.path.normpath(given), "missing", note=f"{given}: a folder without {what} files"))
-            for f in files:
-                add(_file_source(os.path.normpath(f), kind_of(f, images)))
-        elif glob.has_magic(given):
-            files = sorted(f for f in glob.glob(given, recursive=True) if os.path.isfile(f))
-            if not files:
-                add(Source(given, "missing", note=f"{given}: no files match"))
-            for f in files:
-                add(_file_source(os.path.normpath(f), kind_of(f, images)))
-        else:
-            add(Source(os.path.normpath(given), "missing", note=f"{given}: no such file or folder"))
+        for source in _sources_of(given, images):
+            add(source)
     return out
+
+
+def _sources_of(given: str, images: bool) -> Iterator[Source]:
+    """One input argument as sources: a file, a folder's files, a pattern's files, or "missing"."""
+    path = Path(given)
+    if path.is_file():
+        yield _file_source(os.path.normpath(given), kind_of(given, images))
+        return
+    if path.is_dir():
+        files = sorted(f for f in _walk(given) if _wanted(Path(f), images))
+        what = "image or Parquet" if images else "text, JSON lines, CSV or Parquet"
+        empty = f"{given}: a folder without {what} files"
+    elif glob.has_magic(given):
+        files, empty = sorted(_glob(given)), f"{given}: no files match"
+    else:
+        files, empty = [], f"{given}: no such file or folder"
+    if not files:
+        yield Source(os.path.normpath(given) if not glob.has_magic(given) else given, "missing", note=empty)
+    for f in files:
+        yield _file_source(os.path.normpath(f), kind_of(f, images))
 
 
 class Packer:
@@ -203,6 +283,31 @@ def _is_binary(head: bytes) -> bool:
     except UnicodeDecodeError as exc:
         return exc.start < len(head) - 3
     return False
+
+
+FIELD_PROBE = 100  # the first records of a JSON lines file looked at for the field before the job starts
+
+
+def _check_field(src: Source, field_name: str) -> str:
+    """An error message when none of a JSON lines file's first objects has the field (a mistyped
+    --field would otherwise give one error row per line), naming the fields they have."""
+    fields: dict[str, None] = {}
+    objects = 0
+    with open(src.path, "rb") as fh:
+        for raw in itertools.islice(fh, FIELD_PROBE):
+            try:
+                obj = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict):
+                objects += 1
+                if field_name in obj:
+                    return ""
+                fields.update(dict.fromkeys(str(k)[:40] for k in list(obj)[:20]))
+    if not objects:
+        return ""  # no objects up front: each line is reported on its own
+    names = ", ".join(list(fields)[:20]) or "none"
+    return f"{src.path}: no field {field_name!r} in its first {objects} records (fields: {names}); give --field NAME"
 
 
 def _plan_lines(index: int, src: Source, packer: Packer) -> str:
@@ -267,7 +372,7 @@ def _header(path: str, column: str) -> tuple[int, int, int, str]:
             return -1, 0, 0, f"{path}: not CSV ({exc})"
     names = [h.encode("latin-1").decode("utf-8", "replace").strip().lstrip("\ufeff") for h in header]
     if column not in names:
-        return -1, 0, 0, f"{path}: no column {column!r} (columns: {', '.join(names[:20])})"
+        return -1, 0, 0, f"{path}: no column {column!r} (columns: {', '.join(names[:20])}); give --column NAME"
     return names.index(column), counter[0], counter[1], ""
 
 
@@ -300,7 +405,7 @@ def _plan_parquet(index: int, src: Source, column: str, images: bool, packer: Pa
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
         return f"{src.path}: not a Parquet file pyarrow can read ({str(exc).splitlines()[0][:200]})"
     if column not in schema.names:
-        return f"{src.path}: no column {column!r} (columns: {', '.join(schema.names[:20])})"
+        return f"{src.path}: no column {column!r} (columns: {', '.join(schema.names[:20])}); give --column NAME"
     kind = schema.field(column).type
     ok = (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) if images else (
         pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_list(kind)
@@ -328,7 +433,7 @@ def plan(sources: list[Source], images: bool, field_name: str, column: str,
         if src.kind in ("lines", "jsonl") and src.size == 0:
             problem = f"{src.path}: empty file; expected one record per line"
         elif src.kind in ("lines", "jsonl"):
-            problem = _plan_lines(index, src, packer)
+            problem = (_check_field(src, field_name) if src.kind == "jsonl" else "") or _plan_lines(index, src, packer)
         elif src.kind == "csv":
             problem = _plan_csv(index, src, column, packer)
         elif src.kind == "parquet":

@@ -1,0 +1,104 @@
+"""Bulk jobs never lose or mix a user's data: OUT is never one of the inputs, --overwrite never
+deletes what a live run writes, a mistyped --field/--column stops the job before anything is
+written, link loops end, and a file name that is not UTF-8 is an error row, not a crash."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from edgeinfer import Model
+from edgeinfer.bulk.job import parts_dir, prepare
+from tests.conftest import run_cli
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_out_is_never_an_input(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "a fine film"}\n{"text": "dull"}\n')
+    before = data.read_bytes()
+    got = run_cli("batch", "sentiment", str(data), "--out", str(data), "--overwrite")
+    assert got.returncode == 2 and f"--out {data}: that is the input {data}; write the output to another file" \
+        in got.stderr
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(data)
+    got = run_cli("batch", "sentiment", str(tmp_path), "--out", str(link), "--overwrite")
+    assert got.returncode == 2 and "that is the input" in got.stderr
+    assert data.read_bytes() == before and not parts_dir(data).exists() and not parts_dir(link).exists()
+
+
+def test_overwrite_refuses_while_another_run_holds_the_job(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("good\nbad\n")
+    out = tmp_path / "o.jsonl"
+    job = prepare(out, Model("sentiment"), [str(tmp_path / "a.txt")])
+    (job.parts / "part-00000.jsonl").write_text("what a live run wrote\n")
+    fd = os.open(job.parts / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live run of the job
+        (tmp_path / "b.txt").write_text("other\n")
+        got = run_cli("batch", "sentiment", str(tmp_path / "b.txt"), "--out", str(out), "--overwrite")
+        assert got.returncode == 2 and "another run is working on this job" in got.stderr, got.stderr
+        assert (job.parts / "part-00000.jsonl").read_text() == "what a live run wrote\n" and not out.exists()
+    finally:
+        os.close(fd)
+    got = run_cli("batch", "sentiment", str(tmp_path / "b.txt"), "--out", str(out), "--overwrite")
+    assert got.returncode == 0 and [r["id"] for r in _rows(out)] == [f"{tmp_path}/b.txt:1"]
+
+
+@pytest.mark.parametrize(("name", "text", "option", "message"), [
+    ("a.jsonl", '{"review": "good"}\n{"review": "bad", "stars": 1}\n', ["--field", "text"],
+     "no field 'text' in its first 2 records (fields: review, stars); give --field NAME"),
+    ("a.csv", "review,stars\ngood,5\n", ["--column", "body"],
+     "no column 'body' (columns: review, stars); give --column NAME"),
+    ("a.txt", "good\n", [], "no such file or folder"),
+])
+def test_a_mistyped_field_column_or_path_stops_before_anything_is_written(tmp_path: Path, name: str, text: str,
+                                                                           option: list[str], message: str) -> None:
+    (tmp_path / name).write_text(text)
+    given = tmp_path / (name if name != "a.txt" else "typo.txt")
+    out = tmp_path / "o.jsonl"
+    got = run_cli("batch", "sentiment", str(given), *option, "--out", str(out))
+    assert got.returncode == 2 and got.stderr.count("\n") == 1 and message in got.stderr, got.stderr
+    assert got.stderr.startswith("error: nothing to read: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no OUT, no OUT.parts, no errors file
+    fixed = run_cli("batch", "sentiment", str(tmp_path / name), "--field", "review", "--column", "review",
+                    "--out", str(out))
+    assert fixed.returncode == 0, fixed.stderr  # the corrected command runs without --overwrite
+
+
+def test_link_loops_end_and_each_file_is_read_once(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "x.txt").write_text("good\n")
+    (root / "a" / "b" / "y.txt").write_text("bad\n")
+    (root / "a" / "b" / "loop").symlink_to(root)  # a folder linking back up
+    (root / "a" / "again.txt").symlink_to(root / "a" / "x.txt")
+    for given in (str(root), f"{root}/**/*.txt"):
+        out = tmp_path / "o.jsonl"
+        got = run_cli("batch", "sentiment", given, "--out", str(out), "--overwrite")
+        assert got.returncode == 0, got.stderr
+        # x.txt is reached as itself, through the link again.txt (first in order: kept) and the loop
+        assert sorted(r["id"].rsplit("/", 1)[1] for r in _rows(out)) == ["again.txt:1", "y.txt:1"]
+
+
+def test_a_file_name_that_is_not_utf8_is_an_error_row(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text("a fine film\n")
+    try:
+        (Path(os.fsdecode(bytes(folder) + b"/bad-\xff.txt"))).write_text("dull\n")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    out = tmp_path / "o.jsonl"
+    for _ in range(2):  # and the job finishes: its rerun is refused as done, never a crash
+        got = run_cli("batch", "sentiment", str(folder), "--out", str(out), "--overwrite")
+        assert got.returncode == 1, got.stderr
+        assert [r["id"] for r in _rows(out)] == [f"{folder}/good.txt:1"]
+        errors = _rows(Path(f"{out}.errors.jsonl"))
+        assert len(errors) == 1 and "a file name that is not valid UTF-8; rename it" in errors[0]["error"]
