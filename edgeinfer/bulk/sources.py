@@ -37,7 +37,9 @@ TEXT_KINDS = {".txt": "lines", ".text": "lines", ".jsonl": "jsonl", ".ndjson": "
               ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SCAN_BLOCK = 1 << 20  # bytes read at a time when planning text files
 PARQUET_BATCH = 4096  # rows decoded at a time from a Parquet row group
-CSV_FIELD_LIMIT = 1 << 30  # Python's csv module refuses fields over 128 kB by default
+# a CSV field may hold up to 8 MiB (Python's csv module stops at 128 kB by default): a longer one,
+# like the rest of a file after a stray quote, is one error row and the job reads on after it
+CSV_FIELD_LIMIT = 8 << 20
 INSTALL_PYARROW = "Parquet needs pyarrow: pip install 'edgeinfer[ray]' (or pip install pyarrow)"
 
 
@@ -360,7 +362,7 @@ def _csv_records(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]
 
 def _header(path: str, column: str) -> tuple[int, int, int, str]:
     """The column's index in a CSV file's header, the header's end offset and lines; or an error."""
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     with open(path, "rb") as fh:
         counter = [0, 0]
         reader = csv.reader(_csv_lines(fh, counter))
@@ -545,17 +547,37 @@ def _read_parquet(src: Source, piece: Piece, column: str, images: bool, stats: R
         batches = pq.ParquetFile(src.path).iter_batches(batch_size=PARQUET_BATCH, row_groups=[piece.start],
                                                         columns=[column])
         for batch in batches:
-            for value in batch.column(0).to_pylist():
+            col = batch.column(0)
+            try:
+                values: list[Any] | None = col.to_pylist()
+            except Exception:  # a value pyarrow cannot convert (invalid UTF-8): row by row, to name it
+                values = None
+            for i in range(len(col)):
                 stats.read += 1
-                if value is None:
-                    yield Record(src.path, row=row, error=f"{src.path}#{row}: null in column {column!r}")
-                elif isinstance(value, str) and "\x00" in value:
-                    yield Record(src.path, row=row, error=f"{src.path}#{row}: NUL byte in text; expected plain text")
-                else:
-                    yield Record(src.path, row=row, value=value)
+                yield _parquet_record(src.path, row, column, col, i, values)
                 row += 1
-    except Exception as exc:  # the file changed or broke since the plan
-        yield Record(src.path, row=row, error=f"{src.path}#{row}: cannot read ({str(exc).splitlines()[0][:200]})")
+    except Exception as exc:  # a page that cannot be decoded: every row of the piece not yet read is an error row
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        for r in range(row, piece.first + piece.records):
+            stats.read += 1
+            yield Record(src.path, row=r, error=f"{src.path}#{r}: cannot read ({why})")
+
+
+def _parquet_record(path: str, row: int, column: str, col: Any, i: int, values: list[Any] | None) -> Record:
+    """Row `i` of a decoded Parquet column as a record (an error record naming the row)."""
+    if values is None:
+        try:
+            value = col.slice(i, 1).to_pylist()[0]
+        except Exception as exc:
+            why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            return Record(path, row=row, error=f"{path}#{row}: cannot read the value ({why})")
+    else:
+        value = values[i]
+    if value is None:
+        return Record(path, row=row, error=f"{path}#{row}: null in column {column!r}")
+    if isinstance(value, str) and "\x00" in value:
+        return Record(path, row=row, error=f"{path}#{row}: NUL byte in text; expected plain text")
+    return Record(path, row=row, value=value)
 
 
 def read_piece(sources: Sequence[Source], piece: Piece, images: bool, field_name: str, column: str,

@@ -102,3 +102,37 @@ def test_a_file_name_that_is_not_utf8_is_an_error_row(tmp_path: Path) -> None:
         assert [r["id"] for r in _rows(out)] == [f"{folder}/good.txt:1"]
         errors = _rows(Path(f"{out}.errors.jsonl"))
         assert len(errors) == 1 and "a file name that is not valid UTF-8; rename it" in errors[0]["error"]
+
+
+def test_a_parquet_value_that_cannot_be_read_is_one_error_row_and_every_other_row_comes_out(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [f"review {i}: a good film".encode() for i in range(10_000)]
+    values[5_000] = b"bad \xff\xfe value"  # invalid UTF-8 in a string column
+    raw = pa.array(values, pa.binary()).buffers()
+    pq.write_table(pa.table({"review": pa.Array.from_buffers(pa.string(), len(values), raw)}), tmp_path / "d.parquet")
+    out = tmp_path / "o.jsonl"
+    got = run_cli("batch", "sentiment", str(tmp_path / "d.parquet"), "--column", "review", "--out", str(out))
+    assert got.returncode == 1, got.stderr
+    rows, errors = _rows(out), _rows(Path(f"{out}.errors.jsonl"))
+    assert len(rows) == 9_999 and [e["row"] for e in errors] == [5_000]
+    assert sorted([r["row"] for r in rows] + [5_000]) == list(range(10_000))  # every row, once
+
+
+def test_a_stray_quote_in_csv_is_one_error_row_and_the_job_reads_on(tmp_path: Path, monkeypatch) -> None:
+    from edgeinfer.bulk import sources
+    from edgeinfer.bulk.job import run_local
+    from edgeinfer.bulk import task_for
+
+    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 2_000)  # 8 MiB in use; small here to keep the test fast
+    lines = ["review"] + [f"line {i} was good" for i in range(2_000)]
+    lines[10] = '"a stray quote opens here'
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o.jsonl"
+    model = Model("sentiment")
+    job = prepare(out, model, [str(tmp_path / "d.csv")], column="review")
+    summary = run_local(job, task_for(model))
+    rows, errors = _rows(out), _rows(Path(f"{out}.errors.jsonl"))
+    assert summary.errors == len(errors) == 1 and "field larger than field limit" in errors[0]["error"]
+    assert len(rows) > 1_800  # the lines after the swallowed ones are read again, one row each
