@@ -121,9 +121,8 @@ def test_a_parquet_value_that_cannot_be_read_is_one_error_row_and_every_other_ro
 
 
 def test_a_stray_quote_in_csv_is_one_error_row_and_the_job_reads_on(tmp_path: Path, monkeypatch) -> None:
-    from edgeinfer.bulk import sources
+    from edgeinfer.bulk import sources, task_for
     from edgeinfer.bulk.job import run_local
-    from edgeinfer.bulk import task_for
 
     monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 2_000)  # 8 MiB in use; small here to keep the test fast
     lines = ["review"] + [f"line {i} was good" for i in range(2_000)]
