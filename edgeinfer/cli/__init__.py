@@ -1,11 +1,13 @@
 """The `edgeinfer` command line (typer). Every error becomes one line on stderr.
 
 Exit codes: 0 success; 1 some inputs could not be answered (each reported); 2 a usage error,
-an unusable model or provider, or a bad argument; 70 a bug; 130 interrupted. A closed output
+an unusable model or provider, or a bad argument; 70 a bug; 74 the file system or the machine
+refused (a full disk, a path under a file, no permission); 130 interrupted. A closed output
 pipe (`edgeinfer ... | head`) ends the command quietly with 0.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -15,6 +17,19 @@ import click
 
 from edgeinfer.cli.render import fail
 from edgeinfer.errors import EdgeInferError
+
+EXIT_OS = 74  # sysexits' EX_IOERR: the file system or the machine refused (nothing half-written is left)
+
+
+def os_fault(exc: OSError) -> str:
+    """An OSError as one line naming the path and the cause, e.g. `out/x.jsonl: No space left on device`."""
+    cause = exc.strerror or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(paths)
+    hint = {errno.ENOSPC: "; free some space and run the command again",
+            errno.ENOTDIR: "; a part of the path is a file, not a folder",
+            errno.EACCES: "; check the permissions", errno.EROFS: "; write somewhere else"}.get(exc.errno or 0, "")
+    return f"{where + ': ' if where else ''}{cause}{hint}"
 
 
 class OutputClosed(Exception):
@@ -90,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     except (OutputClosed, BrokenPipeError):
         _quiet_stdout()
         code = 0
+    except OSError as exc:  # the machine's (a full disk, a path under a file, no permission): not a bug
+        fail(os_fault(exc))
+        code = EXIT_OS
     except Exception as exc:  # a bug: still one line, never a traceback
         fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
         code = 70

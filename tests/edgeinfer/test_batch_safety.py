@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,32 @@ def test_a_stray_quote_in_csv_is_one_error_row_and_the_job_reads_on(tmp_path: Pa
     rows, errors = _rows(out), _rows(Path(f"{out}.errors.jsonl"))
     assert summary.errors == len(errors) == 1 and "field larger than field limit" in errors[0]["error"]
     assert len(rows) > 1_800  # the lines after the swallowed ones are read again, one row each
+
+
+def test_os_faults_are_one_line_with_their_own_exit_code(tmp_path: Path) -> None:
+    """A path under a regular file, a full disk: the machine's fault, not a bug (exit 74, not 70),
+    one line naming the path and the cause; the rerun after the fix works."""
+    (tmp_path / "a.txt").write_text("good\nbad\n")
+    (tmp_path / "file").write_text("x")
+    got = run_cli("batch", "sentiment", str(tmp_path / "a.txt"), "--out", str(tmp_path / "file" / "o.jsonl"))
+    assert got.returncode == 74 and got.stderr.count("\n") == 1, got.stderr
+    assert got.stderr == f"error: {tmp_path}/file/o.jsonl.parts: Not a directory; a part of the path is a file, " \
+                         "not a folder\n"
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(small)], capture_output=True,
+                             text=True) if os.geteuid() == 0 else None
+    if mounted is None or mounted.returncode != 0:
+        pytest.skip("a full disk needs a small tmpfs, which only root with mount rights can make here "
+                    f"({mounted.stderr.strip() if mounted else 'not root'})")
+    try:
+        (tmp_path / "many.txt").write_text("a good film, well acted\n" * 20_000)
+        out = small / "o.jsonl"
+        got = run_cli("batch", "sentiment", str(tmp_path / "many.txt"), "--out", str(out))
+        assert got.returncode == 74 and got.stderr.count("\n") == 1, got.stderr
+        assert "No space left on device; free some space and run the command again" in got.stderr
+        assert not out.exists()  # nothing half-written where OUT goes
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    got = run_cli("batch", "sentiment", str(tmp_path / "many.txt"), "--out", str(tmp_path / "o.jsonl"))
+    assert got.returncode == 0 and len(_rows(tmp_path / "o.jsonl")) == 20_000
