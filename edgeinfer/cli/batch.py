@@ -115,11 +115,17 @@ def batch(
     done = len(job.shards) - len(job.pending())
     if done:
         print(safe(f"{parts_dir(out)}: resuming, {done} of {len(job.shards)} parts already done"), file=sys.stderr)
-    with _Progress(job) as progress:
-        if ray_engine is None:
-            summary = run_local(job, task, progress)
-        else:
-            summary = ray_engine.run_job(job, model, workers, batch_size, address, provider, progress)
+    try:
+        with _Progress(job) as progress:
+            if ray_engine is None:
+                summary = run_local(job, task, progress)
+            else:
+                summary = ray_engine.run_job(job, model, workers, batch_size, address, provider, progress)
+    except KeyboardInterrupt:
+        finished = len(job.shards) - len(job.pending())
+        print(safe(f"interrupted: {finished} of {len(job.shards)} parts done in {parts_dir(out)}; run the same "
+                   "command again to resume"), file=sys.stderr)
+        raise typer.Exit(130) from None
     print(safe(_summary(out, summary)), file=sys.stderr)
     if summary.errors:
         raise typer.Exit(1)

@@ -165,3 +165,28 @@ def test_os_faults_are_one_line_with_their_own_exit_code(tmp_path: Path) -> None
         subprocess.run(["umount", str(small)], check=False)
     got = run_cli("batch", "sentiment", str(tmp_path / "many.txt"), "--out", str(tmp_path / "o.jsonl"))
     assert got.returncode == 0 and len(_rows(tmp_path / "o.jsonl")) == 20_000
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "r.txt").write_text("".join(f"review {i}: a good film, and well acted\n" for i in range(4_000)))
+    args = [sys.executable, "-m", "edgeinfer", "batch", "sentiment", "r.txt", "--out", "o.jsonl", "--shard-size", "200"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "o.jsonl.parts").glob("*.done"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: ") and err.strip().endswith(
+        "parts done in o.jsonl.parts; run the same command again to resume"), err
+    assert "Traceback" not in err
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 0 and len(_rows(tmp_path / "o.jsonl")) == 4_000, again.stderr
