@@ -48,7 +48,8 @@ def resolve_providers(providers: ProviderRequest) -> list[str]:
     available = available_providers()
     if providers is None:
         return [DEFAULT_PROVIDER]
-    names = [providers] if isinstance(providers, str) else list(providers)
+    names = [providers] if isinstance(providers, str) else list(providers) if isinstance(providers, (list, tuple)) \
+        else []
     if names == ["auto"]:
         return [next((p for p in AUTO_ORDER if p in available), available[0])]
     if not names or not all(isinstance(n, str) for n in names):

@@ -1,12 +1,14 @@
 """Sentiment (word models): classify whole texts in length-sorted batches, or stream text word by word."""
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgeinfer.arrays import brief
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError, WrongTaskError
 from edgeinfer.preprocess.text import Tokenizer, WordBuffer
@@ -196,7 +198,10 @@ class TextStream:
         return probs
 
     def probability(self, label: str = "positive") -> float:
-        """Running probability of one label."""
+        """Running probability of one label (InputError naming the labels for another)."""
+        if not isinstance(label, str) or label not in self.labels:
+            shown = json.dumps(label) if isinstance(label, str) else brief(label)
+            raise InputError(f"unknown label {shown}; expected one of {', '.join(self.labels)}")  # as edgeinfer-web
         return float(self.probabilities[self.labels.index(label)])
 
     def feed(self, chunk: str) -> None:
