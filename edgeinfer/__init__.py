@@ -12,6 +12,7 @@ from edgeinfer.errors import (
     ModelFileError,
     ProviderError,
     SpecError,
+    UnreadableInput,
     WrongTaskError,
 )
 from edgeinfer.model import Model, builtin_models, load
@@ -25,7 +26,8 @@ from edgeinfer.tasks.sentiment import TextStream
 
 __all__ = [
     "AnytimeResult", "BatchedStream", "EdgeInferError", "ImageError", "InputError", "Model", "ModelFileError",
-    "ModelSpec", "ProviderError", "Snapshot", "SpecError", "Stream", "StreamBatch", "TextStream", "WrongTaskError",
+    "ModelSpec", "ProviderError", "Snapshot", "SpecError", "Stream", "StreamBatch", "TextStream", "UnreadableInput",
+    "WrongTaskError",
     "available_providers", "builtin_models", "generate", "load", "score",
 ]
 __version__ = "0.1.0"

@@ -28,3 +28,8 @@ class InputError(EdgeInferError):
 
 class ImageError(InputError):
     """An image file that cannot be read or holds no digit."""
+
+
+class UnreadableInput(InputError):
+    """An input the command was given cannot be read: missing, a folder, unreadable, empty or not
+    UTF-8 (the CLI's exit code 1, as for every input that cannot be answered)."""

@@ -32,7 +32,7 @@ from edgeinfer.atomic import atomic_path, write_atomic
 from edgeinfer.bulk.predict import ChunkResult, Task, error_json, run_chunk, task_name
 from edgeinfer.bulk.sources import Piece, ReadStats, Record, Source, expand, plan, pyarrow_modules, read_piece
 from edgeinfer.core import LoadedModel
-from edgeinfer.errors import InputError
+from edgeinfer.errors import InputError, UnreadableInput
 from edgeinfer.tasks import TASKS, task_of
 
 JOB_FORMAT = 1
@@ -196,7 +196,7 @@ def prepare(out: Path, model: LoadedModel, inputs: list[str], field: str | None 
     readable = [s for s in checked if s.kind != "missing"]
     if not readable:  # nothing to answer: say why before anything is written
         notes = [s.note for s in checked if s.note]
-        raise InputError(f"nothing to read: {notes[0] if notes else 'no inputs'}"
+        raise UnreadableInput(f"nothing to read: {notes[0] if notes else 'no inputs'}"
                          + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""))
     job = Job(out, options, checked, shards)
     parts.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from edgeinfer.cli.render import fail
-from edgeinfer.errors import EdgeInferError
+from edgeinfer.errors import EdgeInferError, UnreadableInput
 
 EXIT_OS = 74  # sysexits' EX_IOERR: the file system or the machine refused (nothing half-written is left)
 
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
         sys.stdout.flush()
+    except UnreadableInput as exc:  # an input that cannot be read: 1, as for inputs that cannot be answered
+        fail(str(exc))
+        code = 1
     except EdgeInferError as exc:
         fail(str(exc))
         code = 2

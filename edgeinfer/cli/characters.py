@@ -10,7 +10,7 @@ import typer
 from edgeinfer.cli.options import ModelOpt, ProviderOpt
 from edgeinfer.cli.render import emit_json, safe, score_result, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
-from edgeinfer.errors import InputError
+from edgeinfer.errors import InputError, UnreadableInput
 from edgeinfer.model import Model
 from edgeinfer.spec import CharInput
 from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE, char_tokenizer, generate, score
@@ -71,15 +71,15 @@ def score_cmd(
     if str(file) == "-":
         data = read_stdin_bytes(MAX_SCORE_BYTES)
     elif file.is_dir():
-        raise InputError(f"{file}: a directory; expected a UTF-8 text file")
+        raise UnreadableInput(f"{file}: a directory; expected a UTF-8 text file")
     elif not file.is_file():
-        raise InputError(f"{file}: no such file")
+        raise UnreadableInput(f"{file}: no such file")
     else:
         data = file.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
+        raise UnreadableInput(f"{file}: invalid UTF-8 at byte {exc.start}; expected UTF-8 text") from None
     if not text:
-        raise InputError(f"{file}: empty {'input' if str(file) == '-' else 'file'}; expected UTF-8 text")
+        raise UnreadableInput(f"{file}: empty {'input' if str(file) == '-' else 'file'}; expected UTF-8 text")
     score_result(str(file), len(text), score(m, text), as_json)

@@ -23,7 +23,7 @@ import typer
 
 from edgeinfer.cli.options import ProviderOpt
 from edgeinfer.cli.render import emit_json, fail, show
-from edgeinfer.errors import InputError
+from edgeinfer.errors import InputError, UnreadableInput
 from edgeinfer.model import Model
 from edgeinfer.spec import ModelSpec
 from edgeinfer.stream import Stream
@@ -187,7 +187,7 @@ def run(
             with path.open("rb") as fh:
                 code = run_lines(m, fh, source, every, as_json, stop_on_error, early_exit)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            raise InputError(f"{source}: cannot read ({exc.strerror})") from None
+            raise UnreadableInput(f"{source}: cannot read ({exc.strerror})") from None
     if code:
         raise typer.Exit(code)
 

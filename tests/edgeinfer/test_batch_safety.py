@@ -65,7 +65,7 @@ def test_a_mistyped_field_column_or_path_stops_before_anything_is_written(tmp_pa
     given = tmp_path / (name if name != "a.txt" else "typo.txt")
     out = tmp_path / "o.jsonl"
     got = run_cli("batch", "sentiment", str(given), *option, "--out", str(out))
-    assert got.returncode == 2 and got.stderr.count("\n") == 1 and message in got.stderr, got.stderr
+    assert got.returncode == 1 and got.stderr.count("\n") == 1 and message in got.stderr, got.stderr
     assert got.stderr.startswith("error: nothing to read: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no OUT, no OUT.parts, no errors file
     fixed = run_cli("batch", "sentiment", str(tmp_path / name), "--field", "review", "--column", "review",

@@ -151,7 +151,7 @@ def test_run_token_ids_one_per_line_and_missing_file() -> None:
         "error: stdin:3: expected one token id (an integer) per line, got 'movie'")
     assert len(got.stdout.splitlines()) == 2
     missing = run_cli("run", str(user(WORDS)), "no-such-file.csv")
-    assert missing.returncode == 2 and missing.stderr.startswith("error: no-such-file.csv: cannot read")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no-such-file.csv: cannot read")
 
 
 def test_batch_reads_sequences_from_json_lines_csv_and_parquet(tmp_path: Path) -> None:
