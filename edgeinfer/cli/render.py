@@ -10,7 +10,11 @@ from edgeinfer.spec import CharInput, FeatureInput, ModelSpec, TextInput
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls
-_CONTROL |= {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)}
+# line and paragraph separators and every bidirectional control (they reorder what a terminal
+# shows: a file name could display as another), and lone surrogates (a file name's bytes that are
+# not UTF-8, which a terminal's encoding cannot print)
+_CONTROL |= {c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                      *range(0x2066, 0x206A), *range(0xD800, 0xE000))}
 
 
 def safe(text: str) -> str:

@@ -228,7 +228,7 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
         answers.flush()
     ok &= answers.ok
     if blank:
-        print(f"{path}: skipped {blank:,} blank line{'s' if blank > 1 else ''}", file=sys.stderr)
+        print(safe(f"{path}: skipped {blank:,} blank line{'s' if blank > 1 else ''}"), file=sys.stderr)
     if blank == lines:
         fail(f"{path}: no texts (every line is blank); expected one text per line")
         return False

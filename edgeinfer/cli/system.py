@@ -12,7 +12,7 @@ import typer
 
 from edgeinfer.bench import batch_step_rates, chunk_step_us, sequence_rate, step_latency, typical_steps
 from edgeinfer.cli.options import ProviderOpt
-from edgeinfer.cli.render import describe_kind
+from edgeinfer.cli.render import describe_kind, safe
 from edgeinfer.model import Model
 from edgeinfer.session import available_providers
 
@@ -62,8 +62,8 @@ def bench(
     m = Model(model, provider)
     seq_model = Model(model, provider, intra_op_threads=threads) if threads is not None else m
     steps = typical_steps(m)
-    print(f"{m.source}: {describe_kind(m.spec)}, {m.spec.cell} x{m.spec.layers} {m.spec.hidden}, {m.spec.precision}, "
-          f"on {', '.join(m.step_session.get_providers())}")
+    print(safe(f"{m.source}: {describe_kind(m.spec)}, {m.spec.cell} x{m.spec.layers} {m.spec.hidden}, "
+               f"{m.spec.precision}, on {', '.join(m.step_session.get_providers())}"))
     lat = step_latency(m)
     base = lat["session.run"].median_us
     print("\nstep latency, batch 1, 1 thread        median µs    p99 µs   vs session.run")
