@@ -119,6 +119,9 @@ def _count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
+JSON_TEXT_CHARS = 200  # `sentiment --file --json`: a text's first characters in its row (all of a shorter one)
+
+
 class _FileAnswers:
     """`sentiment --file` without --trace: lines read in bounded chunks and classified together
     (`classify_texts`: sorted by length, batched, every core), printed in line order as
@@ -152,7 +155,7 @@ class _FileAnswers:
         known = got.known.tolist() if got is not None else []
         low = got.low_coverage.tolist() if got is not None else []
         errors = got.errors if got is not None else {}
-        labels, where = self.labels, self.where
+        labels, where, texts = self.labels, self.where, self.texts
         out: list[str] = []
         k = 0
         for number, text in self.items:
@@ -162,10 +165,11 @@ class _FileAnswers:
                 self.ok = False
             elif self.as_json:
                 coverage = round(known[k] / words[k], 4)
-                out.append(f'{{"line": {number}, "label": {labels[best[k]]}, "positive": {round(positive[k], 6)!r}, '
+                out.append(f'{{"line": {number}, "text": {json.dumps(texts[k][:JSON_TEXT_CHARS])}, '
+                           f'"label": {labels[best[k]]}, "positive": {round(positive[k], 6)!r}, '
                            f'"words": {words[k]}, "known": {coverage!r}, "low_coverage": {json.dumps(low[k])}}}\n')
             else:
-                out.append(f"{labels[best[k]]} ({positive[k]:.3f}): {where}:{number}\n")
+                out.append(f"{labels[best[k]]} ({positive[k]:.3f}): {where}:{number}  {safe(preview(texts[k]))}\n")
             if number > 0 and k not in errors and low[k]:
                 self._emit(out)
                 warn_low_coverage(f"{where}:{number}", known[k], words[k])

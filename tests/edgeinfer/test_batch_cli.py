@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgeinfer import Model
+from edgeinfer.cli.render import preview
 from tests.conftest import ROOT, kill_batch_after_parts, run_cli
 from tests.edgeinfer.conftest import committed
 from tests.fixtures import sentiment_name
@@ -38,8 +39,10 @@ def test_sentiment_file_equals_predict_on_real_reviews(imdb_test, tmp_path) -> N
     want = Model("sentiment").predict(reviews)
     np.testing.assert_allclose([r["positive"] for r in rows], want[:, 1], atol=1e-5)
     assert [r["label"] for r in rows] == ["positive" if p[1] > p[0] else "negative" for p in want]
+    assert [r["text"] for r in rows] == [r[:200] for r in reviews]  # each text's first 200 characters
     text = run_cli("sentiment", "--file", str(path)).stdout.splitlines()
-    assert text[0] == f"{rows[0]['label']} ({rows[0]['positive']:.3f}): {path}:1" and len(text) == 400
+    assert text[0] == f"{rows[0]['label']} ({rows[0]['positive']:.3f}): {path}:1  {preview(reviews[0])}"
+    assert len(text) == 400
 
 
 def test_sentiment_file_rules_kept_on_the_bulk_path(tmp_path) -> None:
