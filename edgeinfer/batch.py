@@ -18,6 +18,8 @@ from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.snapshot import Snapshot, checked_snapshot
 
+MAX_OPEN_STREAMS = 1 << 16  # streams open in one StreamBatch at a time: its memory stays bounded
+
 
 class BatchedStream:
     """One stream in a StreamBatch: its own state (a slot), snapshot and restore."""
@@ -99,6 +101,9 @@ class StreamBatch:
             return self._open_locked(snapshot)
 
     def _open_locked(self, snapshot: Snapshot | bytes | None) -> BatchedStream:
+        if len(self._open) >= MAX_OPEN_STREAMS:
+            raise InputError(f"a StreamBatch holds at most {MAX_OPEN_STREAMS:,} open streams; close the ones "
+                             "that are done (stream.close()) or open another StreamBatch")
         if not self._free:
             self._grow()
         slot = self._free.pop()

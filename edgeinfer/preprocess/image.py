@@ -18,6 +18,7 @@ from edgeinfer.errors import ImageError
 from edgeinfer.spec import ImageInput
 
 MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
+MAX_DECODE_SIDE = 32_768  # and images longer than this on a side (a 1 x 39,999,999 strip took 1.2 GB to reduce)
 MAX_DECODED_BYTES = 256 << 20  # an image whose decoded pixels would take more is refused
 MAX_SIDE = 1024  # larger images are reduced (integer box filter) right after decoding
 INK_THRESHOLD = 0.2  # after contrast stretch, ink is what lies above this
@@ -85,6 +86,9 @@ def _decode(img: Image.Image, name: str) -> np.ndarray:
     width, height = img.size
     if width * height > MAX_PIXELS:
         raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}; resize the image first")
+    if max(width, height) > MAX_DECODE_SIDE:
+        raise ImageError(f"{name}: {width}x{height} pixels is longer than {MAX_DECODE_SIDE:,} on a side; "
+                         "resize the image first")
     decoded = width * height * len(img.getbands()) * _BYTES_PER_BAND.get(img.mode, 1)
     if decoded > MAX_DECODED_BYTES:
         raise ImageError(f"{name}: {width}x{height} {img.mode} pixels would take {decoded >> 20} MB to decode "

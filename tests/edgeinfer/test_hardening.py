@@ -305,3 +305,26 @@ def test_impossible_snapshot_states_are_refused_and_no_answer_is_ever_non_finite
         state["count"][...] = -5
         with pytest.raises(InputError, match="snapshot state 'count' must count the steps read"):
             model.stream().restore(Snapshot(snap.model, state, snap.logits, snap.steps))
+
+
+def test_memory_bounds_of_a_tall_strip_image_and_of_open_streams(tmp_path) -> None:
+    """A 1 x 39,999,999 palette PNG (78 kB, under the pixel limit) is refused by its length
+    before it is decoded; a StreamBatch holds at most 65,536 open streams."""
+    import resource
+
+    from edgeinfer.batch import MAX_OPEN_STREAMS
+    from edgeinfer.preprocess.image import load_digit
+
+    strip = tmp_path / "strip.png"
+    Image.new("P", (1, 39_999_999)).save(strip, optimize=True)
+    assert strip.stat().st_size < 1 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageError, match="longer than 32,768 on a side; resize the image first"):
+        load_digit(strip, edgeinfer.load("digits").spec.input)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing decoded
+    batch = edgeinfer.load("digits").stream_batch()
+    streams = [batch.open() for _ in range(MAX_OPEN_STREAMS)]
+    with pytest.raises(InputError, match="a StreamBatch holds at most 65,536 open streams"):
+        batch.open()
+    streams[0].close()
+    batch.open()  # room again once one is closed
