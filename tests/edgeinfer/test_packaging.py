@@ -7,8 +7,9 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from tests.conftest import ROOT
 
