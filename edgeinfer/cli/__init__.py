@@ -8,14 +8,10 @@ pipe (`edgeinfer ... | head`) ends the command quietly with 0.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import sys
 from typing import Any
 
-import click
-
-from edgeinfer.cli.render import fail
 from edgeinfer.errors import EdgeInferError, UnreadableInput
 
 EXIT_OS = 74  # sysexits' EX_IOERR: the file system or the machine refused (nothing half-written is left)
@@ -64,27 +60,50 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-class _Notes(logging.Handler):
-    """The runtime's notes (the "edgeinfer" logger), one line each on stderr: `note: ...`."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"note: {record.getMessage()}", file=sys.stderr)
-
-
 def _show_notes() -> None:
+    """The runtime's notes (the "edgeinfer" logger), one line each on stderr: `note: ...`."""
+    import logging
+
+    class Notes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"note: {record.getMessage()}", file=sys.stderr)
+
     logger = logging.getLogger("edgeinfer")
-    if not any(isinstance(h, _Notes) for h in logger.handlers):
-        logger.addHandler(_Notes())
+    if not any(type(h).__name__ == "Notes" for h in logger.handlers):
+        logger.addHandler(Notes())
         logger.propagate = False
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `edgeinfer` command."""
-    from edgeinfer.cli.app import app
+def fail(message: str) -> None:
+    """One error line on stderr, control characters escaped (render's, imported when needed)."""
+    from edgeinfer.cli.render import fail as render_fail
 
+    render_fail(message)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `edgeinfer` command. Everything heavy (click, numpy, onnxruntime, the
+    commands) is imported inside its error handling: a Ctrl-C while it starts is "interrupted",
+    exit 130, never a traceback."""
     _show_notes()
     real_stdout = sys.stdout
     sys.stdout = _GuardedStdout(real_stdout)
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    finally:
+        sys.stdout = real_stdout
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run(argv: list[str] | None) -> Any:
+    """The command, every failure turned into one line and its exit code."""
+    import click
+
+    from edgeinfer.cli.app import app
+
     try:
         code = app(args=argv, standalone_mode=False)
         sys.stdout.flush()
@@ -102,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         fail(exc.format_message())
         code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except click.exceptions.Abort:
         print("interrupted", file=sys.stderr)
         code = 130
     except (OutputClosed, BrokenPipeError):
@@ -114,6 +133,4 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line, never a traceback
         fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
         code = 70
-    finally:
-        sys.stdout = real_stdout
-    sys.exit(code if isinstance(code, int) else 0)
+    return code

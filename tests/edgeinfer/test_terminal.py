@@ -31,3 +31,24 @@ def test_file_names_are_printed_escaped(tmp_path: Path, name: str) -> None:
         printed = out.stdout + out.stderr
         assert printed and not any(c in printed for c in RAW), printed
     assert got.returncode == 0 and "skipped 1 blank line" in got.stderr and shown.returncode == 0
+
+
+def test_ctrl_c_while_starting_is_interrupted_not_a_traceback(monkeypatch, capsys) -> None:
+    """The command's module imports nothing heavy (numpy, onnxruntime, click come inside its error
+    handling), so a Ctrl-C in the ~0.4 s the imports take is `interrupted`, exit 130."""
+    import subprocess
+    import sys
+
+    import edgeinfer.cli
+
+    light = subprocess.run([sys.executable, "-c", "import sys, edgeinfer.cli; print(sorted({'numpy', 'onnxruntime', "
+                            "'click', 'typer'} & set(sys.modules)))"], capture_output=True, text=True, cwd=ROOT)
+    assert light.stdout.strip() == "[]", light.stdout + light.stderr
+
+    def interrupted(argv: object) -> int:
+        raise KeyboardInterrupt  # as a Ctrl-C while `import onnxruntime` runs
+
+    monkeypatch.setattr(edgeinfer.cli, "_run", interrupted)
+    with pytest.raises(SystemExit) as done:
+        edgeinfer.cli.main(["classify", "image", "x.png"])
+    assert done.value.code == 130 and capsys.readouterr().err == "interrupted\n"
