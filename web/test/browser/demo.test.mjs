@@ -169,6 +169,22 @@ test("demo: Stop ends a long generation, and Clear empties the pad", NEED_REFS, 
   }
 });
 
+test("demo: on a phone (390 x 844), nothing is wider than the screen and a drawn 7 reads as 7", NEED_REFS, async () => {
+  const { page, errors } = await newPage(/** @type {any} */ (env).browser, { width: 390, height: 844 });
+  try {
+    await page.goto(/** @type {any} */ (env).url);
+    await page.waitForFunction(() => /^Ready/.test(document.getElementById("status")?.textContent ?? ""), null, { timeout: 90_000 });
+    const wide = await page.evaluate(() => [document.documentElement.scrollWidth, ...[...document.querySelectorAll("main > section")]
+      .map((el) => el.getBoundingClientRect().right)]);
+    assert.ok(wide.every((w) => w <= 390), `wider than the screen: ${wide.join(", ")}`);
+    await drawSeven(page);
+    assert.equal((await page.textContent("#digit-label"))?.trim(), "7");
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test("demo: screenshot", { skip: !SCREENSHOT && "EDGEINFER_DEMO_SCREENSHOT not set" }, async () => {
   const { page } = await openDemo();
   try {
