@@ -27,13 +27,14 @@ from edgeinfer.errors import (
 if TYPE_CHECKING:
     from edgeinfer.batch import BatchedStream, StreamBatch
     from edgeinfer.model import Model, builtin_models, load
+    from edgeinfer.preprocess.image import load_digit
     from edgeinfer.session import available_providers
     from edgeinfer.snapshot import Snapshot
     from edgeinfer.spec import ModelSpec
     from edgeinfer.stream import Stream
     from edgeinfer.tasks.characters import generate, score
     from edgeinfer.tasks.digits import AnytimeResult
-    from edgeinfer.tasks.sentiment import TextStream
+    from edgeinfer.tasks.sentiment import TextStream, classify_texts
 
 _LAZY = {
     "BatchedStream": "edgeinfer.batch", "StreamBatch": "edgeinfer.batch", "Model": "edgeinfer.model",
@@ -41,6 +42,7 @@ _LAZY = {
     "Snapshot": "edgeinfer.snapshot", "ModelSpec": "edgeinfer.spec", "Stream": "edgeinfer.stream",
     "generate": "edgeinfer.tasks.characters", "score": "edgeinfer.tasks.characters",
     "AnytimeResult": "edgeinfer.tasks.digits", "TextStream": "edgeinfer.tasks.sentiment",
+    "classify_texts": "edgeinfer.tasks.sentiment", "load_digit": "edgeinfer.preprocess.image",
 }
 
 
@@ -66,6 +68,6 @@ __all__ = [
     "AnytimeResult", "BatchedStream", "EdgeInferError", "ImageError", "InputError", "Model", "ModelFileError",
     "ModelSpec", "ProviderError", "Snapshot", "SpecError", "Stream", "StreamBatch", "TextStream", "UnreadableInput",
     "WrongTaskError",
-    "available_providers", "builtin_models", "generate", "load", "score",
+    "available_providers", "builtin_models", "classify_texts", "generate", "load", "load_digit", "score",
 ]
 __version__ = "0.1.0"

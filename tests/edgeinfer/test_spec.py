@@ -624,8 +624,12 @@ def test_snapshots_compare_by_value_and_are_not_hashable() -> None:
 
 def test_public_api() -> None:
     for name in ("load", "Model", "Stream", "StreamBatch", "TextStream", "Snapshot", "generate", "score",
-                 "EdgeInferError", "InputError", "ModelFileError", "SpecError", "ProviderError", "WrongTaskError"):
+                 "classify_texts", "load_digit", "EdgeInferError", "InputError", "ModelFileError", "SpecError",
+                 "ProviderError", "WrongTaskError", "UnreadableInput"):
         assert name in edgeinfer.__all__ and getattr(edgeinfer, name) is not None
+    assert set(edgeinfer.__all__) <= set(dir(edgeinfer))  # every public name resolves (lazily imported)
+    with pytest.raises(AttributeError, match="has no attribute 'nonesuch'"):
+        edgeinfer.nonesuch  # noqa: B018
     from edgeinfer.cli.characters import generate_cmd
     from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE
 
