@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 from tests.conftest import ROOT
@@ -34,6 +35,12 @@ def test_the_gpu_route_installs_the_runtime_dependencies_with_onnxruntime_gpu_on
 
 
 def test_the_first_step_resolves_to_edgeinfer_alone(tmp_path: Path) -> None:
+    import setuptools
+
+    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2])
+    if version < (70, 1):  # offline, the project's metadata is built with this venv's setuptools
+        pytest.skip(f"this venv's setuptools {setuptools.__version__} cannot build wheel metadata without the wheel "
+                    "package (70.1 and later can); the full venv runs this test")
     report = tmp_path / "report.json"
     got = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation",
                           "--quiet", "--report", str(report), str(ROOT)], capture_output=True, text=True, timeout=300)
