@@ -1,20 +1,23 @@
 """Image preprocessing for the digits task, following the MNIST recipe.
 
-Any image Pillow reads becomes a (rows, cols) float array: grayscale, inverted when the
-background is light, cropped to the ink, scaled to fit `fit_px` keeping the aspect ratio, and
+Any image Pillow reads becomes a (rows, cols) float array: grayscale, the paper's uneven light
+flattened and the ink made bright (edgeinfer.preprocess.background), cropped to the ink, scaled to fit `fit_px` keeping the aspect ratio, and
 pasted into the frame centred on its centre of mass, like the MNIST digits themselves.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from edgeinfer.errors import ImageError
+from edgeinfer.preprocess.background import extract_ink
 from edgeinfer.spec import ImageInput
 
 MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
@@ -22,6 +25,9 @@ MAX_DECODE_SIDE = 32_768  # and images longer than this on a side (a 1 x 39,999,
 MAX_DECODED_BYTES = 256 << 20  # an image whose decoded pixels would take more is refused
 MAX_SIDE = 1024  # larger images are reduced (integer box filter) right after decoding
 INK_THRESHOLD = 0.2  # after contrast stretch, ink is what lies above this
+NOISE_K = 7.0  # ... and above this many of the paper's grain deviations (measured: docs/models.md)
+MIN_SEPARATION = 8.0  # ink fainter than this many grain deviations above the paper: unclear (photos: >= 10.9)
+MAX_INK_SHARE = 0.4  # "ink" over more of the image than this: unclear (MNIST test digits: at most 0.33)
 _BYTES_PER_BAND = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 # EXIF orientation tag value -> the transposition that shows the image upright (as ImageOps.exif_transpose)
 _ORIENTATION = {
@@ -144,19 +150,56 @@ def _to_gray01(img: Image.Image, sixteen_bit: bool = False) -> np.ndarray:
 
 def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.ndarray:
     """A grayscale image in [0, 1] -> an MNIST-like (rows, cols) frame in [0, 1], ink bright."""
-    img = gray.astype(np.float32)
+    return digit_frame(gray, spec, name).frame
+
+
+@dataclass(frozen=True)
+class DigitFrame:
+    """An image made ready for the digits model, and how clearly it showed a digit."""
+
+    frame: np.ndarray  # (rows, cols) float32 in [0, 1], ink bright, as MNIST
+    dark_on_light: bool  # the ink was darker than the paper
+    contrast: float  # the ink's brightest level above the paper, in [0, 1] gray levels
+    separation: float  # that contrast over the paper's grain (standard deviations); inf for a clean image
+    ink_share: float  # the share of the image's pixels that are ink
+
+    @property
+    def unclear(self) -> bool:
+        """True when the image does not look like one digit on plain paper (`is_unclear`)."""
+        return is_unclear(self.separation, self.ink_share)
+
+
+def is_unclear(separation: float, ink_share: float) -> bool:
+    """Ink barely above the paper's grain, or "ink" over so much of the image that it is no digit
+    on paper: an answer on such an image is a guess, and is flagged."""
+    return separation < MIN_SEPARATION or ink_share > MAX_INK_SHARE
+
+
+def digit_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> DigitFrame:
+    """A grayscale image in [0, 1] -> the MNIST-like frame and how clearly it shows a digit.
+
+    The background is flattened first (edgeinfer.preprocess.background: uneven light, shadows
+    and grain), then the ink is stretched to [0, 1], cropped to its bounding box (pixels above
+    INK_THRESHOLD, or above NOISE_K grain deviations where the paper is grainy), scaled to fit
+    `fit_px` and centred on its centre of mass.
+    """
+    ink = extract_ink(gray)
+    img = ink.pixels
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    if float(np.median(border)) > 0.5:  # light background: dark ink on paper
-        img = 1.0 - img
-        border = 1.0 - border
     background = float(np.median(border))
     peak = float(img.max())
     if peak - background < 0.1:
         raise ImageError(f"{name}: no digit found (the image is blank or has no contrast)")
-    img = np.clip((img - background) / (peak - background), 0.0, 1.0)
-    ys, xs = np.nonzero(img > INK_THRESHOLD)
+    contrast = peak - background
+    threshold = max(INK_THRESHOLD, NOISE_K * ink.noise_sigma / contrast)
+    img = np.clip((img - background) / contrast, 0.0, 1.0)
+    mask = img > threshold
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        raise ImageError(f"{name}: no digit found (nothing stands out of the paper's grain)")
+    ink_share = len(ys) / mask.size
     img = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    img = np.where(img > INK_THRESHOLD * 0.5, img, 0.0).astype(np.float32)
+    img = np.where(img > threshold * 0.5, img, 0.0).astype(np.float32)
 
     height, width = img.shape
     scale = spec.fit_px / max(height, width)
@@ -173,14 +216,65 @@ def mnist_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> np.n
     left = min(max(left, 0), spec.cols - new_w)
     frame = np.zeros((spec.rows, spec.cols), dtype=np.float32)
     frame[top : top + new_h, left : left + new_w] = patch
-    return frame
+    separation = contrast / ink.noise_sigma if ink.noise_sigma > 0 else math.inf
+    return DigitFrame(frame, ink.dark_on_light, contrast, separation, ink_share)
+
+
+def read_digit(source: str | os.PathLike[str] | bytes | np.ndarray | Image.Image, spec: ImageInput,
+               name: str | None = None) -> DigitFrame:
+    """What the user has -> the digit's frame and how clearly it shows a digit.
+
+    `source`: an image file's path or bytes, a Pillow image, or pixels: (H, W) grayscale or
+    (H, W, 3|4) RGB(A) uint8 (0..255), or (H, W) float in [0, 1]. `name` names it in errors.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        label = name or str(source)
+        return digit_frame(read_gray(source, spec.scale), spec, label)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "image bytes"
+        return digit_frame(read_gray_bytes(bytes(source), label, spec.scale), spec, label)
+    if isinstance(source, Image.Image):
+        label = name or "image"
+        try:
+            gray = _decode(source, label) * np.float32(255.0 * spec.scale)
+        except ImageError:
+            raise
+        except Exception as exc:
+            raise ImageError(f"{label}: {type(exc).__name__} while reading the image; expected a readable image") from None
+        return digit_frame(gray, spec, label)
+    if isinstance(source, np.ndarray):
+        label = name or "image array"
+        return digit_frame(gray_from_array(source, label), spec, label)
+    raise ImageError(f"{name or 'image'}: a {type(source).__name__}; expected an image file's path or bytes, "
+                     "a Pillow image, or pixels as a numpy array")
+
+
+def gray_from_array(pixels: np.ndarray, name: str = "image array") -> np.ndarray:
+    """(H, W) uint8 or float in [0, 1], or (H, W, 3|4) uint8 RGB(A) -> grayscale in [0, 1]. # (H, W)"""
+    arr = pixels
+    shape = "x".join(map(str, arr.shape))
+    expected = "expected (H, W) grayscale or (H, W, 3|4) RGB(A) pixels, uint8 0..255 or float 0..1"
+    if arr.ndim not in (2, 3) or 0 in arr.shape or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"{name}: pixels of shape {shape}; {expected}")
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS or max(arr.shape[:2]) > MAX_DECODE_SIDE:
+        raise ImageError(f"{name}: {arr.shape[1]}x{arr.shape[0]} pixels is over the limits ({MAX_PIXELS:,} pixels, "
+                         f"{MAX_DECODE_SIDE:,} a side); resize the image first")
+    if arr.dtype == np.uint8:
+        img = Image.fromarray(np.ascontiguousarray(arr), mode={2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2])
+        return _to_gray01(_reduced(img))
+    if arr.ndim == 2 and arr.dtype.kind == "f":
+        gray = arr.astype(np.float32)
+        if not np.isfinite(gray).all() or float(gray.min()) < 0.0 or float(gray.max()) > 1.0:
+            raise ImageError(f"{name}: float pixels must be finite and in [0, 1]; {expected}")
+        return gray if max(gray.shape) <= MAX_SIDE else _to_gray01(_reduced(Image.fromarray(gray, mode="F")))
+    raise ImageError(f"{name}: pixels of type {arr.dtype} and shape {shape}; {expected}")
 
 
 def load_digit(path: str | os.PathLike[str], spec: ImageInput) -> np.ndarray:
     """Read an image file and return the model input, normalised. # (rows, cols)"""
-    return normalize(mnist_frame(read_gray(path, spec.scale), spec, name=str(path)), spec)
+    return normalize(read_digit(path, spec).frame, spec)
 
 
 def load_digit_bytes(data: bytes, spec: ImageInput, name: str = "stdin") -> np.ndarray:
     """`load_digit` for an image file's bytes. # (rows, cols)"""
-    return normalize(mnist_frame(read_gray_bytes(data, name, spec.scale), spec, name=name), spec)
+    return normalize(read_digit(data, spec, name).frame, spec)
