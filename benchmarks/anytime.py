@@ -44,7 +44,7 @@ def main() -> None:
     top = trace.max(axis=2)
     for th in THRESHOLDS:
         result = model.early_exit(x, th)
-        acc = (result.labels == labels).mean()
+        acc = (result.label_ids == labels).mean()
         print(f"| {th} | {100 * acc:.2f} | {result.steps.mean():.1f} | {100 * (result.steps < rows).mean():.1f}% |")
     assert np.array_equal(top.shape, correct.shape)
     print(f"| none (all {rows} rows) | {100 * correct[:, -1].mean():.2f} | {rows} | 0% |")

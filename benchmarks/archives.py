@@ -52,7 +52,7 @@ def ours(train: Path, test: Path, out: Path, seed: int) -> dict[str, object]:
     truth = np.array([model.spec.labels.index(data.labels[k]) for k in data.y])
     for p in THRESHOLDS:
         results = [model.early_exit(x, p) for x in data.x]
-        got = np.array([int(r.labels[0]) for r in results])
+        got = np.array([int(r.label_ids[0]) for r in results])
         read = np.array([r.steps[0] / r.total_steps for r in results])
         summary[f"exit {p:g}"] = (float((got == truth).mean()), float(read.mean()))
     summary["bytes"] = out.stat().st_size

@@ -25,6 +25,7 @@ from edgeinfer.errors import (
 )
 
 if TYPE_CHECKING:
+    from edgeinfer.answers import Answer
     from edgeinfer.batch import BatchedStream, StreamBatch
     from edgeinfer.model import Model, builtin_models, load
     from edgeinfer.preprocess.image import load_digit
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from edgeinfer.tasks.sentiment import TextStream, classify_texts
 
 _LAZY = {
+    "Answer": "edgeinfer.answers",
     "BatchedStream": "edgeinfer.batch", "StreamBatch": "edgeinfer.batch", "Model": "edgeinfer.model",
     "builtin_models": "edgeinfer.model", "load": "edgeinfer.model", "available_providers": "edgeinfer.session",
     "Snapshot": "edgeinfer.snapshot", "ModelSpec": "edgeinfer.spec", "Stream": "edgeinfer.stream",
@@ -65,7 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AnytimeResult", "BatchedStream", "EdgeInferError", "ImageError", "InputError", "Model", "ModelFileError",
+    "Answer", "AnytimeResult", "BatchedStream", "EdgeInferError", "ImageError", "InputError", "Model", "ModelFileError",
     "ModelSpec", "ProviderError", "Snapshot", "SpecError", "Stream", "StreamBatch", "TextStream", "UnreadableInput",
     "WrongTaskError",
     "available_providers", "builtin_models", "classify_texts", "generate", "load", "load_digit", "score",

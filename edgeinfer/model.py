@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from edgeinfer.answers import Answer
 from edgeinfer.batch import StreamBatch
 from edgeinfer.core import LoadedModel, builtin_models
 from edgeinfer.session import ProviderRequest
 from edgeinfer.spec import TextInput
 from edgeinfer.stream import Stream
 from edgeinfer.tasks.digits import AnytimeResult, early_exit, predict_logits
+from edgeinfer.tasks.labelled import classify
 from edgeinfer.tasks.sentiment import TextStream, predict_texts
 
 
@@ -26,6 +28,16 @@ class Model(LoadedModel):
     Sessions are created on first use and shared by every stream and thread; state belongs to
     the streams.
     """
+
+    def classify(self, inputs: Any, early_exit: float | None = None) -> list[Answer]:
+        """Labelled answers, one per input, in order: label, probability, every label's score, flags.
+
+        Takes what the user has: image files (paths), their bytes, Pillow images or pixel
+        arrays for an image model; texts for a text model; sequences (T, F), a list of them or
+        (B, T, F) for a feature model. `early_exit`: stop reading an input once its top
+        probability reaches this (Answer.steps says how far it read).
+        """
+        return classify(self, inputs, early_exit)
 
     def predict_logits(self, x: Any) -> np.ndarray:
         """The graph's output for whole sequences x (B, T, F), or (T, F) for one: logits (or values)

@@ -8,11 +8,11 @@ import numpy as np
 import typer
 
 from edgeinfer.cli.options import JsonOpt, ModelOpt, ProviderOpt
-from edgeinfer.cli.render import digit_result, fail
+from edgeinfer.cli.render import digit_result, fail, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.model import Model
-from edgeinfer.preprocess.image import load_digit, load_digit_bytes
+from edgeinfer.preprocess.image import normalize, read_digit
 from edgeinfer.spec import ImageInput
 
 MAX_IMAGE_BYTES = 256 << 20  # an image read from stdin may be at most this large
@@ -30,7 +30,10 @@ def classify_image(
         "--early-exit", help="stop reading rows once the top probability reaches this (e.g. 0.99)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the digit in each image and its probability (and rows read, with --early-exit)."""
+    """Print the digit in each image and its probability (and rows read, with --early-exit).
+
+    An image that does not look like a digit on plain paper is answered with a warning on
+    stderr ("unclear image"; "unclear": true in --json)."""
     m = Model(model, provider)
     m.require_input(ImageInput)
     image = m.spec.require_input(ImageInput)
@@ -38,18 +41,20 @@ def classify_image(
         raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")
     if [str(f) for f in files].count("-") > 1:
         raise typer.BadParameter("stdin holds one image: give - at most once")
-    inputs, names, failed = [], [], 0
+    inputs, names, unclear, failed = [], [], [], 0
     for path in files:
         try:
             if str(path) == "-":
-                inputs.append(load_digit_bytes(read_stdin_bytes(MAX_IMAGE_BYTES), image))
-                names.append("stdin")
+                got = read_digit(read_stdin_bytes(MAX_IMAGE_BYTES), image, "stdin")
             else:
-                inputs.append(load_digit(path, image))
-                names.append(str(path))
+                got = read_digit(path, image)
         except EdgeInferError as exc:
             fail(str(exc))
             failed += 1
+            continue
+        inputs.append(normalize(got.frame, image))
+        names.append("stdin" if str(path) == "-" else str(path))
+        unclear.append(got.unclear)
     if inputs:
         rows: list[int | None] = [None] * len(inputs)
         if early is None:
@@ -58,8 +63,11 @@ def classify_image(
             result = m.early_exit(np.stack(inputs), early)
             probs, rows = result.probabilities, [int(n) for n in result.steps]
         labels = m.spec.labels
-        for name, p, n in zip(names, probs, rows, strict=True):
+        for name, p, n, doubt in zip(names, probs, rows, unclear, strict=True):
             order = np.argsort(-p)[: min(top, len(labels))]
-            digit_result(name, [(labels[i], float(p[i])) for i in order], n, image.rows, as_json)
+            digit_result(name, [(labels[i], float(p[i])) for i in order], n, image.rows, as_json, doubt)
+            if doubt:
+                warn(f"{name}: unclear image (the ink does not stand out of the paper as a digit's would); "
+                     "the answer may be a guess: photograph the digit larger, in even light")
     if failed:
         raise typer.Exit(1)

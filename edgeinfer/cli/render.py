@@ -43,15 +43,19 @@ def show(line: str) -> None:
     print(safe(line))
 
 
-def digit_result(name: str, best: list[tuple[str, float]], rows: int | None, of_rows: int, as_json: bool) -> None:
-    """`classify image`: a file's most likely digits (and rows read, with early exit)."""
+def digit_result(name: str, best: list[tuple[str, float]], rows: int | None, of_rows: int, as_json: bool,
+                 unclear: bool = False) -> None:
+    """`classify image`: a file's most likely digits (and rows read, with early exit; "(unclear)"
+    after an answer on an image that does not look like a digit on paper)."""
     if as_json:
         extra = {} if rows is None else {"rows": rows, "of_rows": of_rows}
         emit_json({"file": name, "label": best[0][0], "probability": round(best[0][1], 6),
-                   "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra})
+                   "top": [{"label": lab, "probability": round(pr, 6)} for lab, pr in best], **extra,
+                   "unclear": unclear})
     else:
         after = "" if rows is None else f" after {rows}/{of_rows} rows"
-        show(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after)
+        flag = " (unclear)" if unclear else ""
+        show(f"{name}: " + ", ".join(f"{lab} ({pr:.3f})" for lab, pr in best) + after + flag)
 
 
 def score_result(file: str, chars: int, nats: float, as_json: bool) -> None:

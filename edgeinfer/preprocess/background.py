@@ -90,7 +90,8 @@ def _median_filter(grid: np.ndarray, radius: int) -> np.ndarray:
     padded = np.pad(grid, radius, mode="edge")
     size = 2 * radius + 1
     stack = np.stack([padded[dy : dy + height, dx : dx + width] for dy in range(size) for dx in range(size)])
-    return np.median(stack, axis=0).astype(np.float32)
+    out: np.ndarray = np.median(stack, axis=0).astype(np.float32)
+    return out
 
 
 def _shifted_extreme(grid: np.ndarray, radius: int, op: np.ufunc) -> np.ndarray:

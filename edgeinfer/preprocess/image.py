@@ -1,8 +1,9 @@
 """Image preprocessing for the digits task, following the MNIST recipe.
 
 Any image Pillow reads becomes a (rows, cols) float array: grayscale, the paper's uneven light
-flattened and the ink made bright (edgeinfer.preprocess.background), cropped to the ink, scaled to fit `fit_px` keeping the aspect ratio, and
-pasted into the frame centred on its centre of mass, like the MNIST digits themselves.
+flattened and the ink made bright (edgeinfer.preprocess.background), cropped to the ink, scaled
+to fit `fit_px` keeping the aspect ratio, and pasted into the frame centred on its centre of
+mass, like the MNIST digits themselves.
 """
 from __future__ import annotations
 
@@ -240,7 +241,8 @@ def read_digit(source: str | os.PathLike[str] | bytes | np.ndarray | Image.Image
         except ImageError:
             raise
         except Exception as exc:
-            raise ImageError(f"{label}: {type(exc).__name__} while reading the image; expected a readable image") from None
+            detail = type(exc).__name__
+            raise ImageError(f"{label}: {detail} while reading the image; expected a readable image") from None
         return digit_frame(gray, spec, label)
     if isinstance(source, np.ndarray):
         label = name or "image array"
@@ -260,7 +262,8 @@ def gray_from_array(pixels: np.ndarray, name: str = "image array") -> np.ndarray
         raise ImageError(f"{name}: {arr.shape[1]}x{arr.shape[0]} pixels is over the limits ({MAX_PIXELS:,} pixels, "
                          f"{MAX_DECODE_SIDE:,} a side); resize the image first")
     if arr.dtype == np.uint8:
-        img = Image.fromarray(np.ascontiguousarray(arr), mode={2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2])
+        mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2]
+        img = Image.fromarray(np.ascontiguousarray(arr), mode=mode)
         return _to_gray01(_reduced(img))
     if arr.ndim == 2 and arr.dtype.kind == "f":
         gray = arr.astype(np.float32)

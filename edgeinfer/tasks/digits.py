@@ -27,12 +27,18 @@ class AnytimeResult:
     probabilities: np.ndarray  # (B, C) at the step each sequence stopped
     steps: np.ndarray  # (B,) steps read, 1..T
     total_steps: int  # T, the steps a full read takes
+    names: tuple[str, ...] = ()  # the model's class labels
 
     @property
-    def labels(self) -> np.ndarray:
-        """The most likely class of each sequence. # (B,)"""
-        labels: np.ndarray = self.probabilities.argmax(axis=1)
-        return labels
+    def label_ids(self) -> np.ndarray:
+        """The index of each sequence's most likely class. # (B,)"""
+        ids: np.ndarray = self.probabilities.argmax(axis=1)
+        return ids
+
+    @property
+    def labels(self) -> list[str]:
+        """The most likely class of each sequence, by name (its index: `label_ids`)."""
+        return [self.names[i] for i in self.label_ids] if self.names else [str(i) for i in self.label_ids]
 
 
 def feature_sequences(model: LoadedModel, x: Any) -> tuple[np.ndarray, bool]:
@@ -102,7 +108,7 @@ def early_exit(model: LoadedModel, x: Any, threshold: float) -> AnytimeResult:
         running &= ~stop
         if not running.any():
             break
-    return AnytimeResult(probs, steps, total)
+    return AnytimeResult(probs, steps, total, model.spec.labels)
 
 
 __all__ = ["AnytimeResult", "early_exit", "feature_sequences", "predict_logits", "token_sequences"]

@@ -36,7 +36,8 @@ def test_early_exit_stops_at_the_first_confident_step(make_model) -> None:
     full = model.early_exit(x, 1.0)  # reads everything
     assert (full.steps == 28).all() and full.total_steps == 28
     assert np.abs(full.probabilities - model.predict(x)).max() <= 1e-5
-    assert (full.labels == model.predict(x).argmax(1)).all()
+    assert (full.label_ids == model.predict(x).argmax(1)).all()
+    assert full.labels == [model.spec.labels[i] for i in full.label_ids]
 
 
 def test_early_exit_rejects_bad_thresholds(make_model) -> None:

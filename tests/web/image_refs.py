@@ -7,11 +7,12 @@ and Python's `load_digit` of each file.
 
 Written to OUT_DIR: manifest.json (the spec's image input and, per image, its name, size, byte
 offset into rgba.bin, and Python's error message when load_digit refused it), rgba.bin (all RGBA
-pixels, row by row) and python.bin (float32 little-endian, rows x cols per image, zeros for
+pixels, row by row; whether Python found the image unclear) and python.bin (float32 little-endian, rows x cols per image, zeros for
 refused images). The node test writes js.bin beside them, in the same layout.
 
 The images: each digit at 28 px as published (light on dark) and inverted (dark on light), and
-both upscaled with Pillow to 56 (bilinear) and 112 px (bicubic); every fifth digit also as ink in
+both upscaled with Pillow to 56 (bilinear) and 112 px (bicubic); every tenth digit as a photo
+on unevenly lit, grainy paper (tests/photos.py: the background flattening); every fifth digit also as ink in
 the alpha channel over transparency (black, and a colour), as a drawing canvas exports it; a few
 images larger than MAX_SIDE (Python box-reduces them first); and blank or contrast-less images
 that both sides must refuse with the same message.
@@ -29,11 +30,13 @@ from PIL import Image
 
 import edgeinfer
 from edgeinfer import ImageError
-from edgeinfer.preprocess.image import load_digit
+from edgeinfer.preprocess.image import normalize, read_digit
 from edgeinfer.spec import ImageInput
 from tests import datasets
+from tests.photos import paper_photo
 
 SIZES = {56: Image.Resampling.BILINEAR, 112: Image.Resampling.BICUBIC}
+PHOTO_EVERY = 10  # every tenth digit also as a photo on unevenly lit paper (tests/photos.py)
 LARGE = ((1100, 1100), (2100, 1500), (3100, 200), (5200, 64))  # reduce factors 2, 3, 4 (x 1), 6
 
 
@@ -51,6 +54,9 @@ def variants(digits: np.ndarray, alpha_every: int = 5) -> Iterator[tuple[str, Im
             yield f"{i:04d}-alpha-black-28", Image.fromarray(ink, mode="RGBA")
             ink[..., :3] = (30, 90, 200)
             yield f"{i:04d}-alpha-blue-56", Image.fromarray(ink, mode="RGBA").resize((56, 56))
+    rng = np.random.default_rng(17)
+    for i in range(0, len(digits), PHOTO_EVERY):
+        yield f"{i:04d}-photo", paper_photo(digits[i], rng)
     for j, (w, h) in enumerate(LARGE):
         yield f"large-{w}x{h}", Image.fromarray(255 - digits[j], mode="L").resize((w, h), Image.Resampling.BILINEAR)
     yield "blank-black", Image.new("L", (40, 30), 0)
@@ -77,7 +83,9 @@ def write_refs(out: Path, digits: np.ndarray, spec: ImageInput) -> dict[str, obj
             entry: dict[str, object] = {"name": str(path), "width": rgba.shape[1], "height": rgba.shape[0],
                                         "offset": offset}
             try:
-                frame = load_digit(path, spec)
+                got = read_digit(path, spec)
+                frame = normalize(got.frame, spec)
+                entry["unclear"] = got.unclear
             except ImageError as exc:
                 entry["error"] = str(exc)
                 frame = np.zeros((spec.rows, spec.cols), np.float32)

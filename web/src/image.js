@@ -17,15 +17,17 @@
 // float32 rounding for gray pixels, within half an 8-bit level for coloured ones. 16-bit files
 // reach a canvas as 8 bits (Python keeps 16): within half an 8-bit level too.
 
+import { extractInk } from "./background.js";
 import { ImageError, SpecError, WrongTaskError } from "./errors.js";
 
 export const MAX_PIXELS = 40_000_000; // larger images are refused (as Python, before decoding)
 export const MAX_SIDE = 1024; // larger images are box-reduced by an integer factor first
 export const INK_THRESHOLD = 0.2; // after the contrast stretch, ink is what lies above this
+export const NOISE_K = 7.0; // ... and above this many of the paper's grain deviations
+export const MIN_SEPARATION = 8.0; // ink fainter than this many grain deviations: unclear
+export const MAX_INK_SHARE = 0.4; // "ink" over more of the image than this: unclear
 
 const f32 = Math.fround;
-const INK32 = f32(INK_THRESHOLD); // numpy compares float32 arrays with Python floats in float32
-const KEEP32 = f32(INK_THRESHOLD * 0.5);
 const LUMA = [f32(0.299), f32(0.587), f32(0.114)];
 
 /**
@@ -52,7 +54,8 @@ const LUMA = [f32(0.299), f32(0.587), f32(0.114)];
  * @param {{input: ImageInputSpec}} spec  the model's spec (its `input` must be an image input)
  * @param {RGBAImage} image  RGBA pixels (e.g. a canvas ImageData)
  * @param {{name?: string}} [options]  `name` names the image in error messages (default "image")
- * @returns {{data: Float32Array, dims: [number, number]}}  rows x cols, row-major; row r is step r
+ * @returns {{data: Float32Array, dims: [number, number], unclear: boolean}}  rows x cols, row-major; row r is
+ *   step r; `unclear`: the image does not look like one digit on plain paper (an answer is a guess)
  * @throws {ImageError} bad sizes or pixel values, too many pixels, NaN, no digit
  * @throws {WrongTaskError} the model does not take images
  * @throws {SpecError} the spec's image input is invalid
@@ -65,8 +68,8 @@ export function preprocessImage(spec, image, options = {}) {
   const factor = f32(255.0 * input.scale);
   const px = gray.data;
   for (let i = 0; i < px.length; i++) px[i] = f32(px[i] * factor);
-  const frame = mnistFrame(gray, input, name);
-  return { data: normalize(frame, input), dims: [input.rows, input.cols] };
+  const got = digitFrame(gray, input, name);
+  return { data: normalize(got.frame, input), dims: [input.rows, input.cols], unclear: got.unclear };
 }
 
 /**
@@ -241,23 +244,41 @@ function divisionUint32(divider, bits) {
  * @returns {Float32Array}
  */
 export function mnistFrame(gray, spec, name = "image") {
+  return digitFrame(gray, spec, name).frame;
+}
+
+/**
+ * @typedef {object} DigitFrame  An image made ready for the digits model (Python's `DigitFrame`).
+ * @property {Float32Array} frame  rows x cols in [0, 1], ink bright
+ * @property {boolean} darkOnLight  the ink was darker than the paper
+ * @property {number} contrast  the ink's brightest level above the paper
+ * @property {number} separation  that contrast over the paper's grain (Infinity for a clean image)
+ * @property {number} inkShare  the share of the image's pixels that are ink
+ * @property {boolean} unclear  the image does not look like one digit on plain paper
+ */
+
+/**
+ * Python's `digit_frame`: the frame and how clearly the image shows a digit.
+ * @param {GrayImage} gray
+ * @param {ImageInputSpec} spec
+ * @param {string} [name]
+ * @returns {DigitFrame}
+ */
+export function digitFrame(gray, spec, name = "image") {
   const { width: w, height: h } = gray;
-  const img = gray.data;
-  for (let i = 0; i < img.length; i++) {
-    if (!Number.isFinite(img[i])) {
+  for (let i = 0; i < gray.data.length; i++) {
+    if (!Number.isFinite(gray.data[i])) {
       throw new ImageError(`${name}: the image holds NaN or infinite pixel values; expected finite pixels`);
     }
   }
-  let border = new Float32Array(2 * w + 2 * h);
+  const ink = extractInk(gray.data, w, h);
+  const img = ink.pixels;
+  const border = new Float32Array(2 * w + 2 * h);
   border.set(img.subarray(0, w), 0);
   border.set(img.subarray((h - 1) * w, h * w), w);
   for (let y = 0; y < h; y++) {
     border[2 * w + y] = img[y * w];
     border[2 * w + h + y] = img[y * w + w - 1];
-  }
-  if (median32(border) > 0.5) { // light background: dark ink on paper
-    for (let i = 0; i < img.length; i++) img[i] = f32(1.0 - img[i]);
-    border = border.map((v) => 1.0 - v); // Float32Array.map rounds to float32
   }
   const background = median32(border);
   let peak = -Infinity;
@@ -265,14 +286,18 @@ export function mnistFrame(gray, spec, name = "image") {
   if (peak - background < 0.1) {
     throw new ImageError(`${name}: no digit found (the image is blank or has no contrast)`);
   }
-  const range = f32(peak - background);
-  let top = h, bottom = -1, left = w, right = -1;
+  const contrast = peak - background;
+  const threshold = Math.max(INK_THRESHOLD, NOISE_K * ink.noiseSigma / contrast);
+  const thr32 = f32(threshold), keep32 = f32(threshold * 0.5);
+  const range = f32(contrast);
+  let top = h, bottom = -1, left = w, right = -1, inked = 0;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
       const v = clip01(f32(f32(img[i] - background) / range));
       img[i] = v;
-      if (v > INK32) {
+      if (v > thr32) {
+        inked++;
         if (y < top) top = y;
         if (y > bottom) bottom = y;
         if (x < left) left = x;
@@ -280,12 +305,16 @@ export function mnistFrame(gray, spec, name = "image") {
       }
     }
   }
+  if (inked === 0) throw new ImageError(`${name}: no digit found (nothing stands out of the paper's grain)`);
+  const inkShare = inked / (w * h);
+  const separation = ink.noiseSigma > 0 ? contrast / ink.noiseSigma : Infinity;
+  const unclear = separation < MIN_SEPARATION || inkShare > MAX_INK_SHARE;
   const cw = right - left + 1, ch = bottom - top + 1;
   const crop = new Float32Array(cw * ch);
   for (let y = 0; y < ch; y++) {
     for (let x = 0; x < cw; x++) {
       const v = img[(top + y) * w + left + x];
-      crop[y * cw + x] = v > KEEP32 ? v : 0;
+      crop[y * cw + x] = v > keep32 ? v : 0;
     }
   }
 
@@ -319,7 +348,7 @@ export function mnistFrame(gray, spec, name = "image") {
   for (let y = 0; y < newH; y++) {
     frame.set(patch.subarray(y * newW, (y + 1) * newW), (row0 + y) * spec.cols + col0);
   }
-  return frame;
+  return { frame, darkOnLight: ink.darkOnLight, contrast, separation, inkShare, unclear };
 }
 
 /**
