@@ -6,9 +6,9 @@ and Python's `load_digit` of each file.
     EDGEINFER_IMAGE_REFS=OUT_DIR node --test web/test/image.test.js
 
 Written to OUT_DIR: manifest.json (the spec's image input and, per image, its name, size, byte
-offset into rgba.bin, and Python's error message when load_digit refused it), rgba.bin (all RGBA
-pixels, row by row; whether Python found the image unclear) and python.bin (float32 little-endian, rows x cols per image, zeros for
-refused images). The node test writes js.bin beside them, in the same layout.
+offset into rgba.bin, whether Python found the image unclear, and Python's error message when
+it refused it), rgba.bin (all RGBA pixels, row by row) and python.bin (float32 little-endian,
+rows x cols per image, zeros for refused images). The node test writes js.bin beside them, in the same layout.
 
 The images: each digit at 28 px as published (light on dark) and inverted (dark on light), and
 both upscaled with Pillow to 56 (bilinear) and 112 px (bicubic); every tenth digit as a photo
