@@ -302,9 +302,11 @@ function digitDone(msg) {
   $("digit-prob").textContent = pct(msg.probs[msg.label], 2);
   $("digit-rows").textContent = `after all ${ROWS} rows · ${(1000 * msg.stepMs).toFixed(0)} µs per step`;
   const top = Math.max(...msg.probs);
-  $("digit-exit").innerHTML = msg.exit >= 0
-    ? `<b>Sure at row ${msg.exit + 1}</b> (top ≥ ${msg.threshold}): an early exit would skip the last ${ROWS - 1 - msg.exit} row${ROWS - 1 - msg.exit === 1 ? "" : "s"}.`
-    : `Never reached ${msg.threshold} (top ${top.toFixed(3)} after all rows): no early exit.`;
+  $("digit-exit").innerHTML = (msg.unclear
+    ? "<b>Unclear drawing</b>: the ink does not stand out as a digit's would; the answer may be a guess. " : "")
+    + (msg.exit >= 0
+      ? `<b>Sure at row ${msg.exit + 1}</b> (top ≥ ${msg.threshold}): an early exit would skip the last ${ROWS - 1 - msg.exit} row${ROWS - 1 - msg.exit === 1 ? "" : "s"}.`
+      : `Never reached ${msg.threshold} (top ${top.toFixed(3)} after all rows): no early exit.`);
   $("digits").dataset.state = "done";
 }
 

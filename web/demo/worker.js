@@ -113,7 +113,8 @@ async function digit(job, image) {
   }
   const probs = stream.probabilities;
   const label = probs.indexOf(Math.max(...probs));
-  post({ op: "digit-done", job, label, probs, exit, threshold: EARLY_EXIT, stepMs: stepMs / rows, ms: performance.now() - t0 });
+  post({ op: "digit-done", job, label, probs, exit, threshold: EARLY_EXIT, stepMs: stepMs / rows, ms: performance.now() - t0,
+    unclear: x.unclear });
 }
 
 /** Words of the text with their places in it, for tinting (null when they cannot be placed). */
