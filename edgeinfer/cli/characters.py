@@ -20,7 +20,8 @@ MAX_SCORE_BYTES = 256 << 20  # a text scored from stdin may be at most this larg
 
 def generate_cmd(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to start from")] = "\n",
-    chars: Annotated[int, typer.Option("--chars", "-n", help="characters to generate (>= 1)")] = 500,
+    chars: Annotated[int, typer.Option("--max-chars", "--chars", "-n",
+                                       help="characters to generate (>= 1; --chars is the old name)")] = 500,
     temperature: Annotated[float, typer.Option(
         "--temperature", "-t", help="0 = greedy; higher = more random")] = DEFAULT_TEMPERATURE,
     top_k: Annotated[int, typer.Option("--top-k", help="sample from the K most likely (0 = all)")] = 0,
@@ -31,7 +32,9 @@ def generate_cmd(
 ) -> None:
     """Generate text character by character, printed (and flushed) as it comes."""
     if chars < 1:
-        raise InputError(f"--chars must be >= 1, got {chars}")
+        raise InputError(f"--max-chars must be >= 1, got {chars}")
+    if any(arg == "--chars" or arg.startswith("--chars=") for arg in sys.argv[1:]):
+        warn("--chars is now --max-chars (as the API's max_chars); the old name still works")
     if temperature < 0:
         raise InputError(f"--temperature must be >= 0, got {temperature}")
     m = Model(model, provider)

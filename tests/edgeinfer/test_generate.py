@@ -107,13 +107,16 @@ def test_generate_bad_arguments(char_model) -> None:
 
 def test_cli_generate_and_score(char_model, tmp_path) -> None:
     m = ["--model", str(char_model)]
-    out = run_cli("generate", *m, "--prompt", "First", "--chars", "120", "--seed", "1", "--json")
+    out = run_cli("generate", *m, "--prompt", "First", "--max-chars", "120", "--seed", "1", "--json")
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)
     assert row["chars"] == 120 and row["text"] == "".join(generate(Model(char_model), "First", 120, 0.8, 0, 1))
-    out = run_cli("generate", *m, "--prompt", "Fürst", "--chars", "5", "--seed", "1")
-    assert out.returncode == 0 and "read as unknown: 'ü'" in out.stderr
-    for args, needle in ((["--chars", "0"], "--chars must be >= 1"),
+    out = run_cli("generate", *m, "--prompt", "Fürst", "--max-chars", "5", "--seed", "1")
+    assert out.returncode == 0 and "read as unknown: 'ü'" in out.stderr and "old name" not in out.stderr
+    old = run_cli("generate", *m, "--prompt", "First", "--chars", "120", "--seed", "1", "--json")  # the old name
+    assert old.returncode == 0 and json.loads(old.stdout) == row
+    assert "--chars is now --max-chars" in old.stderr
+    for args, needle in ((["--max-chars", "0"], "--max-chars must be >= 1"),
                          (["--temperature", "-0.5"], "--temperature must be >= 0")):
         out = run_cli("generate", *m, *args)
         assert out.returncode == 2 and out.stderr.strip().startswith("error:") and needle in out.stderr
@@ -135,7 +138,7 @@ def test_cli_generate_huge_streams_and_ctrl_c_stops_cleanly(char_model) -> None:
     # inherit that (as when this suite runs under `cmd &`): give it the default disposition, as a
     # terminal would
     proc = subprocess.Popen([sys.executable, "-m", "edgeinfer", "generate", "--model", str(char_model),
-                             "--chars", "100000000", "--seed", "1"], stdout=subprocess.PIPE,
+                             "--max-chars", "100000000", "--seed", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None

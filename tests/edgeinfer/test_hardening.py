@@ -210,7 +210,7 @@ def test_trace_json_is_json_lines() -> None:
 
 
 def test_bad_seed_usage_errors_and_closed_pipes() -> None:
-    seed = run_cli("generate", "--seed", "-1", "--chars", "5")
+    seed = run_cli("generate", "--seed", "-1", "--max-chars", "5")
     assert seed.returncode == 2 and seed.stderr.count("\n") == 1 and "seed must be" in seed.stderr
     usage = run_cli("classify", "image", "--top", "zero", str(SEVEN))
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and usage.stderr.startswith("error: ")

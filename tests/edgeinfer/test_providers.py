@@ -13,7 +13,7 @@ CUDA = "CUDAExecutionProvider" in edgeinfer.available_providers()
 @pytest.mark.parametrize("args", [
     ("classify", "image", str(ROOT / "samples" / "digit-3-dark-on-light.pgm")),
     ("sentiment", "a fine film"),
-    ("generate", "--chars", "3", "--seed", "1"),
+    ("generate", "--max-chars", "3", "--seed", "1"),
     ("info", "digits"),
     ("models",),
     ("doctor",),

@@ -177,7 +177,7 @@ async function write(job, { prompt, chars, temperature }) {
   const stream = m.stream();
   const vocab = /** @type {any} */ (m.spec.input);
   const names = ["", ""].concat(vocab.vocab); // ids 0 and 1: padding and unknown (never produced)
-  const it = generate(m, { prompt, chars, temperature, stream });
+  const it = generate(m, { prompt, maxChars: chars, temperature, stream });
   let text = "", count = 0, flushed = performance.now(), modelMs = 0;
   const t0 = performance.now();
   let stopped = false;

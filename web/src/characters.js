@@ -107,6 +107,8 @@ export function nextId(logits, special, temperature, topK, rng) {
   return last; // rounding left u at the very end
 }
 
+let warnedChars = false; // generate's old option name `chars` warns once
+
 /**
  * Characters continuing `prompt`, one per step, as they are produced (an async iterator).
  * temperature 0 means greedy (always the most likely character); otherwise logits are divided by
@@ -114,15 +116,27 @@ export function nextId(logits, special, temperature, topK, rng) {
  * gives the same text. Padding and unknown are never produced. Pass `stream` to continue (and
  * keep) a stream of your own; the prompt is then optional. Options are checked at the call.
  * @param {import("./model.js").Model} model
- * @param {{prompt?: string, chars: number, temperature?: number, topK?: number, seed?: number | bigint,
- *   stream?: Stream}} options
+ * `maxChars` is Python's `max_chars` and the command line's `--max-chars`; `chars`, its old
+ * name, still works (with a one-time deprecation warning on the console).
+ * @param {{prompt?: string, maxChars?: number, chars?: number, temperature?: number, topK?: number,
+ *   seed?: number | bigint, stream?: Stream}} options
  * @returns {AsyncGenerator<string, void, void>}
  */
 export function generate(model, options) {
   if (options === null || typeof options !== "object") throw new InputError("generate options must be an object");
-  const { prompt = "", chars, temperature = DEFAULT_TEMPERATURE, topK = 0, seed, stream } = options;
+  const { prompt = "", temperature = DEFAULT_TEMPERATURE, topK = 0, seed, stream } = options;
+  let chars = options.maxChars;
+  if (chars === undefined && options.chars !== undefined) {
+    chars = options.chars;
+    if (!warnedChars) {
+      warnedChars = true;
+      console.warn("edgeinfer-web: generate's option `chars` is now `maxChars` (as Python's max_chars); `chars` still works");
+    }
+  }
   if (typeof prompt !== "string") throw new InputError(`prompt must be text (a string), got ${brief(prompt)}`);
-  if (!Number.isInteger(chars) || chars < 1) throw new InputError(`chars must be a whole number >= 1, got ${brief(chars)}`);
+  if (!Number.isInteger(chars) || /** @type {number} */ (chars) < 1) {
+    throw new InputError(`maxChars must be a whole number >= 1, got ${brief(chars)}`);
+  }
   if (typeof temperature !== "number" || !(temperature >= 0 && temperature < Infinity)) {
     throw new InputError(`temperature must be a finite number >= 0, got ${brief(temperature)}`);
   }

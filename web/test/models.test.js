@@ -184,7 +184,7 @@ test("greedy generation equals Python's; scores agree", NEED_REFS, async () => {
   const m = await model("characters");
   for (const g of characters.generate) {
     let text = "";
-    for await (const c of generate(m, { prompt: g.prompt, chars: g.chars, temperature: 0 })) text += c;
+    for await (const c of generate(m, { prompt: g.prompt, maxChars: g.chars, temperature: 0 })) text += c;
     assert.equal(text, g.text, JSON.stringify(g.prompt));
   }
   const nats = await score(m, characters.score.text);
@@ -329,7 +329,9 @@ test("inputs are checked, and each mistake is an InputError that says what was e
   assert.throws(() => new Stream(d, 0), /stream batch must be a whole number from 1 to 65,536, got 0/);
   assert.throws(() => d.stream(1.5), InputError);
   assert.throws(() => generate(d, { prompt: "x", chars: 3 }), /digits\.onnx: a model that reads image; expected a characters model$/);
-  assert.throws(() => generate(c, { prompt: "x", chars: 0 }), /chars must be a whole number >= 1, got 0/);
+  assert.throws(() => generate(c, { prompt: "x", maxChars: 0 }), /^InputError: maxChars must be a whole number >= 1, got 0$/);
+  assert.throws(() => generate(c, { prompt: "x", chars: 0 }), /maxChars must be a whole number >= 1, got 0/); // the old name
+  assert.throws(() => generate(c, { prompt: "x" }), /maxChars must be a whole number >= 1, got undefined/);
   assert.throws(() => generate(c, { prompt: "x", chars: 3, temperature: -1 }), /temperature must be a finite number >= 0/);
   assert.throws(() => generate(c, { prompt: "x", chars: 3, topK: 1.5 }), /topK must be a whole number >= 0/);
   assert.throws(() => generate(c, { prompt: "x", chars: 3, seed: -2 }), /seed must be an integer >= 0/);
