@@ -25,11 +25,13 @@ extra: pip install 'edgeinfer[ray]').
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,26 +240,55 @@ class ShardRunner:
                 "records": np.array([s.records for s in got], np.int64)}
 
 
-def start(address: str | None, workers: int | None) -> tuple[int, bool]:
+def start(address: str | None, workers: int | None, verbose: bool = False) -> tuple[int, bool]:
     """Connect to the cluster at `address`, or start a local one with `workers` CPUs (default:
-    all cores); returns the CPUs available and whether this call started Ray."""
+    all cores); returns the CPUs available and whether this call started Ray.
+
+    Quiet unless `verbose`: Ray's own log lines (its start-up notices, the workers' logs, retry
+    notices) would run into the progress bar, so they are kept at errors only and what Ray's C++
+    core prints while it starts is held back (shown if the start fails)."""
     if ray.is_initialized():
         return int(ray.cluster_resources().get("CPU", 1)), False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-    if address is None:
-        ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
-    else:
-        ray.init(address=address, **kwargs)
+    level = logging.INFO if verbose else logging.ERROR
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": level, "log_to_driver": verbose}
+    with _held_stderr(not verbose):
+        if address is None:
+            ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context.print_on_execution_start = verbose
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
     return int(ray.cluster_resources().get("CPU", 1)), True
+
+
+@contextlib.contextmanager
+def _held_stderr(hold: bool) -> Iterator[None]:
+    """While held, what this process writes to file descriptor 2 (C++ code included) goes to a
+    temporary file: dropped on success, written out if the block raises."""
+    if not hold:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read()[-4000:].decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_job(job: Job, model: str, workers: int | None = None, batch_size: int | None = None,
             address: str | None = None, providers: ProviderRequest = None,
-            progress: Callable[[int], None] | None = None) -> Summary:
+            progress: Callable[[int], None] | None = None, verbose: bool = False) -> Summary:
     """The Ray engine: the job's pending shards on a pool of actors (`workers`, default and at most
     one per CPU of the cluster; a local cluster is started with `workers` CPUs), each with one
     loaded model and one onnxruntime thread; then the output assembled here."""
@@ -266,7 +297,7 @@ def run_job(job: Job, model: str, workers: int | None = None, batch_size: int | 
     with locked(job):
         pending = job.pending()
         if pending:
-            cpus, ours = start(address, workers)
+            cpus, ours = start(address, workers, verbose)
             size = max(1, min(workers or cpus, cpus, len(pending)))
             try:
                 ds = ray.data.from_items([{"shard": i} for i in pending], override_num_blocks=len(pending))

@@ -54,9 +54,10 @@ class _Progress:
         self.bar.update(records, f"{rate:,.0f}/s")
 
 
-def _ray_engine() -> ModuleType:
+def _ray_engine(verbose: bool) -> ModuleType:
     """edgeinfer.ray, imported only for --engine ray (a one-line error when Ray is missing)."""
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ notices would cross the progress bar
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ notices would cross the progress bar
     try:
         from edgeinfer import ray
     except ImportError:
@@ -96,6 +97,8 @@ def batch(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="replace OUT (and discard another job's parts)")] = False,
     provider: ProviderOpt = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="ray: show Ray's own log lines (start-up, workers, retries); quiet by default")] = False,
 ) -> None:
     """Run a model over many inputs into OUT (JSON lines or Parquet, by its extension).
 
@@ -107,7 +110,7 @@ def batch(
     output_kind(out)
     if address is not None and engine is not Engine.ray:
         raise typer.BadParameter("--address is for --engine ray")
-    ray_engine = _ray_engine() if engine is Engine.ray else None
+    ray_engine = _ray_engine(verbose) if engine is Engine.ray else None
     local_threads = workers if engine is Engine.local else None
     m = Model(model, provider, intra_op_threads=local_threads)
     task = task_for(m, batch_size)
@@ -120,7 +123,7 @@ def batch(
             if ray_engine is None:
                 summary = run_local(job, task, progress)
             else:
-                summary = ray_engine.run_job(job, model, workers, batch_size, address, provider, progress)
+                summary = ray_engine.run_job(job, model, workers, batch_size, address, provider, progress, verbose)
     except KeyboardInterrupt:
         finished = len(job.shards) - len(job.pending())
         print(safe(f"interrupted: {finished} of {len(job.shards)} parts done in {parts_dir(out)}; run the same "

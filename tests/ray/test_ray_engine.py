@@ -161,3 +161,19 @@ def test_worker_classes_in_a_users_pipeline(cluster, tmp_path, mnist_test) -> No
             assert r["error"] is None and np.abs(got - user.predict(s)).max() <= 1e-5
         assert rows[3]["error"] == "steps of shape (1, 2); expected (T, 3) with T >= 1"
 
+
+
+def test_ray_is_quiet_unless_verbose(tmp_path) -> None:
+    """A job on its own local cluster prints only its own lines on stderr; --verbose shows Ray's."""
+    (tmp_path / "in.jsonl").write_text('{"text": "a good film"}\n{"text": "a dull film"}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "edgeinfer", "batch", "sentiment", "in.jsonl", "--engine", "ray", "--workers", "1"]
+    quiet = subprocess.run([*args, "--out", "q.jsonl"], cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                           env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == [line for line in quiet.stderr.splitlines() if line.startswith("q.jsonl")]
+    assert "q.jsonl: 2 rows, no errors" in quiet.stderr
+    loud = subprocess.run([*args, "--out", "v.jsonl", "--verbose"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert loud.returncode == 0, loud.stderr
+    assert "Started a local Ray instance" in loud.stderr and "v.jsonl: 2 rows, no errors" in loud.stderr
