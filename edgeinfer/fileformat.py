@@ -55,11 +55,24 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
+MAX_FIELDS_PER_MESSAGE = 100_000  # the built-ins' largest message has 527 fields
+MAX_FIELDS_TOTAL = 1_000_000  # fields walked in a whole file (the built-ins: at most 4,420)
+TOO_MANY_FIELDS = (f"more protobuf fields than any model needs (over {MAX_FIELDS_PER_MESSAGE:,} in one message or "
+                   f"{MAX_FIELDS_TOTAL:,} in the file); not an edgeinfer model, refusing the file")
+
+
+class _TooManyFields(ValueError):
+    """A message with more fields than MAX_FIELDS_PER_MESSAGE (or a file over MAX_FIELDS_TOTAL)."""
+
+
 def _fields(data: bytes) -> list[Field]:
-    """Top-level (field number, wire type, value) triples; EOFError when truncated."""
+    """Top-level (field number, wire type, value) triples; EOFError when truncated; _TooManyFields
+    past MAX_FIELDS_PER_MESSAGE (parsing stops there: time and memory stay bounded)."""
     out: list[Field] = []
     pos = 0
     while pos < len(data):
+        if len(out) >= MAX_FIELDS_PER_MESSAGE:
+            raise _TooManyFields(TOO_MANY_FIELDS)
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
@@ -94,6 +107,8 @@ def _top_fields(data: bytes, source: str) -> list[Field]:
         if data[0] == 0x08:  # serializers write ir_version (field 1) first: an ONNX file cut short
             raise ModelFileError(f"{source}: truncated ONNX file; copy or export it again") from None
         raise ModelFileError(f"{source}: not an ONNX model file") from None
+    except _TooManyFields:
+        raise ModelFileError(f"{source}: {TOO_MANY_FIELDS}") from None
     except ValueError:
         raise ModelFileError(f"{source}: not an ONNX model file") from None
     numbers = {(f, w) for f, w, _ in top}
@@ -218,11 +233,15 @@ def external_tensors(data: bytes, source: str) -> list[ExternalRef]:
     """Every tensor of a serialized model that refers to external data, anywhere in it (initializers,
     node attributes, subgraphs, functions, sparse tensors, training info)."""
     found: list[ExternalRef] = []
+    walked = [0]
 
     def walk(message: bytes, kind: str, depth: int, top: bool) -> None:
         if depth > MAX_GRAPH_DEPTH:
             raise ModelFileError(f"{source}: graphs nested deeper than {MAX_GRAPH_DEPTH} levels; refusing the file")
         fields = _fields(message)
+        walked[0] += len(fields)
+        if walked[0] > MAX_FIELDS_TOTAL:
+            raise _TooManyFields(TOO_MANY_FIELDS)
         if kind == "tensor":
             if any(f == _EXTERNAL_DATA or (f == _DATA_LOCATION and v == 1) for f, _, v in fields):
                 found.append(_external_ref(fields, top))
@@ -235,6 +254,8 @@ def external_tensors(data: bytes, source: str) -> list[ExternalRef]:
 
     try:
         walk(data, "model", 0, False)
+    except _TooManyFields:
+        raise ModelFileError(f"{source}: {TOO_MANY_FIELDS}") from None
     except (EOFError, ValueError, UnicodeDecodeError):
         raise ModelFileError(f"{source}: corrupt ONNX file; export it again") from None
     return found

@@ -26,6 +26,13 @@ export const MAX_GRAPH_DEPTH = 16; // subgraphs (If, Loop, Scan bodies) nested d
 class Truncated extends Error {}
 /** Bytes that cannot be a protobuf message (Python's ValueError). */
 class Corrupt extends Error {}
+/** More fields than any model needs (Python's _TooManyFields). */
+class TooManyFields extends Corrupt {}
+
+export const MAX_FIELDS_PER_MESSAGE = 100_000; // the built-ins' largest message has 527 fields
+export const MAX_FIELDS_TOTAL = 1_000_000; // fields walked in a whole file (the built-ins: at most 4,420)
+const TOO_MANY_FIELDS = `more protobuf fields than any model needs (over ${MAX_FIELDS_PER_MESSAGE.toLocaleString("en-US")} `
+  + `in one message or ${MAX_FIELDS_TOTAL.toLocaleString("en-US")} in the file); not an edgeinfer model, refusing the file`;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Lenient = new TextDecoder("utf-8");
@@ -60,6 +67,7 @@ export function protoFields(data) {
   const out = [];
   let pos = 0;
   while (pos < data.length) {
+    if (out.length >= MAX_FIELDS_PER_MESSAGE) throw new TooManyFields(TOO_MANY_FIELDS);
     const start = pos;
     let key;
     [key, pos] = varint(data, pos);
@@ -106,6 +114,7 @@ export function topFields(data, source) {
       // serializers write ir_version (field 1) first: an ONNX file cut short
       throw new ModelFileError(`${source}: truncated ONNX file; copy or export it again`);
     }
+    if (err instanceof TooManyFields) throw new ModelFileError(`${source}: ${TOO_MANY_FIELDS}`);
     if (err instanceof Truncated || err instanceof Corrupt) throw new ModelFileError(`${source}: not an ONNX model file`);
     throw err;
   }
@@ -201,12 +210,15 @@ function externalRef(fields, top) {
 export function externalTensors(data, source) {
   /** @type {ExternalRef[]} */
   const found = [];
+  let walked = 0;
   /** @param {Uint8Array} message @param {string} kind @param {number} depth @param {boolean} top */
   const walk = (message, kind, depth, top) => {
     if (depth > MAX_GRAPH_DEPTH) {
       throw new ModelFileError(`${source}: graphs nested deeper than ${MAX_GRAPH_DEPTH} levels; refusing the file`);
     }
     const fields = protoFields(message);
+    walked += fields.length;
+    if (walked > MAX_FIELDS_TOTAL) throw new TooManyFields(TOO_MANY_FIELDS);
     if (kind === "tensor") {
       if (fields.some((f) => f.number === EXTERNAL_DATA || (f.number === DATA_LOCATION && f.value === 1))) {
         found.push(externalRef(fields, top));
@@ -224,6 +236,7 @@ export function externalTensors(data, source) {
   try {
     walk(data, "model", 0, false);
   } catch (err) {
+    if (err instanceof TooManyFields) throw new ModelFileError(`${source}: ${TOO_MANY_FIELDS}`);
     if (err instanceof Truncated || err instanceof Corrupt) throw new ModelFileError(`${source}: corrupt ONNX file; export it again`);
     throw err;
   }

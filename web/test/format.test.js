@@ -80,6 +80,23 @@ test("an ONNX file without a spec, with a broken spec, or of a newer format", as
   }
 });
 
+test("a file of millions of tiny protobuf fields is refused fast, in bounded memory", async () => {
+  const fields = 3_000_000; // 9 MB: field 20 = 0, over and over, after an IR version
+  const data = new Uint8Array(2 + 3 * fields);
+  data.set([0x08, 0x08]);
+  for (let i = 0; i < fields; i++) data.set([0xa0, 0x01, 0x00], 2 + 3 * i);
+  const t0 = performance.now();
+  await refused(data, /more protobuf fields than any model needs \(over 100,000 in one message/);
+  assert.ok(performance.now() - t0 < 5000);
+  // 20 nodes of 99,000 empty attributes each: every message under the cap, the file's total over it
+  const attributes = new Uint8Array(2 * 99_000);
+  for (let i = 0; i < 99_000; i++) attributes.set([0x2a, 0x00], 2 * i); // field 5 (attribute), empty
+  const node = lenField(1, attributes);
+  const graph = concat(...Array.from({ length: 20 }, () => node));
+  assert.throws(() => externalTensors(concat(intField(1, 8), lenField(7, graph)), "many.onnx"),
+    /many\.onnx: more protobuf fields than any model needs/);
+});
+
 test("formats 1-3 are refused with the command that rewrites them", async () => {
   for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
     const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
