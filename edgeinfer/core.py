@@ -34,6 +34,9 @@ def builtin_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.onnx"))}
 
 
+MAX_MODEL_BYTES = 2**31  # protobuf caps a message, so an ONNX file without external data, at 2 GiB
+
+
 def resolve(model: str | os.PathLike[str]) -> Path:
     """A model path, or the file of a built-in model name.
 
@@ -93,6 +96,10 @@ class LoadedModel:
         self.path = resolve(model)
         self.source = str(model)
         try:
+            size = self.path.stat().st_size
+            if size > MAX_MODEL_BYTES:
+                raise ModelFileError(f"{self.source}: {size:,} bytes is larger than any model file can be "
+                                     f"({MAX_MODEL_BYTES:,}); not an edgeinfer model")
             data = self.path.read_bytes()
         except OSError as exc:
             raise ModelFileError(f"{self.source}: cannot read ({exc.strerror})") from None

@@ -325,3 +325,11 @@ def _varint(n: int) -> bytes:
         n >>= 7
         if not n:
             return bytes(out)
+
+
+def test_a_file_larger_than_any_model_is_refused_unread(tmp_path) -> None:
+    path = tmp_path / "sparse.onnx"
+    with open(path, "wb") as fh:
+        fh.truncate(2**31 + 1)  # sparse: no disk used; reading it would take 2 GiB of memory
+    with pytest.raises(ModelFileError, match=r"sparse\.onnx: 2,147,483,649 bytes is larger than any model file can be"):
+        edgeinfer.load(path)

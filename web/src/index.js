@@ -15,7 +15,7 @@ export {
   checkSelfRanges, checksums, externalTensors, initializerRanges, parseModelFile, readMetadata,
 } from "./fileformat.js";
 export { preprocessImage } from "./image.js";
-export { Model, load } from "./model.js";
+export { LOAD_TIMEOUT_MS, MAX_MODEL_BYTES, Model, load } from "./model.js";
 export { ort, runtimeVersions } from "./runtime.js";
 export { TextStream, classifyTexts, predictTexts, textChunks, textTokenizer } from "./sentiment.js";
 export { sha256Hex } from "./sha256.js";

@@ -3,7 +3,7 @@
 // shared by every stream. It holds no stream state. A port of edgeinfer/core.py and model.py.
 
 import { floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
-import { InputError, ModelFileError, WrongTaskError } from "./errors.js";
+import { InputError, ModelFileError, WrongTaskError, brief } from "./errors.js";
 import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
 import { predictTexts, TextStream } from "./sentiment.js";
@@ -13,11 +13,18 @@ import {
 } from "./spec.js";
 import { Stream } from "./stream.js";
 
+/** The largest model file there can be: protobuf caps a message, so an ONNX file without
+ * external data (which edgeinfer refuses), at 2 GiB. Longer reads are cut off. */
+export const MAX_MODEL_BYTES = 2 ** 31;
+/** A download (fetch) not finished within this many ms is cut off (option `timeoutMs`). */
+export const LOAD_TIMEOUT_MS = 120_000;
+
 /**
- * @typedef {import("./runtime.js").RuntimeOptions & {name?: string}} LoadOptions
+ * @typedef {import("./runtime.js").RuntimeOptions & {name?: string, sha256?: string, timeoutMs?: number}} LoadOptions
  * executionProviders: onnxruntime-web providers (default ["wasm"]); numThreads: wasm threads,
  * process-wide and fixed by the first load (default 1); name: how messages name the model
- * (default: the URL or path, or "model bytes").
+ * (default: the URL or path, or "model bytes"); sha256: the file's expected sha256 (hex): any
+ * other file is refused; timeoutMs: how long a download may take (default LOAD_TIMEOUT_MS).
  */
 
 /**
@@ -31,9 +38,22 @@ import { Stream } from "./stream.js";
 export async function load(source, options = {}) {
   if (options === null || typeof options !== "object") throw new InputError("load options must be an object");
   checkRuntimeOptions(options);
-  const { bytes, name } = await readSource(source, options.name);
+  const expected = options.sha256;
+  if (expected !== undefined && !(typeof expected === "string" && /^[0-9a-fA-F]{64}$/.test(expected))) {
+    throw new InputError(`sha256 must be 64 hexadecimal digits, got ${brief(expected)}`);
+  }
+  const timeoutMs = options.timeoutMs ?? LOAD_TIMEOUT_MS;
+  if (typeof timeoutMs !== "number" || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
+    throw new InputError(`timeoutMs must be a number of milliseconds > 0, got ${brief(timeoutMs)}`);
+  }
+  const { bytes, name } = await readSource(source, options.name, timeoutMs);
+  const digest = await sha256Hex(bytes);
+  if (expected !== undefined && digest !== expected.toLowerCase()) {
+    throw new ModelFileError(`${name}: sha256 ${digest} is not the expected ${expected.toLowerCase()}; `
+      + "this is not the file asked for (a changed or damaged download)");
+  }
   const file = await parseModelFile(bytes, name);
-  const model = new Model(file, await sha256Hex(bytes), options);
+  const model = new Model(file, digest, options);
   await model.graph("sequence");
   return model;
 }
@@ -41,9 +61,10 @@ export async function load(source, options = {}) {
 /**
  * @param {unknown} source
  * @param {string | undefined} name
+ * @param {number} timeoutMs
  * @returns {Promise<{bytes: Uint8Array, name: string}>}
  */
-async function readSource(source, name) {
+async function readSource(source, name, timeoutMs) {
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     const view = source instanceof ArrayBuffer ? new Uint8Array(source)
       : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
@@ -56,26 +77,82 @@ async function readSource(source, name) {
   const label = name ?? text;
   const node = typeof process !== "undefined" && !!process.versions?.node;
   if (!node || /^(https?|data|blob):/i.test(text)) {
-    let response;
-    try {
-      response = await fetch(source);
-    } catch (err) {
-      throw new ModelFileError(`${label}: cannot fetch (${err instanceof Error ? err.message : String(err)})`);
-    }
-    if (!response.ok) throw new ModelFileError(`${label}: cannot fetch (HTTP ${response.status} ${response.statusText})`.trim());
-    return { bytes: new Uint8Array(await response.arrayBuffer()), name: label };
+    return { bytes: await download(source, label, timeoutMs), name: label };
   }
   // Node: a path or a file: URL (module names hidden from bundlers, which would pull them into browser builds)
   const fsName = "node:fs/promises", urlName = "node:url";
   const fs = await import(/* @vite-ignore */ /* webpackIgnore: true */ fsName);
   const path = /^file:/i.test(text) ? (await import(/* @vite-ignore */ /* webpackIgnore: true */ urlName)).fileURLToPath(text) : text;
   try {
+    const stat = await fs.stat(path);
+    if (!stat.isFile()) throw Object.assign(new Error("not a file"), { code: "EISDIR" }); // a folder, FIFO, device...
+    if (stat.size > MAX_MODEL_BYTES) {
+      throw new ModelFileError(`${label}: ${stat.size.toLocaleString("en-US")} bytes is larger than any model file can be `
+        + `(${MAX_MODEL_BYTES.toLocaleString("en-US")}); not an edgeinfer model`);
+    }
     return { bytes: new Uint8Array(await fs.readFile(path)), name: label };
   } catch (err) {
+    if (err instanceof ModelFileError) throw err;
     const code = /** @type {any} */ (err)?.code;
     if (code === "ENOENT") throw new ModelFileError(`${label}: no such model file`);
     if (code === "EISDIR") throw new ModelFileError(`${label}: not a file; expected an .onnx model file`);
     throw new ModelFileError(`${label}: cannot read (${code ?? (err instanceof Error ? err.message : String(err))})`);
+  }
+}
+
+/**
+ * A model file fetched with a deadline and a size cap: the body read piece by piece, cut off
+ * past MAX_MODEL_BYTES or `timeoutMs`; every failure a ModelFileError naming the URL.
+ * @param {string | URL} source @param {string} label @param {number} timeoutMs
+ * @returns {Promise<Uint8Array>}
+ */
+async function download(source, label, timeoutMs) {
+  const abort = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => { timedOut = true; abort.abort(); }, timeoutMs);
+  const why = (/** @type {unknown} */ err) => (timedOut ? `not finished within ${timeoutMs} ms; try again, or raise timeoutMs`
+    : `the download failed: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+  try {
+    let response;
+    try {
+      response = await fetch(source, { signal: abort.signal });
+    } catch (err) {
+      throw new ModelFileError(`${label}: cannot fetch (${timedOut ? why(err) : err instanceof Error ? err.message : String(err)})`);
+    }
+    if (!response.ok) throw new ModelFileError(`${label}: cannot fetch (HTTP ${response.status} ${response.statusText})`.trim());
+    const declared = Number(response.headers.get("content-length") ?? NaN);
+    const tooLarge = () => new ModelFileError(`${label}: the download is larger than any model file can be `
+      + `(${MAX_MODEL_BYTES.toLocaleString("en-US")} bytes); not an edgeinfer model`);
+    if (declared > MAX_MODEL_BYTES) throw tooLarge();
+    if (!response.body) return new Uint8Array(await response.arrayBuffer());
+    const reader = response.body.getReader();
+    /** @type {Uint8Array[]} */
+    const parts = [];
+    let total = 0;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw new ModelFileError(`${label}: ${why(err)}`);
+      }
+      if (chunk.done) break;
+      total += chunk.value.length;
+      if (total > MAX_MODEL_BYTES) {
+        abort.abort();
+        throw tooLarge();
+      }
+      parts.push(chunk.value);
+    }
+    if (Number.isFinite(declared) && !response.headers.get("content-encoding") && total !== declared) {
+      throw new ModelFileError(`${label}: the download was cut short (${total} of ${declared} bytes); try again`);
+    }
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) { bytes.set(part, at); at += part.length; }
+    return bytes;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

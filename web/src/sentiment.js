@@ -1,7 +1,7 @@
 // Words models (sentiment): classify whole texts in length-sorted batches, or read text as it
 // arrives (a port of edgeinfer/tasks/sentiment.py: the same batches, so the same numbers).
 
-import { InputError, WrongTaskError } from "./errors.js";
+import { InputError, WrongTaskError, brief } from "./errors.js";
 import { ort } from "./runtime.js";
 import { answers, codePoints } from "./spec.js";
 import { Stream } from "./stream.js";
@@ -30,6 +30,20 @@ export const CHUNK_CHARS = 1 << 24; // ... or this many characters, so its worki
 export const EMPTY_TEXT = "empty text (no words); expected at least one word";
 
 /**
+ * A list of texts, checked: an array (not an array-like object) whose every element, holes
+ * included, is a string (Python's "expected a list of texts").
+ * @param {unknown} texts
+ * @returns {asserts texts is string[]}
+ */
+function checkTexts(texts) {
+  if (typeof texts === "string") throw new InputError("expected a list of texts, got one string; wrap it in a list");
+  if (!Array.isArray(texts)) throw new InputError(`expected a list of texts (an array of strings), got ${brief(texts)}`);
+  for (let i = 0; i < texts.length; i++) {
+    if (typeof texts[i] !== "string") throw new InputError(`text ${i} is ${brief(texts[i])}; expected a string`);
+  }
+}
+
+/**
  * Classify one chunk of texts (Python's `classify_texts`): tokenized, sorted by length and run
  * through the sequence graph in padded batches of at most MAX_BATCH_TEXTS texts and
  * MAX_BATCH_TOKENS tokens (each row stops at its own length, so a batch gives each text's result
@@ -42,6 +56,7 @@ export const EMPTY_TEXT = "empty text (no words); expected at least one word";
  */
 export async function classifyTexts(model, texts) {
   const tok = textTokenizer(model);
+  checkTexts(texts);
   const classes = model.classes, n = texts.length;
   const out = new Float32Array(n * classes);
   const words = new Array(n).fill(0);
@@ -122,11 +137,8 @@ export function* textChunks(texts) {
  * @returns {Promise<{data: Float32Array, dims: number[]}>} (N, C)
  */
 export async function predictTexts(model, texts) {
-  if (typeof texts === "string") throw new InputError("expected a list of texts, got one string; wrap it in a list");
   textTokenizer(model);
-  if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) {
-    throw new InputError("expected a list of texts (strings)");
-  }
+  checkTexts(texts);
   const classes = model.classes;
   const out = new Float32Array(texts.length * classes);
   for (const [start, end] of textChunks(texts)) {
@@ -178,7 +190,7 @@ export class TextStream {
   /** The running probability of one label. @param {string} [label] */
   probability(label = "positive") {
     const i = this.labels.indexOf(label);
-    if (i < 0) throw new InputError(`unknown label ${JSON.stringify(label)}; expected one of ${this.labels.join(", ")}`);
+    if (i < 0) throw new InputError(`unknown label ${brief(label)}; expected one of ${this.labels.join(", ")}`);
     return this.probabilities[i];
   }
 
