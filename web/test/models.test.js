@@ -307,7 +307,7 @@ test("inputs are checked, and each mistake is an InputError that says what was e
   await input(d.predict(/** @type {any} */ (["a text"])), /expected a tensor \{data, dims\}/);
   await input(d.predict(/** @type {any} */ ({ data: new Float32Array(28), dims: [1, -28] })), /dims must be a list of whole numbers/);
   await input(s.predict(/** @type {any} */ ("one text")), /expected a list of texts, got one string; wrap it in a list/);
-  await input(s.predict(/** @type {any} */ (["ok", 3])), /expected a list of texts \(strings\)/);
+  await input(s.predict(/** @type {any} */ (["ok", 3])), /^text 1 is 3; expected a string$/);
   await input(s.predict(["good", "... -- ,,, ___"]), /^text 1 is empty or has no words; expected at least one word$/);
   await input(s.predict(["good", "fine", "", "?!", ""]), /^text 2 is empty/);
   assert.deepEqual((await s.predict([])).dims, [0, 2]);
