@@ -140,8 +140,11 @@ def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got one string; wrap it in a list")
     tokenizer(model)
-    if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
-        raise InputError("expected a list of texts (strings)")
+    if not isinstance(texts, Sequence):
+        raise InputError(f"expected a list of texts (strings), got {brief(texts)}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"text {i} is {brief(text)}; expected a string")
     out = np.zeros((len(texts), model.spec.classes), np.float32)
     for start, end in text_chunks(texts):
         got = classify_texts(model, texts[start:end])
