@@ -38,6 +38,11 @@ BASELINE_JPEG = 0.986  # passes at 493/500, fails at 492 or fewer
 # misses: DejaVuSans-Bold 6 -> 5, DejaVuSerif-Bold 4 -> 9). Issue 17's target: >= 98% on the
 # held-out fonts (all sizes), already met on these two families; raise with the retrained model.
 FONT_CANVAS = 64
+# (e) the first 500 MNIST test digits as phone photos on unevenly lit, grainy paper (tests/photos.py,
+# the benchmark's seed), JPEG q85. Measured: 497/500; all 10,000 read 99.41% (before the background
+# was flattened: 13.4% on a set like it). The target: >= 99% on such photos.
+PAPER_N = 500
+BASELINE_PAPER = 0.99  # passes at 495/500, fails at 494 or fewer
 BASELINE_FONTS = 0.984  # passes at 374/380, fails at 373 or fewer
 # (d) the unseen families of benchmarks/digits_fonts.json (97 files of 25 families in neither half,
 # from the eleven packages below) are split in two BY DEBIAN PACKAGE (held-out when the SHA-256 of
@@ -153,6 +158,15 @@ def test_dark_on_light_upscaled_jpeg_mnist_digits(mnist_test, tmp_path: Path) ->
                 for a in images[:JPEG_N]]
     correct = correct_through_files(Model("digits"), pictures, labels[:JPEG_N], tmp_path, ".jpg", quality=90)
     assert correct / JPEG_N >= BASELINE_JPEG, f"{correct}/{JPEG_N} dark-on-light JPEG digits read right"
+
+
+def test_digits_photographed_on_unevenly_lit_paper(mnist_test, tmp_path: Path) -> None:
+    from benchmarks.digits_robustness import PAPER_QUALITY, paper_set
+
+    images, labels = mnist_test
+    photos = paper_set(images[:PAPER_N])
+    correct = correct_through_files(Model("digits"), photos, labels[:PAPER_N], tmp_path, ".jpg", quality=PAPER_QUALITY)
+    assert correct / PAPER_N >= BASELINE_PAPER, f"{correct}/{PAPER_N} photographed digits read right"
 
 
 def test_digits_printed_in_the_held_out_fonts(tmp_path: Path) -> None:
