@@ -368,6 +368,8 @@ function tint(delta) {
   return delta >= 0 ? `rgba(22, 163, 74, ${a.toFixed(3)})` : `rgba(220, 38, 38, ${a.toFixed(3)})`;
 }
 
+const MIN_KNOWN_FRACTION = 0.6; // as edgeinfer/tasks/sentiment.py
+
 /** @param {any} msg @param {number} n words shown */
 function renderReview(msg, n) {
   const words = msg.words.slice(0, n);
@@ -379,6 +381,13 @@ function renderReview(msg, n) {
   $("meter-fill").style.background = p === null ? "" : p >= 0.5 ? "var(--up)" : "var(--down)";
   $("review-label").textContent = p === null ? "no words yet"
     : `${p >= 0.5 ? "positive" : "negative"} after ${n} word${n === 1 ? "" : "s"}${n < msg.words.length ? ` of ${msg.words.length}` : ""}`;
+  const total = msg.words.length;
+  const known = msg.words.filter((/** @type {any} */ w) => !w.unknown).length;
+  // the CLI's low-coverage rule (is_low_coverage): no known word, or under 60% of them known
+  const low = n === total && total > 0 && (known === 0 || known < MIN_KNOWN_FRACTION * total);
+  $("review-warning").hidden = !low;
+  $("review-warning").textContent = low ? `Only ${known} of ${total} word${total === 1 ? "" : "s"} in the model's `
+    + "vocabulary: the answer is little more than a guess." : "";
 
   const box = $("tinted");
   box.replaceChildren();
@@ -471,6 +480,10 @@ $("gen-form").addEventListener("submit", (/** @type {Event} */ e) => {
   current.generate = ++jobs;
   generated = 0;
   $("gen-prompt").textContent = prompt;
+  const vocab = new Set(/** @type {string[]} */ (loaded.characters.spec.input.vocab));
+  const unknown = [...new Set([...prompt].filter((c) => !vocab.has(c)))];
+  $("gen-warning").hidden = !unknown.length;
+  $("gen-warning").textContent = unknown.length ? `Prompt characters outside the model's vocabulary, read as unknown: ${unknown.map((c) => JSON.stringify(c)).join(" ")}` : "";
   genText.textContent = "";
   $("candidates").replaceChildren();
   $("gen-stats").textContent = "";

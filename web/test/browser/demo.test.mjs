@@ -124,12 +124,22 @@ test("demo: a drawn 7, a typed review and 50 greedy characters show Python's ans
     assert.ok(Math.abs(shown - demo.review.positive) <= 1e-3,
       `the page shows P(positive) ${shown}; Python gives ${demo.review.positive}`);
     assert.equal(await page.locator("#tinted .w").count(), demo.review.words, "each word tinted");
+    assert.equal(await page.isHidden("#review-warning"), true, "a review of known words: no warning");
+    await typeReview(page, "zzqx qqxv good", 3); // the CLI's low-coverage rule: 1 of 3 words known
+    assert.equal(await page.textContent("#review-warning"),
+      "Only 1 of 3 words in the model's vocabulary: the answer is little more than a guess.");
+    await typeReview(page, demo.review.text, demo.review.words);
+    assert.equal(await page.isHidden("#review-warning"), true);
 
     await startGeneration(page, { prompt: demo.generate.prompt, chars: demo.generate.chars, temperature: 0 });
     await waitState(page, "characters", "done");
     assert.equal(await page.textContent("#gen-prompt"), demo.generate.prompt);
     assert.equal(await page.textContent("#gen-text"), demo.generate.text, "50 greedy characters, as Python's");
     assert.match(await page.textContent("#gen-stats") ?? "", /^50 characters ·/);
+    assert.equal(await page.isHidden("#gen-warning"), true, "a prompt in the vocabulary: no warning");
+    await startGeneration(page, { prompt: "Fürst", chars: 5, temperature: 0 });
+    await waitState(page, "characters", "done");
+    assert.equal(await page.textContent("#gen-warning"), 'Prompt characters outside the model\'s vocabulary, read as unknown: "ü"');
 
     await playRecording(page, demo.motion.recording);
     assert.equal((await page.textContent("#motion-label"))?.trim(), demo.motion.label);
