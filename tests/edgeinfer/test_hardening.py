@@ -214,10 +214,10 @@ def test_bad_seed_usage_errors_and_closed_pipes() -> None:
     assert seed.returncode == 2 and seed.stderr.count("\n") == 1 and "seed must be" in seed.stderr
     usage = run_cli("classify", "image", "--top", "zero", str(SEVEN))
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and usage.stderr.startswith("error: ")
-    piped = subprocess.run(f"{sys.executable} -m edgeinfer generate --chars 200000 --temperature 0 | head -c 20",
+    piped = subprocess.run(f"{sys.executable} -m edgeinfer generate --max-chars 200000 --temperature 0 | head -c 20",
                            shell=True, capture_output=True, cwd=ROOT, timeout=120, executable="/bin/bash")
     assert len(piped.stdout) == 20 and piped.stderr == b""
-    status = subprocess.run(f"set -o pipefail; {sys.executable} -m edgeinfer generate --chars 200000 | head -c 5 "
+    status = subprocess.run(f"set -o pipefail; {sys.executable} -m edgeinfer generate --max-chars 200000 | head -c 5 "
                             ">/dev/null", shell=True, cwd=ROOT, timeout=120, executable="/bin/bash")
     assert status.returncode == 0
 
