@@ -17,7 +17,8 @@ export {
 export { preprocessImage } from "./image.js";
 export { LOAD_TIMEOUT_MS, MAX_MODEL_BYTES, Model, load } from "./model.js";
 export { ort, runtimeVersions } from "./runtime.js";
-export { TextStream, classifyTexts, predictTexts, textChunks, textTokenizer } from "./sentiment.js";
+export { MIN_KNOWN_FRACTION, TextStream, classifyTexts, isLowCoverage, predictTexts, textChunks, textTokenizer } from "./sentiment.js";
+export { answersFrom } from "./answers.js";
 export { sha256Hex } from "./sha256.js";
 export { MAX_SNAPSHOT_BYTES, SNAPSHOT_MAGIC, Snapshot } from "./snapshot.js";
 export {

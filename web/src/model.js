@@ -6,7 +6,9 @@ import { floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, ModelFileError, WrongTaskError, brief } from "./errors.js";
 import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
-import { predictTexts, TextStream } from "./sentiment.js";
+import { answersFrom } from "./answers.js";
+import { preprocessImage } from "./image.js";
+import { classifyTexts, isLowCoverage, predictTexts, textChunks, TextStream } from "./sentiment.js";
 import { sha256Hex } from "./sha256.js";
 import {
   SELF_LOCATION, answers, initialState, normalizeFeatures, perStep, pyRepr, readsTokens, requireInput, vocabSize,
@@ -154,6 +156,25 @@ async function download(source, label, timeoutMs) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A list of texts for `classify`, checked as `classifyTexts` checks it.
+ * @param {unknown} texts @returns {asserts texts is string[]}
+ */
+function checkTextList(texts) {
+  if (!Array.isArray(texts)) throw new InputError(`expected texts (one, or a list), got ${brief(texts)}`);
+  if (!texts.length) throw new InputError("no texts given; expected at least one");
+  for (let i = 0; i < texts.length; i++) {
+    if (typeof texts[i] !== "string") throw new InputError(`text ${i} is ${brief(texts[i])}; expected a string`);
+  }
+}
+
+/** @param {unknown} inputs @param {string} what @returns {unknown[]} */
+function listed(inputs, what) {
+  if (!Array.isArray(inputs)) throw new InputError(`expected ${what} (one, or a list), got ${brief(inputs)}`);
+  if (!inputs.length) throw new InputError(`no ${what} given; expected at least one`);
+  return inputs;
 }
 
 /** A model file read and validated: its spec, fingerprint and graphs. Made by `load`. */
@@ -453,6 +474,74 @@ export class Model {
     if (this.spec.input.kind === "words" && texts) return predictTexts(this, input);
     const logits = await this.predictLogits(/** @type {any} */ (input));
     return { data: answers(this.spec, logits.data), dims: logits.dims };
+  }
+
+  /**
+   * Labelled answers, one per input, in order (Python's `Model.classify`): `{source, label,
+   * probability, scores, flags}`. Takes what you have: texts (a text model); RGBA images as a
+   * canvas gives them (`{data, width, height}`, an image model; flag "unclear"); feature
+   * sequences `{data, dims: [T, F]}`, a list of them (lengths may differ) or one `[B, T, F]`.
+   * One input or a list of them; always a list of answers.
+   * @param {unknown} inputs
+   * @returns {Promise<import("./answers.js").Answer[]>}
+   */
+  async classify(inputs) {
+    const { spec } = this;
+    const labels = spec.output.names;
+    if (spec.output.kind !== "classes") {
+      throw new InputError(`${this.source}: this model gives values (${labels.join(", ")}), not classes; use predict() for its values`);
+    }
+    if (perStep(spec)) throw new InputError(`${this.source}: this model answers every step; use predict() or a stream`);
+    const kind = spec.input.kind;
+    if (kind === "chars") throw new InputError(`${this.source}: a characters model; use generate / score`);
+    if (kind === "words") {
+      const texts = typeof inputs === "string" ? [inputs] : inputs;
+      checkTextList(texts);
+      /** @type {import("./answers.js").Answer[]} */
+      const out = [];
+      for (const [start, end] of textChunks(texts)) {
+        const got = await classifyTexts(this, texts.slice(start, end));
+        if (got.errors.size) {
+          throw new InputError(`text ${start + Math.min(...got.errors.keys())} is empty or has no words; expected at least one word`);
+        }
+        const sources = [], flags = [];
+        for (let k = 0; k < end - start; k++) {
+          sources.push(`text ${start + k}`);
+          flags.push(isLowCoverage(got.known[k], got.words[k]) ? ["low_coverage"] : []);
+        }
+        out.push(...answersFrom(got.probabilities, labels, sources, flags));
+      }
+      return out;
+    }
+    if (kind === "image") {
+      const one = inputs !== null && typeof inputs === "object" && !Array.isArray(inputs);
+      const images = one ? [inputs] : /** @type {unknown[]} */ (listed(inputs, "images"));
+      const { rows, cols } = /** @type {any} */ (spec.input);
+      const data = new Float32Array(images.length * rows * cols);
+      const sources = [], flags = [];
+      for (let i = 0; i < images.length; i++) {
+        const got = preprocessImage(/** @type {any} */ (spec), /** @type {any} */ (images[i]), { name: `image ${i}` });
+        data.set(got.data, i * rows * cols);
+        sources.push(`image ${i}`);
+        flags.push(got.unclear ? ["unclear"] : []);
+      }
+      const probs = await this.predict({ data, dims: [images.length, rows, cols] });
+      return answersFrom(probs.data, labels, sources, flags);
+    }
+    const single = inputs !== null && typeof inputs === "object" && !Array.isArray(inputs);
+    /** @type {any[]} */
+    const seqs = single ? [inputs] : listed(inputs, "feature sequences");
+    /** @type {import("./answers.js").Answer[]} */
+    const out = [];
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
+      const dims = seq?.dims;
+      const batch = Array.isArray(dims) && dims.length === 3 ? dims[0] : 1;
+      const probs = await this.predict(seq);
+      const sources = Array.from({ length: batch }, (_, b) => (batch > 1 || single ? `sequence ${out.length + b}` : `sequence ${i}`));
+      out.push(...answersFrom(probs.data, labels, sources));
+    }
+    return out;
   }
 
   /**

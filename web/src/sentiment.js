@@ -29,6 +29,17 @@ export const CHUNK_TEXTS = 4096; // predict tokenizes and sorts at most this man
 export const CHUNK_CHARS = 1 << 24; // ... or this many characters, so its working memory stays bounded
 export const EMPTY_TEXT = "empty text (no words); expected at least one word";
 
+export const MIN_KNOWN_FRACTION = 0.6; // below this share of words in the vocabulary, an answer has low coverage
+
+/**
+ * True when a text's answer rests on too little the model knows (Python's `is_low_coverage`): no
+ * word of it is in the vocabulary, or fewer than MIN_KNOWN_FRACTION of its words are.
+ * @param {number} known @param {number} words
+ */
+export function isLowCoverage(known, words) {
+  return known === 0 || known < MIN_KNOWN_FRACTION * words;
+}
+
 /**
  * A list of texts, checked: an array (not an array-like object) whose every element, holes
  * included, is a string (Python's "expected a list of texts").
@@ -51,8 +62,9 @@ function checkTexts(texts) {
  * more than LONG_TEXT_CHARS characters is read in pieces with the state carried.
  * @param {import("./model.js").Model} model
  * @param {string[]} texts
- * @returns {Promise<{probabilities: Float32Array, words: number[], errors: Map<number, string>}>}
- *   probabilities (N × C, zero rows for the texts that could not be read)
+ * @returns {Promise<{probabilities: Float32Array, words: number[], known: number[], errors: Map<number, string>}>}
+ *   probabilities (N × C, zero rows for the texts that could not be read); known: of each text's
+ *   words, how many are in the model's vocabulary (see isLowCoverage)
  */
 export async function classifyTexts(model, texts) {
   const tok = textTokenizer(model);
@@ -60,6 +72,8 @@ export async function classifyTexts(model, texts) {
   const classes = model.classes, n = texts.length;
   const out = new Float32Array(n * classes);
   const words = new Array(n).fill(0);
+  const known = new Array(n).fill(0);
+  const unk = tok.input.unk_id;
   /** @type {Map<number, string>} */
   const errors = new Map();
   /** @type {number[][]} */
@@ -68,9 +82,10 @@ export async function classifyTexts(model, texts) {
     const text = texts[i];
     if (text.length > LONG_TEXT_CHARS && codePoints(text) > LONG_TEXT_CHARS) {
       try {
-        const { probabilities, words: count } = await longText(model, text);
+        const { probabilities, words: count, known: knownCount } = await longText(model, text);
         out.set(probabilities, i * classes);
         words[i] = count;
+        known[i] = knownCount;
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         errors.set(i, EMPTY_TEXT);
@@ -81,6 +96,7 @@ export async function classifyTexts(model, texts) {
     if (seq.length) {
       ids[i] = seq;
       words[i] = seq.length;
+      known[i] = seq.length - seq.filter((id) => id === unk).length;
     } else {
       errors.set(i, EMPTY_TEXT);
     }
@@ -104,7 +120,7 @@ export async function classifyTexts(model, texts) {
     rows.forEach((i, r) => out.set(probs.subarray(r * classes, (r + 1) * classes), i * classes));
     start = end;
   }
-  return { probabilities: out, words, errors };
+  return { probabilities: out, words, known, errors };
 }
 
 /**
@@ -170,7 +186,7 @@ async function longText(model, text) {
     await stream.feed(text.slice(start, end));
     start = end;
   }
-  return { probabilities: await stream.finish(), words: stream.words };
+  return { probabilities: await stream.finish(), words: stream.words, known: stream.knownWords };
 }
 
 /** Reads text as it arrives (words or chunks cut anywhere) and keeps the running result. */
@@ -183,11 +199,22 @@ export class TextStream {
     this.stream = new Stream(model, 1);
     this.buffer = new WordBuffer(this.tokenizer.input.lowercase);
     this.labels = model.spec.output.names;
+    this.knownWords = 0; // words read that are in the model's vocabulary
   }
 
   /** Words read so far. */
   get words() {
     return this.stream.steps;
+  }
+
+  /** The share of the words read that the model knows (1 before any word). */
+  get coverage() {
+    return this.words ? this.knownWords / this.words : 1;
+  }
+
+  /** True when the answer rests on too little the model knows (isLowCoverage). */
+  get lowCoverage() {
+    return isLowCoverage(this.knownWords, this.words);
   }
 
   /** Class probabilities after the latest word. @returns {Float32Array} */
@@ -229,8 +256,11 @@ export class TextStream {
 
   /** @param {string[]} tokens */
   async #feedWords(tokens) {
+    const unk = this.tokenizer.input.unk_id;
     for (let i = 0; i < tokens.length; i += CHUNK_WORDS) {
-      await this.stream.feed(Int32Array.from(this.tokenizer.encodeWords(tokens.slice(i, i + CHUNK_WORDS))));
+      const ids = this.tokenizer.encodeWords(tokens.slice(i, i + CHUNK_WORDS));
+      await this.stream.feed(Int32Array.from(ids));
+      this.knownWords += ids.length - ids.filter((id) => id === unk).length;
     }
   }
 
@@ -247,7 +277,10 @@ export class TextStream {
       const ids = this.tokenizer.encodeWords(tokens);
       /** @type {Array<[string, Float32Array]>} */
       const out = [];
-      for (let i = 0; i < tokens.length; i++) out.push([tokens[i], await this.stream.step(ids[i])]);
+      for (let i = 0; i < tokens.length; i++) {
+        out.push([tokens[i], await this.stream.step(ids[i])]);
+        if (ids[i] !== this.tokenizer.input.unk_id) this.knownWords++;
+      }
       return out;
     });
   }
@@ -257,5 +290,6 @@ export class TextStream {
     if (this.#busy) throw new InputError("this text stream is in use by another call; await each call before the next");
     this.stream.reset();
     this.buffer = new WordBuffer(this.tokenizer.input.lowercase);
+    this.knownWords = 0;
   }
 }

@@ -104,3 +104,28 @@ test("text calls: a wrong argument is an InputError naming it, never a TypeError
   await stream.feed("a good film");
   assert.throws(() => stream.probability(/** @type {any} */ (10n)), (e) => e instanceof InputError && /unknown label 10n/.test(e.message));
 });
+
+test("classify: labelled answers with Python's flags, equal to predict", async () => {
+  const s = await load(`${MODELS}/sentiment.onnx`);
+  const got = await s.classify(["a wonderful, moving film", "zzzq qqxv"]);
+  assert.deepEqual(got.map((a) => [a.source, a.label, a.flags]),
+    [["text 0", "positive", []], ["text 1", "negative", ["low_coverage"]]]); // Python: the same
+  const probs = await s.predict(["a wonderful, moving film", "zzzq qqxv"]);
+  assert.equal(got[0].probability, Math.max(probs.data[0], probs.data[1]));
+  assert.equal(got[0].scores.positive, probs.data[1]);
+  assert.equal((await s.classify("one text")).length, 1);
+  const stream = s.textStream();
+  await stream.feed("zzzq qqxv good ");
+  assert.deepEqual([stream.words, stream.knownWords, stream.lowCoverage], [3, 1, true]);
+  const m = await load(`${MODELS}/motions.onnx`);
+  const seqs = [{ data: new Float32Array(40 * 6).map((_, i) => Math.sin(i)), dims: [40, 6] },
+    { data: new Float32Array(25 * 6).fill(0.5), dims: [25, 6] }];
+  const answers = await m.classify(seqs);
+  assert.deepEqual(answers.map((a) => a.source), ["sequence 0", "sequence 1"]);
+  for (let i = 0; i < 2; i++) {
+    const p = (await m.predict(seqs[i])).data;
+    assert.equal(answers[i].probability, Math.max(...p));
+  }
+  await assert.rejects(m.classify([]), (e) => e instanceof InputError && /no feature sequences given/.test(e.message));
+  await assert.rejects(s.classify([3]), (e) => e instanceof InputError && /text 0 is 3; expected a string/.test(e.message));
+});
