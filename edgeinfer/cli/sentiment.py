@@ -1,12 +1,13 @@
 """`edgeinfer sentiment`: each text's sentiment, from arguments, stdin or a file of lines."""
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import numpy as np
 import typer
@@ -27,7 +28,7 @@ def _verdict(m: Model, probs: np.ndarray) -> tuple[str, float]:
 
 
 def _answer(m: Model, chunks: Iterator[str], what: str, as_json: bool, trace: bool,
-            extra: dict[str, Any]) -> bool:
+            extra: dict[str, Any], shown: Callable[[], str] | None = None) -> bool:
     """Stream one text through the model and print its verdict; False if it could not be read.
 
     With --trace, each word's running probability is printed as it is read (`word<TAB>p`), or,
@@ -65,7 +66,7 @@ def _answer(m: Model, chunks: Iterator[str], what: str, as_json: bool, trace: bo
                    "known": round(stream.coverage, 4), "low_coverage": stream.low_coverage,
                    **({"trace": steps} if trace else {})})
     else:
-        print(f"{safe(label)} ({positive:.3f}): " + safe(extra.get("preview", what)))
+        print(f"{safe(label)} ({positive:.3f}): " + safe(shown() if shown else what))
     if stream.low_coverage:
         warn_low_coverage(what, stream.known_words, stream.words)
     return True
@@ -77,9 +78,75 @@ def warn_low_coverage(what: str, known: int, words: int) -> None:
          "the answer is little more than a guess")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+LONG_LINE_BYTES = 1 << 20  # a longer line is read and classified in pieces: memory stays bounded
+
+
+class _LongLine:
+    """A line longer than LONG_LINE_BYTES, read from the file piece by piece as it is consumed."""
+
+    def __init__(self, fh: BinaryIO, first: bytes) -> None:
+        self._fh, self._first, self._ended = fh, first, False
+
+    def pieces(self) -> Iterator[bytes]:
+        """The line's bytes, in pieces of at most LONG_LINE_BYTES (the last ends with its newline)."""
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
+        while not self._ended:
+            piece = self._fh.readline(LONG_LINE_BYTES)
+            self._ended = not piece or piece.endswith(b"\n")
+            if piece:
+                yield piece
+
+    def drain(self) -> None:
+        """Skip what is left of the line."""
+        for _ in self.pieces():
+            pass
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes | _LongLine]]:
+    """(line number, the line's bytes), or a _LongLine for a line over LONG_LINE_BYTES: the file is
+    never held whole, nor is a long line."""
     with open(path, "rb") as fh:
-        yield from enumerate(fh, 1)
+        number = 0
+        while raw := fh.readline(LONG_LINE_BYTES):
+            number += 1
+            if len(raw) == LONG_LINE_BYTES and not raw.endswith(b"\n"):
+                line = _LongLine(fh, raw)
+                yield number, line
+                line.drain()
+            else:
+                yield number, raw
+
+
+def _answer_long_line(m: Model, line: _LongLine, path: Path, number: int, as_json: bool, trace: bool) -> bool:
+    """One line over LONG_LINE_BYTES: decoded and read piece by piece through a TextStream, its
+    answer printed as the other lines' are (JSON: "line", the text's start, ...)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    where = f"{path}:{number}"
+    extra: dict[str, Any] = {"line": number, "text": ""}
+    start: list[str] = []
+    seen = [0]
+
+    def chunks() -> Iterator[str]:
+        pieces = line.pieces()
+        for piece in pieces:
+            last = piece.endswith(b"\n")
+            text = decoder.decode(piece.rstrip(b"\r\n") if last else piece, final=last)
+            seen[0] += len(piece)
+            if len(extra["text"]) < JSON_TEXT_CHARS:
+                start.append(text[:JSON_TEXT_CHARS])
+                extra["text"] = "".join(start)[:JSON_TEXT_CHARS]
+            yield text
+        yield decoder.decode(b"", final=True)
+
+    try:
+        answered = _answer(m, chunks(), where, as_json, trace, extra, lambda: f"{where}  {preview(extra['text'])}")
+    except UnicodeDecodeError as exc:
+        line.drain()
+        fail(f"{where}: invalid UTF-8 at byte {seen[0] + exc.start}; expected UTF-8 text")
+        return False
+    return answered
 
 
 def _answer_stdin(m: Model, index: int, as_json: bool, trace: bool) -> bool:
@@ -215,6 +282,10 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
             lines = number
             if show and number % 1024 == 0:
                 bar.update(1024)
+            if isinstance(raw, _LongLine):
+                answers.flush()
+                ok &= _answer_long_line(m, raw, path, number, as_json, trace)
+                continue
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
@@ -259,8 +330,9 @@ def sentiment(
         if text == "-":
             ok &= _answer_stdin(m, index, as_json, trace)
         else:
+            start = preview(text)
             ok &= _answer(m, iter([text]), f"text {index + 1}", as_json, trace,
-                          {"index": index, "preview": preview(text)})
+                          {"index": index, "preview": start}, start.__str__)
     if file is not None:
         ok &= _answer_file(m, file, as_json, trace)
     if not ok:
