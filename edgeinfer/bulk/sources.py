@@ -40,6 +40,9 @@ PARQUET_BATCH = 4096  # rows decoded at a time from a Parquet row group
 # a CSV field may hold up to 8 MiB (Python's csv module stops at 128 kB by default): a longer one,
 # like the rest of a file after a stray quote, is one error row and the job reads on after it
 CSV_FIELD_LIMIT = 8 << 20
+# a line of a text or JSON lines file may hold up to 8 MiB too: a longer one is an error row (read
+# past in pieces, never held whole), so a job's memory stays bounded whatever its inputs hold
+LINE_LIMIT = 8 << 20
 INSTALL_PYARROW = "Parquet needs pyarrow: pip install 'edgeinfer[ray]' (or pip install pyarrow)"
 
 
@@ -496,12 +499,28 @@ def _read_lines(src: Source, piece: Piece, field_name: str, stats: ReadStats) ->
     with open(src.path, "rb") as fh:
         fh.seek(piece.start)
         for line in range(piece.first, piece.first + piece.records):
-            raw = fh.readline()
+            raw = fh.readline(LINE_LIMIT + 1)
             stats.read += 1
+            if len(raw) > LINE_LIMIT and not raw.endswith(b"\n"):
+                size = len(raw) + _skip_line(fh)
+                yield Record(src.path, line, error=f"{src.path}:{line}: a line of {size:,} bytes, over the "
+                             f"{LINE_LIMIT:,} bytes a record may hold; split the text (edgeinfer sentiment "
+                             "--file reads lines of any length)")
+                continue
             rec = (_text_record(src.path, line, raw, stats) if src.kind == "lines"
                    else _json_record(src.path, line, raw, field_name, stats))
             if rec is not None:
                 yield rec
+
+
+def _skip_line(fh: io.BufferedReader) -> int:
+    """Read past the rest of a line in pieces; the bytes skipped."""
+    skipped = 0
+    while piece := fh.readline(SCAN_BLOCK):
+        skipped += len(piece)
+        if piece.endswith(b"\n"):
+            break
+    return skipped
 
 
 def _read_csv(src: Source, piece: Piece, column: str, stats: ReadStats) -> Iterator[Record]:

@@ -138,6 +138,25 @@ def test_a_stray_quote_in_csv_is_one_error_row_and_the_job_reads_on(tmp_path: Pa
     assert len(rows) > 1_800  # the lines after the swallowed ones are read again, one row each
 
 
+@pytest.mark.parametrize("suffix, line", [(".txt", "{text}"), (".jsonl", '{{"text": "{text}"}}')])
+def test_a_line_over_the_record_limit_is_one_error_row_never_held_whole(tmp_path: Path, monkeypatch, suffix: str,
+                                                                       line: str) -> None:
+    from edgeinfer.bulk import sources, task_for
+    from edgeinfer.bulk.job import run_local
+
+    monkeypatch.setattr(sources, "LINE_LIMIT", 1_000)  # 8 MiB in use; small here to keep the test fast
+    texts = ["a good film", "good " * 2_000 + "end", "a dull film"]
+    (tmp_path / f"d{suffix}").write_text("".join(line.format(text=t) + "\n" for t in texts))
+    out = tmp_path / "o.jsonl"
+    model = Model("sentiment")
+    job = prepare(out, model, [str(tmp_path / f"d{suffix}")])
+    summary = run_local(job, task_for(model))
+    rows, errors = _rows(out), _rows(Path(f"{out}.errors.jsonl"))
+    assert [r["line"] for r in rows] == [1, 3] and summary.errors == len(errors) == 1
+    assert errors[0]["line"] == 2 and "over the 1,000 bytes a record may hold" in errors[0]["error"]
+    assert "a line of 10,0" in errors[0]["error"]  # its size, read past in pieces
+
+
 def test_os_faults_are_one_line_with_their_own_exit_code(tmp_path: Path) -> None:
     """A path under a regular file, a full disk: the machine's fault, not a bug (exit 74, not 70),
     one line naming the path and the cause; the rerun after the fix works."""
