@@ -16,7 +16,6 @@ from edgeinfer.answers import Answer, answers_from
 from edgeinfer.arrays import brief
 from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
-from edgeinfer.preprocess.image import normalize, read_digit
 from edgeinfer.spec import CharInput, ImageInput, TextInput
 from edgeinfer.tasks.digits import early_exit, predict_logits
 from edgeinfer.tasks.sentiment import classify_texts, text_chunks
@@ -58,6 +57,8 @@ def _run(model: LoadedModel, x: np.ndarray, early_exit_at: float | None) -> tupl
 
 
 def _images(model: LoadedModel, spec: ImageInput, inputs: Any, early_exit_at: float | None) -> list[Answer]:
+    from edgeinfer.preprocess.image import normalize, read_digit  # Pillow only when images are read
+
     single = isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview)) or (
         isinstance(inputs, np.ndarray) and inputs.dtype != object) or type(inputs).__module__.startswith("PIL.")
     items = [inputs] if single else _listed(inputs, "images")
