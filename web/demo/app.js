@@ -129,7 +129,7 @@ function clearReading() {
   overlayCtx.clearRect(0, 0, overlay.clientWidth, overlay.clientHeight);
   drawHeat(-1);
   showBars(null);
-  $("digit-label").textContent = "·";
+  $("digit-label").textContent = ""; // empty: the stylesheet shows "no answer yet"
   $("digit-label").classList.remove("sure");
   $("digit-prob").textContent = "";
   $("digit-rows").textContent = "";
@@ -374,7 +374,7 @@ const MIN_KNOWN_FRACTION = 0.6; // as edgeinfer/tasks/sentiment.py
 function renderReview(msg, n) {
   const words = msg.words.slice(0, n);
   const p = n ? words[n - 1].p : null;
-  $("review-p").textContent = p === null ? "·" : pct(p, 2);
+  $("review-p").textContent = p === null ? "" : pct(p, 2);
   $("review-p").classList.toggle("pos", p !== null && p >= 0.5);
   $("review-p").classList.toggle("neg", p !== null && p < 0.5);
   $("meter-fill").style.width = p === null ? "0" : `${(100 * p).toFixed(2)}%`;
@@ -588,7 +588,7 @@ function clearMotion() {
   drawSignal(0);
   drawMotionHeat();
   showMotionBars(null);
-  $("motion-label").textContent = "·";
+  $("motion-label").textContent = "";
   $("motion-label").classList.remove("sure");
   for (const id of ["motion-prob", "motion-steps", "motion-exit", "motion-truth"]) $(id).textContent = "";
   $("motion-error").hidden = true;

@@ -171,7 +171,8 @@ test("demo: Stop ends a long generation, and Clear empties the pad", NEED_REFS, 
 
     await drawSeven(page);
     await page.click("#clear");
-    assert.equal(await page.textContent("#digit-label"), "·");
+    assert.equal(await page.textContent("#digit-label"), ""); // shown as "no answer yet" (CSS)
+    assert.equal(await page.$eval("#digit-label", (el) => getComputedStyle(el, "::after").content), '"no answer yet"');
     assert.equal(await page.isVisible("#pad-empty"), true);
     assert.deepEqual(errors, []);
   } finally {
