@@ -8,7 +8,7 @@ import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
 import { answersFrom } from "./answers.js";
 import { preprocessImage } from "./image.js";
-import { classifyTexts, isLowCoverage, predictTexts, textChunks, TextStream } from "./sentiment.js";
+import { checkTexts, classifyTexts, isLowCoverage, predictTexts, textChunks, TextStream } from "./sentiment.js";
 import { sha256Hex } from "./sha256.js";
 import {
   SELF_LOCATION, answers, initialState, normalizeFeatures, perStep, pyRepr, readsTokens, requireInput, vocabSize,
@@ -155,18 +155,6 @@ async function download(source, label, timeoutMs) {
     return bytes;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/**
- * A list of texts for `classify`, checked as `classifyTexts` checks it.
- * @param {unknown} texts @returns {asserts texts is string[]}
- */
-function checkTextList(texts) {
-  if (!Array.isArray(texts)) throw new InputError(`expected texts (one, or a list), got ${brief(texts)}`);
-  if (!texts.length) throw new InputError("no texts given; expected at least one");
-  for (let i = 0; i < texts.length; i++) {
-    if (typeof texts[i] !== "string") throw new InputError(`text ${i} is ${brief(texts[i])}; expected a string`);
   }
 }
 
@@ -495,8 +483,8 @@ export class Model {
     const kind = spec.input.kind;
     if (kind === "chars") throw new InputError(`${this.source}: a characters model; use generate / score`);
     if (kind === "words") {
-      const texts = typeof inputs === "string" ? [inputs] : inputs;
-      checkTextList(texts);
+      const texts = listed(typeof inputs === "string" ? [inputs] : inputs, "texts");
+      checkTexts(texts);
       /** @type {import("./answers.js").Answer[]} */
       const out = [];
       for (const [start, end] of textChunks(texts)) {

@@ -46,7 +46,7 @@ export function isLowCoverage(known, words) {
  * @param {unknown} texts
  * @returns {asserts texts is string[]}
  */
-function checkTexts(texts) {
+export function checkTexts(texts) {
   if (typeof texts === "string") throw new InputError("expected a list of texts, got one string; wrap it in a list");
   if (!Array.isArray(texts)) throw new InputError(`expected a list of texts (an array of strings), got ${brief(texts)}`);
   for (let i = 0; i < texts.length; i++) {
