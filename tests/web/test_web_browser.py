@@ -9,9 +9,9 @@ wrote back:
   features; sentiment: fixed reviews; characters: fixed ids fed through the sequence graph) and
   the probabilities after every one of 100 stream steps, each step within 1e-5 of Python's (from
   Python's state before it) and one free-running stream with the same labels, within 1e-5 too,
-  except int8 LSTMs' free runs (1e-2: they quantize the state again at every step, and the ~1e-7
-  rounding differences between the native and wasm kernels flip an int8 rounding now and then;
-  web/test/models.test.js has the numbers);
+  except int8 LSTMs, which the page runs as fp32 LSTMs of their dequantized weights (wasm's
+  default, `dequantize`): each step within 2e-2 of Python's int8 kernel, free runs within 3e-2
+  (web/test/models.test.js has the numbers);
 - demo.test.mjs: on the demo page, a "7" drawn with pointer events is shown as 7 (here: with the
   probability and early-exit row Python gives for the very pixels the page drew), a typed review's
   positive probability is Python's within 1e-3, 50 greedy characters are Python's text, and a
@@ -68,6 +68,7 @@ DEMO_RECORDING = "test-20"  # walking (samples/basicmotions-walking.csv)
 MOTION_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 EARLY_EXIT = 0.99
 MOTION_EXIT = 0.95  # the motions panel's threshold (web/demo/worker.js)
+LSTM_INT8 = ("digits", "characters")  # the built-ins with int8 LSTMs
 SHOWN_PCT = 0.005 + 100 * 1e-5  # in percent: the page shows 2 decimals; plus 1e-5 of runtime difference
 
 
@@ -215,8 +216,12 @@ def test_browser_runtime_and_demo_match_python(tmp_path: Path) -> None:
     parity: dict[str, float] = json.loads((out / "parity.json").read_text())
     assert len(parity) == 12, parity
     # the built-ins' 8-bit weights saturate Python's products on x86 CPUs without VNNI (web/test/models.test.js)
-    bound = 0.1 if native_int8_saturates() else 1e-5
-    assert max(v for k, v in parity.items() if k.endswith(".forced")) <= bound, parity
+    # int8 LSTMs (digits, characters) run in Chromium as fp32 LSTMs of their dequantized weights
+    # (the wasm default, the faster there): within 2e-2 of the int8 kernel; every other model 1e-5
+    for key, worst in parity.items():
+        if key.endswith(".forced"):
+            bound = 0.1 if native_int8_saturates() else 2e-2 if key.split(".")[0] in LSTM_INT8 else 1e-5
+            assert worst <= bound, (key, parity)
     print("max |Chromium - Python|: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(parity.items())))
     print(_check_digit(out))
 

@@ -4,7 +4,8 @@ The Python runtime writes reference data (tests/web/references.py: predictions, 
 feeds, snapshots, greedy generation, scores, the token ids of all 25,000 IMDB test reviews and the
 character ids of the Tiny Shakespeare validation text); `node --test` runs the JavaScript tests
 in web/test/ against them and writes its own snapshots; then Python restores those and takes the
-next step. Needs Node.js >= 20 and `cd web && npm ci`; torch-free.
+next step. All of it twice: on the native backend (onnxruntime-node) and on onnxruntime-web's
+wasm (EDGEINFER_WEB_BACKEND). Needs Node.js >= 20 and `cd web && npm ci`; torch-free.
 """
 from __future__ import annotations
 
@@ -42,23 +43,36 @@ def _node() -> str:
 
 
 @pytest.fixture(scope="module")
-def node_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
-    """Write the references, run every JavaScript test file against them (once for the module)."""
+def references(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The Python references, written once for both backends."""
+    refs = tmp_path_factory.mktemp("web-refs")
+    try:
+        manifest = write_references(refs)
+    except FileNotFoundError as exc:
+        pytest.fail(f"real data needed: {exc}")
+    return refs, manifest
+
+
+@pytest.fixture(scope="module", params=["node", "wasm"])
+def node_run(request: pytest.FixtureRequest,
+             references: tuple[Path, dict]) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
+    """Run every JavaScript test file against the references on one backend (once per backend)."""
     node = _node()
+    backend = request.param
+    if backend == "node" and not (WEB / "node_modules" / "onnxruntime-node" / "package.json").is_file():
+        pytest.fail("web/node_modules/onnxruntime-node is missing (an optional dependency): run "
+                    "`cd web && ONNXRUNTIME_NODE_INSTALL=skip npm ci`")
     installed = WEB / "node_modules" / "onnxruntime-web" / "package.json"
     if not installed.is_file():
         pytest.fail("web/node_modules is missing: run `cd web && npm ci`")
     pinned = json.loads((WEB / "package.json").read_text())["dependencies"]["onnxruntime-web"]
     if json.loads(installed.read_text())["version"] != pinned:
         pytest.fail(f"web/node_modules holds another onnxruntime-web than {pinned}: run `cd web && npm ci`")
-    refs = tmp_path_factory.mktemp("web-refs")
-    try:
-        manifest = write_references(refs)
-    except FileNotFoundError as exc:
-        pytest.fail(f"real data needed: {exc}")
-    out = refs / "js"
+    refs, manifest = references
+    out = refs / f"js-{backend}"
     files = sorted(p.name for p in (WEB / "test").glob("*.test.js") if p.name not in OWN_DRIVER)
-    env = {**os.environ, "EDGEINFER_WEB_REFS": str(refs), "EDGEINFER_WEB_OUT": str(out)}
+    env = {**os.environ, "EDGEINFER_WEB_REFS": str(refs), "EDGEINFER_WEB_OUT": str(out),
+           "EDGEINFER_WEB_BACKEND": backend}
     run = subprocess.run([node, "--test", "--test-reporter=tap", *(f"test/{f}" for f in files)], cwd=WEB, env=env,
                          capture_output=True, text=True, timeout=NODE_TIMEOUT_S)
     return run, out, manifest

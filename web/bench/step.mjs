@@ -1,4 +1,6 @@
-// Per-step latency of Stream.step in Node (onnxruntime-web, wasm, 1 thread), per built-in model.
+// Per-step latency of Stream.step in Node (1 thread), per built-in model, on the backend `load`
+// picks (onnxruntime-node when installed, else onnxruntime-web's wasm; EDGEINFER_WEB_BACKEND=wasm
+// or =node chooses).
 //
 //   node bench/step.mjs [--warmup 2000] [--steps 5000] [--json] [MODEL.onnx ...]
 //
@@ -27,8 +29,10 @@ const files = paths.length ? paths : ["digits", "sentiment", "characters"].map((
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 const results = [];
+let backendUsed = "";
 for (const file of files) {
   const model = await load(file, { numThreads: 1 });
+  backendUsed = model.backend;
   const stream = model.stream();
   const f = model.spec.input_size, tokens = readsTokens(model.spec);
   const vocab = tokens ? /** @type {any} */ (model.spec.input).vocab.length + 2 : 0;
@@ -52,9 +56,10 @@ for (const file of files) {
   await model.release();
 }
 if (json) {
-  console.log(JSON.stringify({ node: process.version, onnxruntime_web: runtimeVersions().web, threads: 1, results }, null, 2));
+  console.log(JSON.stringify({ node: process.version, backend: backendUsed, onnxruntime: runtimeVersions(), threads: 1, results }, null, 2));
 } else {
-  console.log(`node ${process.version}, onnxruntime-web ${runtimeVersions().web} (wasm, 1 thread); µs per step after ${warmup} warm-up steps`);
+    const version = backendUsed === "node" ? `onnxruntime-node ${runtimeVersions().node}` : `onnxruntime-web ${runtimeVersions().web}`;
+  console.log(`node ${process.version}, ${version} (${backendUsed}, 1 thread); µs per step after ${warmup} warm-up steps`);
   console.log("model        precision cell  layers x hidden    median      p90      p99     mean");
   for (const r of results) {
     console.log(`${r.model.padEnd(12)} ${r.precision.padEnd(9)} ${r.cell.padEnd(5)} ${`${r.layers} x ${r.hidden}`.padEnd(16)}`

@@ -5,8 +5,9 @@
 import { floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, ModelFileError, WrongTaskError, brief } from "./errors.js";
 import { parseModelFile } from "./fileformat.js";
-import { checkRuntimeOptions, createGraph, ort } from "./runtime.js";
+import { checkRuntimeOptions, createGraph, ort, resolveBackend } from "./runtime.js";
 import { answersFrom } from "./answers.js";
+import { dequantizeLstm } from "./dequantize.js";
 import { preprocessImage } from "./image.js";
 import { checkTexts, classifyTexts, isLowCoverage, predictTexts, textChunks, TextStream } from "./sentiment.js";
 import { sha256Hex } from "./sha256.js";
@@ -22,9 +23,14 @@ export const MAX_MODEL_BYTES = 2 ** 31;
 export const LOAD_TIMEOUT_MS = 120_000;
 
 /**
- * @typedef {import("./runtime.js").RuntimeOptions & {name?: string, sha256?: string, timeoutMs?: number}} LoadOptions
- * executionProviders: onnxruntime-web providers (default ["wasm"]); numThreads: wasm threads,
- * process-wide and fixed by the first load (default 1); name: how messages name the model
+ * @typedef {import("./runtime.js").RuntimeOptions & {name?: string, sha256?: string, timeoutMs?: number,
+ *   dequantize?: boolean}} LoadOptions
+ * backend: "auto" (default: onnxruntime-node in Node when it is installed, else onnxruntime-web's
+ * wasm), "node" or "wasm"; executionProviders: the backend's providers (default ["cpu"] on "node",
+ * ["wasm"] on "wasm"); numThreads: threads per run (default 1; on "wasm" process-wide and fixed by
+ * the first load); dequantize: run int8 LSTMs as fp32 LSTMs with the file's int8 weights
+ * dequantized once at load (default: true on "wasm", whose int8 kernel is the slower there; false
+ * on "node"; the file and its download are unchanged); name: how messages name the model
  * (default: the URL or path, or "model bytes"); sha256: the file's expected sha256 (hex): any
  * other file is refused; timeoutMs: how long a download may take (default LOAD_TIMEOUT_MS).
  */
@@ -40,6 +46,9 @@ export const LOAD_TIMEOUT_MS = 120_000;
 export async function load(source, options = {}) {
   if (options === null || typeof options !== "object") throw new InputError("load options must be an object");
   checkRuntimeOptions(options);
+  if (options.dequantize !== undefined && typeof options.dequantize !== "boolean") {
+    throw new InputError(`dequantize must be true or false, got ${brief(options.dequantize)}`);
+  }
   const expected = options.sha256;
   if (expected !== undefined && !(typeof expected === "string" && /^[0-9a-fA-F]{64}$/.test(expected))) {
     throw new InputError(`sha256 must be 64 hexadecimal digits, got ${brief(expected)}`);
@@ -55,7 +64,8 @@ export async function load(source, options = {}) {
       + "this is not the file asked for (a changed or damaged download)");
   }
   const file = await parseModelFile(bytes, name);
-  const model = new Model(file, digest, options);
+  const backend = await resolveBackend(options);
+  const model = new Model(file, digest, options, backend);
   await model.graph("sequence");
   return model;
 }
@@ -175,11 +185,16 @@ export class Model {
   /**
    * @param {import("./fileformat.js").ModelFile} file
    * @param {string} fingerprint sha256 of the file's bytes
-   * @param {import("./runtime.js").RuntimeOptions} options
+   * @param {LoadOptions} options
+   * @param {"node" | "wasm"} backend
    */
-  constructor(file, fingerprint, options) {
+  constructor(file, fingerprint, options, backend) {
     this.#file = file;
     this.#options = { executionProviders: options.executionProviders, numThreads: options.numThreads };
+    /** The onnxruntime that runs the graphs: "node" (onnxruntime-node, native) or "wasm" (onnxruntime-web). */
+    this.backend = backend;
+    /** Whether int8 LSTMs run as fp32 LSTMs of the dequantized weights (option `dequantize`). */
+    this.dequantized = options.dequantize ?? backend === "wasm";
     /** The spec: the same JSON object as Python's `ModelSpec.to_dict()`. */
     this.spec = file.spec;
     /** sha256 of the model file: identifies the model in stream snapshots. */
@@ -219,9 +234,12 @@ export class Model {
   async #create(name) {
     const sequence = name === "sequence";
     const file = this.#file;
+    const original = sequence ? file.data : file.stepGraph;
+    const bytes = this.dequantized ? dequantizeLstm(original) ?? original : original;
     const graph = sequence
-      ? await createGraph(file.data, this.source, "sequence", this.#options)
-      : await createGraph(file.stepGraph, this.source, "step", this.#options, [{ path: SELF_LOCATION, data: file.data }]);
+      ? await createGraph(bytes, this.source, "sequence", this.#options, this.backend)
+      : await createGraph(bytes, this.source, "step", this.#options, this.backend,
+        [{ path: SELF_LOCATION, data: file.data }]);
     try {
       this.#check(graph, sequence);
     } catch (err) {

@@ -10,9 +10,10 @@ import { pathToFileURL } from "node:url";
 
 import {
   EdgeInferError, InputError, ModelFileError, ProviderError, SpecError, checksums, externalTensors, load,
-  parseModelFile, readMetadata, readsTokens, sha256Hex, specToDict,
+  parseModelFile, readMetadata, readsTokens, runtimeVersions, sha256Hex, specToDict,
 } from "../src/index.js";
 import { protoFields } from "../src/fileformat.js";
+import { nativeRuntime } from "../src/runtime.js";
 import { sha256Plain } from "../src/sha256.js";
 import {
   FIXTURES, MODELS, NEED_REFS, concat, editInitializer, editSpec, externalInitializers, intField, lenField,
@@ -258,9 +259,23 @@ test("providers and threads are checked at load", async () => {
   await assert.rejects(load(digits, { executionProviders: /** @type {any} */ ([3]) }), ProviderError);
   await assert.rejects(load(digits, { numThreads: /** @type {any} */ ("2") }), InputError);
   await assert.rejects(load(digits, { numThreads: -1 }), InputError);
-  await load(digits); // fixes the thread count (1 by default) for the process
-  await assert.rejects(load(digits, { numThreads: 3 }), /onnxruntime-web fixed its thread count at 1/);
-  await load(digits, { numThreads: 1, executionProviders: ["wasm"] });
+  await assert.rejects(load(digits, { backend: /** @type {any} */ ("gpu") }), /backend must be "auto", "node" or "wasm", got "gpu"/);
+  await assert.rejects(load(digits, { dequantize: /** @type {any} */ (1) }), /dequantize must be true or false, got 1/);
+  // wasm: the thread count is process-wide, fixed by the first wasm session (1 by default)
+  await load(digits, { backend: "wasm" });
+  await assert.rejects(load(digits, { numThreads: 3, backend: "wasm" }), /onnxruntime-web fixed its thread count at 1/);
+  await load(digits, { numThreads: 1, executionProviders: ["wasm"], backend: "wasm" });
+  // node (when onnxruntime-node is installed): threads per session
+  if (await nativeRuntime()) {
+    const m = await load(digits, { numThreads: 2, backend: "node" });
+    assert.equal(m.backend, "node");
+    assert.equal(m.dequantized, false);
+    assert.equal(typeof runtimeVersions().node, "string");
+    // auto with a browser provider named: wasm
+    assert.equal((await load(digits, { executionProviders: ["wasm"], backend: "auto" })).backend, "wasm");
+  } else {
+    await assert.rejects(load(digits, { backend: "node" }), /backend "node" needs onnxruntime-node: npm install onnxruntime-node@/);
+  }
 });
 
 test("fingerprints and specs equal Python's", NEED_REFS, async () => {

@@ -3,8 +3,9 @@
 // fixed ids through the sequence graph) and the probabilities after every one of 100 stream steps,
 // against the Python runtime's on the same inputs. Every step taken from Python's state before it
 // (teacher forcing) is within 1e-5; a free-running stream and the predictions are within 1e-5 with
-// the same labels, except for int8 LSTMs, whose free runs drift up to ~2e-2 (they quantize the
-// state again at every step: see freeRunTolerance in ../models.test.js). The runtime runs in a
+// the same labels, except for int8 LSTMs, which the page runs as fp32 LSTMs of the dequantized
+// int8 weights (wasm's default): each step within 2e-2 of Python's int8 kernel, free runs within
+// 3e-2, the same label wherever Python's top two are further apart than twice that. The runtime runs in a
 // blank cross-origin isolated page (test/harness.html) served by demo/serve.mjs, as the demo's.
 
 import assert from "node:assert/strict";
@@ -35,7 +36,14 @@ after(async () => {
  * labels stay the same and every step from Python's own state is within 1e-5).
  * @param {{precision: string, cell: string}} spec
  */
-const freeRunTolerance = (spec) => (spec.precision === "int8" && spec.cell === "lstm" ? 2e-2 : TOL);
+const freeRunTolerance = (spec) => (spec.precision === "int8" && spec.cell === "lstm" ? 3e-2 : TOL);
+/**
+ * Each step from Python's state: within 1e-5, except int8 LSTMs, which the page runs as fp32
+ * LSTMs of the dequantized int8 weights (`dequantize`, wasm's default: onnxruntime-web's int8
+ * kernel is the slower there): within DEQUANTIZED_TOL of the int8 kernel (../models.test.js).
+ * @param {{precision: string, cell: string}} spec
+ */
+const forcedTolerance = (spec) => (spec.precision === "int8" && spec.cell === "lstm" ? 2e-2 : TOL);
 /**
  * Where Python's int8 products saturate (x86 without VNNI; the built-ins' 8-bit weights), the
  * bounds measured there: see int8Tol in ../models.test.js.
@@ -43,6 +51,23 @@ const freeRunTolerance = (spec) => (spec.precision === "int8" && spec.cell === "
  */
 const int8Tol = (spec, tol) => (spec.precision === "int8" && !spec.quantization.includes("7-bit")
   && refs().native_int8 === "saturating" ? Math.max(tol, 0.1) : tol);
+
+/**
+ * The same label as Python's for every row whose top two probabilities are further apart than
+ * `margin` (a row nearer a tie may flip within the tolerance), and at least one row compared.
+ * @param {number[]} got @param {number[]} want @param {number} classes @param {number} margin @param {string} what
+ */
+function assertLabels(got, want, classes, margin, what) {
+  const a = labels(got, classes), b = labels(want, classes);
+  let compared = 0;
+  for (let r = 0; r < b.length; r++) {
+    const row = want.slice(r * classes, (r + 1) * classes).sort((x, y) => y - x);
+    if (classes > 1 && row[0] - row[1] <= margin) continue;
+    compared += 1;
+    assert.equal(a[r], b[r], `${what}: row ${r}`);
+  }
+  assert.ok(compared > 0, `${what}: no row clear of a tie`);
+}
 
 /**
  * In the page: load a model and run its reference inputs.
@@ -53,7 +78,10 @@ async function inPage({ name, ref }) {
   const ei = await import("/src/index.js");
   const model = await ei.load(`/models/${name}.onnx`);
   /** @type {Record<string, any>} */
-  const out = { isolated: crossOriginIsolated, threads: ei.ort.env.wasm.numThreads, classes: model.classes, spec: model.spec };
+  const out = {
+    isolated: crossOriginIsolated, threads: ei.ort.env.wasm.numThreads, classes: model.classes, spec: model.spec,
+    backend: model.backend, dequantized: model.dequantized,
+  };
   if (ref.predict.features) {
     const p = await model.predict({ data: Float32Array.from(ref.predict.features), dims: ref.predict.dims });
     Object.assign(out, { predict: Array.from(p.data), predictDims: p.dims });
@@ -97,15 +125,17 @@ for (const name of ["digits", "sentiment", "characters", "motions"]) {
       const got = await page.evaluate(inPage, { name, ref });
       assert.equal(got.isolated, true, "the page is cross-origin isolated");
       assert.equal(got.threads, 1, "one wasm thread, as the references (one intra-op thread)");
+      assert.equal(got.backend, "wasm");
+      assert.equal(got.dequantized, true, "int8 LSTMs run as fp32 LSTMs in the browser by default");
       const classes = got.classes, free = int8Tol(got.spec, freeRunTolerance(got.spec));
       assert.deepEqual(got.predictDims, ref.predict.probs_dims);
       worst[`${name}.predict`] = assertClose(got.predict, ref.predict.probs, free, `${name} predict`);
-      assert.deepEqual(labels(got.predict, classes), labels(ref.predict.probs, classes), `${name} predict labels`);
-      worst[`${name}.forced`] = assertClose(got.forced, ref.steps.probs, int8Tol(got.spec, TOL),
+      assertLabels(got.predict, ref.predict.probs, classes, 2 * free, `${name} predict labels`);
+      worst[`${name}.forced`] = assertClose(got.forced, ref.steps.probs, int8Tol(got.spec, forcedTolerance(got.spec)),
         `${name} steps, each from Python's state`);
       assert.equal(got.count, ref.steps.inputs.length);
       worst[`${name}.steps`] = assertClose(got.steps, ref.steps.probs, free, `${name} 100 steps of one stream`);
-      assert.deepEqual(labels(got.steps, classes), labels(ref.steps.probs, classes), `${name} step labels`);
+      assertLabels(got.steps, ref.steps.probs, classes, 2 * free, `${name} step labels`);
       assert.deepEqual(errors, []);
     } finally {
       await page.close();
