@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from edgeinfer.arrays import brief
-from edgeinfer.errors import InputError, ModelFileError, WrongTaskError
+from edgeinfer.dequantize import dequantize_graph, graph_ops
+from edgeinfer.errors import InputError, ModelFileError, ProviderError, WrongTaskError
 from edgeinfer.fileformat import parse_model_file
-from edgeinfer.session import ProviderRequest, create_session, resolve_providers
+from edgeinfer.session import INT64_AS_INT32, NO_INT8_KERNELS, ProviderRequest, create_session, resolve_providers
 from edgeinfer.spec import FeatureInput, InputT, ModelSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
@@ -83,14 +84,25 @@ class LoadedModel:
     when a session is created (the provider asked for must be the one in use). Threads: step
     sessions default to one intra-op thread (right for batch-1 steps), the sequence and
     batch-step sessions to all cores; `intra_op_threads` sets all of them.
+
+    `cpu_fallback=False`: every node must run on the provider asked for (onnxruntime refuses the
+    graph otherwise, a ProviderError); by default nodes it has no kernel for run on the CPU.
+    `dequantize`: run onnxruntime's int8 operators as standard fp32 ones over the file's int8
+    weights, dequantized once when a session is created (edgeinfer.dequantize); None (default):
+    only on providers without kernels for them (OpenVINO).
     """
 
     def __init__(
         self, model: str | os.PathLike[str], providers: ProviderRequest = None,
         intra_op_threads: int | None = None, inter_op_threads: int = 0,
+        cpu_fallback: bool = True, dequantize: bool | None = None,
     ) -> None:
         if not isinstance(model, (str, os.PathLike)):
             raise ModelFileError(f"a model is a path or a built-in name, got {type(model).__name__}")
+        if type(cpu_fallback) is not bool:
+            raise InputError(f"cpu_fallback must be True or False, got {brief(cpu_fallback)}")
+        if dequantize is not None and type(dequantize) is not bool:
+            raise InputError(f"dequantize must be True, False or None (by provider), got {brief(dequantize)}")
         _check_threads(intra_op_threads, "intra_op_threads")
         _check_threads(inter_op_threads, "inter_op_threads")
         self.path = resolve(model)
@@ -105,7 +117,14 @@ class LoadedModel:
             raise ModelFileError(f"{self.source}: cannot read ({exc.strerror})") from None
         self.file = parse_model_file(data, self.source)
         self.spec: ModelSpec = self.file.spec
-        self.providers = resolve_providers(providers)
+        self.providers = resolve_providers(providers, cpu_fallback)
+        self.cpu_fallback = cpu_fallback
+        #: whether int8 operators run as fp32 ones of the dequantized weights (see the class)
+        self.dequantize = dequantize if dequantize is not None else self.providers[0] in NO_INT8_KERNELS
+        if self.providers[0] in INT64_AS_INT32 and any("Mod" in graph_ops(g) for g in (data, self.file.step_graph)):
+            raise ProviderError(f"{self.source}: this model hashes with 64-bit integers (an integer Mod), which "
+                                f"{self.providers[0]} computes in 32 bits: its answers would be wrong there; "
+                                "use the CPU provider (the default)")
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self._lock = threading.Lock()
@@ -131,6 +150,8 @@ class LoadedModel:
             raise ValueError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
         sequence = graph == "sequence"
         data = self.file.data if sequence else self.file.step_graph
+        if self.dequantize:
+            data = dequantize_graph(data) or data
         # the step graph's shared weights are stored once, in the main graph: format 4 names them as
         # byte ranges of the file itself, older formats by the initializer holding them
         external = None if sequence else self.file.shared_weights()
@@ -138,7 +159,7 @@ class LoadedModel:
         threads = self.intra_op_threads if self.intra_op_threads is not None else (1 if graph == "step" else 0)
         source = f"{self.source} ({'sequence' if sequence else 'step'} graph)"
         session = create_session(data, source, self.providers, threads, self.inter_op_threads, external,
-                                 spinning=graph != "step", external_files=files)
+                                 spinning=graph != "step", external_files=files, cpu_fallback=self.cpu_fallback)
         self._check_graph(session, sequence, source)
         return session
 

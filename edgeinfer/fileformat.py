@@ -97,6 +97,12 @@ def _fields(data: bytes) -> list[Field]:
     return out
 
 
+def proto_fields(data: bytes) -> list[Field]:
+    """A protobuf message's top-level (field number, wire type, value) triples, for readers of
+    messages this module has validated (EOFError or ValueError on bytes that are not one)."""
+    return _fields(data)
+
+
 def _top_fields(data: bytes, source: str) -> list[Field]:
     """The ModelProto's fields, checked to hold an IR version and a graph."""
     if not data:

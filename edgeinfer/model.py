@@ -77,13 +77,15 @@ class Model(LoadedModel):
 
 
 def load(model: str | os.PathLike[str], providers: ProviderRequest = None,
-         intra_op_threads: int | None = None) -> Model:
+         intra_op_threads: int | None = None, cpu_fallback: bool = True, dequantize: bool | None = None) -> Model:
     """Load a model by path or built-in name (e.g. "digits").
 
-    `providers`: an execution provider's name (`cpu`, `cuda`, `CUDAExecutionProvider`...), a
-    list of them, or `auto`; a missing one is a ProviderError now, not at the first run.
+    `providers`: an execution provider's name (`cpu`, `cuda`, `openvino`, `CUDAExecutionProvider`...),
+    a list of them, or `auto`; a missing one is a ProviderError now, not at the first run.
+    `cpu_fallback=False`: every node must run on that provider. `dequantize`: int8 operators as
+    fp32 ones of the file's dequantized weights (default: only on providers without int8 kernels).
     """
-    return Model(model, providers, intra_op_threads)
+    return Model(model, providers, intra_op_threads, cpu_fallback=cpu_fallback, dequantize=dequantize)
 
 
 __all__ = ["Model", "builtin_models", "load"]

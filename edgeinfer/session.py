@@ -14,6 +14,12 @@ AUTO_ORDER = (
     "CoreMLExecutionProvider", "CPUExecutionProvider",
 )
 DEFAULT_PROVIDER = "CPUExecutionProvider"
+# providers without kernels for onnxruntime's int8 operators (DynamicQuantizeLSTM,
+# MatMulIntegerToFloat): int8 files run there dequantized (edgeinfer.dequantize)
+NO_INT8_KERNELS = frozenset({"OpenVINOExecutionProvider"})
+# providers that compute int64 tensors in 32 bits (measured: OpenVINO's hashed word n-grams
+# overflow and land in other buckets), so a graph that hashes with an integer Mod is refused there
+INT64_AS_INT32 = frozenset({"OpenVINOExecutionProvider"})
 QUIET = 4  # onnxruntime log severity "fatal": its own console messages off; failures become typed errors
 
 
@@ -39,11 +45,12 @@ def available_providers() -> list[str]:
 ProviderRequest = str | Sequence[str] | None  # a name, names, "auto", or None for the CPU
 
 
-def resolve_providers(providers: ProviderRequest) -> list[str]:
+def resolve_providers(providers: ProviderRequest, cpu_fallback: bool = True) -> list[str]:
     """Turn a provider name, a list of names, `auto` or None (CPU) into a checked list.
 
     Short names work too: `cuda` means `CUDAExecutionProvider`. A requested provider that is
-    not available raises ProviderError listing the available ones.
+    not available raises ProviderError listing the available ones. The CPU provider is added
+    last (for nodes the others have no kernel for) unless `cpu_fallback` is False.
     """
     available = available_providers()
     if providers is None:
@@ -62,7 +69,7 @@ def resolve_providers(providers: ProviderRequest) -> list[str]:
                 f"execution provider {name!r} is not available; available: {', '.join(available)}"
             )
         resolved.append(full)
-    if DEFAULT_PROVIDER in available and DEFAULT_PROVIDER not in resolved:
+    if cpu_fallback and DEFAULT_PROVIDER in available and DEFAULT_PROVIDER not in resolved:
         resolved.append(DEFAULT_PROVIDER)  # for ops a GPU provider lacks, as onnxruntime expects
     return resolved
 
@@ -79,7 +86,7 @@ def create_session(
     model: bytes, source: str, providers: ProviderRequest = None,
     intra_op_threads: int = 0, inter_op_threads: int = 0,
     external: dict[str, np.ndarray] | None = None, spinning: bool = True,
-    external_files: dict[str, bytes] | None = None,
+    external_files: dict[str, bytes] | None = None, cpu_fallback: bool = True,
 ) -> ort.InferenceSession:
     """An InferenceSession on `model` bytes; `source` names the file in error messages.
 
@@ -88,13 +95,16 @@ def create_session(
     graph; the session keeps references to them); `external_files` supplies whole in-memory
     files by the location name the graph's external references give (edgeinfer's format 4: the
     model file itself). `spinning=False` stops idle pool threads from busy-waiting
-    between runs (right for per-step work that arrives with pauses).
+    between runs (right for per-step work that arrives with pauses). `cpu_fallback=False`: a
+    graph with a node the providers cannot run is refused (ProviderError), never run on the CPU.
     """
-    chosen = resolve_providers(providers)
+    chosen = resolve_providers(providers, cpu_fallback)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     options.log_severity_level = QUIET
+    if not cpu_fallback:
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -110,6 +120,9 @@ def create_session(
         session = _Session(model, sess_options=options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not cpu_fallback and "fallback to CPU EP has been explicitly disabled" in first:
+            raise ProviderError(f"{source}: {chosen[0]} cannot run every node of this graph and the CPU "
+                                "fallback is off; allow it (cpu_fallback=True) or use another provider") from None
         raise ModelFileError(f"{source}: onnxruntime cannot load this model ({first[:200]})") from None
     session._edgeinfer_external = values  # keep the buffers alive as long as the session
     in_use = session.get_providers()

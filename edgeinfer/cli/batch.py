@@ -7,15 +7,17 @@ import time
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgeinfer.bulk import Job, Summary, errors_path, output_kind, parts_dir, prepare, run_local, task_for
 from edgeinfer.cli.options import ProviderOpt
 from edgeinfer.cli.render import safe
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
+
+if TYPE_CHECKING:  # the bulk machinery is imported when a batch runs: other commands start without it
+    from edgeinfer.bulk import Job, Summary
 
 INSTALL_RAY = "the Ray engine needs Ray: pip install 'edgeinfer[ray]'"
 
@@ -66,6 +68,8 @@ def _ray_engine(verbose: bool) -> ModuleType:
 
 
 def _summary(out: Path, summary: Summary) -> str:
+    from edgeinfer.bulk import errors_path
+
     errors = (f", {summary.errors:,} error{'s' if summary.errors != 1 else ''} in {errors_path(out)}"
               if summary.errors else ", no errors")
     blank = f", {summary.blank:,} blank line{'s' if summary.blank != 1 else ''} skipped" if summary.blank else ""
@@ -107,6 +111,8 @@ def batch(
     written in parts to OUT.parts/ as it goes: rerun the same command after an interruption and
     it continues where it stopped. Exit code 1 when some inputs were errors.
     """
+    from edgeinfer.bulk import output_kind, parts_dir, prepare, run_local, task_for
+
     output_kind(out)
     if address is not None and engine is not Engine.ray:
         raise typer.BadParameter("--address is for --engine ray")

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from edgeinfer.errors import ImageError
-from edgeinfer.preprocess.background import extract_ink
+from edgeinfer.preprocess.background import extract_ink, median
 from edgeinfer.spec import ImageInput
 
 MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
@@ -187,7 +187,7 @@ def digit_frame(gray: np.ndarray, spec: ImageInput, name: str = "image") -> Digi
     ink = extract_ink(gray)
     img = ink.pixels
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    background = float(np.median(border))
+    background = float(median(border))
     peak = float(img.max())
     if peak - background < 0.1:
         raise ImageError(f"{name}: no digit found (the image is blank or has no contrast)")

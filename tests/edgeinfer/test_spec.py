@@ -571,7 +571,7 @@ def test_provider_in_use_must_be_the_one_asked_for(monkeypatch) -> None:
         def get_providers(self) -> list[str]:
             return ["CPUExecutionProvider"]
 
-    def cuda_then_cpu(asked: object) -> list[str]:
+    def cuda_then_cpu(asked: object, cpu_fallback: bool = True) -> list[str]:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
     monkeypatch.setattr(session, "resolve_providers", cuda_then_cpu)

@@ -2,7 +2,10 @@
 // picks (onnxruntime-node when installed, else onnxruntime-web's wasm; EDGEINFER_WEB_BACKEND=wasm
 // or =node chooses).
 //
-//   node bench/step.mjs [--warmup 2000] [--steps 5000] [--json] [MODEL.onnx ...]
+//   node bench/step.mjs [--warmup 2000] [--steps 5000] [--no-dequantize] [--json] [MODEL.onnx ...]
+//
+// --no-dequantize: on wasm, run the int8 operators as they are (the default rewrites them into
+// fp32 ones over the dequantized weights, the faster there; see src/dequantize.js).
 //
 // Each model: one batch-1 stream, `warmup` steps untimed (the first wasm session stalls now and
 // then for its first few thousand calls), then `steps` steps each timed with performance.now().
@@ -21,6 +24,7 @@ const option = (name, fallback) => {
 };
 const warmup = option("--warmup", 2000), steps = option("--steps", 5000);
 const json = args.includes("--json");
+const keepInt8 = args.includes("--no-dequantize");
 const paths = args.filter((a) => !a.startsWith("--"));
 const models = fileURLToPath(new URL("../../edgeinfer/models/", import.meta.url));
 const files = paths.length ? paths : ["digits", "sentiment", "characters"].map((n) => join(models, `${n}.onnx`));
@@ -31,7 +35,7 @@ const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q 
 const results = [];
 let backendUsed = "";
 for (const file of files) {
-  const model = await load(file, { numThreads: 1 });
+  const model = await load(file, { numThreads: 1, ...(keepInt8 ? { dequantize: false } : {}) });
   backendUsed = model.backend;
   const stream = model.stream();
   const f = model.spec.input_size, tokens = readsTokens(model.spec);
@@ -59,7 +63,8 @@ if (json) {
   console.log(JSON.stringify({ node: process.version, backend: backendUsed, onnxruntime: runtimeVersions(), threads: 1, results }, null, 2));
 } else {
     const version = backendUsed === "node" ? `onnxruntime-node ${runtimeVersions().node}` : `onnxruntime-web ${runtimeVersions().web}`;
-  console.log(`node ${process.version}, ${version} (${backendUsed}, 1 thread); µs per step after ${warmup} warm-up steps`);
+  const how = backendUsed === "wasm" ? (keepInt8 ? ", int8 operators as they are" : ", int8 operators dequantized") : "";
+  console.log(`node ${process.version}, ${version} (${backendUsed}${how}, 1 thread); µs per step after ${warmup} warm-up steps`);
   console.log("model        precision cell  layers x hidden    median      p90      p99     mean");
   for (const r of results) {
     console.log(`${r.model.padEnd(12)} ${r.precision.padEnd(9)} ${r.cell.padEnd(5)} ${`${r.layers} x ${r.hidden}`.padEnd(16)}`

@@ -7,7 +7,7 @@ import { InputError, ModelFileError, WrongTaskError, brief } from "./errors.js";
 import { parseModelFile } from "./fileformat.js";
 import { checkRuntimeOptions, createGraph, ort, resolveBackend } from "./runtime.js";
 import { answersFrom } from "./answers.js";
-import { dequantizeLstm } from "./dequantize.js";
+import { dequantizeGraph } from "./dequantize.js";
 import { preprocessImage } from "./image.js";
 import { checkTexts, classifyTexts, isLowCoverage, predictTexts, textChunks, TextStream } from "./sentiment.js";
 import { sha256Hex } from "./sha256.js";
@@ -28,9 +28,9 @@ export const LOAD_TIMEOUT_MS = 120_000;
  * backend: "auto" (default: onnxruntime-node in Node when it is installed, else onnxruntime-web's
  * wasm), "node" or "wasm"; executionProviders: the backend's providers (default ["cpu"] on "node",
  * ["wasm"] on "wasm"); numThreads: threads per run (default 1; on "wasm" process-wide and fixed by
- * the first load); dequantize: run int8 LSTMs as fp32 LSTMs with the file's int8 weights
- * dequantized once at load (default: true on "wasm", whose int8 kernel is the slower there; false
- * on "node"; the file and its download are unchanged); name: how messages name the model
+ * the first load); dequantize: run onnxruntime's int8 operators as standard fp32 ones over the
+ * file's int8 weights, dequantized once at load (default: true on "wasm", whose int8 kernels are the
+ * slower there; false on "node"; the file and its download are unchanged); name: how messages name the model
  * (default: the URL or path, or "model bytes"); sha256: the file's expected sha256 (hex): any
  * other file is refused; timeoutMs: how long a download may take (default LOAD_TIMEOUT_MS).
  */
@@ -193,7 +193,7 @@ export class Model {
     this.#options = { executionProviders: options.executionProviders, numThreads: options.numThreads };
     /** The onnxruntime that runs the graphs: "node" (onnxruntime-node, native) or "wasm" (onnxruntime-web). */
     this.backend = backend;
-    /** Whether int8 LSTMs run as fp32 LSTMs of the dequantized weights (option `dequantize`). */
+    /** Whether int8 operators run as fp32 ones of the dequantized weights (option `dequantize`). */
     this.dequantized = options.dequantize ?? backend === "wasm";
     /** The spec: the same JSON object as Python's `ModelSpec.to_dict()`. */
     this.spec = file.spec;
@@ -235,7 +235,7 @@ export class Model {
     const sequence = name === "sequence";
     const file = this.#file;
     const original = sequence ? file.data : file.stepGraph;
-    const bytes = this.dequantized ? dequantizeLstm(original) ?? original : original;
+    const bytes = this.dequantized ? dequantizeGraph(original) ?? original : original;
     const graph = sequence
       ? await createGraph(bytes, this.source, "sequence", this.#options, this.backend)
       : await createGraph(bytes, this.source, "step", this.#options, this.backend,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { load, parseModelFile } from "../src/index.js";
-import { dequantizeLstm } from "../src/dequantize.js";
+import { dequantizeGraph } from "../src/dequantize.js";
 import { protoFields } from "../src/fileformat.js";
 import { modelBytes } from "./helpers.js";
 
@@ -33,7 +33,7 @@ test("DynamicQuantizeLSTM becomes LSTM over dequantized initializers; everything
   const file = await parseModelFile(modelBytes("characters"), "characters.onnx");
   for (const [what, bytes] of /** @type {const} */ ([["sequence", file.data], ["step", file.stepGraph]])) {
     const before = graphOf(bytes);
-    const rewritten = dequantizeLstm(bytes);
+    const rewritten = dequantizeGraph(bytes);
     assert.ok(rewritten, what);
     const after = graphOf(rewritten);
     assert.equal(before.nodes.filter((n) => n.op === "DynamicQuantizeLSTM").length, 2, what);
@@ -52,11 +52,38 @@ test("DynamicQuantizeLSTM becomes LSTM over dequantized initializers; everything
       .map((f) => Buffer.from(m.subarray(f.start, f.end)).toString("base64"));
     assert.deepEqual(rest(rewritten), rest(bytes), what);
   }
-  // a GRU file has no int8 LSTM: nothing to rewrite
+  // the sentiment file: its step graph (a GRU reading its int8 weights through Cast and Mul) has
+  // nothing to rewrite; its decomposed sequence graph's MatMulIntegerToFloat nodes, in the Scan's
+  // body too, become MatMul
   const sentiment = await parseModelFile(modelBytes("sentiment"), "sentiment.onnx");
-  assert.equal(dequantizeLstm(sentiment.stepGraph), null);
-  assert.equal(dequantizeLstm(sentiment.data), null);
+  assert.equal(dequantizeGraph(sentiment.stepGraph), null);
+  const before = allOps(sentiment.data), after = allOps(/** @type {Uint8Array} */ (dequantizeGraph(sentiment.data)));
+  assert.equal(before.filter((op) => op === "MatMulIntegerToFloat").length, 12);
+  assert.equal(after.filter((op) => op === "MatMulIntegerToFloat").length, 0);
+  assert.equal(after.filter((op) => op === "MatMul").length, before.filter((op) => op === "MatMul").length + 12);
+  assert.equal(after.filter((op) => op === "Scan").length, 2);
 });
+
+/** Every node's op type in a model, nested graphs included. @param {Uint8Array} model */
+function allOps(model) {
+  /** @type {string[]} */
+  const found = [];
+  /** @param {Uint8Array} graph */
+  const walk = (graph) => {
+    for (const f of protoFields(graph)) {
+      if (f.number !== 1 || !(f.value instanceof Uint8Array)) continue;
+      for (const n of protoFields(f.value)) {
+        if (n.number === 4 && n.value instanceof Uint8Array) found.push(utf8.decode(n.value));
+        if (n.number === 5 && n.value instanceof Uint8Array) {
+          for (const a of protoFields(n.value)) if (a.number === 6 && a.value instanceof Uint8Array) walk(a.value);
+        }
+      }
+    }
+  };
+  const graph = protoFields(model).find((f) => f.number === 7);
+  if (graph && graph.value instanceof Uint8Array) walk(graph.value);
+  return found;
+}
 
 test("the dequantized graphs run on the wasm backend, as the option says", async () => {
   const m = await load(modelBytes("digits"), { backend: "wasm", dequantize: true, name: "d.onnx" });
