@@ -102,9 +102,10 @@ def _run(argv: list[str] | None) -> Any:
     """The command, every failure turned into one line and its exit code."""
     import click
 
-    from edgeinfer.cli.app import app
+    from edgeinfer.cli.app import for_args
 
     try:
+        app = for_args(sys.argv[1:] if argv is None else list(argv))
         code = app(args=argv, standalone_mode=False)
         sys.stdout.flush()
     except UnreadableInput as exc:  # an input that cannot be read: 1, as for inputs that cannot be answered

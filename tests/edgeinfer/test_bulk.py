@@ -277,7 +277,7 @@ def test_resume_refuses_another_job_and_an_existing_output(text_model, tmp_path)
 
 
 def test_import_edgeinfer_never_loads_ray_or_pyarrow() -> None:
-    code = ("import sys, edgeinfer, edgeinfer.cli, edgeinfer.cli.app, edgeinfer.bulk; "
+    code = ("import sys, edgeinfer, edgeinfer.cli, edgeinfer.cli.app, edgeinfer.bulk; edgeinfer.cli.app.build(); "
             "print(sorted(m for m in ('ray', 'pyarrow', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

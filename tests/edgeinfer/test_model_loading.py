@@ -182,7 +182,7 @@ def test_many_streams_many_threads_share_one_model(make_model) -> None:
 
 
 def test_import_never_loads_torch_or_onnx() -> None:
-    code = ("import sys, edgeinfer, edgeinfer.cli, edgeinfer.cli.app; "
+    code = ("import sys, edgeinfer, edgeinfer.cli, edgeinfer.cli.app; edgeinfer.cli.app.build(); "
             "print(sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
