@@ -12,8 +12,10 @@ onnxruntime runs of its own step graph.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -282,6 +284,37 @@ def bench_cold_start() -> None:
     row("d. cold start", "digits", "edgeinfer vs bare script", "", f"{ratio:.2f}x", "≤ 1.3x")
 
 
+def bench_js(names: list[str]) -> None:
+    """f. the JavaScript runtime's step in Node, 1 thread, on each backend (web/bench/step.mjs):
+    onnxruntime-node (native), onnxruntime-web's wasm with int8 operators dequantized at load (its
+    default) and as they are; against Python's Stream.step measured just before. Chromium's figures
+    come from web/bench/browser.mjs (docs/web.md)."""
+    node = shutil.which("node")
+    web = ROOT / "web"
+    if node is None or not (web / "node_modules").is_dir():
+        print("f. skipped: needs node and web/node_modules (cd web && npm ci)", file=sys.stderr)
+        return
+    files = [str(edgeinfer.model.builtin_models()[n]) for n in names]
+    python = {n: step_latency(edgeinfer.load(n))["Stream.step"].median_us for n in names}
+    for backend, extra in (("node", []), ("wasm", []), ("wasm", ["--no-dequantize"])):
+        run = subprocess.run([node, "bench/step.mjs", "--json", *extra, *files], cwd=web, capture_output=True,
+                             text=True, env={**os.environ, "EDGEINFER_WEB_BACKEND": backend}, timeout=1200)
+        if run.returncode != 0:
+            print(f"f. {backend}: {run.stderr.strip()[-300:]}", file=sys.stderr)
+            continue
+        out = json.loads(run.stdout)
+        if out["backend"] != backend:
+            continue  # onnxruntime-node is not installed
+        label = {"node": "onnxruntime-node", "wasm": "wasm, int8 dequantized"}[backend] if not extra \
+            else "wasm, int8 as it is"
+        for r in out["results"]:
+            target = "≤ 1.3x Python (characters)" if backend == "node" else ""
+            py = python[r["model"]]
+            row("f. JavaScript step, Node, 1 thread", r["model"], f"Stream.step, {label}",
+                f"{r['median_us']:.1f} µs (p99 {r['p99_us']:.0f})",
+                f"{r['median_us'] / py:.2f}x Python's Stream.step ({py:.1f} µs)", target)
+
+
 def main() -> None:
     """Run every section and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -311,6 +344,7 @@ def main() -> None:
             row("e. file size", name, "int8 / fp32 bytes", f"{size8:,} / {size32:,}", f"{size8 / size32:.0%}",
                 "≤ 30%")
         bench_cold_start()
+        bench_js([n for n in ("digits", "sentiment", "characters") if n in a.models])
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     import onnxruntime
