@@ -7,6 +7,7 @@ gate] -> the file, written atomically. A failure at any stage is an ExportError 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import sys
@@ -24,6 +25,7 @@ from torch import nn
 from edgeinfer.atomic import write_atomic
 from edgeinfer.errors import SpecError
 from edgeinfer.spec import FORMAT_VERSION, FeatureInput, GraphIO, ModelSpec, StateTensor
+from edgeinfer_export.both import combine
 from edgeinfer_export.bundle import OPSET, bundle
 from edgeinfer_export.check import (
     FP32_TOLERANCE,
@@ -36,7 +38,7 @@ from edgeinfer_export.check import (
 from edgeinfer_export.errors import ExportError, one_line
 from edgeinfer_export.parts import PROTOCOL, Found, Parts, find_parts, named_parts
 from edgeinfer_export.quantize import METHOD, quantize
-from edgeinfer_export.regime import choose_sequence_graph
+from edgeinfer_export.regime import Choice, choose_sequence_graph
 from edgeinfer_export.streaming import (
     PartsNet,
     ProtocolNet,
@@ -389,6 +391,7 @@ def _int8(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, int8: In
     except ValueError as exc:
         raise ExportError(f"the decomposed sequence graph does not cover this model ({one_line(exc)}); use "
                           "sequence_graph='fused'") from None
+    choice, note = _both_forms(choice, spec, vocab) if choice.decomposed and force is None else (choice, choice.note)
     agree = seq_step_error(choice.seq, choice.step, spec)
     if not agree <= INT8_SEQ_STEP_TOLERANCE:
         raise ExportError(f"int8: the sequence graph and its steps differ by {agree:.2e} > "
@@ -405,12 +408,23 @@ def _int8(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, int8: In
         metrics |= {"seq_per_s_b256_fused": round(choice.fused_seq_per_s, 1),
                     "seq_per_s_b256_decomposed": round(choice.decomposed_seq_per_s, 1)}
     raw = spec.to_dict()
-    note = choice.note
     if not choice.decomposed and spec.cell in ("gru", "rnn"):
         note += " (onnxruntime has no int8 GRU or RNN kernel: the fused operator computes in fp32)"
     spec8 = _make(raw, precision="int8", quantization=f"{METHOD}; {note}",
                   io={**raw["io"], "batch_steps_from": choice.batch_steps_from})
     return choice.seq, choice.step, spec8, metrics
+
+
+def _both_forms(choice: Choice, spec: ModelSpec, vocab: int) -> tuple[Choice, str]:
+    """A measured decomposed choice with the fused operator beside it for small batches
+    (edgeinfer_export.both), and the spec's note; the decomposed form alone where its fused form
+    cannot be rebuilt."""
+    try:
+        both, _, both_note = combine(choice.seq, choice.step, spec, vocab)
+    except ValueError as exc:
+        print(f"sequence graph: the decomposed form alone ({one_line(exc)})", file=sys.stderr)
+        return choice, choice.note
+    return dataclasses.replace(choice, seq=both), f"{choice.note}; {both_note}"
 
 
 def _validation(data: Any, spec: ModelSpec) -> tuple[Any, np.ndarray]:

@@ -274,6 +274,23 @@ def _measure(seq_d: onnx.ModelProto, seq_f: onnx.ModelProto, spec: ModelSpec, vo
     return threshold, ", ".join(rates)
 
 
+def combine(seq: onnx.ModelProto, step: onnx.ModelProto, spec: ModelSpec, vocab: int,
+            decomposed_from: int | None = None) -> tuple[onnx.ModelProto, int, str]:
+    """The decomposed sequence graph `seq` with both forms behind the If (see the module), the
+    threshold (measured here unless given) and the note for the spec's quantization text."""
+    fused_nodes, extra = fused_graph(seq, step)
+    seq_f = onnx.ModelProto()
+    seq_f.CopyFrom(seq)
+    del seq_f.graph.node[:]
+    seq_f.graph.node.extend(fused_nodes)
+    seq_f.graph.initializer.extend(extra)
+    rates = "given"
+    if decomposed_from is None:
+        decomposed_from, rates = _measure(seq, seq_f, spec, vocab)
+    combined = both_forms(seq, step, spec.io.seq_input, decomposed_from)
+    return combined, decomposed_from, NOTE.format(n=decomposed_from, rates=rates)
+
+
 def rewrite(src: Path, dst: Path, decomposed_from: int | None = None) -> int:
     """Write `src` with both sequence forms to `dst`; the threshold used."""
     old = edgeinfer.load(src)
@@ -284,20 +301,10 @@ def rewrite(src: Path, dst: Path, decomposed_from: int | None = None) -> int:
         then = next(a.g for n in seq.graph.node if n.op_type == "If" for a in n.attribute if a.name == "then_branch")
         seq = _unbranch(seq, then)  # already both forms: start again from the decomposed one
     vocab = old.spec.token_vocab.vocab_size if old.spec.token_vocab is not None else 0
-    fused_nodes, extra = fused_graph(seq, step)
-    seq_f = onnx.ModelProto()
-    seq_f.CopyFrom(seq)
-    del seq_f.graph.node[:]
-    seq_f.graph.node.extend(fused_nodes)
-    seq_f.graph.initializer.extend(extra)
     # the branch the source gave at each batch: always decomposed, or its own threshold
     source_from = next((int(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name == THRESHOLD), 1)
-    rates = "given"
-    if decomposed_from is None:
-        decomposed_from, rates = _measure(seq, seq_f, spec, vocab)
-    combined = both_forms(seq, step, spec.io.seq_input, decomposed_from)
+    combined, decomposed_from, note = combine(seq, step, spec, vocab, decomposed_from)
     base = spec.quantization.split("; sequence graph: both forms")[0]
-    note = NOTE.format(n=decomposed_from, rates=rates)
     new_spec = ModelSpec.from_dict({**spec.to_dict(), "quantization": f"{base}; {note}"})
     data = bundle(combined, step, new_spec).SerializeToString()
     tmp = dst.with_name(f".{dst.name}.both.tmp")
