@@ -80,7 +80,7 @@ def _texts(model: LoadedModel, inputs: Any) -> list[Answer]:
     texts = [inputs] if isinstance(inputs, str) else _listed(inputs, "texts")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise InputError(f"text {i} is a {type(text).__name__}; expected a string")
+            raise InputError(f"text {i} is {brief(text)}; expected a string")  # as predict and JS say it
     out: list[Answer] = []
     for start, end in text_chunks(texts):
         got = classify_texts(model, texts[start:end])

@@ -59,7 +59,7 @@ def test_texts_and_sequences() -> None:
 @pytest.mark.parametrize("model, inputs, why", [
     ("digits", [], "no images given"),
     ("digits", [object()], "a object; expected an image"),
-    ("sentiment", ["fine", 3], "text 1 is a int"),
+    ("sentiment", ["fine", 3], "text 1 is 3; expected a string"),
     ("sentiment", ["", "good"], "text 0 is empty"),
     ("motions", [np.zeros((5, 2))], r"sequence 0 has shape \(5, 2\)"),
     ("motions", 7, "expected feature sequences"),
