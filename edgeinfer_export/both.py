@@ -37,6 +37,7 @@ from edgeinfer.atomic import write_atomic
 from edgeinfer.errors import EdgeInferError
 from edgeinfer.spec import SPEC_KEY, ModelSpec
 from edgeinfer_export.bundle import bundle, unbundle
+from edgeinfer_export.decompose import live_nodes
 from edgeinfer_export.regime import sample_inputs, throughput
 
 CELLS = ("GRU", "RNN", "LSTM", "DynamicQuantizeLSTM")
@@ -200,21 +201,7 @@ def fused_graph(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[list[onnx.
         where = nodes.index(mine[0])
         nodes = [n for n in nodes[:where] if not n.name.startswith(prefix)] + new + \
             [n for n in nodes[where:] if not n.name.startswith(prefix)]
-    return _live(nodes, [o.name for o in g.output]), extra
-
-
-def _live(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
-    """The nodes something reads, in order (the decomposition's input quantization goes)."""
-    needed = set(outputs)
-    keep: list[onnx.NodeProto] = []
-    for n in reversed(nodes):
-        if any(o in needed for o in n.output if o):
-            keep.append(n)
-            needed.update(i for i in n.input if i)
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    needed.update(i for m in a.g.node for i in m.input)
-    return keep[::-1]
+    return live_nodes(nodes, {o.name for o in g.output}), extra
 
 
 def _branch(name: str, nodes: list[onnx.NodeProto], outputs: list[onnx.ValueInfoProto]) -> onnx.GraphProto:

@@ -418,7 +418,7 @@ def decompose(model: onnx.ModelProto, fused_gates: bool = False) -> onnx.ModelPr
     if not count:
         raise ValueError("the graph has no recurrent node to decompose")
     del graph.node[:]
-    graph.node.extend(_live(nodes, {o.name for o in graph.output}))
+    graph.node.extend(live_nodes(nodes, {o.name for o in graph.output}))
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in new_inits.items())
     _drop_unused(graph)
     if not any(o.domain == MS_DOMAIN for o in out.opset_import):
@@ -426,7 +426,7 @@ def decompose(model: onnx.ModelProto, fused_gates: bool = False) -> onnx.ModelPr
     return out
 
 
-def _live(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
+def live_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
     """The nodes that something reads (in order): dead ones, such as the fp32 embedding chain a
     uint8 input replaced, are dropped."""
     needed = set(outputs)

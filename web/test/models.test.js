@@ -100,6 +100,25 @@ const freeRunTolerance = (spec, what = "probabilities") => (spec.precision === "
 const seqTolerance = (spec) => (spec.precision === "int8" && spec.quantization.includes("sequence graph: decomposed")
   ? 2e-3 : TOL);
 
+/**
+ * A stream at Python's state after step t - 1 of a reference run (a new stream at t = 0).
+ * @param {import("../src/model.js").Model} m @param {Record<string, Float32Array>} states
+ * @param {Float32Array} want the reference's probabilities @param {number} t
+ */
+async function fromPythonState(m, states, want, t) {
+  const s = m.stream(), classes = m.classes;
+  if (t > 0) {
+    /** @type {Record<string, {data: Float32Array, dims: number[]}>} */
+    const state = {};
+    for (const st of m.spec.state) {
+      const n = st.layers * st.hidden;
+      state[st.name] = { data: states[st.name].slice((t - 1) * n, t * n), dims: [st.layers, 1, st.hidden] };
+    }
+    await s.restore(new Snapshot(m.fingerprint, state, { data: want.slice((t - 1) * classes, t * classes), dims: [1, classes] }, t));
+  }
+  return s;
+}
+
 test("100 stream steps equal Python's, and feed reads chunks as Python's does", NEED_REFS, async () => {
   for (const [name, ref] of Object.entries(refs().models)) {
     const m = await model(name);
@@ -108,16 +127,7 @@ test("100 stream steps equal Python's, and feed reads chunks as Python's does", 
     // teacher-forced: each step from Python's state before it, so every step is compared on its own
     const forced = new Float32Array(want.length);
     for (let t = 0; t < 100; t++) {
-      const s = m.stream();
-      if (t > 0) {
-        /** @type {Record<string, {data: Float32Array, dims: number[]}>} */
-        const state = {};
-        for (const st of m.spec.state) {
-          const n = st.layers * st.hidden;
-          state[st.name] = { data: states[st.name].slice((t - 1) * n, t * n), dims: [st.layers, 1, st.hidden] };
-        }
-        await s.restore(new Snapshot(m.fingerprint, state, { data: want.slice((t - 1) * classes, t * classes), dims: [1, classes] }, t));
-      }
+      const s = await fromPythonState(m, states, want, t);
       forced.set(await s.step(stepInput(inputs, ref.inputs, t)), t * classes);
       if (t === 99) {
         for (const st of m.spec.state) {
@@ -260,16 +270,7 @@ test("int8 LSTMs as fp32 LSTMs of the dequantized weights: each step within DEQU
     const states = Object.fromEntries(Object.entries(ref.states).map(([k, v]) => [k, refArray(/** @type {any} */ (v))]));
     const forced = new Float32Array(want.length);
     for (let t = 0; t < 100; t++) {
-      const s = m.stream();
-      if (t > 0) {
-        /** @type {Record<string, {data: Float32Array, dims: number[]}>} */
-        const state = {};
-        for (const st of m.spec.state) {
-          const n = st.layers * st.hidden;
-          state[st.name] = { data: states[st.name].slice((t - 1) * n, t * n), dims: [st.layers, 1, st.hidden] };
-        }
-        await s.restore(new Snapshot(m.fingerprint, state, { data: want.slice((t - 1) * classes, t * classes), dims: [1, classes] }, t));
-      }
+      const s = await fromPythonState(m, states, want, t);
       forced.set(await s.step(stepInput(inputs, ref.inputs, t)), t * classes);
     }
     const lstm8 = m.spec.precision === "int8" && m.spec.cell === "lstm";
