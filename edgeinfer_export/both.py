@@ -204,9 +204,8 @@ def fused_graph(seq: onnx.ModelProto, step: onnx.ModelProto) -> tuple[list[onnx.
     return live_nodes(nodes, {o.name for o in g.output}), extra
 
 
-def _branch(name: str, nodes: list[onnx.NodeProto], outputs: list[onnx.ValueInfoProto]) -> onnx.GraphProto:
-    """A branch computing the outer graph's outputs under names of its own (`OUTPUT::name`)."""
-    rename = {o.name: f"{o.name}::{name}" for o in outputs}
+def _renamed(nodes: list[onnx.NodeProto], rename: dict[str, str]) -> list[onnx.NodeProto]:
+    """Copies of `nodes` with the tensors `rename` names renamed, wherever they are read or made."""
     copies = []
     for n in nodes:
         copy = onnx.NodeProto()
@@ -216,6 +215,13 @@ def _branch(name: str, nodes: list[onnx.NodeProto], outputs: list[onnx.ValueInfo
         for k, o in enumerate(copy.output):
             copy.output[k] = rename.get(o, o)
         copies.append(copy)
+    return copies
+
+
+def _branch(name: str, nodes: list[onnx.NodeProto], outputs: list[onnx.ValueInfoProto]) -> onnx.GraphProto:
+    """A branch computing the outer graph's outputs under names of its own (`OUTPUT::name`)."""
+    rename = {o.name: f"{o.name}::{name}" for o in outputs}
+    copies = _renamed(nodes, rename)
     outs = [helper.make_tensor_value_info(rename[o.name], o.type.tensor_type.elem_type, None) for o in outputs]
     return helper.make_graph(copies, name, [], outs)
 
@@ -310,16 +316,8 @@ def _unbranch(seq: onnx.ModelProto, then: onnx.GraphProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(seq)
     g = out.graph
-    rename = {f"{o.name}::decomposed": o.name for o in g.output}
     del g.node[:]
-    for n in then.node:
-        copy = onnx.NodeProto()
-        copy.CopyFrom(n)
-        for k, o in enumerate(copy.output):
-            copy.output[k] = rename.get(o, o)
-        for k, i in enumerate(copy.input):
-            copy.input[k] = rename.get(i, i)
-        g.node.append(copy)
+    g.node.extend(_renamed(list(then.node), {f"{o.name}::decomposed": o.name for o in g.output}))
     keep = [t for t in g.initializer if t.name not in (THRESHOLD, "edgeinfer.axis0") and "/fused/" not in t.name]
     del g.initializer[:]
     g.initializer.extend(keep)
