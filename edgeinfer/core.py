@@ -17,10 +17,17 @@ from typing import Any
 import numpy as np
 
 from edgeinfer.arrays import brief
-from edgeinfer.dequantize import dequantize_graph, graph_ops
+from edgeinfer.dequantize import dequantize_graph, fused_form, graph_ops
 from edgeinfer.errors import InputError, ModelFileError, ProviderError, WrongTaskError
 from edgeinfer.fileformat import parse_model_file
-from edgeinfer.session import INT64_AS_INT32, NO_INT8_KERNELS, ProviderRequest, create_session, resolve_providers
+from edgeinfer.session import (
+    INT64_AS_INT32,
+    NO_INT8_KERNELS,
+    NO_SCAN,
+    ProviderRequest,
+    create_session,
+    resolve_providers,
+)
 from edgeinfer.spec import FeatureInput, InputT, ModelSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "models"
@@ -150,6 +157,8 @@ class LoadedModel:
             raise ValueError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
         sequence = graph == "sequence"
         data = self.file.data if sequence else self.file.step_graph
+        if sequence and self.providers[0] in NO_SCAN:
+            data = fused_form(data) or data
         if self.dequantize:
             data = dequantize_graph(data) or data
         # the step graph's shared weights are stored once, in the main graph: format 4 names them as

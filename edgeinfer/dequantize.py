@@ -259,3 +259,47 @@ def dequantize_graph(model: bytes) -> bytes | None:
         changed |= graph is not None
         parts.append(_field(number, wire, graph if graph is not None else value))
     return b"".join(parts) if changed else None
+
+
+FORM_NODE = "edgeinfer/form"  # the If of a file holding both sequence forms (edgeinfer_export.both)
+
+
+def fused_form(model: bytes) -> bytes | None:
+    """A serialized ModelProto holding both sequence forms behind an If on the batch size
+    (docs/format.md, section 3) reduced to its fused form alone, or None for any other graph.
+
+    For providers that take the If but cannot run the decomposed form's Scan (OpenVINO): the
+    fused branch's nodes become the main graph's, its outputs renamed back (`OUTPUT::fused` ->
+    `OUTPUT`); the shared initializers stay, so nothing is copied."""
+    parts: list[bytes] = []
+    changed = False
+    for number, wire, value in proto_fields(model):
+        graph = _only_fused(value) if number == _GRAPH and isinstance(value, bytes) else None
+        changed |= graph is not None
+        parts.append(_field(number, wire, graph if graph is not None else value))
+    return b"".join(parts) if changed else None
+
+
+def _only_fused(graph: bytes) -> bytes | None:
+    fields = proto_fields(graph)
+    nodes = [proto_fields(v) for n, _, v in fields if n == _NODE and isinstance(v, bytes)]
+    form = [node for node in nodes if _strings(node, _N_NAME) == [FORM_NODE] and _strings(node, _N_OP_TYPE) == ["If"]]
+    if len(form) != 1:
+        return None
+    outputs = _strings(form[0], _N_OUTPUT)
+    branch = None
+    for n, _, attribute in form[0]:
+        if n == _N_ATTRIBUTE and isinstance(attribute, bytes):
+            attr = proto_fields(attribute)
+            if _strings(attr, 1) == ["else_branch"]:
+                branch = next((v for a, _, v in attr if a == _A_G and isinstance(v, bytes)), None)
+    if branch is None:
+        return None
+    rename = {f"{o}::fused": o for o in outputs}
+    body = [v for n, _, v in proto_fields(branch) if n == _NODE and isinstance(v, bytes)]
+    renamed = [b"".join(_text(n, rename.get(v.decode(), v.decode())) if n in (_N_INPUT, _N_OUTPUT)
+                        and isinstance(v, bytes) else _field(n, w, v) for n, w, v in proto_fields(node))
+               for node in body]
+    # the graph's own fields but its nodes (the batch-size test and the If), then the fused nodes
+    kept = [_field(n, w, v) for n, w, v in fields if n != _NODE]
+    return b"".join(kept) + b"".join(_field(_NODE, 2, node) for node in renamed)

@@ -17,6 +17,9 @@ DEFAULT_PROVIDER = "CPUExecutionProvider"
 # providers without kernels for onnxruntime's int8 operators (DynamicQuantizeLSTM,
 # MatMulIntegerToFloat): int8 files run there dequantized (edgeinfer.dequantize)
 NO_INT8_KERNELS = frozenset({"OpenVINOExecutionProvider"})
+# providers without a Scan kernel: a file holding both sequence forms runs its fused form there
+# (edgeinfer.dequantize.fused_form), which they run whole
+NO_SCAN = frozenset({"OpenVINOExecutionProvider"})
 # providers that compute int64 tensors in 32 bits (measured: OpenVINO's hashed word n-grams
 # overflow and land in other buckets), so a graph that hashes with an integer Mod is refused there
 INT64_AS_INT32 = frozenset({"OpenVINOExecutionProvider"})

@@ -9,7 +9,7 @@ import pytest
 
 import edgeinfer
 from edgeinfer import InputError
-from edgeinfer.dequantize import dequantize_graph
+from edgeinfer.dequantize import dequantize_graph, fused_form
 from edgeinfer.fileformat import parse_model_file, proto_fields
 from edgeinfer.model import builtin_models
 from tests.fixtures import fixture_path
@@ -113,3 +113,27 @@ def test_options_are_checked() -> None:
     with pytest.raises(InputError, match="cpu_fallback must be True or False"):
         edgeinfer.load("digits", cpu_fallback=0)  # type: ignore[arg-type]
     assert edgeinfer.load("digits").dequantize is False  # the CPU has the int8 kernels
+
+
+def test_the_fused_form_of_a_file_with_both() -> None:
+    """For providers without a Scan kernel: the If's fused branch becomes the graph; it equals the
+    step graph stepped through every row (the same operator and weights), at any batch size."""
+    import onnxruntime as ort
+
+    model = edgeinfer.load("motions")
+    data = model.path.read_bytes()
+    fused = fused_form(data)
+    assert fused is not None
+    ops, inits = _graph(fused)
+    assert "GRU" in ops and not {"If", "Scan", "MatMulIntegerToFloat"} & set(ops)
+    assert inits == _graph(data)[1]  # the same initializers, nothing copied
+    assert fused_form(builtin_models()["digits"].read_bytes()) is None  # one form: nothing to do
+    session = ort.InferenceSession(fused, providers=["CPUExecutionProvider"])
+    x = np.sin(np.arange(300 * 12 * 6, dtype=np.float32) * 0.1).reshape(300, 12, 6)  # batch 300 >= 64
+    spec = model.spec
+    normalized = spec.input.normalize(x.copy())  # type: ignore[union-attr]  # (in place)
+    got = session.run([spec.io.output], {spec.io.seq_input: normalized, **spec.initial_state(300)})[0]
+    stream = model.stream(300)
+    for t in range(12):
+        stream.step(x[:, t])
+    np.testing.assert_allclose(got, stream.logits, atol=1e-5, rtol=0)
