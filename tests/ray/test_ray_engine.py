@@ -125,7 +125,9 @@ def test_worker_classes_in_a_users_pipeline(cluster, tmp_path, mnist_test) -> No
                               num_cpus=1).take_all()
         rows.sort(key=lambda r: r["n"])
         good = [r for r in rows if r["error"] is None]
-        np.testing.assert_allclose(np.stack([r["probabilities"] for r in good]), want, atol=1e-6)
+        # batches of 16 rows hold 13 texts here: the sentiment file's fused form, where predict's
+        # batch of 40 runs the decomposed one (docs/format.md): the same within the int8 tolerance
+        np.testing.assert_allclose(np.stack([r["probabilities"] for r in good]), want, atol=3e-2)
         assert [r["label"] for r in good] == ["positive" if p[1] > p[0] else "negative" for p in want]
         assert rows[2]["error"] == "empty text (no words); expected at least one word"
         assert rows[3]["error"] == "null in column 'text'" and rows[3]["label"] is None
