@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edgeinfer.fileformat import Field, proto_fields
+from edgeinfer.fileformat import Field, proto_fields, tensor_header
 
 _GRAPH = 7  # ModelProto.graph
 _NODE, _INITIALIZER = 1, 5  # GraphProto
 _N_INPUT, _N_OUTPUT, _N_NAME, _N_OP_TYPE, _N_ATTRIBUTE, _N_DOMAIN = 1, 2, 3, 4, 5, 7  # NodeProto
 _A_G, _A_GRAPHS = 6, 11  # AttributeProto: a graph, graphs
-_T_DIMS, _T_DATA_TYPE, _T_NAME = 1, 2, 8  # TensorProto
 _FLOAT, _UINT8, _INT8 = 1, 2, 3
 MS_DOMAIN = "com.microsoft"
 REWRITTEN = ("DynamicQuantizeLSTM", "MatMulIntegerToFloat")
@@ -85,29 +84,9 @@ def _initializers(graph: list[Field]) -> dict[str, tuple[list[int], int]]:
     """A graph's initializers: name -> (dims, data type)."""
     found: dict[str, tuple[list[int], int]] = {}
     for number, wire, value in graph:
-        if number != _INITIALIZER or wire != 2 or not isinstance(value, bytes):
-            continue
-        name, dtype, dims = "", 0, []
-        for n, w, v in proto_fields(value):
-            if n == _T_NAME and isinstance(v, bytes):
-                name = v.decode("utf-8", "replace")
-            elif n == _T_DATA_TYPE and w == 0:
-                dtype = int(v)
-            elif n == _T_DIMS and w == 0:
-                dims.append(int(v))
-            elif n == _T_DIMS and isinstance(v, bytes):  # packed
-                pos = 0
-                while pos < len(v):
-                    value_, shift = 0, 0
-                    while True:
-                        byte = v[pos]
-                        pos += 1
-                        value_ |= (byte & 0x7F) << shift
-                        shift += 7
-                        if not byte & 0x80 or pos >= len(v):
-                            break
-                    dims.append(value_)
-        found[name] = (dims, dtype)
+        if number == _INITIALIZER and wire == 2 and isinstance(value, bytes):
+            name, dims, dtype = tensor_header(proto_fields(value))
+            found[name] = (dims, dtype)
     return found
 
 

@@ -139,17 +139,13 @@ def read_metadata(data: bytes, source: str) -> dict[str, str]:
     return meta
 
 
-def _tensor(value: bytes, names: set[str]) -> tuple[str, np.ndarray | None]:
-    """A TensorProto's name, and its array when the name is in `names` (raw_data tensors only);
-    ValueError when a wanted tensor is inconsistent."""
-    fields = _fields(value)
-    name = next((v.decode("utf-8") for f, _, v in fields if f == _NAME and isinstance(v, bytes)), "")
-    if name not in names:
-        return name, None
-    dims: list[int] = []
-    dtype, raw = 0, b""
+def tensor_header(fields: list[Field]) -> tuple[str, list[int], int]:
+    """A TensorProto's name, dims (packed or not) and data type, from its fields."""
+    name, dims, dtype = "", [], 0
     for f, _wire, v in fields:
-        if f == _DIMS and isinstance(v, int):
+        if f == _NAME and isinstance(v, bytes):
+            name = v.decode("utf-8")
+        elif f == _DIMS and isinstance(v, int):
             dims.append(v)
         elif f == _DIMS and isinstance(v, bytes):  # packed dims
             pos = 0
@@ -158,8 +154,18 @@ def _tensor(value: bytes, names: set[str]) -> tuple[str, np.ndarray | None]:
                 dims.append(d)
         elif f == _DATA_TYPE and isinstance(v, int):
             dtype = v
-        elif f == _RAW_DATA and isinstance(v, bytes):
-            raw = v
+    return name, dims, dtype
+
+
+def _tensor(value: bytes, names: set[str]) -> tuple[str, np.ndarray | None]:
+    """A TensorProto's name, and its array when the name is in `names` (raw_data tensors only);
+    ValueError when a wanted tensor is inconsistent."""
+    fields = _fields(value)
+    name = next((v.decode("utf-8") for f, _, v in fields if f == _NAME and isinstance(v, bytes)), "")
+    if name not in names:
+        return name, None
+    _, dims, dtype = tensor_header(fields)
+    raw = next((v for f, _, v in fields if f == _RAW_DATA and isinstance(v, bytes)), b"")
     if dtype not in _DTYPES:
         raise ValueError(f"data type {dtype}")
     itemsize = np.dtype(_DTYPES[dtype]).itemsize

@@ -18,7 +18,7 @@ from edgeinfer.core import LoadedModel
 from edgeinfer.errors import InputError
 from edgeinfer.spec import CharInput, ImageInput, TextInput
 from edgeinfer.tasks.digits import early_exit, predict_logits
-from edgeinfer.tasks.sentiment import classify_texts, text_chunks
+from edgeinfer.tasks.sentiment import check_texts, classify_texts, text_chunks
 
 BATCH_IMAGES = 256  # images preprocessed and predicted together
 
@@ -78,9 +78,7 @@ def _images(model: LoadedModel, spec: ImageInput, inputs: Any, early_exit_at: fl
 
 def _texts(model: LoadedModel, inputs: Any) -> list[Answer]:
     texts = [inputs] if isinstance(inputs, str) else _listed(inputs, "texts")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"text {i} is {brief(text)}; expected a string")  # as predict and JS say it
+    check_texts(texts)
     out: list[Answer] = []
     for start, end in text_chunks(texts):
         got = classify_texts(model, texts[start:end])

@@ -128,6 +128,14 @@ def text_chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
         start = end
 
 
+def check_texts(texts: Sequence[object]) -> None:
+    """InputError naming the first item of `texts` that is not a string (as the JavaScript
+    runtime's checkTexts)."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"text {i} is {brief(text)}; expected a string")
+
+
 def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     """Class probabilities of whole texts, batched by length. # (N, C)
 
@@ -142,9 +150,7 @@ def predict_texts(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     tokenizer(model)
     if not isinstance(texts, Sequence):
         raise InputError(f"expected a list of texts (strings), got {brief(texts)}")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"text {i} is {brief(text)}; expected a string")
+    check_texts(texts)
     out = np.zeros((len(texts), model.spec.classes), np.float32)
     for start, end in text_chunks(texts):
         got = classify_texts(model, texts[start:end])

@@ -20,13 +20,12 @@
 // Every other field is copied byte for byte; a node this cannot rewrite for certain (two
 // directions, an unknown weight type) is left as it is. Nested graphs (a Scan's body) too.
 
-import { protoFields } from "./fileformat.js";
+import { protoFields, tensorHeader } from "./fileformat.js";
 
 const GRAPH_FIELD = 7; // ModelProto.graph
 const NODE_FIELD = 1, INITIALIZER_FIELD = 5; // GraphProto
 const N_INPUT = 1, N_OUTPUT = 2, N_NAME = 3, N_OP_TYPE = 4, N_ATTRIBUTE = 5, N_DOMAIN = 7; // NodeProto
 const A_G = 6, A_GRAPHS = 11; // AttributeProto: a graph, graphs
-const T_DIMS = 1, T_DATA_TYPE = 2, T_NAME = 8; // TensorProto
 const INT8 = 3, UINT8 = 2, FLOAT = 1;
 const utf8 = new TextDecoder("utf-8");
 const encoder = new TextEncoder();
@@ -98,28 +97,8 @@ function initializers(graph) {
   for (const f of graph) {
     const value = bytesOf(f);
     if (f.number !== INITIALIZER_FIELD || !value) continue;
-    let name = "", type = 0;
-    /** @type {number[]} */
-    const dims = [];
-    for (const t of protoFields(value)) {
-      const v = bytesOf(t);
-      if (t.number === T_NAME && v) name = utf8.decode(v);
-      else if (t.number === T_DATA_TYPE && typeof t.value === "number") type = t.value;
-      else if (t.number === T_DIMS && typeof t.value === "number") dims.push(t.value);
-      else if (t.number === T_DIMS && v) { // packed dims
-        let pos = 0;
-        while (pos < v.length) {
-          let value = 0, scale = 1, byte;
-          do {
-            byte = v[pos++];
-            value += (byte & 0x7f) * scale;
-            scale *= 128;
-          } while (byte & 0x80 && pos < v.length);
-          dims.push(value);
-        }
-      }
-    }
-    found.set(name, { dims, type });
+    const { name, dims, dtype } = tensorHeader(protoFields(value));
+    found.set(name, { dims, type: dtype });
   }
   return found;
 }

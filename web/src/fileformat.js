@@ -171,6 +171,28 @@ const SCHEMA = {
  * the reference gives none; nbytes: what its dims and data type need, -1 when they cannot be read.
  */
 
+/**
+ * A TensorProto's name, dims (packed or not) and data type, from its fields.
+ * @param {ProtoField[]} fields
+ * @returns {{name: string, dims: number[], dtype: number}}
+ */
+export function tensorHeader(fields) {
+  let name = "", dtype = 0;
+  /** @type {number[]} */
+  const dims = [];
+  for (const f of fields) {
+    if (f.number === NAME && isBytes(f)) name = utf8Lenient.decode(f.value);
+    else if (f.number === DIMS && !isBytes(f)) dims.push(/** @type {number} */ (f.value));
+    else if (f.number === DIMS && isBytes(f)) { // packed dims
+      for (let pos = 0, d; pos < f.value.length;) {
+        [d, pos] = varint(f.value, pos);
+        dims.push(d);
+      }
+    } else if (f.number === DATA_TYPE && !isBytes(f)) dtype = /** @type {number} */ (f.value);
+  }
+  return { name, dims, dtype };
+}
+
 /** @param {ProtoField[]} fields @param {boolean} top @returns {ExternalRef} */
 function externalRef(fields, top) {
   const nameField = fields.find((f) => f.number === NAME && isBytes(f));
