@@ -349,14 +349,20 @@ def _check(old: edgeinfer.Model, new: edgeinfer.Model, decomposed_from: int, sou
             raise RuntimeError("the step graph gives other numbers; nothing kept")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
     p = argparse.ArgumentParser(prog="python -m edgeinfer_export.both", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", type=Path, help="a file whose int8 sequence graph is decomposed (or holds both forms)")
     p.add_argument("dst", type=Path, help="where to write it (may be the same path)")
     p.add_argument("--from", dest="decomposed_from", type=int, default=None,
                    help="the batch from which the decomposed form runs (default: measured here)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and rewrite; returns the exit code."""
+    a = parser().parse_args(argv)
     try:
         n = rewrite(a.src, a.dst, a.decomposed_from)
     except (EdgeInferError, ValueError, RuntimeError) as exc:

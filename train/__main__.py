@@ -1,4 +1,5 @@
-"""Command line: `python -m train TASK [options] --out DIR`, TASK one of digits, sentiment, sentiment-lm,
+"""Command line: `python -m train recipe NAME` builds a built-in from its recipe (train/recipes/);
+`python -m train STAGE [options] --out DIR` runs one stage, STAGE one of digits, sentiment,
 characters, vectors, ngrams, stack, ensemble."""
 from __future__ import annotations
 
@@ -7,25 +8,28 @@ import hashlib
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NoReturn
 
 import torch
+from torch import nn
 
 from edgeinfer.errors import SpecError
-from edgeinfer.spec import NGRAM_POOLS, ImageInput, TextInput
+from edgeinfer.spec import ImageInput, TextInput
 from train.augment import FONT_HALVES, TRAIN_HALVES, robust_digits, train_fonts, with_font_digits
 from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from train.configs import DigitsConfig, LanguageModelConfig, SentimentConfig
 from train.critic import CRITICS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
 from train.ensemble import fold_branches
 from train.lm import LanguageModel, fit_lm
-from train.loop import CHECKPOINT, Data, TensorData, TrainArgs, accuracy, fit, resolve_device
+from train.loop import CHECKPOINT, Data, LogitsOf, Optimisation, TensorData, accuracy, fit, resolve_device
 from train.metrics import append_metrics
 from train.models import NetConfig, RecurrentNet, build, count_parameters
 from train.ngrams import fit_ngrams
+from train.recipe import RECIPES, describe_recipes, run_recipe
 from train.stack import stack
 from train.tasks import (
     DIGIT_LABELS,
@@ -132,30 +136,39 @@ def model_options() -> argparse.ArgumentParser:
     return p
 
 
-def vocab_options(p: argparse.ArgumentParser, embed: int, embed_help: str, corpus: bool) -> None:
-    """The word-vocabulary options (and, with `corpus`, the unlabelled-text options) of `p`."""
+def vocab_options(p: argparse.ArgumentParser, embed: int, embed_help: str) -> None:
+    """The word-vocabulary options of `p`."""
     p.add_argument("--embed", type=SIZE, default=embed, help=embed_help)
     p.add_argument("--max-vocab", type=SIZE, default=20000, help="the N most frequent training words at most")
     p.add_argument("--min-count", type=COUNT, default=2, help="words seen fewer times are unknown")
-    if corpus:
-        p.add_argument("--max-tokens", type=COUNT, default=0, help="use only the first N tokens (0: all)")
-        p.add_argument("--no-unsup", action="store_true", help="training reviews only")
-
-
-def lm_options(p: argparse.ArgumentParser, bptt: int) -> None:
-    """The truncated back-propagation options of the language-model sub-commands."""
-    p.add_argument("--bptt", type=SIZE, default=bptt, help="steps per truncated back-propagation window")
-    p.add_argument("--checkpoint-minutes", type=SCALE, default=0.0,
-                   help="also checkpoint within an epoch every M minutes, where --resume continues (0: never)")
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser: one sub-command per task, each running its own function (`command`)."""
-    p = Parser(prog="python -m train", formatter_class=HelpFormatter,
-               description="Train a model: python -m train TASK [options] --out DIR "
-                           "(`python -m train TASK --help` lists the task's options).")
-    sub = p.add_subparsers(dest="task", required=True, metavar="TASK")
+    """The argument parser: `recipe`, and one sub-command per stage, each running its own function (`command`)."""
+    p = Parser(prog="python -m train", formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Train the built-in models: `python -m train recipe NAME` runs a recipe's every stage "
+                           "(train/recipes/NAME.toml); `python -m train STAGE [options] --out DIR` runs one "
+                           "(`python -m train STAGE --help` lists its options).",
+               epilog=f"recipes (python -m train recipe NAME):\n{describe_recipes()}")
+    sub = p.add_subparsers(dest="task", required=True, metavar="COMMAND")
     io, model = io_options(), model_options()
+    r = sub.add_parser("recipe", help="build a built-in model from its recipe, every stage in order",
+                       description="Run a recipe's stages in order (train/recipes/NAME.toml): each stage writes "
+                                   "into OUT/STAGE; a stage finished by an earlier run with the same command is "
+                                   "skipped, and an interrupted training stage resumes.",
+                       formatter_class=HelpFormatter)
+    r.set_defaults(command=recipe)
+    r.add_argument("name", choices=RECIPES, help="the recipe")
+    r.add_argument("--out", type=Path, default=None, help="output folder (default: runs/NAME)")
+    r.add_argument("--data", default=None, help="data directory (when not given: $EDGEINFER_DATA or ../shared/data)")
+    r.add_argument("--threads", type=COUNT, default=0, help="torch threads (0: all cores)")
+    r.add_argument("--from", dest="start", default=None, metavar="STAGE",
+                   help="run again from this stage on (it and every later one)")
+    r.add_argument("--limit", type=COUNT, default=0,
+                   help="every stage on N examples only (a quick trial; the figures are not the recipe's)")
+    r.add_argument("--dry-run", action="store_true", help="print each stage's command instead of running it")
+    r.add_argument("--install", action="store_true",
+                   help="copy the recipe's model into edgeinfer/models/ (the built-in it reproduces)")
 
     def add(name: str, command: Command, summary: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
         stage = sub.add_parser(name, parents=[*parents, io], help=summary, description=summary,
@@ -165,14 +178,12 @@ def parser() -> argparse.ArgumentParser:
 
     add_digits(add("digits", digits, "MNIST read row by row (28 steps of 28 pixels)", model))
     add_sentiment(add("sentiment", sentiment, "IMDB reviews read word by word", model))
-    lm = add("sentiment-lm", sentiment_lm, "pretrain a word-level language model on the unlabelled + training "
-             "reviews, for `train sentiment --init`", model)
-    vocab_options(lm, 128, "word embedding width", corpus=True)
-    lm_options(lm, bptt=64)
     c = add("characters", characters, "character language model on a UTF-8 text", model)
     c.add_argument("--text", type=Path, default=None, help="the text (when not given: DATA/text/tinyshakespeare.txt)")
     c.add_argument("--embed", type=SIZE, default=64, help="character embedding width")
-    lm_options(c, bptt=100)
+    c.add_argument("--bptt", type=SIZE, default=100, help="steps per truncated back-propagation window")
+    c.add_argument("--checkpoint-minutes", type=SCALE, default=0.0,
+                   help="also checkpoint within an epoch every M minutes, where --resume continues (0: never)")
     add_vectors(add("vectors", vectors, "word vectors (skip-gram) from the unlabelled and training reviews' "
                     "text, for `train sentiment --vectors OUT/vectors.txt`"))
     ng = add("ngrams", ngrams, "give a sentiment classifier a summed n-gram readout fitted by NB-weighted "
@@ -186,12 +197,9 @@ def parser() -> argparse.ArgumentParser:
                     help="leave out the same N held-out reviews as the other stages")
     short_options(ng)
     st = add("stack", run_stack, "weigh a sentiment model's head against its n-gram readout on the held-out reviews")
-    st.add_argument("--init", type=Path, required=True,
-                    help="the checkpoint of `train ngrams` (or `train sentiment --ngram-alone`)")
-    st.add_argument("--holdout", type=COUNT, default=0,
+    st.add_argument("--init", type=Path, required=True, help="the checkpoint of `train ngrams`")
+    st.add_argument("--holdout", type=COUNT, required=True,
                     help="fit on the held-out reviews: the same N as the training runs")
-    st.add_argument("--weights", type=Path, default=None,
-                    help="apply the weights an earlier `train stack` fitted (to the parts retrained on every review)")
     short_options(st)
     en = add("ensemble", run_ensemble, "average the short-text branches of models trained from one classifier, "
              "folded into one wider branch (train.ensemble)")
@@ -207,8 +215,6 @@ def short_options(p: argparse.ArgumentParser) -> None:
                    help="also train on N short texts (1-3 sentences) of each review, with its label (0: none)")
     p.add_argument("--flip", action="store_true",
                    help="with --short: add each short text that one negation turns over, negated, with the other label")
-    p.add_argument("--flip-only", action="store_true",
-                   help="with --flip: keep only the short texts that have a negated counterpart, and those")
     p.add_argument("--critic", choices=CRITICS, default=None,
                    help="with --short: leave out the short texts whose polarity by this critic (train.critic) "
                         "contradicts their review's label")
@@ -242,48 +248,28 @@ def add_digits(d: argparse.ArgumentParser) -> None:
 
 def add_sentiment(s: argparse.ArgumentParser) -> None:
     """The options of `train sentiment` besides the model's."""
-    vocab_options(s, 128, "word embedding width", corpus=False)
-    s.add_argument("--max-len", type=COUNT, default=0, help="train on the first N words (0: whole reviews)")
+    vocab_options(s, 128, "word embedding width")
     s.add_argument("--vectors", type=Path, default=None, help="initial word vectors, word2vec/GloVe text format")
     s.add_argument("--init", type=Path, default=None,
-                   help="start from a checkpoint: a language model (train sentiment-lm) gives its embedding and "
-                        "recurrent layers, a sentiment classifier also its head")
-    s.add_argument("--freeze-vectors", action="store_true", help="keep the --vectors embedding fixed")
-    s.add_argument("--init-lr-scale", type=SCALE, default=1.0,
-                   help="learning rate of the --init weights relative to --lr (0 freezes them)")
+                   help="start from a sentiment classifier's checkpoint (every tensor the two share); with "
+                        "--short-branch, the classifier the branch is added to")
     s.add_argument("--anytime", type=SCALE, default=0.0,
                    help="also train the running prediction after every word with this weight")
-    s.add_argument("--head-dropout", type=FRACTION, default=0.0,
-                   help="dropout on the last hidden state before the classifier head")
-    s.add_argument("--pool", action="store_true",
-                   help="the head also reads the running mean and max of the hidden states")
-    s.add_argument("--ngram-buckets", type=COUNT, default=0,
-                   help="the head also reads the weights of the word n-grams read (see --ngram-pool), "
-                        "hashed into N buckets per order (0: no n-grams)")
-    s.add_argument("--ngram-order", type=integer(2), default=3, help="n-grams of orders 1..K (with --ngram-buckets)")
-    s.add_argument("--ngram-pool", choices=NGRAM_POOLS, default="mean",
-                   help="the head reads the n-gram weights' mean per word or their sum")
-    s.add_argument("--ngram-lr-scale", type=SCALE, default=5.0,
-                   help="learning rate of the n-gram weights relative to --lr")
     short_options(s)
     s.add_argument("--short-branch", type=integer(1), default=0, metavar="H",
                    help="give the classifier of --init (kept as it is, frozen) a short-text branch: a second "
-                        "one-layer cell of H units and a head, trained on the reviews and their --short texts, "
-                        "that answers texts of a few words (the main head takes over after --short-words)")
-    s.add_argument("--branch-short-only", action="store_true",
-                   help="with --short-branch: train the branch on the short texts only, through the gate "
-                        "(default: on the training reviews and the short texts, on the branch's own logits)")
+                        "one-layer cell of H units and a head, trained on its own logits on the reviews and "
+                        "their --short texts, that answers texts of a few words (the main head takes over "
+                        "after --short-words)")
     s.add_argument("--short-words", type=POSITIVE, default=20.0,
                    help="with --short-branch: the text length (words) at which branch and main head weigh equally")
     s.add_argument("--holdout", type=COUNT, default=0,
                    help="withhold N training reviews (a fixed pick) from training, for `train stack`")
-    s.add_argument("--ngram-alone", action="store_true",
-                   help="train only the n-gram readout, on its own logits (the rest stays frozen)")
 
 
 def add_vectors(v: argparse.ArgumentParser) -> None:
     """The options of `train vectors`."""
-    vocab_options(v, 128, "vector width (the classifier's --embed)", corpus=True)
+    vocab_options(v, 128, "vector width (the classifier's --embed)")
     v.add_argument("--window", type=SIZE, default=5, help="context words on each side, at most")
     v.add_argument("--negatives", type=SIZE, default=5, help="noise words per (word, context) pair")
     v.add_argument("--epochs", type=SIZE, default=1, help="passes over the text")
@@ -302,14 +288,6 @@ def font_halves(text: str) -> str:
     return ",".join(dict.fromkeys(halves))
 
 
-@dataclass(frozen=True)
-class DigitsTrainArgs(TrainArgs):
-    """TrainArgs plus which printed fonts `train digits --font-share` used (recorded in the checkpoint)."""
-
-    font_halves: str = ""  # the train halves of benchmarks/digits_fonts.json printed in ("": no printed digits)
-    font_files: int = 0  # how many font files of those halves this machine had (and training printed in)
-
-
 def digits(a: argparse.Namespace, root: Path) -> None:
     """`train digits`: MNIST read row by row."""
     if a.download:
@@ -323,9 +301,9 @@ def digits(a: argparse.Namespace, root: Path) -> None:
     config = NetConfig(a.cell, 28, a.hidden, a.layers, len(DIGIT_LABELS), a.proj, a.dropout)
     torch.manual_seed(a.seed)
     model = build(config)
-    args = DigitsTrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, augment=a.augment, anytime=a.anytime,
-                           augment_robust=a.augment_robust, font_share=a.font_share, font_halves=halves,
-                           font_files=fonts)
+    args = DigitsConfig(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, augment=a.augment,
+                        augment_robust=a.augment_robust, font_share=a.font_share, font_halves=halves,
+                        font_files=fonts)
     meta = Checkpoint.new("digits", DIGIT_LABELS, asdict(ImageInput()), config.to_dict())
     train_classifier(a, model, train, test, args, meta, digits_augment(a.augment, a.augment_robust))
 
@@ -344,56 +322,55 @@ def digits_augment(shift: int, robust: bool) -> Callable[[torch.Tensor, torch.Ge
     return apply
 
 
+def sentiment_config(a: argparse.Namespace, branch_of: str = "") -> SentimentConfig:
+    """The settings of a `train sentiment` run, from its command line."""
+    return SentimentConfig(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, short=a.short, flip=a.flip,
+                           critic=a.critic or "", compose=a.compose, expectations=a.expectations,
+                           branch_of=branch_of)
+
+
 def sentiment(a: argparse.Namespace, root: Path) -> None:
-    """`train sentiment`: IMDB reviews read word by word, optionally from a checkpoint (--init)
-    or word vectors (--vectors)."""
-    if a.ngram_alone and not a.ngram_buckets:
-        raise ValueError("--ngram-alone needs --ngram-buckets N")
-    if a.ngram_alone and a.anytime:
-        raise ValueError("--ngram-alone trains the n-gram readout on its own; leave out --anytime")
+    """`train sentiment`: IMDB reviews read word by word, optionally from word vectors (--vectors)
+    or a classifier's checkpoint (--init)."""
+    check_short(a)
     if a.short_branch:
         short_branch(a, root)
         return
     init = load_checkpoint(a.init) if a.init else None
     vocab = words_of(init, a.init) if init else None
-    text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, a.max_len, a.limit, vocab)
+    text_spec, train, test = sentiment_data(root, a.max_vocab, a.min_count, limit=a.limit, vocab=vocab)
     if a.holdout:
         train, held = train.split_holdout(a.holdout)
         print(f"holdout: training on {len(train):,} of {len(train) + len(held):,} reviews", file=sys.stderr)
     train = with_short(a, root, text_spec, train, a.limit)[0]
     config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
-                       vocab=text_spec.vocab_size, head_dropout=a.head_dropout, pool=a.pool,
-                       ngram_buckets=a.ngram_buckets, ngram_order=a.ngram_order, ngram_pool=a.ngram_pool)
+                       vocab=text_spec.vocab_size)
     torch.manual_seed(a.seed)
     model = build(config)
-    pretrained = start_from(model, init, a.init, frozen=a.init_lr_scale == 0) if init else ()
-    if a.ngram_alone:  # the n-gram readout learns on its own; the rest stays as it is
-        for name, param in model.named_parameters():
-            param.requires_grad_(name.startswith(("ngram.", "ngram_head.")))
-        model.ngram_alone = True
+    if init:
+        start_from(model, init, a.init, frozen=False)
     if a.vectors:
         table, found = load_vectors(a.vectors, text_spec.vocab, a.embed)
-        embedding = model.inp[0]
-        embedding.weight.data.copy_(table)
-        embedding.weight.requires_grad_(not a.freeze_vectors)
+        model.inp[0].weight.data.copy_(table)
         print(f"vectors: {found:,} of {len(text_spec.vocab):,} words from {a.vectors}", file=sys.stderr)
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, anytime=a.anytime, pretrained_lr_scale=a.init_lr_scale,
-                     ngram_lr_scale=a.ngram_lr_scale, short=a.short, flip=a.flip, flip_only=a.flip_only,
-                     critic=a.critic or "", compose=a.compose,
-                     expectations=a.expectations)
     meta = Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
-    train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
+    train_classifier(a, model, train, test, sentiment_config(a), meta)
+
+
+def branch_logits(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What a short-text branch trains on: its own logits (B, C), the frozen classifier not run."""
+    assert isinstance(model, RecurrentNet)
+    return model.branch_logits(**inputs)
 
 
 def short_branch(a: argparse.Namespace, root: Path) -> None:
     """`train sentiment --short-branch H --init CLASSIFIER --short N`: the classifier, every tensor
-    frozen, with a short-text branch trained on the training reviews and their short texts, on its
-    own logits (with --branch-short-only: on the short texts only, through the gate)."""
+    frozen, with a short-text branch trained on its own logits on the training reviews and their
+    short texts."""
     if not a.init or not a.short:
         raise ValueError("--short-branch adds a branch to a trained classifier: give --init CHECKPOINT and --short N")
-    if a.anytime or a.ngram_alone or a.vectors:
-        raise ValueError("--short-branch trains the branch on whole short texts: leave out --anytime, "
-                         "--ngram-alone and --vectors")
+    if a.anytime or a.vectors:
+        raise ValueError("--short-branch trains the branch on whole short texts: leave out --anytime and --vectors")
     init = load_checkpoint(a.init)
     if init.task != "sentiment":
         raise ValueError(f"{a.init}: not a sentiment classifier checkpoint (task {init.task!r})")
@@ -401,31 +378,25 @@ def short_branch(a: argparse.Namespace, root: Path) -> None:
     if base.short_hidden:
         raise ValueError(f"{a.init}: the classifier has a short-text branch already")
     config = replace(base, short_hidden=a.short_branch, short_words=a.short_words)
-    text_spec, reviews, test = sentiment_data(root, 0, 0, a.max_len, a.limit, vocab=words_of(init, a.init))
+    text_spec, reviews, test = sentiment_data(root, 0, 0, limit=a.limit, vocab=words_of(init, a.init))
     if a.holdout:
         reviews = reviews.split_holdout(a.holdout)[0]
     got = short_of(a, root, text_spec, a.limit)
     assert got is not None  # --short was checked above
-    short = got[0]
-    train = short if a.branch_short_only else reviews.concat(short)
+    train = reviews.concat(got[0])
     torch.manual_seed(a.seed)
     model = build(config)
-    pretrained = start_from(model, init, a.init, frozen=True)
-    model.short_alone = not a.branch_short_only  # whole reviews too: the branch learns on its own logits
-    args = TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed, pretrained_lr_scale=0.0, short=a.short, flip=a.flip,
-                     flip_only=a.flip_only, critic=a.critic or "", compose=a.compose,
-                     expectations=a.expectations)
+    start_from(model, init, a.init, frozen=True)
     meta = replace(Checkpoint.new("sentiment", SENTIMENT_LABELS, asdict(text_spec), config.to_dict()),
                    stack=init.stack, ngrams=init.ngrams)
     a.cell, a.layers, a.hidden = config.cell, config.layers, config.hidden
-    train_classifier(a, model, train, test, args, meta, pretrained=pretrained)
-    if model.short_alone:  # the epochs' test accuracy was the branch's alone: measure the gated model
-        model.short_alone = False
-        ckpt = load_checkpoint(a.out / CHECKPOINT)
-        metrics = {**ckpt.metrics, "branch_test_accuracy": ckpt.metrics["test_accuracy"],
-                   "test_accuracy": accuracy(model, test)}
-        save_checkpoint(a.out / CHECKPOINT, replace(ckpt, metrics=metrics))
-        append_metrics(a.out, metrics)
+    train_classifier(a, model, train, test, sentiment_config(a, str(a.init)), meta, logits_of=branch_logits)
+    # the epochs' test accuracy was the branch's alone: measure the gated model
+    ckpt = load_checkpoint(a.out / CHECKPOINT)
+    metrics = {**ckpt.metrics, "branch_test_accuracy": ckpt.metrics["test_accuracy"],
+               "test_accuracy": accuracy(model, test)}
+    save_checkpoint(a.out / CHECKPOINT, replace(ckpt, metrics=metrics))
+    append_metrics(a.out, metrics)
 
 
 def words_of(ckpt: Checkpoint, path: Path) -> tuple[str, ...]:
@@ -438,17 +409,18 @@ def words_of(ckpt: Checkpoint, path: Path) -> tuple[str, ...]:
 
 
 def start_from(model: RecurrentNet, init: Checkpoint, path: Path, frozen: bool) -> tuple[str, ...]:
-    """Load the tensors `model` shares with the checkpoint `init` (read from `path`): a language
-    model's embedding and recurrent layers; a sentiment classifier's every tensor this model
-    has (head, n-gram readout), for the stacking stages. With `frozen` they get no gradients.
-    Returns their names; ValueError when a shape differs."""
+    """Load the tensors `model` shares with the sentiment classifier `init` (read from `path`):
+    every tensor this model has (head and n-gram readout included). With `frozen` they get no
+    gradients. Returns their names; ValueError when a shape differs."""
+    if init.task != "sentiment":
+        raise ValueError(f"{path}: not a sentiment classifier checkpoint (task {init.task!r}); "
+                         "train one with `python -m train sentiment`")
     own = model.state_dict()
-    shared = {k: v for k, v in init.state_dict.items()
-              if k in own and (init.task == "sentiment" or k.startswith(("inp.", "rnn.")))}
+    shared = {k: v for k, v in init.state_dict.items() if k in own}
     wrong = [k for k, v in shared.items() if v.shape != own[k].shape]
     if wrong:
         raise ValueError(f"{path}: {', '.join(wrong)} do not fit this model's shape; use the same --cell, "
-                         "--layers, --hidden, --embed (and --pool) as the run that wrote it")
+                         "--layers, --hidden and --embed as the run that wrote it")
     model.load_state_dict(shared, strict=False)
     if frozen:  # no gradients at all, so nothing is computed for them
         for name, param in model.named_parameters():
@@ -458,31 +430,15 @@ def start_from(model: RecurrentNet, init: Checkpoint, path: Path, frozen: bool) 
     return tuple(shared)
 
 
-def train_classifier(a: argparse.Namespace, model: RecurrentNet, train: Data, test: Data, args: TrainArgs,
+def train_classifier(a: argparse.Namespace, model: RecurrentNet, train: Data, test: Data, args: Optimisation,
                      meta: Checkpoint, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-                     pretrained: tuple[str, ...] = ()) -> None:
+                     logits_of: LogitsOf | None = None) -> None:
     """Train a classifier built from the model options on the chosen device (see train.loop.fit)."""
     print(f"{a.task}: {a.cell} x{a.layers} hidden {a.hidden}: {count_parameters(model):,} parameters",
           file=sys.stderr)
     model.to(a.device)
     fit(model, train, test, args, a.out, meta, resume=a.resume, augment=augment, stop_after=a.stop_after,
-        pretrained=pretrained)
-
-
-def sentiment_lm(a: argparse.Namespace, root: Path) -> None:
-    """`train sentiment-lm`: language-model pretraining for `train sentiment --init`."""
-    text_spec, _, _ = sentiment_data(root, a.max_vocab, a.min_count, limit=a.limit)
-    stream = lm_corpus(root, text_spec, unsup=not a.no_unsup, max_tokens=a.max_tokens, seed=a.seed)
-    cut = int(len(stream) * 0.98)
-    config = NetConfig(a.cell, a.embed, a.hidden, a.layers, len(SENTIMENT_LABELS), dropout=a.dropout,
-                       vocab=text_spec.vocab_size)
-    torch.manual_seed(a.seed)
-    lm = LanguageModel(build(config))
-    print(f"sentiment-lm: {len(stream):,} tokens, {count_parameters(lm):,} parameters", file=sys.stderr)
-    meta = Checkpoint.new("sentiment-lm", SENTIMENT_LABELS, asdict(text_spec), config.to_dict())
-    lm.to(a.device)
-    fit_lm(lm, stream[:cut], stream[cut:], TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out,
-           meta, resume=a.resume, stop_after=a.stop_after, checkpoint_minutes=a.checkpoint_minutes)
+        logits_of=logits_of)
 
 
 def characters(a: argparse.Namespace, root: Path) -> None:
@@ -498,14 +454,16 @@ def characters(a: argparse.Namespace, root: Path) -> None:
     meta = Checkpoint.new("characters", ("<pad>", "<unk>", *spec.vocab), asdict(spec), config.to_dict(),
                           text=str(text_path), text_sha256=hashlib.sha256(text_path.read_bytes()).hexdigest())
     lm.to(a.device)
-    fit_lm(lm, train_ids, val_ids, TrainArgs(a.epochs, a.batch, a.lr, seed=a.seed), a.bptt, a.out, meta,
-           resume=a.resume, stop_after=a.stop_after, checkpoint_minutes=a.checkpoint_minutes)
+    args = LanguageModelConfig(a.epochs, a.batch, a.lr, seed=a.seed, bptt=a.bptt,
+                               checkpoint_minutes=a.checkpoint_minutes)
+    fit_lm(lm, train_ids, val_ids, args, a.bptt, a.out, meta, resume=a.resume, stop_after=a.stop_after,
+           checkpoint_minutes=a.checkpoint_minutes)
 
 
 def vectors(a: argparse.Namespace, root: Path) -> None:
     """`train vectors`: skip-gram word vectors, written to OUT/vectors.txt."""
     text_spec, _, _ = sentiment_data(root, a.max_vocab, a.min_count)
-    tokens = lm_corpus(root, text_spec, unsup=not a.no_unsup, max_tokens=a.max_tokens, seed=a.seed)
+    tokens = lm_corpus(root, text_spec, seed=a.seed)
     print(f"vectors: {len(tokens):,} tokens, {len(text_spec.vocab):,} words, width {a.embed}", file=sys.stderr)
     table = train_vectors(tokens, text_spec.vocab_size, a.embed, a.epochs, a.window, a.negatives, a.batch, a.lr,
                           a.seed)
@@ -516,23 +474,25 @@ def vectors(a: argparse.Namespace, root: Path) -> None:
 SHORT_SEED = 17  # every stage cuts the same short texts from the same reviews
 
 
-def short_of(a: argparse.Namespace, root: Path, spec: TextInput, limit: int = 0
-             ) -> tuple[TokenData, TokenData | None] | None:
-    """The short texts of the training reviews and of the held-out pick (train.short) as --short,
-    --flip, --flip-only and --critic say; None without --short (ValueError for an option that
-    needs another one)."""
+def check_short(a: argparse.Namespace) -> None:
+    """ValueError for a short-text option without the --short it needs (before any data is read)."""
     if a.flip and not a.short:
         raise ValueError("--flip negates short texts: give --short N too")
-    if a.flip_only and not a.flip:
-        raise ValueError("--flip-only keeps the negation pairs: give --flip (and --short N) too")
     if a.critic and not a.short:
         raise ValueError("--critic judges short texts: give --short N too")
     if a.compose and not a.short:
         raise ValueError("--compose adds to the short texts: give --short N too")
+
+
+def short_of(a: argparse.Namespace, root: Path, spec: TextInput, limit: int = 0
+             ) -> tuple[TokenData, TokenData | None] | None:
+    """The short texts of the training reviews and of the held-out pick (train.short) as --short,
+    --flip and --critic say; None without --short (ValueError for an option that
+    needs another one)."""
     if not a.short:
         return None
-    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit, a.flip_only,
-                                          a.critic or "")
+    short, short_held, flips = short_data(root, spec, a.short, a.flip, SHORT_SEED, a.holdout, limit,
+                                          critic_name=a.critic or "")
     print(f"short texts: {len(short):,} ({flips:,} negation flips)", file=sys.stderr)
     if a.compose:
         short = short.concat(composed_data(spec, a.compose, SHORT_SEED, a.expectations))
@@ -566,6 +526,7 @@ def held_out_split(root: Path, ckpt: Checkpoint, path: Path, holdout: int
 
 def ngrams(a: argparse.Namespace, root: Path) -> None:
     """`train ngrams`: fit a summed n-gram readout for a sentiment classifier (train.ngrams)."""
+    check_short(a)
     init = load_checkpoint(a.init)
     train, held, test = held_out_split(root, init, a.init, a.holdout)
     train, held = with_short(a, root, TextInput(vocab=words_of(init, a.init)), train, held=held)
@@ -574,10 +535,11 @@ def ngrams(a: argparse.Namespace, root: Path) -> None:
 
 def run_stack(a: argparse.Namespace, root: Path) -> None:
     """`train stack`: weigh the head against the n-gram readout (train.stack)."""
+    check_short(a)
     init = load_checkpoint(a.init)
     rest, held, test = held_out_split(root, init, a.init, a.holdout)
     held = with_short(a, root, TextInput(vocab=words_of(init, a.init)), rest, held=held)[1]
-    stack(init, a.init, held, test, a.out, a.weights)
+    stack(init, a.init, held, test, a.out)
 
 
 def run_ensemble(a: argparse.Namespace, root: Path) -> None:
@@ -593,6 +555,12 @@ def run_ensemble(a: argparse.Namespace, root: Path) -> None:
           f"{folded.config['short_hidden']}; test accuracy {metrics['test_accuracy']:.4%}", file=sys.stderr)
     save_checkpoint(a.out / CHECKPOINT, replace(folded, metrics=metrics))
     append_metrics(a.out, {**metrics, "ensemble": folded.train_args["ensemble"]}, echo=False)
+
+
+def recipe(a: argparse.Namespace, root: Path) -> None:
+    """`train recipe NAME`: every stage of train/recipes/NAME.toml, in order (train.recipe)."""
+    run_recipe(a.name, a.out, data=a.data, threads=a.threads, start=a.start, limit=a.limit, dry_run=a.dry_run,
+               install=a.install)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from train.checkpoint import Checkpoint, save_checkpoint
-from train.loop import CHECKPOINT, TrainArgs, begin, progress, snapshot
+from train.loop import CHECKPOINT, Optimisation, begin, progress, snapshot
 from train.metrics import log_epoch
 from train.models import RecurrentNet
 from train.schedule import cosine_warmup
@@ -77,7 +77,7 @@ def lm_loss(lm: LanguageModel, rows: torch.Tensor, bptt: int) -> float:
     return total / max(count, 1)
 
 
-def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: TrainArgs, bptt: int,
+def fit_lm(lm: LanguageModel, train_ids: np.ndarray, val_ids: np.ndarray, args: Optimisation, bptt: int,
            out: Path, meta: Checkpoint, resume: bool = False, stop_after: int = 0,
            checkpoint_minutes: float = 0.0) -> dict[str, Any]:
     """Train the LM by truncated BPTT (windows of `bptt` steps, state detached between them).

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,8 +32,9 @@ CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
-class TrainArgs:
-    """Optimisation settings; stored in the checkpoint as provenance."""
+class Optimisation:
+    """How a model is fitted, whatever the task; stored in the checkpoint as provenance. Each task
+    extends it with its own settings (train.configs)."""
 
     epochs: int = 10
     batch: int = 128
@@ -41,18 +42,7 @@ class TrainArgs:
     weight_decay: float = 0.0
     clip: float = 1.0
     seed: int = 0
-    augment: int = 0  # task-specific augmentation strength (digits: max shift in pixels)
-    short: int = 0  # sentiment: short texts per review (train.short)
-    flip: bool = False  # sentiment: with negation flips
-    flip_only: bool = False  # sentiment: only the short texts with a negated counterpart, and those
-    critic: str = ""  # sentiment: short texts the critic (train.critic) contradicts left out
-    compose: int = 0  # sentiment: short texts composed from sentiment lexicons (train.compose)
-    expectations: float = 0.2  # sentiment: the share of composed clauses from train.functions
-    augment_robust: bool = False  # digits: train.augment.robust_digits (and printed digits, font_share)
-    font_share: float = 0.0  # digits: share of printed train-half-font digits among the training images
     anytime: float = 0.0  # weight of the mean loss over every step's output (early-exit training)
-    pretrained_lr_scale: float = 1.0  # learning rate of the `pretrained` parameters, relative to `lr`
-    ngram_lr_scale: float = 1.0  # learning rate of an n-gram readout's weight table, relative to `lr`
 
 
 def restore(path: Path, model: nn.Module, opt: Optimizer, sched: LRScheduler) -> Checkpoint:
@@ -98,7 +88,7 @@ def begin(out: Path, resume: bool, model: nn.Module, opt: Optimizer, sched: LRSc
     return None
 
 
-def snapshot(meta: Checkpoint, args: TrainArgs, weights: dict[str, torch.Tensor], opt: Optimizer,
+def snapshot(meta: Checkpoint, args: Optimisation, weights: dict[str, torch.Tensor], opt: Optimizer,
              sched: LRScheduler, epoch: int, seconds: float, metrics: dict[str, Any], **resume: Any) -> Checkpoint:
     """The checkpoint of a run described by `meta` after `epoch` epochs: the net's `weights`,
     provenance, and what resuming needs (optimizer, schedule, RNG, and the `resume` extras)."""
@@ -161,15 +151,25 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+LogitsOf = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]  # (model, batch inputs) -> (B, C)
+
+
+def own_logits(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A classifier's logits (B, C) after each row's last valid step: `model(**inputs)[0]`."""
+    logits: torch.Tensor = model(**inputs)[0]
+    return logits
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, data: Data, batch: int = 500) -> float:
-    """Top-1 accuracy of a classifier over a data set, in [0, 1], on the model's device."""
+def accuracy(model: nn.Module, data: Data, batch: int = 500, logits_of: LogitsOf | None = None) -> float:
+    """Top-1 accuracy of a classifier over a data set, in [0, 1], on the model's device
+    (`logits_of`: what it answers with, as `fit` takes it; default its own logits)."""
     model.eval()
     device = model_device(model)
     correct = 0
     for idx in data.batches(batch, None):
         inputs, y = data.batch(idx)
-        logits, _ = model(**to_device(inputs, device))
+        logits = (logits_of or own_logits)(model, to_device(inputs, device))
         correct += int((logits.argmax(1) == y.to(device)).sum())
     return correct / max(len(data), 1)
 
@@ -194,40 +194,30 @@ def fit(
     model: nn.Module,
     train: Data,
     test: Data,
-    args: TrainArgs,
+    args: Optimisation,
     out: Path,
     meta: Checkpoint,
     resume: bool = False,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     stop_after: int = 0,
-    pretrained: Collection[str] = (),
+    logits_of: LogitsOf | None = None,
 ) -> dict[str, Any]:
     """Train a classifier, evaluating on `test` after each epoch; returns the final metrics.
 
     `meta` describes the run (task, labels, input spec, model config: `Checkpoint.new`); every
     checkpoint is it with the weights and training state added. With `resume`, training
     continues from out/checkpoint.pt exactly where it stopped. `stop_after` ends the run after
-    that many epochs, as an interruption would (resume it later). The parameters named in
-    `pretrained` (loaded from a pretrained model) learn at `args.pretrained_lr_scale` times the
-    rate of the others (0 freezes them), an n-gram readout's table at `args.ngram_lr_scale`
-    times. The model trains on the device it is on (move it first); batches are moved there
-    step by step.
+    that many epochs, as an interruption would (resume it later). Parameters without
+    gradients stay as they are. `logits_of(model, inputs)` gives the logits (B, C) the loss and
+    the epochs' test accuracy read (default: the model's own, `model(**inputs)[0]`). The model
+    trains on the device it is on (move it first); batches are moved there step by step.
     """
     torch.manual_seed(args.seed)
     device = model_device(model)
     steps_per_epoch = len(train.batches(args.batch, torch.Generator().manual_seed(0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
 
-    def lr_scale(name: str) -> float:
-        if name.startswith("ngram."):
-            return args.ngram_lr_scale
-        return args.pretrained_lr_scale if name in pretrained else 1.0
-
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    scales = sorted({lr_scale(n) for n, _ in named})  # one group per learning rate; usually one
-    groups: list[dict[str, Any]] = [{"params": [p for n, p in named if lr_scale(n) == f], "lr": args.lr * f}
-                                    for f in scales]
-    opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
+    opt = torch.optim.Adam(trainable, lr=args.lr, weight_decay=args.weight_decay)
     total = max(args.epochs * steps_per_epoch, 1)
     sched = cosine_warmup(opt, total, warmup_steps=max(1, min(200, total // 10)))
     start, elapsed_s, metrics = 0, 0.0, {}
@@ -253,7 +243,7 @@ def fit(
                 loss = nn.functional.cross_entropy(logits, yb) + args.anytime * nn.functional.cross_entropy(
                     steps, targets)
             else:
-                logits, _ = model(**inputs)
+                logits = own_logits(model, inputs) if logits_of is None else logits_of(model, inputs)
                 loss = nn.functional.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -271,7 +261,7 @@ def fit(
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
             "train_accuracy": correct / max(seen, 1),
-            "test_accuracy": accuracy(model, test),
+            "test_accuracy": accuracy(model, test, logits_of=logits_of),
             "lr": sched.get_last_lr()[0],
             "train_seconds": round(elapsed_s, 1),
         }

@@ -80,12 +80,6 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(config.hidden * (3 if config.pool else 1), config.classes)
         self.cell_states = 2 if config.cell == "lstm" else 1
         self.state_spec = state_for(config.cell, config.layers, config.hidden, config.readout)
-        # training only (never exported): the logits of the n-gram readout alone, so that its
-        # table can learn on its own before the heads are stacked (train sentiment --ngram-alone)
-        self.ngram_alone = False
-        # training only: the short-text branch's logits alone, so that it learns from whole
-        # reviews as well as short texts (train sentiment --short-branch)
-        self.short_alone = False
         if config.ngram_buckets:  # one weight per unigram id, then ngram_buckets per longer order
             rows = config.vocab + (config.ngram_order - 1) * config.ngram_buckets
             self.ngram = nn.Embedding(rows, 1)
@@ -119,8 +113,6 @@ class RecurrentNet(nn.Module):
         """
         if state is None:
             state = self.initial_state(x.shape[0])
-        if self.ngram_alone:
-            return self._ngram_alone(x, state, lengths)
         packed_state: Any = (state[0], state[1]) if self.config.cell == "lstm" else state[0]
         inputs: Any = self.inp(x)  # (B, T, E)
         packed = lengths is not None and exact_state
@@ -157,10 +149,6 @@ class RecurrentNet(nn.Module):
             return pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])[0], new
 
         short_out, short_new = run(self.short_rnn, short_state)
-        if self.short_alone:  # training only: the branch's logits; the main model is not run
-            rows = torch.arange(short_out.shape[0], device=short_out.device)
-            short_last = short_out[rows, lengths - 1] if lengths is not None else short_out[:, -1]
-            return self.short_head(self.head_drop(short_last)), state
         out, new = run(self.rnn, main_state[0])
         new_state = [new]
         rows = torch.arange(out.shape[0], device=out.device)
@@ -193,7 +181,7 @@ class RecurrentNet(nn.Module):
         the exported step graph has a few nodes where the sequence path's masks and slices would
         add dozens, each with its own per-call cost.
         """
-        if self.ngram_alone or not self.config.readout.active:
+        if not self.config.readout.active:
             return self.forward(x.unsqueeze(1), state)
         k = self.cell_states
         short = self.config.short_hidden > 0
@@ -229,17 +217,29 @@ class RecurrentNet(nn.Module):
             extra += [ngram_sum, ids[:, 1:].t()[:, :, None].to(rest[1].dtype)]
         return y, extra
 
-    def _ngram_alone(self, x: torch.Tensor, state: list[torch.Tensor], lengths: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Training only: the n-gram readout's logits on their own (B, C); the state is returned as it came."""
+    def ngram_logits(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The n-gram readout's share of the logits (B, C) after each row's last valid step, from
+        the initial state (training: `train stack` weighs it against the rest of the logits)."""
         if not self.config.ngram_buckets:
-            raise ValueError("ngram_alone needs an n-gram readout (ngram_buckets > 0)")
+            raise ValueError("this model has no n-gram readout (ngram_buckets = 0)")
+        state = self.initial_state(x.shape[0])
         weights, _ = self._ngram_weights(x, state[self._prev_index], lengths)  # (B, T)
         steps = x.shape[1]
         counts = torch.full_like(weights[:, 0], steps) if lengths is None else lengths.to(weights.dtype)
         valid = torch.arange(steps, device=x.device)[None, :] < counts[:, None]
         total = (weights * valid).sum(1)[:, None]  # (B, 1)
-        return self.ngram_head(self._ngram_pooled(total, counts.clamp(min=1.0)[:, None])), state
+        return self.ngram_head(self._ngram_pooled(total, counts.clamp(min=1.0)[:, None]))
+
+    def branch_logits(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The short-text branch's own logits (B, C) after each row's last valid step, from the
+        initial state; the main model is not run (training: the branch learns from whole reviews
+        as well as short texts on these, `train sentiment --short-branch`)."""
+        if not self.config.short_hidden:
+            raise ValueError("this model has no short-text branch (short_hidden = 0)")
+        short_out, _ = self.short_rnn(self.inp(x), self.initial_state(x.shape[0])[-1])  # (B, T, H')
+        rows = torch.arange(short_out.shape[0], device=short_out.device)
+        last = short_out[rows, lengths - 1] if lengths is not None else short_out[:, -1]
+        return self.short_head(self.head_drop(last))
 
     def _readout(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor | None,
                  state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor | float, list[torch.Tensor]]:
@@ -310,8 +310,6 @@ class RecurrentNet(nn.Module):
 
     def every_step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits after every step of unpadded x (B, T[, F]) from the initial state. # (B, T, C)"""
-        if self.ngram_alone:
-            raise ValueError("every-step training (--anytime) does not combine with ngram_alone")
         state = self.initial_state(x.shape[0])
         packed_state: Any = tuple(state[:2]) if self.config.cell == "lstm" else state[0]
         out, _ = self.rnn(self.inp(x), packed_state)  # (B, T, H)

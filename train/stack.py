@@ -1,7 +1,7 @@
 """Stacking: weigh a model's two logit sources, its head and its n-gram readout, on held-out reviews.
 
 The head (trained with the recurrent layers) and the n-gram readout (fitted on its own by
-`train ngrams`, or trained with `--ngram-alone`) each fit their training reviews almost
+`train ngrams`) each fit their training reviews almost
 perfectly, so neither their sum nor any weighting learnt on those reviews is right. `stack`
 fits `alpha * head + beta * ngrams + bias` by logistic regression (cross-entropy, L-BFGS,
 float64) on reviews that neither saw (the fixed `--holdout` pick), then folds alpha, beta and
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from train.checkpoint import Checkpoint, save_checkpoint
 from train.loop import CHECKPOINT, Data, accuracy
 from train.metrics import append_metrics
 from train.models import RecurrentNet, build
@@ -30,12 +30,9 @@ def logit_parts(net: RecurrentNet, data: Data, batch: int = 250) -> tuple[torch.
     with torch.no_grad():
         for idx in data.batches(batch, None):
             inputs, labels[idx] = data.batch(idx)
-            net.ngram_alone = False
             total, _ = net(**inputs)
-            net.ngram_alone = True
-            alone, _ = net(**inputs)
+            alone = net.ngram_logits(**inputs)
             head[idx], ngrams[idx] = total - alone, alone
-    net.ngram_alone = False
     return head, ngrams, labels
 
 
@@ -57,39 +54,26 @@ def fit_weights(head: torch.Tensor, ngrams: torch.Tensor, labels: torch.Tensor) 
     return float(alpha.detach()), float(beta.detach()), bias.detach().float()
 
 
-def stack(ckpt: Checkpoint, init: Path, held: Data | None, test: Data, out: Path,
-          weights_from: Path | None = None) -> dict[str, Any]:
-    """Fit the weights on `held` (or take those an earlier `stack` fitted, from `weights_from`),
-    fold them into the heads of the checkpoint `ckpt` (loaded from `init`), write
-    out/checkpoint.pt; returns its metrics.
-
-    `weights_from` serves the usual refit: the weights are fitted on held-out reviews with both
-    parts trained on the rest, then applied to the same two parts retrained on every review.
-    """
+def stack(ckpt: Checkpoint, init: Path, held: Data | None, test: Data, out: Path) -> dict[str, Any]:
+    """Fit the weights on the held-out reviews `held`, fold them into the heads of the checkpoint
+    `ckpt` (loaded from `init`), write out/checkpoint.pt; returns its metrics."""
     net = build(ckpt.net_config())
     net.load_state_dict(ckpt.state_dict)
     if not net.config.ngram_buckets:
-        raise ValueError(f"{init}: the model has no n-gram readout to stack (train it with --ngram-buckets)")
-    if weights_from is not None:
-        fitted = load_checkpoint(weights_from).stack
-        if fitted is None:
-            raise ValueError(f"{weights_from}: not a checkpoint written by `train stack`")
-        alpha, beta, bias = float(fitted["alpha"]), float(fitted["beta"]), torch.tensor(fitted["bias"])
-        weights = {**fitted, "applied_from": str(weights_from), "to": str(init)}
-    elif held is not None:
-        alpha, beta, bias = fit_weights(*logit_parts(net, held))
-        weights = {"alpha": alpha, "beta": beta, "bias": bias.tolist(), "holdout_reviews": len(held),
-                   "from": str(init)}
-    else:
-        raise ValueError("stack needs held-out reviews (--holdout N) or fitted weights (--weights CHECKPOINT)")
+        raise ValueError(f"{init}: the model has no n-gram readout to stack (fit one with `train ngrams`)")
+    if held is None:
+        raise ValueError("stack fits its weights on held-out reviews: give --holdout N, the same N as the "
+                         "stages before")
+    alpha, beta, bias = fit_weights(*logit_parts(net, held))
+    weights = {"alpha": alpha, "beta": beta, "bias": bias.tolist(), "holdout_reviews": len(held),
+               "from": str(init)}
     with torch.no_grad():
         net.head.weight.mul_(alpha)
         net.head.bias.mul_(alpha).add_(bias)
         net.ngram_head.weight.mul_(beta)
     test_acc = accuracy(net, test)
     metrics = {**ckpt.metrics, "test_accuracy": test_acc}
-    if held is not None and weights_from is None:
-        metrics["holdout_accuracy"] = accuracy(net, held)
+    metrics["holdout_accuracy"] = accuracy(net, held)
     print(f"stack: alpha {alpha:.4f}, beta {beta:.4f}, bias {[round(b, 4) for b in bias.tolist()]}; "
           + (f"held-out accuracy {metrics['holdout_accuracy']:.4%}, " if "holdout_accuracy" in metrics else "")
           + f"test accuracy {test_acc:.4%}", file=sys.stderr)

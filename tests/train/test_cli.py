@@ -18,12 +18,11 @@ BAD = [  # (sub-command, option, bad value)
     ("digits", "--dropout", "-0.5"), ("digits", "--limit", "-1"), ("digits", "--threads", "-2"),
     ("digits", "--hidden", "1.5"), ("digits", "--stop-after", "-1"), ("digits", "--augment", "-1"),
     ("digits", "--anytime", "-1"), ("digits", "--font-share", "1"),
-    ("sentiment", "--holdout", "-1"), ("sentiment", "--ngram-buckets", "-1"),
-    ("sentiment", "--ngram-order", "1"), ("sentiment", "--embed", "0"), ("sentiment", "--max-vocab", "0"),
-    ("sentiment", "--head-dropout", "1.0"), ("sentiment", "--init-lr-scale", "-1"),
-    ("sentiment-lm", "--bptt", "0"), ("sentiment-lm", "--checkpoint-minutes", "-1"),
+    ("sentiment", "--holdout", "-1"), ("sentiment", "--short-branch", "0"), ("sentiment", "--short-words", "0"),
+    ("sentiment", "--embed", "0"), ("sentiment", "--max-vocab", "0"), ("sentiment", "--expectations", "1"),
+    ("characters", "--checkpoint-minutes", "-1"),
     ("characters", "--bptt", "0"), ("characters", "--embed", "0"), ("vectors", "--window", "0"),
-    ("vectors", "--negatives", "0"), ("vectors", "--lr", "0"), ("vectors", "--max-tokens", "-1"),
+    ("vectors", "--negatives", "0"), ("vectors", "--lr", "0"), ("vectors", "--min-count", "-1"),
     ("ngrams", "--ngram-buckets", "0"), ("ngrams", "--ngram-order", "1"), ("ngrams", "--c", "0"),
     ("stack", "--holdout", "-1"),
 ]
@@ -51,17 +50,17 @@ def test_the_one_line_names_the_allowed_range(capsys, tmp_path) -> None:
                                        "give an integer >= 1 (see --help)\n")
     assert cli.main(["sentiment", "--dropout", "1", "--out", str(tmp_path)]) == 2
     assert "argument --dropout: 1 is out of range; give a finite number >= 0 and < 1" in capsys.readouterr().err
-    assert cli.main(["sentiment", "--ngram-alone", "--out", str(tmp_path / "x")]) == 2  # checked before the data
-    assert capsys.readouterr().err == "error: --ngram-alone needs --ngram-buckets N\n"
+    assert cli.main(["sentiment", "--flip", "--out", str(tmp_path / "x")]) == 2  # checked before the data
+    assert capsys.readouterr().err == "error: --flip negates short texts: give --short N too\n"
 
 
 def test_every_sub_command_has_its_function() -> None:
     p = cli.parser()
-    commands = {"digits": cli.digits, "sentiment": cli.sentiment, "sentiment-lm": cli.sentiment_lm,
-                "characters": cli.characters, "vectors": cli.vectors, "ngrams": cli.ngrams, "stack": cli.run_stack}
+    commands = {"digits": cli.digits, "sentiment": cli.sentiment, "characters": cli.characters,
+                "vectors": cli.vectors, "ngrams": cli.ngrams, "stack": cli.run_stack, "ensemble": cli.run_ensemble}
     for name, command in commands.items():
-        extra = ["--init", "x.pt"] + (["--ngram-buckets", "3"] if name == "ngrams" else []) \
-            if name in ("ngrams", "stack") else []
+        extra = {"ngrams": ["--init", "x.pt", "--ngram-buckets", "3"], "stack": ["--init", "x.pt", "--holdout", "5"],
+                 "ensemble": ["--init", "a.pt", "b.pt"]}.get(name, [])
         assert p.parse_args([name, *extra, "--out", "o"]).command is command
 
 
@@ -96,8 +95,8 @@ def test_digits_help_explains_each_option_and_its_default() -> None:
         assert len(blocks[flag].split()) >= 4, blocks[flag]
 
 
-@pytest.mark.parametrize("command", ["digits", "sentiment", "sentiment-lm", "characters", "vectors", "ngrams",
-                                     "stack"])
+@pytest.mark.parametrize("command", ["recipe", "digits", "sentiment", "characters", "vectors", "ngrams", "stack",
+                                     "ensemble"])
 def test_every_option_of_every_sub_command_has_help(command, capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     assert cli.main([command, "--help"]) == 0

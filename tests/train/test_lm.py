@@ -53,10 +53,10 @@ def test_interrupted_epoch_resumes_exactly(tmp_path, monkeypatch) -> None:
     as a run never interrupted."""
     import train.lm as lm_module
     from train.checkpoint import Checkpoint, load_checkpoint
-    from train.loop import TrainArgs
+    from train.loop import Optimisation
 
     ids = np.random.default_rng(1).integers(1, 12, 4000)
-    args = TrainArgs(epochs=2, batch=4, lr=0.01, seed=3)
+    args = Optimisation(epochs=2, batch=4, lr=0.01, seed=3)
 
     def run(out, resume=False):
         lm = _lm(0.3)

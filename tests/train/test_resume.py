@@ -138,10 +138,10 @@ def test_killed_language_model_logs_each_epoch_once_after_resume(tmp_path, monke
     """fit_lm (characters, sentiment-lm): the same agreement between log and checkpoint; a first
     run into a folder with a stale log drops it, and a resume with nothing to resume says so."""
     from tests.train.test_lm import _lm
-    from train.loop import TrainArgs
+    from train.loop import Optimisation
 
     ids = np.random.default_rng(2).integers(1, 12, 1200)
-    args = TrainArgs(epochs=3, batch=4, lr=0.01, seed=1)
+    args = Optimisation(epochs=3, batch=4, lr=0.01, seed=1)
 
     def run(out: Path, resume: bool = False) -> None:
         lm = _lm(0.0)

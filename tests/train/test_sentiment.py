@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,8 @@ import torch
 
 from edgeinfer import Model
 from train.__main__ import main as train_main
-from train.checkpoint import load_checkpoint
+from train.checkpoint import load_checkpoint, save_checkpoint
 from train.data import DataMissingError, data_dir, load_imdb
-from train.models import build
 from train.tasks import build_vocab
 
 POS = ["a great movie", "great acting, loved it", "wonderful<br />great fun", "loved every great minute"]
@@ -90,17 +90,17 @@ def test_sentiment_trains_and_exports(tmp_path) -> None:
     assert probs[0, 1] > 0.5 > probs[1, 1]
 
 
-def test_word_vectors_initialise_and_freeze(tmp_path) -> None:
+def test_word_vectors_initialise_the_embedding(tmp_path) -> None:
     write_tiny_imdb(tmp_path / "data", copies=2)
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("3 8\ngreat " + " ".join(["0.5"] * 8) + "\nawful " + " ".join(["-0.5"] * 8)
                        + "\nunseen " + " ".join(["9"] * 8) + "\n")
-    _train(tmp_path / "data", tmp_path / "run", "--epochs", "1", "--vectors", str(vectors), "--freeze-vectors")
+    _train(tmp_path / "data", tmp_path / "run", "--epochs", "1", "--vectors", str(vectors), "--lr", "1e-9")
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     table = ckpt.state_dict["inp.0.weight"]
-    vocab = ckpt.input["vocab"]
-    assert torch.equal(table[vocab.index("great") + 2], torch.full((8,), 0.5))
-    assert torch.equal(table[vocab.index("awful") + 2], torch.full((8,), -0.5))
+    vocab = ckpt.input["vocab"]  # a learning rate of 1e-9 leaves the vectors as they were read
+    assert torch.allclose(table[vocab.index("great") + 2], torch.full((8,), 0.5), atol=1e-6)
+    assert torch.allclose(table[vocab.index("awful") + 2], torch.full((8,), -0.5), atol=1e-6)
     assert not table[0].any()  # padding stays zero
     bad = tmp_path / "bad.txt"
     bad.write_text("great 1 2 3\n")
@@ -124,35 +124,21 @@ def test_tokenizer_ids_identical_to_training(tmp_path) -> None:
         assert runtime.encode(text) == [index.get(w, 1) for w in words(text)]
 
 
-def test_lm_pretraining_then_fine_tuning(tmp_path) -> None:
+def test_init_continues_from_a_classifier(tmp_path) -> None:
     write_tiny_imdb(tmp_path / "data")
-    lm_out = tmp_path / "lm"
-    assert train_main(["sentiment-lm", "--data", str(tmp_path / "data"), "--out", str(lm_out), "--embed", "8",
-                       "--hidden", "8", "--batch", "4", "--bptt", "8", "--threads", "1", "--min-count", "1",
-                       "--epochs", "3", "--lr", "0.01", "--cell", "gru"]) == 0
-    lm = load_checkpoint(lm_out / "checkpoint.pt")
-    lines = (lm_out / "metrics.jsonl").read_text().splitlines()
-    import json
-    losses = [json.loads(x)["train_loss"] for x in lines]
-    assert losses[-1] < losses[0]  # it learns the tiny corpus
-    _train(tmp_path / "data", tmp_path / "clf", "--cell", "gru", "--epochs", "1",
-           "--init", str(lm_out / "checkpoint.pt"))
-    clf = load_checkpoint(tmp_path / "clf" / "checkpoint.pt")
-    assert clf.input["vocab"] == lm.input["vocab"]
-    # fine-tuning started from the LM's weights: the head is new, the recurrent layer moved little
-    diff = (clf.state_dict["rnn.weight_hh_l0"] - lm.state_dict["rnn.weight_hh_l0"]).abs().max()
-    assert float(diff) < 0.2
-    assert float(diff) > 0  # ... but it did move
-    # --init-lr-scale 0 freezes every pretrained tensor while the new head learns; --head-dropout
-    # is recorded in the config and adds no weights, so the export is unchanged
-    _train(tmp_path / "data", tmp_path / "frozen", "--cell", "gru", "--epochs", "1", "--init",
-           str(lm_out / "checkpoint.pt"), "--init-lr-scale", "0", "--head-dropout", "0.5", "--anytime", "0.5")
-    frozen = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")
-    assert frozen.config["head_dropout"] == 0.5
-    assert frozen.train_args["anytime"] == 0.5 and frozen.train_args["pretrained_lr_scale"] == 0
-    for name in ("inp.0.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
-        assert torch.equal(frozen.state_dict[name], lm.state_dict[name]), name
-    assert set(frozen.state_dict) == set(clf.state_dict)
-    torch.manual_seed(0)
-    start = build({**frozen.config, "head_dropout": 0.5})
-    assert not torch.equal(start.head.weight, frozen.state_dict["head.weight"])
+    _train(tmp_path / "data", tmp_path / "a", "--cell", "gru", "--epochs", "1")
+    _train(tmp_path / "data", tmp_path / "b", "--cell", "gru", "--epochs", "1", "--lr", "0.001",
+           "--init", str(tmp_path / "a" / "checkpoint.pt"), "--anytime", "0.5")
+    a, b = (load_checkpoint(tmp_path / x / "checkpoint.pt") for x in "ab")
+    assert b.input["vocab"] == a.input["vocab"] and set(b.state_dict) == set(a.state_dict)
+    diff = (b.state_dict["rnn.weight_hh_l0"] - a.state_dict["rnn.weight_hh_l0"]).abs().max()
+    assert 0 < float(diff) < 0.2  # started from a's weights and moved from them
+    assert b.train_args["anytime"] == 0.5 and b.train_args["short"] == 0 and "pretrained_lr_scale" not in b.train_args
+    # a checkpoint of another task, or of another shape, is one clear error
+    chars = replace(a, task="characters")
+    save_checkpoint(tmp_path / "chars.pt", chars)
+    assert train_main(["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "c"), "--embed", "8",
+                       "--hidden", "8", "--min-count", "1", "--init", str(tmp_path / "chars.pt")]) == 2
+    assert train_main(["sentiment", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "d"), "--embed", "8",
+                       "--hidden", "16", "--min-count", "1", "--cell", "gru",
+                       "--init", str(tmp_path / "a" / "checkpoint.pt")]) == 2
