@@ -322,6 +322,33 @@ def test_millions_of_tiny_protobuf_fields_are_refused_fast(tmp_path) -> None:
         external_tensors(model, "many.onnx")
 
 
+def test_the_one_protobuf_walker_checks_every_bound() -> None:
+    """fileformat.proto_spans walks every message the runtime reads (fields, checksums, initializer
+    ranges): each field's key start, value start and value end, as offsets into the whole buffer
+    also for a sub-message, whose end is a bound like the buffer's."""
+    from edgeinfer.fileformat import check_self_ranges, initializer_ranges, proto_fields, proto_spans
+
+    msg = b"\x08\x96\x01" + b"\x12\x03abc" + b"\x1d\x01\x02\x03\x04" + b"\x21" + bytes(8)
+    assert list(proto_spans(msg)) == [(1, 0, 0, 1, 3), (2, 2, 3, 5, 8), (3, 5, 8, 9, 13), (4, 1, 13, 14, 22)]
+    assert proto_fields(msg) == [(1, 0, 150), (2, 2, b"abc"), (3, 5, 0x04030201), (4, 1, 0)]
+    outer = b"\x0a\x05" + b"\x12\x03abc" + b"\x08\x01"
+    assert list(proto_spans(outer, 2, 7)) == [(2, 2, 2, 4, 7)]
+    for data, begin, end in ((outer, 2, 6), (b"\x08\x96", 0, None), (b"\x08\x96\x01", 0, 2), (b"\x12\x05ab", 0, None),
+                             (b"\x1d\x01\x02", 0, None), (b"\x08\x01\x21" + bytes(8), 0, 9)):
+        with pytest.raises(EOFError):
+            list(proto_spans(data, begin, end))
+    for data, why in ((b"\x00\x01", "field number 0"), (b"\x0b", "wire type 3"), (b"\x0f", "wire type 7"),
+                      (b"\x08" + b"\xff" * 10 + b"\x01", "varint too long")):
+        with pytest.raises(ValueError, match=why):
+            list(proto_spans(data))
+    # a model whose graph holds a cut initializer: no ranges, and the range check names the file
+    cut = b"\x08\x08" + b"\x3a\x02" + b"\x2a\x05"
+    with pytest.raises(EOFError):
+        initializer_ranges(cut)
+    with pytest.raises(ModelFileError, match=r"^cut: corrupt ONNX file; export it again$"):
+        check_self_ranges(b"", cut, "cut")
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
