@@ -161,13 +161,12 @@ class LoadedModel:
             data = fused_form(data) or data
         if self.dequantize:
             data = dequantize_graph(data) or data
-        # the step graph's shared weights are stored once, in the main graph: format 4 names them as
-        # byte ranges of the file itself, older formats by the initializer holding them
-        external = None if sequence else self.file.shared_weights()
+        # the step graph's shared weights are stored once, in the main graph: the step graph names
+        # them as byte ranges of the file itself
         files = None if sequence else self.file.external_files()
         threads = self.intra_op_threads if self.intra_op_threads is not None else (1 if graph == "step" else 0)
         source = f"{self.source} ({'sequence' if sequence else 'step'} graph)"
-        session = create_session(data, source, self.providers, threads, self.inter_op_threads, external,
+        session = create_session(data, source, self.providers, threads, self.inter_op_threads,
                                  spinning=graph != "step", external_files=files, cpu_fallback=self.cpu_fallback)
         self._check_graph(session, sequence, source)
         return session

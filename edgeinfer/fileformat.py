@@ -2,9 +2,10 @@
 
 An edgeinfer file is an ONNX ModelProto whose main graph is the sequence graph and whose
 `metadata_props` (field 14; entries hold key = 1, value = 2) carry the spec (JSON), the step
-graph (a base64 ONNX model) and the map of the step graph's shared weights onto the sequence
-graph's initializers. Fields are read wherever they stand; a file that is not a protobuf, or
-whose fields run past its end, is reported here, before onnxruntime sees it.
+graph (a base64 ONNX model whose shared weights are byte ranges of the file itself) and the
+checksums. One walker (`proto_spans`) reads every message, fields wherever they stand; a file
+that is not a protobuf, or whose fields run past its end, is reported here, before onnxruntime
+sees it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +21,13 @@ import numpy as np
 from edgeinfer.errors import ModelFileError, SpecError
 from edgeinfer.spec import (
     CHECKSUMS_KEY,
+    FORMAT_VERSION,
+    RELAYOUT_COMMAND,
     SELF_LOCATION,
     SELF_RANGES_FORMAT,
     SPEC_CHECKSUM_FORMAT,
     SPEC_KEY,
     STEP_GRAPH_KEY,
-    STEP_SHARED_KEY,
     ModelSpec,
 )
 
@@ -40,10 +43,13 @@ _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int6
 Field = tuple[int, int, "bytes | int"]
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def _varint(data: bytes, pos: int, end: int | None = None) -> tuple[int, int]:
+    """The varint at `pos` and the position after it; EOFError when it runs past `end` (default: the
+    end of `data`), ValueError when it is longer than ten bytes."""
+    stop = len(data) if end is None else end
     value, shift = 0, 0
     while True:
-        if pos >= len(data):
+        if pos >= stop:
             raise EOFError
         byte = data[pos]
         pos += 1
@@ -65,35 +71,54 @@ class _TooManyFields(ValueError):
     """A message with more fields than MAX_FIELDS_PER_MESSAGE (or a file over MAX_FIELDS_TOTAL)."""
 
 
-def _fields(data: bytes) -> list[Field]:
-    """Top-level (field number, wire type, value) triples; EOFError when truncated; _TooManyFields
-    past MAX_FIELDS_PER_MESSAGE (parsing stops there: time and memory stay bounded)."""
-    out: list[Field] = []
-    pos = 0
-    while pos < len(data):
-        if len(out) >= MAX_FIELDS_PER_MESSAGE:
+Span = tuple[int, int, int, int, int]  # field number, wire type, key start, value start, value end
+
+
+def proto_spans(data: bytes, begin: int = 0, end: int | None = None) -> Iterator[Span]:
+    """The one protobuf walker: the top-level fields of the message data[begin:end] (default: all of
+    `data`), each as (field number, wire type, where its key starts, where its value starts, where
+    its value ends), offsets into `data`; a varint field's value is its encoded bytes.
+
+    EOFError when a field runs past the message's end; ValueError for bytes that cannot be a
+    message (field number 0, wire types 3, 4, 6 and 7, a varint over ten bytes); _TooManyFields
+    (a ValueError) past MAX_FIELDS_PER_MESSAGE: the walk stops there, so time and memory stay bounded."""
+    stop = len(data) if end is None else end
+    pos, count = begin, 0
+    while pos < stop:
+        if count >= MAX_FIELDS_PER_MESSAGE:
             raise _TooManyFields(TOO_MANY_FIELDS)
-        key, pos = _varint(data, pos)
+        count += 1
+        start = pos
+        key, pos = _varint(data, pos, stop)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
         if wire == 0:
-            value, pos = _varint(data, pos)
-            out.append((number, wire, value))
+            value_end = _varint(data, pos, stop)[1]
         elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > len(data):
-                raise EOFError
-            out.append((number, wire, data[pos : pos + size]))
-            pos += size
+            size, pos = _varint(data, pos, stop)
+            value_end = pos + size
         elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            if pos + width > len(data):
-                raise EOFError
-            out.append((number, wire, int.from_bytes(data[pos : pos + width], "little")))
-            pos += width
+            value_end = pos + (8 if wire == 1 else 4)
         else:
             raise ValueError(f"wire type {wire}")
+        if value_end > stop:
+            raise EOFError
+        yield number, wire, start, pos, value_end
+        pos = value_end
+
+
+def _fields(data: bytes) -> list[Field]:
+    """Top-level (field number, wire type, value) triples: bytes for length-delimited fields, the
+    number for the others (errors as proto_spans)."""
+    out: list[Field] = []
+    for number, wire, _, at, end in proto_spans(data):
+        if wire == 2:
+            out.append((number, wire, data[at:end]))
+        elif wire == 0:
+            out.append((number, wire, _varint(data, at, end)[0]))
+        else:
+            out.append((number, wire, int.from_bytes(data[at:end], "little")))
     return out
 
 
@@ -155,42 +180,6 @@ def tensor_header(fields: list[Field]) -> tuple[str, list[int], int]:
         elif f == _DATA_TYPE and isinstance(v, int):
             dtype = v
     return name, dims, dtype
-
-
-def _tensor(value: bytes, names: set[str]) -> tuple[str, np.ndarray | None]:
-    """A TensorProto's name, and its array when the name is in `names` (raw_data tensors only);
-    ValueError when a wanted tensor is inconsistent."""
-    fields = _fields(value)
-    name = next((v.decode("utf-8") for f, _, v in fields if f == _NAME and isinstance(v, bytes)), "")
-    if name not in names:
-        return name, None
-    _, dims, dtype = tensor_header(fields)
-    raw = next((v for f, _, v in fields if f == _RAW_DATA and isinstance(v, bytes)), b"")
-    if dtype not in _DTYPES:
-        raise ValueError(f"data type {dtype}")
-    itemsize = np.dtype(_DTYPES[dtype]).itemsize
-    elements = float(np.prod(dims, dtype=np.float64))
-    if any(d >= 1 << 40 for d in dims) or elements * itemsize != len(raw):
-        raise ValueError("dims do not match the data")
-    return name, np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(dims)
-
-
-def read_initializers(data: bytes, names: set[str], source: str) -> dict[str, np.ndarray]:
-    """The named initializers (raw_data tensors) of a serialized ModelProto's main graph."""
-    found: dict[str, np.ndarray] = {}
-    try:
-        graph = next(v for f, w, v in _top_fields(data, source) if f == _GRAPH_FIELD and isinstance(v, bytes))
-        for number, _, value in _fields(graph):
-            if number == _INITIALIZER_FIELD and isinstance(value, bytes):
-                name, arr = _tensor(value, names)
-                if arr is not None:
-                    found[name] = arr
-    except (EOFError, ValueError, UnicodeDecodeError):
-        raise ModelFileError(f"{source}: corrupt weights in ONNX file; export it again") from None
-    missing = names - set(found)
-    if missing:
-        raise ModelFileError(f"{source}: weights {sorted(missing)[:3]} missing from the file; export it again")
-    return found
 
 
 # Where TensorProtos can stand in an ONNX model: message kind -> {field number: kind of its value}.
@@ -292,7 +281,10 @@ def check_self_ranges(step: bytes, data: bytes, source: str) -> None:
     one of the sequence graph's initializers, of the size its dims and data type need. The
     runtime hands onnxruntime the file's bytes under that name, so nothing is read from disk."""
     file_size = len(data)
-    spans = set(initializer_ranges(data).values())
+    try:
+        spans = set(initializer_ranges(data).values())
+    except (EOFError, ValueError):  # UnicodeDecodeError and _TooManyFields included
+        raise ModelFileError(f"{source}: corrupt ONNX file; export it again") from None
     for ref in external_tensors(step, source):
         if not ref.initializer or ref.location != SELF_LOCATION:
             raise _refuse(source, ref.name, f"at {ref.location[:60]!r} (only {SELF_LOCATION!r}, the file itself, "
@@ -311,7 +303,7 @@ def checksums(data: bytes, step: bytes, spec_json: str | None = None) -> dict[st
     step graph and (format 8 on) of the spec's JSON as stored: what export writes under
     CHECKSUMS_KEY, and a runtime checks."""
     body = hashlib.sha256()
-    for number, _, start, end in _field_bounds(data):
+    for number, _, start, _, end in proto_spans(data):
         if number != _METADATA_FIELD:
             body.update(data[start:end])
     sums = {"graph": body.hexdigest(), "step_graph": hashlib.sha256(step).hexdigest()}
@@ -337,37 +329,19 @@ def _check_checksums(meta: dict[str, str], data: bytes, step: bytes, source: str
                                  "the one written at export); copy or export the file again")
 
 
-def _field_bounds(data: bytes) -> list[tuple[int, int, int, int]]:
-    """Top-level fields: (number, wire type, start of the field's key, end of its value)."""
-    out = []
-    pos = 0
-    while pos < len(data):
-        start = pos
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 2:
-            size, pos = _varint(data, pos)
-            pos += size
-        elif wire == 0:
-            _, pos = _varint(data, pos)
-        else:
-            pos += 8 if wire == 1 else 4
-        out.append((number, wire, start, pos))
-    return out
-
-
 def initializer_ranges(data: bytes) -> dict[str, tuple[int, int]]:
     """Where each main-graph initializer's raw_data lies in a serialized model: name -> (offset,
-    length). For the exporter, which writes the step graph's shared weights as these ranges."""
+    length). For the exporter, which writes the step graph's shared weights as these ranges (errors
+    as proto_spans, and UnicodeDecodeError for a name that is not UTF-8)."""
     ranges: dict[str, tuple[int, int]] = {}
-    for number, wire, start, end in _spans(data, 0):
+    for number, wire, _, start, end in proto_spans(data):
         if number != _GRAPH_FIELD or wire != 2:
             continue
-        for g_number, g_wire, g_start, g_end in _spans(data[start:end], start):
+        for g_number, g_wire, _, g_start, g_end in proto_spans(data, start, end):
             if g_number != _INITIALIZER_FIELD or g_wire != 2:
                 continue
             name, raw = "", (0, 0)
-            for t_number, t_wire, t_start, t_end in _spans(data[g_start:g_end], g_start):
+            for t_number, t_wire, _, t_start, t_end in proto_spans(data, g_start, g_end):
                 if t_number == _NAME and t_wire == 2:
                     name = data[t_start:t_end].decode("utf-8")
                 elif t_number == _RAW_DATA and t_wire == 2:
@@ -377,64 +351,47 @@ def initializer_ranges(data: bytes) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def _spans(data: bytes, base: int) -> list[tuple[int, int, int, int]]:
-    """Length-delimited and other fields of a message with the absolute [start, end) of each value."""
-    out = []
-    pos = 0
-    while pos < len(data):
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 2:
-            size, pos = _varint(data, pos)
-            out.append((number, wire, base + pos, base + pos + size))
-            pos += size
-        elif wire == 0:
-            _, end = _varint(data, pos)
-            out.append((number, wire, base + pos, base + end))
-            pos = end
-        else:
-            width = 8 if wire == 1 else 4
-            out.append((number, wire, base + pos, base + pos + width))
-            pos += width
-    return out
-
-
 @dataclass(frozen=True)
 class ModelFile:
-    """A parsed edgeinfer file: its bytes, spec, step graph and how the step graph gets its shared weights.
-
-    Format 4 and later: the step graph's shared weights are byte ranges of the file itself
-    (`self_ranges`); formats 1-3: `step_shared` maps each to the sequence initializer holding it.
-    """
+    """A parsed edgeinfer file (format 4 or later): its bytes, spec and step graph, whose shared
+    weights are byte ranges of the file itself (location SELF_LOCATION)."""
 
     source: str  # how the user named the file, for messages
     data: bytes  # the whole file: the sequence graph with its metadata
     spec: ModelSpec
     step_graph: bytes  # a serialized ONNX model
-    step_shared: dict[str, str]  # formats 1-3: step initializer name -> sequence initializer
-    self_ranges: bool = False  # format 4: shared weights are ranges of `data` under SELF_LOCATION
-
-    def shared_weights(self) -> dict[str, np.ndarray]:
-        """Formats 1-3: the step graph's external weights, read from the sequence graph's initializers."""
-        if not self.step_shared:
-            return {}
-        weights = read_initializers(self.data, set(self.step_shared.values()), self.source)
-        return {name: weights[src] for name, src in self.step_shared.items()}
 
     def external_files(self) -> dict[str, bytes]:
-        """Format 4: the in-memory "files" the step graph's external references name: the file itself."""
-        return {SELF_LOCATION: self.data} if self.self_ranges else {}
+        """The in-memory "files" the step graph's external references name: the file itself."""
+        return {SELF_LOCATION: self.data}
 
 
-def parse_model_file(data: bytes, source: str) -> ModelFile:
-    """Read an edgeinfer file's metadata: spec, step graph and its shared weights, all validated."""
-    meta = read_metadata(data, source)
+def older_layout(source: str, version: int) -> ModelFileError:
+    """The refusal of a file of formats 1-3 (SELF_RANGES_FORMAT - 1 and before), whose step graph
+    names its shared weights by tensor name: the command that rewrites it is the fix."""
+    return ModelFileError(f"{source}: a format {version} file, whose step graph names its shared weights by tensor "
+                          f"name (formats 1-{SELF_RANGES_FORMAT - 1}), which edgeinfer no longer reads; rewrite it "
+                          f"in format {FORMAT_VERSION} with `{RELAYOUT_COMMAND}` (weights untouched)")
+
+
+def read_spec(meta: dict[str, str], source: str) -> ModelSpec:
+    """The spec in a file's metadata (`read_metadata`), validated; SpecError naming `source`."""
     if SPEC_KEY not in meta:
         raise SpecError(f"{source}: ONNX file without an edgeinfer spec; export it with `python -m export`")
     try:
-        spec = ModelSpec.from_json(meta[SPEC_KEY])
+        return ModelSpec.from_json(meta[SPEC_KEY])
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
+
+
+def parse_model_file(data: bytes, source: str) -> ModelFile:
+    """Read an edgeinfer file's metadata: spec and step graph, everything validated (the checksums,
+    and every external-data reference in either graph). Files of formats 1-3 are refused
+    (`older_layout`: the command that rewrites them is in the message)."""
+    meta = read_metadata(data, source)
+    spec = read_spec(meta, source)
+    if spec.format_version < SELF_RANGES_FORMAT:
+        raise older_layout(source, spec.format_version)
     try:
         step = base64.b64decode(meta.get(STEP_GRAPH_KEY, ""), validate=True)
     except (binascii.Error, ValueError):
@@ -444,19 +401,11 @@ def parse_model_file(data: bytes, source: str) -> ModelFile:
     check_external_data(data, set(), source)
     step_source = f"{source} (step graph)"
     _top_fields(step, step_source)
-    if spec.format_version >= SELF_RANGES_FORMAT:
-        _check_checksums(meta, data, step, source, spec.format_version)
-        check_self_ranges(step, data, step_source)
-        return ModelFile(source, data, spec, step, {}, self_ranges=True)
-    try:
-        shared = json.loads(meta.get(STEP_SHARED_KEY, "{}"))
-    except (json.JSONDecodeError, RecursionError):
-        shared = None
-    if not isinstance(shared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in shared.items()):
-        raise SpecError(f"{source}: corrupt {STEP_SHARED_KEY} metadata; export the model again")
-    check_external_data(step, set(shared), step_source)
-    return ModelFile(source, data, spec, step, shared)
+    _check_checksums(meta, data, step, source, spec.format_version)
+    check_self_ranges(step, data, step_source)
+    return ModelFile(source, data, spec, step)
 
 
 __all__ = ["ExternalRef", "ModelFile", "check_external_data", "check_self_ranges", "checksums", "external_tensors",
-           "initializer_ranges", "parse_model_file", "read_initializers", "read_metadata"]
+           "initializer_ranges", "older_layout", "parse_model_file", "proto_fields", "proto_spans", "read_metadata",
+           "read_spec"]

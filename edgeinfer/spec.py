@@ -31,6 +31,7 @@ SELF_RANGES_FORMAT = 4  # from this version on, the step graph's shared weights 
 SPEC_KEY = "edgeinfer.spec"
 STEP_GRAPH_KEY = "edgeinfer.step_graph"
 STEP_SHARED_KEY = "edgeinfer.step_shared"  # formats 1-3: JSON {step initializer: sequence initializer}
+RELAYOUT_COMMAND = "python -m edgeinfer_export.relayout OLD.onnx NEW.onnx"  # rewrites a file in the current format
 SELF_LOCATION = "edgeinfer-self"  # format 4: the external-data location that names the model file itself
 CHECKSUMS_KEY = "edgeinfer.checksums"  # format 4: JSON {"graph": sha256, "step_graph": sha256}
 CELLS = ("rnn", "lstm", "gru")

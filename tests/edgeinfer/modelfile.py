@@ -10,20 +10,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from edgeinfer.fileformat import proto_spans
 from edgeinfer.spec import CHECKSUMS_KEY, SPEC_KEY
 
 _METADATA = 14
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
 
 
 def _encode_varint(value: int) -> bytes:
@@ -39,30 +29,9 @@ def _encode_varint(value: int) -> bytes:
 
 
 def fields(data: bytes) -> list[tuple[int, int, bytes, bytes]]:
-    """Top-level (field number, wire type, payload, the field's raw bytes) of a message."""
-    out = []
-    pos = 0
-    while pos < len(data):
-        start = pos
-        key, pos = _varint(data, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, end = _varint(data, pos)
-            payload = data[pos:end]
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            end = pos + size
-            payload = data[pos:end]
-        elif wire in (1, 5):
-            end = pos + (8 if wire == 1 else 4)
-            payload = data[pos:end]
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if end > len(data):
-            raise ValueError("truncated message")
-        out.append((field, wire, payload, data[start:end]))
-        pos = end
-    return out
+    """Top-level (field number, wire type, payload, the field's raw bytes) of a message, read by
+    the runtime's own protobuf walker (its bounds checks are tested on their own)."""
+    return [(number, wire, data[at:end], data[start:end]) for number, wire, start, at, end in proto_spans(data)]
 
 
 def _length_delimited(field: int, payload: bytes) -> bytes:

@@ -17,6 +17,7 @@ from edgeinfer import Model, ModelFileError, ProviderError, SpecError, WrongTask
 from edgeinfer.spec import (
     FORMAT_VERSION,
     SELF_RANGES_FORMAT,
+    SPEC_KEY,
     CharInput,
     ImageInput,
     ModelSpec,
@@ -24,10 +25,10 @@ from edgeinfer.spec import (
     Readout,
     TextInput,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.edgeinfer.conftest import committed
+from tests.edgeinfer.modelfile import read_metadata, strip_spec
 from tests.edgeinfer.modelfile import rewrite_spec as _rewrite_spec
-from tests.edgeinfer.modelfile import strip_spec
 
 
 def test_spec_json_round_trip(make_model) -> None:
@@ -89,17 +90,16 @@ def test_malformed_spec(make_model, tmp_path) -> None:
 
 def test_ngram_pool_in_the_spec(tmp_path) -> None:
     """Format 3 names how the n-gram readout pools; a format-2 readout (no `ngram_pool`) is "mean".
-    (That export writes the spec the runtime reads back: tests/export/test_fixtures.py.) A file
-    written by edgeinfer's format-3 exporter, kept in tests/fixtures/legacy/."""
+    (That export writes the spec the runtime reads back: tests/export/test_fixtures.py.) The spec of
+    a file written by edgeinfer's format-3 exporter, kept in tests/fixtures/legacy/ (the runtime
+    refuses the file itself: its step graph's layout is older; the spec is checked first)."""
     sentiment_model = committed("legacy/sentiment-gru1-readout-format3")
-    spec = Model(sentiment_model).spec
+    raw = json.loads(read_metadata(sentiment_model.read_bytes())[SPEC_KEY])
+    spec = ModelSpec.from_dict(raw)
     assert spec.readout.ngram_buckets and spec.format_version == 3 and spec.readout.ngram_pool == "mean"
-
-    def as_format_2(raw: dict) -> None:
-        raw["format_version"] = 2
-        del raw["readout"]["ngram_pool"]
-    _rewrite_spec(sentiment_model, tmp_path / "v2.onnx", as_format_2)
-    assert Model(tmp_path / "v2.onnx").spec.readout == spec.readout
+    raw["format_version"] = 2
+    del raw["readout"]["ngram_pool"]
+    assert ModelSpec.from_dict(raw).readout == spec.readout
     _rewrite_spec(sentiment_model, tmp_path / "bad.onnx", lambda raw: raw["readout"].update(ngram_pool="median"))
     with pytest.raises(SpecError, match="unknown ngram_pool 'median'; expected one of mean, sum"):
         Model(tmp_path / "bad.onnx")
@@ -220,22 +220,26 @@ def test_files_of_formats_4_to_6_load_as_their_format_7_rewrite(legacy) -> None:
     assert np.array_equal(old.sequence_logits(x), new.sequence_logits(x))
 
 
-@pytest.mark.parametrize(("legacy", "current"), [("legacy/digits-gru1-format3", "digits-gru1"),
-                                                  ("legacy/sentiment-gru1-readout-format3", "sentiment-gru1-readout")])
-def test_files_of_the_format_3_layout_still_load(legacy, current) -> None:
-    """Format 3 named the sequence initializers holding the step graph's weights; format 4 (and later)
-    give their byte ranges in the file. The same nets in both layouts compute the same numbers."""
-    old, new = Model(committed(legacy)), Model(committed(current))
-    assert old.spec.format_version == 3 and SELF_RANGES_FORMAT <= new.spec.format_version <= FORMAT_VERSION
-    assert dataclasses.replace(old.spec, format_version=0, provenance={}, metrics={}) == \
-        dataclasses.replace(new.spec, format_version=0, provenance={}, metrics={})  # the same spec in both
-    assert old.file.step_shared and not new.file.step_shared and new.file.self_ranges
-    x = np.arange(2 * 6).reshape(2, 6) % 9 + 2 if old.spec.reads_tokens else \
-        np.random.default_rng(0).standard_normal((2, 6, 28)).astype(np.float32)
-    a, b = old.stream(2), new.stream(2)
-    for t in range(6):
-        assert np.array_equal(a.step(x[:, t]), b.step(x[:, t]))
-    assert np.array_equal(old.sequence_logits(x), new.sequence_logits(x))
+OLDER_LAYOUT = ["legacy/digits-gru1-format3", "legacy/sentiment-gru1-readout-format3"]
+
+
+@pytest.mark.parametrize("legacy", OLDER_LAYOUT)
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_files_of_formats_1_to_3_are_refused_with_the_command_that_rewrites_them(legacy, version, tmp_path) -> None:
+    """Formats 1-3 named the sequence initializers holding the step graph's weights (format 4 on:
+    their byte ranges in the file). The runtime refuses them, and the message is the fix: the
+    command that rewrites one in the current format (tests/edgeinfer_export/test_relayout.py)."""
+    path = tmp_path / f"old{version}.onnx"
+    _rewrite_spec(committed(legacy), path, lambda raw: raw.update(format_version=version))
+    hint = (f"^{re.escape(str(path))}: a format {version} file, whose step graph names its shared weights by "
+            f"tensor name \\(formats 1-3\\), which edgeinfer no longer reads; rewrite it in format {FORMAT_VERSION} "
+            "with `python -m edgeinfer_export\\.relayout OLD\\.onnx NEW\\.onnx` \\(weights untouched\\)$")
+    assert SELF_RANGES_FORMAT == 4
+    with pytest.raises(ModelFileError, match=hint):
+        Model(path)
+    out = run_cli("info", str(path))
+    assert out.returncode == 2 and out.stdout == "" and out.stderr.count("\n") == 1
+    assert "python -m edgeinfer_export.relayout OLD.onnx NEW.onnx" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_a_name_is_the_built_in_even_beside_a_file_of_that_name(tmp_path, monkeypatch, caplog) -> None:
@@ -316,6 +320,33 @@ def test_millions_of_tiny_protobuf_fields_are_refused_fast(tmp_path) -> None:
     assert MAX_FIELDS_TOTAL < 20 * 99_000
     with pytest.raises(ModelFileError, match=r"many\.onnx: more protobuf fields than any model needs"):
         external_tensors(model, "many.onnx")
+
+
+def test_the_one_protobuf_walker_checks_every_bound() -> None:
+    """fileformat.proto_spans walks every message the runtime reads (fields, checksums, initializer
+    ranges): each field's key start, value start and value end, as offsets into the whole buffer
+    also for a sub-message, whose end is a bound like the buffer's."""
+    from edgeinfer.fileformat import check_self_ranges, initializer_ranges, proto_fields, proto_spans
+
+    msg = b"\x08\x96\x01" + b"\x12\x03abc" + b"\x1d\x01\x02\x03\x04" + b"\x21" + bytes(8)
+    assert list(proto_spans(msg)) == [(1, 0, 0, 1, 3), (2, 2, 3, 5, 8), (3, 5, 8, 9, 13), (4, 1, 13, 14, 22)]
+    assert proto_fields(msg) == [(1, 0, 150), (2, 2, b"abc"), (3, 5, 0x04030201), (4, 1, 0)]
+    outer = b"\x0a\x05" + b"\x12\x03abc" + b"\x08\x01"
+    assert list(proto_spans(outer, 2, 7)) == [(2, 2, 2, 4, 7)]
+    for data, begin, end in ((outer, 2, 6), (b"\x08\x96", 0, None), (b"\x08\x96\x01", 0, 2), (b"\x12\x05ab", 0, None),
+                             (b"\x1d\x01\x02", 0, None), (b"\x08\x01\x21" + bytes(8), 0, 9)):
+        with pytest.raises(EOFError):
+            list(proto_spans(data, begin, end))
+    for data, why in ((b"\x00\x01", "field number 0"), (b"\x0b", "wire type 3"), (b"\x0f", "wire type 7"),
+                      (b"\x08" + b"\xff" * 10 + b"\x01", "varint too long")):
+        with pytest.raises(ValueError, match=why):
+            list(proto_spans(data))
+    # a model whose graph holds a cut initializer: no ranges, and the range check names the file
+    cut = b"\x08\x08" + b"\x3a\x02" + b"\x2a\x05"
+    with pytest.raises(EOFError):
+        initializer_ranges(cut)
+    with pytest.raises(ModelFileError, match=r"^cut: corrupt ONNX file; export it again$"):
+        check_self_ranges(b"", cut, "cut")
 
 
 def _varint(n: int) -> bytes:

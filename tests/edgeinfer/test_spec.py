@@ -210,15 +210,18 @@ def test_older_formats_load_with_their_defaults(specs) -> None:
     assert FORMAT_VERSION == 8
 
 
-# files an older edgeinfer wrote (format 3), kept as they are
+# files an older edgeinfer wrote (format 3), kept as they are: the runtime refuses the files (their
+# step graph's layout; tests/edgeinfer/test_model_loading.py), `relayout` reads their specs like this
 OLDER_FILES = ("legacy/digits-gru1-format3", "legacy/sentiment-gru1-readout-format3")
 
 
 @pytest.mark.parametrize("name", OLDER_FILES)
-def test_files_of_older_formats_are_read_into_format_7_terms(name) -> None:
+def test_specs_of_older_formats_are_read_into_format_7_terms(name) -> None:
     path = committed(name)
-    raw = json.loads(read_metadata(path.read_bytes())[SPEC_KEY])
-    spec = edgeinfer.load(path).spec
+    text = read_metadata(path.read_bytes())[SPEC_KEY]
+    raw, spec = json.loads(text), ModelSpec.from_json(text)
+    with pytest.raises(ModelFileError, match=r"a format 3 file, .*`python -m edgeinfer_export\.relayout OLD\.onnx"):
+        edgeinfer.load(path)
     assert raw["format_version"] == spec.format_version == 3
     assert {"task", "labels", "readout"} <= set(raw) and not {"output", "extras"} & set(raw)
     assert spec.input.kind == {task: kind for kind, task in KIND_TASK.items()}[raw["task"]]
@@ -563,9 +566,11 @@ def test_missing_provider_fails_at_load() -> None:
 
 
 def test_provider_in_use_must_be_the_one_asked_for(monkeypatch) -> None:
+    import onnxruntime as ort
+
     import edgeinfer.session as session
 
-    real = session._Session
+    real = ort.InferenceSession
 
     class FellBack(real):  # type: ignore[misc, valid-type]
         def get_providers(self) -> list[str]:
@@ -576,11 +581,62 @@ def test_provider_in_use_must_be_the_one_asked_for(monkeypatch) -> None:
 
     monkeypatch.setattr(session, "resolve_providers", cuda_then_cpu)
     monkeypatch.setattr(edgeinfer.core, "resolve_providers", cuda_then_cpu)
-    monkeypatch.setattr(session, "_Session", lambda data, sess_options, providers: FellBack(
+    monkeypatch.setattr(session.ort, "InferenceSession", lambda data, sess_options, providers: FellBack(
         data, sess_options=sess_options, providers=["CPUExecutionProvider"]))
     with pytest.raises(ProviderError, match="asked for CUDAExecutionProvider but onnxruntime runs it on "
-                                            "CPUExecutionProvider"):
+                                            r"CPUExecutionProvider; check the provider's installation \(`edgeinfer"):
         edgeinfer.load("digits", providers="cuda").predict(np.zeros((1, 28, 28), np.float32))
+
+
+def test_a_provider_failing_at_session_creation_is_a_provider_error_and_nothing_is_printed(monkeypatch, capfd) -> None:
+    """A provider that fails while the session is created: onnxruntime retries on the CPU and prints
+    "EP Error" to stdout; here the retry is refused (ProviderError, with the provider's own error)
+    and stdout stays clean, while what others print meanwhile still reaches it. The failure is
+    provoked in onnxruntime's `_create_inference_session` (the one step a provider can fail in on a
+    CPU-only machine): if onnxruntime renames it, this test fails loudly (monkeypatch's AttributeError)."""
+    import onnxruntime as ort
+
+    import edgeinfer.session as session
+
+    real = ort.InferenceSession._create_inference_session
+    calls: list[list[str]] = []
+
+    def azure_fails(self, providers, provider_options, disabled_optimizers=None):  # type: ignore[no-untyped-def]
+        calls.append(list(providers))
+        print("printed meanwhile")  # as another thread would
+        created = real(self, providers, provider_options, disabled_optimizers)
+        if "AzureExecutionProvider" in providers:
+            raise RuntimeError("Azure EP: no endpoint configured\nsecond line")
+        return created
+
+    monkeypatch.setattr(ort.InferenceSession, "_create_inference_session", azure_fails)
+    data = edgeinfer.core.builtin_models()["digits"].read_bytes()
+    capfd.readouterr()
+    with pytest.raises(ProviderError, match=r"^d: asked for AzureExecutionProvider but onnxruntime runs it on "
+                                            r"CPUExecutionProvider \(Azure EP: no endpoint configured\); check the "
+                                            r"provider's installation \(`edgeinfer doctor`\)$"):
+        session.create_session(data, "d", "azure")
+    assert calls == [["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]]  # it did retry
+    out, err = capfd.readouterr()
+    assert out == "printed meanwhile\nprinted meanwhile\n" and "EP Error" not in out + err
+    # through a model, at its first run
+    with pytest.raises(ProviderError, match=r"asked for AzureExecutionProvider .*no endpoint configured"):
+        edgeinfer.load("digits", providers="azure").predict(np.zeros((1, 28, 28), np.float32))
+    assert "EP Error" not in "".join(capfd.readouterr())
+    # the retry on the CPU fails too: the first failure is the one reported
+    def always_fails(self, providers, provider_options, disabled_optimizers=None):  # type: ignore[no-untyped-def]
+        real(self, providers, provider_options, disabled_optimizers)
+        raise RuntimeError(f"failed on {providers[0]}")
+
+    monkeypatch.setattr(ort.InferenceSession, "_create_inference_session", always_fails)
+    with pytest.raises(ModelFileError, match=r"^d: onnxruntime cannot load this model \(failed on "
+                                             r"AzureExecutionProvider\)$"):
+        session.create_session(data, "d", "azure")
+    out, err = capfd.readouterr()
+    assert out == "" and "EP Error" not in err
+    # and a session that could be created runs without the run-time fallback either
+    monkeypatch.setattr(ort.InferenceSession, "_create_inference_session", real)
+    assert session.create_session(data, "d")._enable_fallback is False
 
 
 def test_no_provider_fallback_and_nothing_printed(tmp_path, capfd) -> None:

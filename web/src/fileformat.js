@@ -8,8 +8,8 @@ import { ModelFileError, SpecError } from "./errors.js";
 import { sha256Hex } from "./sha256.js";
 import { parseJson, JsonDepthError, JsonSyntaxError } from "./json.js";
 import {
-  CHECKSUMS_KEY, FORMAT_VERSION, SELF_LOCATION, SELF_RANGES_FORMAT, SPEC_CHECKSUM_FORMAT, SPEC_KEY, STEP_GRAPH_KEY,
-  parseSpec, pyRepr,
+  CHECKSUMS_KEY, FORMAT_VERSION, RELAYOUT_COMMAND, SELF_LOCATION, SELF_RANGES_FORMAT, SPEC_CHECKSUM_FORMAT, SPEC_KEY,
+  STEP_GRAPH_KEY, parseSpec, pyRepr,
 } from "./spec.js";
 
 const IR_VERSION_FIELD = 1;
@@ -425,8 +425,19 @@ export function decodeBase64(text) {
  */
 
 /**
+ * The refusal of a file of formats 1-3, whose step graph names its shared weights by tensor name
+ * (Python's `older_layout`): the command that rewrites it is the fix.
+ * @param {string} source @param {number} version
+ */
+export function olderLayout(source, version) {
+  return new ModelFileError(`${source}: a format ${version} file, whose step graph names its shared weights by tensor `
+    + `name (formats 1-${SELF_RANGES_FORMAT - 1}), which edgeinfer no longer reads; rewrite it in format ${FORMAT_VERSION} `
+    + `with \`${RELAYOUT_COMMAND}\` (weights untouched)`);
+}
+
+/**
  * Read an edgeinfer file's metadata: spec and step graph, everything validated (the checksums,
- * and every external-data reference in either graph).
+ * and every external-data reference in either graph). Files of formats 1-3 are refused (`olderLayout`).
  * @param {Uint8Array} data the whole file
  * @param {string} source how to name the file in messages
  * @returns {Promise<ModelFile>}
@@ -443,11 +454,7 @@ export async function parseModelFile(data, source) {
     if (err instanceof SpecError) throw new SpecError(`${source}: ${err.message}`);
     throw err;
   }
-  if (spec.format_version < SELF_RANGES_FORMAT) {
-    throw new ModelFileError(`${source}: a format ${spec.format_version} file, whose step graph names its shared weights `
-      + "by tensor name, which the JavaScript onnxruntime cannot supply; rewrite it in format "
-      + `${FORMAT_VERSION} with \`python -m edgeinfer_export.relayout OLD.onnx NEW.onnx\` (weights untouched)`);
-  }
+  if (spec.format_version < SELF_RANGES_FORMAT) throw olderLayout(source, spec.format_version);
   const step = decodeBase64(meta.get(STEP_GRAPH_KEY) ?? "");
   if (step === null) throw new SpecError(`${source}: the embedded step graph is corrupt; export the model again`);
   if (!step.length) throw new SpecError(`${source}: no step graph in the file; export it with \`python -m export\``);

@@ -25,6 +25,7 @@ export const SPEC_KEY = "edgeinfer.spec";
 export const STEP_GRAPH_KEY = "edgeinfer.step_graph";
 export const CHECKSUMS_KEY = "edgeinfer.checksums";
 export const SELF_LOCATION = "edgeinfer-self";
+export const RELAYOUT_COMMAND = "python -m edgeinfer_export.relayout OLD.onnx NEW.onnx"; // rewrites a file in the current format
 export const CELLS = ["rnn", "lstm", "gru"];
 export const TASKS = ["digits", "sentiment", "characters"]; // formats 1-6 only: the task, which fixed the input kind
 export const OUTPUT_KINDS = ["classes", "values"]; // class probabilities (softmax of the logits) or plain values

@@ -98,10 +98,15 @@ test("a file of millions of tiny protobuf fields is refused fast, in bounded mem
     /many\.onnx: more protobuf fields than any model needs/);
 });
 
-test("formats 1-3 are refused with the command that rewrites them", async () => {
+test("formats 1-3 are refused with the command that rewrites them, in Python's words", async () => {
   for (const name of ["digits-gru1-format3", "sentiment-gru1-readout-format3"]) {
     const data = new Uint8Array(readFileSync(join(FIXTURES, "legacy", `${name}.onnx`)));
-    await refused(data, /a format 3 file.*rewrite it in format 8 with `python -m edgeinfer_export\.relayout OLD\.onnx NEW\.onnx`/);
+    for (const version of [1, 2, 3]) {
+      const old = version === 3 ? data : editSpec(data, (s) => { s.format_version = version; });
+      await refused(old, new RegExp(`^bad\\.onnx: a format ${version} file, whose step graph names its shared weights by `
+        + "tensor name \\(formats 1-3\\), which edgeinfer no longer reads; rewrite it in format 8 with "
+        + "`python -m edgeinfer_export\\.relayout OLD\\.onnx NEW\\.onnx` \\(weights untouched\\)$"));
+    }
   }
 });
 
