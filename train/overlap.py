@@ -165,13 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     import edgeinfer
+    from edgeinfer.spec import TextInput
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--count", type=int, default=SAMPLE_COUNT, help="composed texts of each sample")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data")
     args = ap.parse_args(argv)
     texts = eval_texts(args.data)
-    found = register(texts, edgeinfer.load("sentiment").spec.input.vocab, args.count)
+    spec_input = edgeinfer.load("sentiment").spec.input
+    assert isinstance(spec_input, TextInput)
+    found = register(texts, spec_input.vocab, args.count)
     with (args.data / REGISTER).open("w", encoding="utf-8") as fh:
         for name in sorted(found, key=lambda n: (list(EVAL_SETS).index(n.split(":")[0]), int(n.split(":")[1]),
                                                  n.split(":")[2])):
