@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeinfer.preprocess.text import words
+from train.inflect import inflection
 
 MIN_POLARITY = 0.2  # a word's scaled rating (VADER / 4, AFINN / 5) must reach this to be used
 RANK_SCALE = 100.0  # word weights: the 100th word of the vocabulary is drawn 1/sqrt(2) as often as the 1st
@@ -70,10 +71,9 @@ INTENSIFIERS = ("very", "really", "so", "extremely", "incredibly", "absolutely",
                 "super", "pretty", "totally", "genuinely", "remarkably")
 PERSONS = ("i", "we")
 # content-word negators (Choi & Cardie 2008): acting on a bad thing they make a good outcome
-REMEDIES = (("fix", "fixed"), ("solve", "solved"), ("resolve", "resolved"), ("repair", "repaired"),
-            ("remove", "removed"), ("eliminate", "eliminated"), ("prevent", "prevented"), ("avoid", "avoided"),
-            ("reduce", "reduced"), ("ease", "eased"), ("handle", "handled"), ("cure", "cured"),
-            ("correct", "corrected"), ("stop", "stopped"), ("sort", "sorted"))
+REMEDY_VERBS = ("fix", "solve", "resolve", "repair", "remove", "eliminate", "prevent", "avoid", "reduce", "ease",
+                "handle", "cure", "correct", "stop", "sort")
+REMEDIES = tuple((verb, inflection(verb, "VBD")) for verb in REMEDY_VERBS)  # (base, past): "fix", "fixed"
 REMEDY_SHARE = 0.1  # of the clauses
 # neutral phrases that vary a clause's shape around its frame (issue 17: "never had a problem with it here",
 # "nothing on the menu disappointed us", "my steak we ordered was cold")
