@@ -126,12 +126,11 @@ def contradicts(polarity: float, label: int) -> bool:
 
 
 def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, flip: bool, seed: int,
-                known: frozenset[str], pairs_only: bool = False, critic: Callable[[str], float] | None = None,
+                known: frozenset[str], critic: Callable[[str], float] | None = None,
                 ) -> tuple[list[list[str]], list[int], int]:
     """`per_review` short texts (words) of each review with its label: a sentence, or a window of
     two or three sentences, at most MAX_SHORT_WORDS words; with `flip`, each flippable one is
-    followed by its negated counterpart with the other label; with `pairs_only`, only those
-    pairs are kept (the same draws); with a `critic` (a text's polarity in [-1, 1], see
+    followed by its negated counterpart with the other label; with a `critic` (a text's polarity in [-1, 1], see
     `train.critic`), a short text whose polarity contradicts its review's label (beyond the
     critic's neutral band) is left out, with its flip. Returns (texts, labels, flips)."""
     rng = np.random.default_rng(seed)
@@ -151,8 +150,6 @@ def short_texts(reviews: Sequence[str], labels: Sequence[int], per_review: int, 
             if critic is not None and contradicts(critic(" ".join(raw[start: start + size])), int(label)):
                 continue
             negated = negate(tokens, known, rng) if flip else None
-            if pairs_only and negated is None:
-                continue
             out.append(tokens)
             out_labels.append(int(label))
             if negated is not None:

@@ -57,8 +57,8 @@ def holdout_pick(size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
 class TokenData:
     """Variable-length token id sequences and labels, batched by similar length (less padding)."""
 
-    def __init__(self, seqs: list[np.ndarray], y: np.ndarray, max_len: int = 0) -> None:
-        self.seqs = [s[:max_len] if max_len else s for s in seqs]
+    def __init__(self, seqs: list[np.ndarray], y: np.ndarray) -> None:
+        self.seqs = list(seqs)
         self.seqs = [s if len(s) else np.array([UNK_ID], np.int64) for s in self.seqs]  # never empty
         self.lengths = torch.tensor([len(s) for s in self.seqs])
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
@@ -108,7 +108,7 @@ def build_vocab(texts: list[list[str]], max_size: int, min_count: int) -> tuple[
     return tuple(ranked[:max_size])
 
 
-def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0, limit: int = 0,
+def sentiment_data(root: Path, max_vocab: int, min_count: int, limit: int = 0,
                    vocab: tuple[str, ...] | None = None) -> tuple[TextInput, TokenData, TokenData]:
     """IMDB train/test tokenized with a vocabulary built from the training split only.
 
@@ -121,12 +121,12 @@ def sentiment_data(root: Path, max_vocab: int, min_count: int, max_len: int = 0,
     train_words = [words(t) for t in train_texts]
     spec = TextInput(vocab=vocab if vocab is not None else build_vocab(train_words, max_vocab, min_count))
     tok = Tokenizer(spec)
-    train = TokenData([np.array(tok.encode_words(w), np.int64) for w in train_words], train_y, max_len)
+    train = TokenData([np.array(tok.encode_words(w), np.int64) for w in train_words], train_y)
     return spec, train, sentiment_test_data(root, spec, limit)
 
 
 def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: int, holdout: int = 0,
-               limit: int = 0, pairs_only: bool = False, critic_name: str = ""
+               limit: int = 0, critic_name: str = ""
                ) -> tuple[TokenData, TokenData | None, int]:
     """Short texts of the IMDB training reviews (train.short): (those of the training reviews,
     those of the `holdout` pick or None, the number of negation flips). Reviews are picked as
@@ -147,7 +147,7 @@ def short_data(root: Path, spec: TextInput, per_review: int, flip: bool, seed: i
     def build(idx: np.ndarray, offset: int) -> TokenData:
         nonlocal flips
         got, y, count = short_texts([texts[i] for i in idx], labels[idx].tolist(), per_review, flip,
-                                    seed + offset, known, pairs_only, judge)
+                                    seed + offset, known, judge)
         flips += count
         return TokenData([np.array(tok.encode_words(w), np.int64) for w in got], np.array(y, np.int64))
 

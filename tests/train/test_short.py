@@ -55,15 +55,6 @@ def test_short_texts_labels_counts_and_flips() -> None:
     assert plain[2] == 0 and len(plain[0]) == 12 and set(plain[1]) == {0, 1}
 
 
-def test_pairs_only_keeps_the_negation_pairs() -> None:
-    reviews = ["The food was good. I liked it. We left early.", "It is not bad.<br />Bad acting though."]
-    texts, labels, flips = short_texts(reviews, [1, 0], per_review=6, flip=True, seed=0, known=KNOWN, pairs_only=True)
-    assert flips > 0 and len(texts) == 2 * flips
-    assert all(labels[i] != labels[i + 1] for i in range(0, len(texts), 2))
-    everything = short_texts(reviews, [1, 0], per_review=6, flip=True, seed=0, known=KNOWN)
-    assert everything[2] == flips  # the same draws, the same pairs
-
-
 @pytest.mark.parametrize("polarity,label,contradicted", [
     (-0.6, 1, True), (-0.05, 1, True), (-0.04, 1, False), (0.0, 1, False), (0.9, 1, False),
     (0.6, 0, True), (0.05, 0, True), (0.04, 0, False), (0.0, 0, False), (-0.9, 0, False),
