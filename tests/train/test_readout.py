@@ -107,6 +107,7 @@ def test_int8_readout_keeps_heads_fp32_and_rows_independent() -> None:
     assert padding_error(seq8, spec, net.config.vocab) <= 1e-6  # no batch-wide activation scale
 
 
+@pytest.mark.training
 def test_readout_trains_on_a_frozen_classifier(tmp_path) -> None:
     write_tiny_imdb(tmp_path / "data")
     _train(tmp_path / "data", tmp_path / "base", "--cell", "gru", "--epochs", "1")
