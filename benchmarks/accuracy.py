@@ -4,7 +4,8 @@
 
 Measures every figure on its whole set, prints one markdown table (the figure now, the model
 card's figure, the floor, the file's own record where the file holds one) and exits 1 when a
-figure is under its floor (over its ceiling, for a loss), 2 when a data set or font is missing.
+figure is under its floor (over its ceiling, for a loss), 2 when a data set or font is missing
+or incomplete.
 The slow test tier runs it (tests/test_shipped_models.py), so `pytest -m slow` and `.ci/run` fail
 below a floor.
 
@@ -114,7 +115,7 @@ def share(name: str, right: int, n: int) -> Figure:
     """An accuracy figure of `right` of `n` against its card's Wilson floor (the card's set size)."""
     card = CARDS[name]
     if n != card.n:
-        raise SystemExit(f"{name}: {n} examples, the card's figure is on {card.n}; is the data set complete?")
+        raise ValueError(f"{name}: {n} examples, the card's figure is on {card.n}; is the data set complete?")
     return Figure(name, n, right / n, wilson_floor(card.right, card.n), card.right / card.n, record=record(name))
 
 
@@ -262,7 +263,7 @@ def characters(data: Path | None) -> list[Figure]:
     name = "characters, Tiny Shakespeare validation (nats/char)"
     card = CARDS[name]
     if len(val) != card.n:
-        raise SystemExit(f"{name}: {len(val)} characters, the card's figure is on {card.n}")
+        raise ValueError(f"{name}: {len(val)} characters, the card's figure is on {card.n}; is the text complete?")
     losses = character_losses(edgeinfer.load("characters"), val)
     blocks = losses[: len(losses) // CHAR_BLOCK * CHAR_BLOCK].reshape(-1, CHAR_BLOCK).mean(1)
     stderr = float(blocks.std(ddof=1) / math.sqrt(len(blocks)))
@@ -277,7 +278,8 @@ GROUPS: dict[str, Callable[[Path | None], list[Figure]]] = {
 
 
 def measure(data: Path | None = None, only: Sequence[str] = tuple(GROUPS)) -> list[Figure]:
-    """Every figure of the groups `only`; FileNotFoundError when a data set or font is missing."""
+    """Every figure of the groups `only`; FileNotFoundError when a data set or font is missing,
+    ValueError when a set's size is not the one its card's figure was measured on."""
     figures: list[Figure] = []
     for group in only:
         figures += GROUPS[group](data)
@@ -309,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown groups: {', '.join(unknown)}")
     try:
         figures = measure(args.data, only)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(table(figures))
