@@ -2,7 +2,7 @@
 
     python benchmarks/calibration.py [--data DIR] [--png docs/calibration.png] [--bins 15]
 
-digits: all 10,000 MNIST test images, read as tests/test_shipped_models.py reads them (normalize,
+digits: all 10,000 MNIST test images, read as benchmarks/accuracy.py reads them (normalize,
 batches of 250); sentiment: all 25,000 IMDB test reviews through `model.predict`. For each model:
 accuracy, the expected calibration error (ECE: equal-width bins over the top-class probability,
 the bins' |accuracy - confidence| weighted by their share of examples), the maximum calibration

@@ -5,7 +5,7 @@
 
 Every image is written to a temporary folder as a file and read back with `load_digit`, as
 `edgeinfer classify image FILE...` reads it; the inputs are predicted with `model.predict` in
-batches of 250 (as at export and in tests/test_shipped_models.py: the int8 LSTM quantizes each
+batches of 250 (as at export and in benchmarks/accuracy.py: the int8 LSTM quantizes each
 step with one scale per batch). A file `load_digit` refuses (e.g. "no digit found") counts as
 wrong and is counted in the `refused` column. Sets:
 
@@ -50,7 +50,7 @@ wrong and is counted in the `refused` column. Sets:
 
 Prints a markdown table (accuracy and the mean top probability per set) and writes the font
 split, both halves and the unseen families with their halves, to --fonts-json
-(tests/test_digits_robustness.py evaluates the held-out half and the held-out unseen families).
+(benchmarks/accuracy.py evaluates the held-out half and the held-out unseen families).
 Runtime only (numpy, Pillow, edgeinfer; the data is read by tests/datasets.py): no torch.
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Shared, torch-free helpers: the project root, the CLI runner, the real MNIST test set.
 
 Nothing here imports torch, onnx, train/ or export/: the runtime's tests (tests/edgeinfer, and
-tests/test_shipped_models.py) run where only `pip install '.[dev]'` is installed. Tiny nets
+tests/test_shipped_models.py) run where only `pip install '.[dev]'` is installed. The hook below
+sorts the tests into the two tiers (docs/testing.md). Tiny nets
 exported on the fly live in tests/nets.py (torch); the committed tiny models in tests/fixtures/.
 """
 from __future__ import annotations
@@ -20,6 +21,26 @@ from tests import datasets
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_VOCAB = ("the", "movie", "was", "great", "bad", "awful", "good", "not", "!", "don't", "i", "it", "loved")
+
+
+# The tiers (pyproject.toml's markers, docs/testing.md): a test with any of these markers is slow,
+# and the default `pytest` (-m 'not slow') leaves it out.
+SLOW_MARKERS = ("browser", "ray", "data", "accuracy", "training")
+DATA_FIXTURES = {"mnist_test", "imdb_test"}  # a test using one of them reads the real data: `data`
+MARKED_FOLDERS = {"ray": "ray"}  # every test under tests/<folder>/ gets the marker
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put each test in its tier: `data` from its fixtures, a folder's marker, and `slow` for any slow marker."""
+    for item in items:
+        folder = item.path.relative_to(ROOT / "tests").parts[0] if item.path.is_relative_to(ROOT / "tests") else ""
+        if folder in MARKED_FOLDERS:
+            item.add_marker(MARKED_FOLDERS[folder])
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("data")
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")

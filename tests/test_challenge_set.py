@@ -1,7 +1,8 @@
-"""The short-text sets of issue 17 (tests/data/README.md): their shape, and the built-in sentiment
-model's accuracy on them kept from getting worse.
+"""The short-text sets of tests/data (tests/data/README.md): their shape.
 
-Runtime only (no torch, no train/); benchmarks/short_texts.py prints the full table.
+The built-in sentiment model's accuracy on them, with its floors: benchmarks/accuracy.py (run by
+the slow tier's tests/test_shipped_models.py); benchmarks/short_texts.py prints the full table.
+Runtime only (no torch, no train/).
 """
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from edgeinfer import Model
 from edgeinfer.preprocess.text import words
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -21,21 +20,6 @@ DOMAINS = ("product", "movie", "restaurant", "service")
 KINDS = ("plain", "negation", "contrast", "intensifier")
 MAX_WORDS = 30  # short texts: 1 to about 25 words
 NEGATIONS = {"not", "no", "never", "nothing", "nobody", "none", "hardly"}  # and every "...n't"
-
-# The built-in sentiment model (GRU-128 + n-grams on whole IMDB reviews, with a short-text branch:
-# two GRU-128 branches averaged, trained on short texts of the training reviews and on texts
-# composed from sentiment lexicons and expectation phrases, issue 17) measures 91.4% on the
-# challenge set (307 of 336; the previous built-in 85.7%, without the branch 78.9%), 94.0% of the
-# negation pairs with both members right (47 of 50; 90.0%, 32.0%), and on the dev set 87.5% (210
-# of 240; 82.1%, 73.8%) and 85.0% of its pairs (34 of 40; 85.0%, 27.5%). The floors sit under
-# that, so the tests fail if the model gets worse: the challenge set and the pairs at issue 17's
-# target (90%: 303 of 336, 45 of 50; the pairs 2 pairs under, since one pair is 2 points and a
-# borderline pair may flip on another CPU's kernels), the dev set 2.5 points under, its pairs 2
-# pairs under.
-BASELINE_CHALLENGE = 0.90
-BASELINE_PAIRS = 0.90
-BASELINE_DEV = 0.85
-BASELINE_DEV_PAIRS = 0.80
 
 
 def read_jsonl(name: str) -> list[dict[str, str]]:
@@ -76,11 +60,6 @@ def dev() -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def dev_pairs() -> list[dict[str, str]]:
     return read_jsonl("negation_pairs_dev.jsonl")
-
-
-@pytest.fixture(scope="module")
-def sentiment() -> Model:
-    return Model("sentiment")
 
 
 def check_short_set(rows: list[dict[str, str]]) -> None:
@@ -128,36 +107,3 @@ def check_pairs(pairs: list[dict[str, str]]) -> None:
     assert {pair["plain_label"] for pair in pairs} == set(LABELS)  # both directions ("good", "bad")
     texts = [normalized(p[k]) for p in pairs for k in ("plain", "negated")]
     assert len(set(texts)) == len(texts)
-
-
-def right(model: Model, texts: list[str], labels: list[str]) -> np.ndarray:
-    """Whether the model's top class is each text's label."""
-    predicted = np.array(model.spec.labels)[model.predict(texts).argmax(1)]
-    return predicted == np.array(labels)
-
-
-def test_builtin_sentiment_on_the_challenge_set(sentiment, challenge) -> None:
-    accuracy = float(right(sentiment, [r["text"] for r in challenge], [r["label"] for r in challenge]).mean())
-    assert accuracy >= BASELINE_CHALLENGE, f"{accuracy:.3f} on the challenge set"
-
-
-def test_builtin_sentiment_on_the_dev_set(sentiment, dev) -> None:
-    accuracy = float(right(sentiment, [r["text"] for r in dev], [r["label"] for r in dev]).mean())
-    assert accuracy >= BASELINE_DEV, f"{accuracy:.3f} on the dev set"
-
-
-def pairs_right(model: Model, pairs: list[dict[str, str]]) -> float:
-    """The share of pairs with both members right."""
-    plain = right(model, [p["plain"] for p in pairs], [p["plain_label"] for p in pairs])
-    negated = right(model, [p["negated"] for p in pairs], [p["negated_label"] for p in pairs])
-    return float((plain & negated).mean())
-
-
-def test_builtin_sentiment_on_the_negation_pairs(sentiment, pairs) -> None:
-    both = pairs_right(sentiment, pairs)
-    assert both >= BASELINE_PAIRS, f"{both:.3f} of the pairs with both members right"
-
-
-def test_builtin_sentiment_on_the_dev_pairs(sentiment, dev_pairs) -> None:
-    both = pairs_right(sentiment, dev_pairs)
-    assert both >= BASELINE_DEV_PAIRS, f"{both:.3f} of the dev pairs with both members right"

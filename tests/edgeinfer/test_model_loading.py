@@ -193,7 +193,6 @@ def test_builtin_digits_model_spec() -> None:
     assert (spec.input.kind, spec.cell, spec.precision) == ("image", "lstm", "int8")
     assert spec.output == OutputSpec("classes", "sequence", tuple("0123456789")) and spec.labels == tuple("0123456789")
     assert spec.extras == {} and spec.readout == Readout()
-    assert spec.metrics["test_accuracy"] >= 0.99 and spec.metrics["test_images"] == 10000
     assert len(spec.provenance["checkpoint_sha256"]) == 64
     assert dataclasses.asdict(spec)["input"]["rows"] == 28
 

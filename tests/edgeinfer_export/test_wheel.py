@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.edgeinfer_export.test_readme import blocks
 from tests.edgeinfer_train.test_readme import check, run_readme
@@ -21,6 +23,7 @@ def _run(args: list[str], cwd: Path, timeout: float = INSTALL_TIMEOUT_S) -> subp
     return got
 
 
+@pytest.mark.slow  # builds a wheel and installs it with torch into a fresh venv
 def test_wheel_with_the_export_and_train_extras_runs_the_readme_examples(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)], tmp_path)

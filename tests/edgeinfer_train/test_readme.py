@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 MARKER = "<!-- example: train-sequences"
@@ -46,5 +48,6 @@ def check(done: list[subprocess.CompletedProcess[str]]) -> None:
     assert int(step.split(":")[1]) <= 50  # sure before half the recording (the README: step 25)
 
 
+@pytest.mark.training  # trains the README's model as written: about 2.5 minutes on 2 cores
 def test_the_readme_train_and_run_commands(tmp_path: Path) -> None:
     check(run_readme(tmp_path, BIN))

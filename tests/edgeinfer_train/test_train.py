@@ -49,6 +49,7 @@ def write_csv(path: Path, x: list[np.ndarray], y: list[int]) -> Path:
 FAST = ["--epochs", "80", "--hidden", "16", "--quiet"]
 
 
+@pytest.mark.training
 def test_csv_with_a_test_file_trains_exports_and_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train = write_csv(tmp_path / "train.csv", *waves(60, 0))
     test_x, test_y = waves(21, 1)
@@ -91,6 +92,7 @@ def _lines(log: Path, stage: str) -> int:
     return sum(json.loads(line)["stage"] == stage for line in log.read_text().splitlines()) if log.exists() else 0
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(("stage", "lines"), [("select", 5), ("refit", 2)])
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path, stage: str, lines: int) -> None:
     train = write_csv(tmp_path / "train.csv", *waves(45, 3))

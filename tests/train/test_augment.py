@@ -64,6 +64,7 @@ def _font() -> str:
     return str(fonts[0])
 
 
+@pytest.mark.training
 def test_printed_digits_are_frames_with_their_labels(tmp_path) -> None:
     font = _font()
     x, y = font_digits([font], canvases=(28, 64), heights=(0.7,))
@@ -116,6 +117,7 @@ def test_no_held_out_family_is_trained_on() -> None:
     assert not {e.get("package") for e in trained} & {e["package"] for e in unseen_held}
 
 
+@pytest.mark.training
 def test_cli_option_parses_and_is_recorded(tmp_path, monkeypatch) -> None:
     a = parser().parse_args(["digits", "--augment-robust", "--font-share", "0.05", "--out", "o"])
     assert a.augment_robust and a.font_share == 0.05 and a.font_halves == "train,unseen_train"

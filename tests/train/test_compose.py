@@ -217,6 +217,7 @@ def test_composed_texts_refuse_a_vocabulary_without_their_words() -> None:
         composed_texts(10, ("joy", "joys", "problem", "problems"), seed=0, polarity=POLARITY)
 
 
+@pytest.mark.training
 def test_composed_data_keeps_the_vocabulary_order_whatever_the_hash_seed() -> None:
     """The words' weights follow the vocabulary's order; a set's order changes from one process to
     the next (PYTHONHASHSEED), so a set is refused and the training data is the same in every process."""

@@ -48,6 +48,7 @@ def test_lm_loss_carries_state_across_windows() -> None:
     assert abs(restarted - windows) > 1e-3  # forgetting the state would change the loss
 
 
+@pytest.mark.training
 def test_interrupted_epoch_resumes_exactly(tmp_path, monkeypatch) -> None:
     """Checkpoints within an epoch: a run killed mid-epoch and resumed ends with the same weights
     as a run never interrupted."""

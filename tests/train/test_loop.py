@@ -39,6 +39,7 @@ def test_deterministic_and_resumable(tmp_path) -> None:
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+@pytest.mark.training
 def test_training_learns_tiny_task(tmp_path) -> None:
     write_tiny_mnist(tmp_path / "data", n_train=512, n_test=128)
     _train(tmp_path / "data", tmp_path / "run", "--epochs", "8", "--lr", "0.01", "--cell", "gru")
@@ -67,6 +68,7 @@ def test_train_without_data_is_one_clear_error(tmp_path, capsys) -> None:
     assert "MNIST files missing" in capsys.readouterr().err
 
 
+@pytest.mark.training
 def test_export_cli_writes_fp32_and_int8(tmp_path) -> None:
     write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
     _train(tmp_path / "data", tmp_path / "run", "--epochs", "3", "--lr", "0.01", "--cell", "lstm")
@@ -85,6 +87,7 @@ def test_export_cli_writes_fp32_and_int8(tmp_path) -> None:
     assert np.abs(fp32.predict(x) - int8.predict(x)).max() < 0.1
 
 
+@pytest.mark.training
 def test_export_gate_refuses_bad_int8(tmp_path, monkeypatch, capsys) -> None:
     import export.__main__ as ex
     write_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)

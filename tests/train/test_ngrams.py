@@ -82,6 +82,7 @@ def test_fit_logistic_reaches_the_regularised_optimum() -> None:
     assert weights[:3].min() > 0 > weights[3:6].max()
 
 
+@pytest.mark.training
 def test_ngrams_stage_then_stack_then_export(tmp_path) -> None:
     """`train ngrams` keeps the classifier, fits a summed n-gram readout; stack and export take it."""
     from train.__main__ import main as train_main

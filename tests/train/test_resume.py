@@ -114,6 +114,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.training
 def test_resume_after_a_kill_in_the_first_save_names_the_temporary_file(tmp_path, tiny_digits, capsys) -> None:
     """A run SIGKILLed while writing its first checkpoint leaves only a temporary file; --resume
     says so, removes it and starts over."""

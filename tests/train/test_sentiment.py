@@ -60,6 +60,7 @@ def test_build_vocab_by_count_then_alphabet() -> None:
     assert build_vocab(texts, max_size=1, min_count=1) == ("a",)
 
 
+@pytest.mark.data
 def test_real_imdb_test_split() -> None:
     try:
         texts, labels = load_imdb(data_dir(), "test")

@@ -48,6 +48,7 @@ from tests.web.references import native_int8_saturates
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.browser
 STEPS = 100
 SEED = 20261201
 REVIEWS = (

@@ -24,6 +24,8 @@ from edgeinfer.snapshot import Snapshot
 from tests.conftest import ROOT
 from tests.web.references import write_references
 
+pytestmark = pytest.mark.data  # the references hold all 25,000 IMDB test reviews and MNIST digits
+
 WEB = ROOT / "web"
 # test files with a driver of their own (tests/web/test_web_image.py runs image.test.js)
 OWN_DRIVER = {"image.test.js"}
