@@ -25,7 +25,7 @@ TINY_VOCAB = ("the", "movie", "was", "great", "bad", "awful", "good", "not", "!"
 
 # The tiers (pyproject.toml's markers, docs/testing.md): a test with any of these markers is slow,
 # and the default `pytest` (-m 'not slow') leaves it out.
-SLOW_MARKERS = ("browser", "ray", "data", "accuracy", "training")
+SLOW_MARKERS = ("browser", "ray", "data", "accuracy", "training", "stress")
 DATA_FIXTURES = {"mnist_test", "imdb_test"}  # a test using one of them reads the real data: `data`
 MARKED_FOLDERS = {"ray": "ray"}  # every test under tests/<folder>/ gets the marker
 

@@ -74,6 +74,7 @@ def test_a_nan_in_the_spec_is_a_spec_error(make_model, tmp_path) -> None:
 
 # --- bounded memory ---------------------------------------------------------------------------
 
+@pytest.mark.stress
 def test_predict_reads_a_huge_text_in_bounded_memory() -> None:
     rss, _ = peak_rss_mb(
         "import edgeinfer\n"
@@ -89,6 +90,7 @@ def test_predict_reads_a_huge_text_in_bounded_memory() -> None:
     assert np.abs(model.predict([text])[0] - whole).max() < 1e-5
 
 
+@pytest.mark.stress
 def test_a_huge_image_decodes_in_bounded_memory(tmp_path) -> None:
     big = tmp_path / "seven.png"
     image = Image.new("RGBA", (6300, 6300), (255, 255, 255, 255))
@@ -307,6 +309,7 @@ def test_impossible_snapshot_states_are_refused_and_no_answer_is_ever_non_finite
             model.stream().restore(Snapshot(snap.model, state, snap.logits, snap.steps))
 
 
+@pytest.mark.stress
 def test_memory_bounds_of_a_tall_strip_image_and_of_open_streams(tmp_path) -> None:
     """A 1 x 39,999,999 palette PNG (78 kB, under the pixel limit) is refused by its length
     before it is decoded; a StreamBatch holds at most 65,536 open streams."""

@@ -7,6 +7,8 @@ import resource
 import subprocess
 import sys
 
+import pytest
+
 import edgeinfer
 from edgeinfer.cli.sentiment import LONG_LINE_BYTES
 from edgeinfer.tasks.sentiment import classify_texts
@@ -39,6 +41,7 @@ def test_invalid_utf8_in_a_long_line_names_the_line_and_the_byte(tmp_path) -> No
     assert [json.loads(line)["line"] for line in out.stdout.splitlines()] == [1, 3]
 
 
+@pytest.mark.stress
 def test_memory_stays_bounded_however_long_the_line(tmp_path) -> None:
     """64 MiB of spaces around two words: peak memory within 40 MB of a one-line file's (reading
     the line whole took its bytes, its text and more: over 130 MB)."""

@@ -122,6 +122,7 @@ def test_cli_bad_text_inputs(sentiment_model, tmp_path) -> None:
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.stress
 def test_cli_huge_text_on_stdin(sentiment_model) -> None:
     import subprocess
     import sys
