@@ -170,3 +170,19 @@ def test_recipe_errors_are_one_line(tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match=r"stage train failed \(exit code 2\)"):
         recipe.run_recipe(failing, tmp_path / "f", data=str(tmp_path / "no-data"))
     assert not (tmp_path / "f" / "train" / recipe.DONE).exists()
+
+
+def test_the_readmes_figures_are_the_recipes() -> None:
+    """The README's table of built-ins shows each recipe's figure for its shipped file (and the
+    recipe's are the file's own: test_recipes_state_the_figures_of_the_files_they_build)."""
+    text = (ROOT / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \|.*\| ([^|]*?[\d.]+[^|]*?) \| [\d.]+ [kM]B \|$",
+                                                         text, re.M)}
+    assert set(rows) == set(recipe.RECIPES), rows
+    for name, shown in rows.items():
+        value = float(re.search(r"(\d+\.?\d*)", shown.replace(",", "")).group(1))
+        reached = recipe.load_recipe(name).reached
+        want = reached.get("int8_test_accuracy", reached.get("int8_val_loss"))
+        got = value / 100 if "%" in shown else value
+        assert got == pytest.approx(want, abs=5e-4), f"README says {shown} for {name}; its recipe {want}"
+    assert "[docs/models.md](docs/models.md)" in text[text.index("## The built-in models"):]
