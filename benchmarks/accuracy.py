@@ -25,7 +25,6 @@ Runtime only (numpy, Pillow, edgeinfer; the data read by tests/datasets.py): no 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import sys
@@ -41,16 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 import edgeinfer  # noqa: E402
 from benchmarks import digits_robustness as robust  # noqa: E402
+from benchmarks.short_texts import correct, positive_probability, read_jsonl  # noqa: E402
 from edgeinfer.preprocess.image import normalize  # noqa: E402
 from edgeinfer.spec import ImageInput  # noqa: E402
-from edgeinfer.tasks.characters import char_tokenizer  # noqa: E402
+from edgeinfer.tasks.characters import char_losses  # noqa: E402
 from tests import datasets  # noqa: E402
 
 Z = 1.96  # two-sided 95%
 BATCH = 250  # digits: as at export (the int8 LSTM quantizes each step with one scale per batch)
 CHAR_BLOCK = 1000  # characters per block for the loss's standard error
 TESTS_DATA = ROOT / "tests" / "data"
-MOTIONS_TEST = ROOT / "samples" / "basicmotions-test.csv"
 
 
 @dataclass(frozen=True)
@@ -175,22 +174,11 @@ def digits_files(data: Path | None) -> list[Figure]:
 # ---------------------------------------------------------------- sentiment
 
 
-def read_jsonl(path: Path) -> list[dict[str, str]]:
-    """One JSON object per non-blank line."""
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def right(model: edgeinfer.Model, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
-    """Whether the model's top class is each text's label."""
-    predicted = np.array(model.spec.labels)[model.predict(list(texts)).argmax(1)]
-    return np.asarray(predicted == np.array(labels))
-
-
 def pairs_right(model: edgeinfer.Model, pairs: list[dict[str, str]]) -> int:
     """How many pairs have both members right."""
-    plain = right(model, [p["plain"] for p in pairs], [p["plain_label"] for p in pairs])
-    negated = right(model, [p["negated"] for p in pairs], [p["negated_label"] for p in pairs])
+    plain = correct(positive_probability(model, [p["plain"] for p in pairs])[0], [p["plain_label"] for p in pairs])
+    negated = correct(positive_probability(model, [p["negated"] for p in pairs])[0],
+                      [p["negated_label"] for p in pairs])
     return int((plain & negated).sum())
 
 
@@ -209,8 +197,8 @@ def short_texts(_data: Path | None) -> list[Figure]:
     for name, file in (("sentiment, challenge set", "sentiment_challenge.jsonl"),
                        ("sentiment, dev set", "sentiment_dev.jsonl")):
         rows = read_jsonl(TESTS_DATA / file)
-        figures.append(share(name, int(right(model, [r["text"] for r in rows], [r["label"] for r in rows]).sum()),
-                             len(rows)))
+        p_positive = positive_probability(model, [r["text"] for r in rows])[0]
+        figures.append(share(name, int(correct(p_positive, [r["label"] for r in rows]).sum()), len(rows)))
     for name, file in (("sentiment, negation pairs both right", "negation_pairs.jsonl"),
                        ("sentiment, dev pairs both right", "negation_pairs_dev.jsonl")):
         pairs = read_jsonl(TESTS_DATA / file)
@@ -223,34 +211,11 @@ def short_texts(_data: Path | None) -> list[Figure]:
 
 def motions(_data: Path | None) -> list[Figure]:
     """The 40 held-out BasicMotions recordings shipped in samples/, each read whole."""
-    import csv
-
     model = edgeinfer.load("motions")
-    names = model.spec.input.names
-    rows: dict[str, list[list[float]]] = {}
-    truth: dict[str, str] = {}
-    with MOTIONS_TEST.open(encoding="utf-8", newline="") as fh:
-        for r in csv.DictReader(fh):
-            rows.setdefault(r["recording"], []).append([float(r[c]) for c in names])
-            truth[r["recording"]] = r["activity"]
-    ids = sorted(rows)
-    probs = model.predict(np.stack([np.array(rows[i], np.float32) for i in ids]))
-    predicted = [model.spec.labels[int(p.argmax())] for p in probs]
-    correct = sum(p == truth[i] for p, i in zip(predicted, ids, strict=True))
-    return [share("motions, BasicMotions held-out recordings", correct, len(ids))]
-
-
-def character_losses(model: edgeinfer.Model, text: str) -> np.ndarray:
-    """Each character's loss (nats) given those before it, in one stream: the terms of `edgeinfer.score`."""
-    ids = char_tokenizer(model).encode(text)
-    stream = edgeinfer.Stream(model)
-    losses = np.empty(len(ids) - 1)
-    for k, (now, nxt) in enumerate(itertools.pairwise(ids)):
-        stream.step(now)
-        logits = np.asarray(stream.logits)[0].astype(np.float64)
-        top = logits.max()
-        losses[k] = top + math.log(np.exp(logits - top).sum()) - logits[nxt]
-    return losses
+    x, truth = datasets.motions_test(model.spec.input.names)
+    predicted = [model.spec.labels[int(p.argmax())] for p in model.predict(np.stack(x))]
+    correct_ = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    return [share("motions, BasicMotions held-out recordings", correct_, len(truth))]
 
 
 def characters(data: Path | None) -> list[Figure]:
@@ -264,7 +229,7 @@ def characters(data: Path | None) -> list[Figure]:
     card = CARDS[name]
     if len(val) != card.n:
         raise ValueError(f"{name}: {len(val)} characters, the card's figure is on {card.n}; is the text complete?")
-    losses = character_losses(edgeinfer.load("characters"), val)
+    losses = char_losses(edgeinfer.load("characters"), val)
     blocks = losses[: len(losses) // CHAR_BLOCK * CHAR_BLOCK].reshape(-1, CHAR_BLOCK).mean(1)
     stderr = float(blocks.std(ddof=1) / math.sqrt(len(blocks)))
     return [Figure(name, len(val), float(losses.mean()), card.right + Z * stderr, card.right, lower_is_better=True,

@@ -6,12 +6,14 @@ the MNIST mirror test compares the labels, the tokenizer test compares every IMD
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
 import os
 import struct
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,22 @@ def imdb_test(root: Path | None = None) -> tuple[list[str], np.ndarray]:
 # vaderSentiment 3.3.2 source distribution on PyPI (MIT licence) ships them in
 # additional_resources/hutto_ICWSM_2014.tar.gz; its wheel does not, so they are read from the sdist
 # as pip downloads it (`python -m pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d DIR`).
+MOTIONS_TEST = Path(__file__).resolve().parents[1] / "samples" / "basicmotions-test.csv"
+
+
+def motions_test(channels: Sequence[str], path: Path = MOTIONS_TEST) -> tuple[list[np.ndarray], list[str]]:
+    """The 40 held-out BasicMotions recordings shipped in samples/ (one row per step): each one's raw
+    values of `channels` (steps, channels) and its activity, in the order of their ids."""
+    rows: dict[str, list[list[float]]] = {}
+    labels: dict[str, str] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            rows.setdefault(r["recording"], []).append([float(r[c]) for c in channels])
+            labels[r["recording"]] = r["activity"]
+    ids = sorted(rows)
+    return [np.array(rows[i], np.float32) for i in ids], [labels[i] for i in ids]
+
+
 VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
 VADER_SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 VADER_SDIST_ENV = "EDGEINFER_VADER_SDIST"  # the sdist's path, else ~/.cache/edgeinfer/, else DATA/vader/

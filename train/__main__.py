@@ -19,7 +19,7 @@ from edgeinfer.errors import SpecError
 from edgeinfer.spec import ImageInput, TextInput
 from train.augment import FONT_HALVES, TRAIN_HALVES, robust_digits, train_fonts, with_font_digits
 from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from train.configs import DigitsConfig, LanguageModelConfig, SentimentConfig
+from train.configs import SHORT_SEED, DigitsConfig, LanguageModelConfig, SentimentConfig
 from train.critic import CRITICS
 from train.data import data_dir, download_mnist
 from train.download import DownloadError
@@ -469,9 +469,6 @@ def vectors(a: argparse.Namespace, root: Path) -> None:
                           a.seed)
     write_vectors(a.out / VECTORS, text_spec.vocab, table)
     print(f"vectors: wrote {a.out / VECTORS}", file=sys.stderr)
-
-
-SHORT_SEED = 17  # every stage cuts the same short texts from the same reviews
 
 
 def check_short(a: argparse.Namespace) -> None:

@@ -162,7 +162,7 @@ def lexicon_words(polarity: dict[str, float], vocab: Sequence[str]) -> dict[str,
     try:
         from lemminflect import getAllInflections, getAllLemmas
     except ImportError as exc:
-        raise ValueError("composed texts need the lemminflect package: pip install -e '.[train]'") from exc
+        raise ValueError("composed texts need the lemminflect package: pip install -e '.[recipes]'") from exc
     need = {"ADJ": ("JJ",), "NOUN": ("NN", "NNS"), "VERB": ("VB", "VBD", "VBZ")}
     # the forms a frame cannot do without; a missing other one is replaced by one of these
     must = {"ADJ": ("JJ",), "NOUN": ("NN",), "VERB": ("VB", "VBD")}

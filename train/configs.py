@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from train.loop import Optimisation
 
+SHORT_SEED = 17  # every sentiment stage cuts the same short texts from the same reviews, and composes the same
+
 
 @dataclass(frozen=True)
 class DigitsConfig(Optimisation):

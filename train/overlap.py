@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from edgeinfer.atomic import write_atomic
 from edgeinfer.preprocess.text import words
 
 Words = tuple[str, ...]
@@ -99,8 +100,6 @@ def skeleton(text: Words, classes: Mapping[str, str], known: frozenset[str] | No
 EVAL_SETS = {"sentiment_challenge.jsonl": ("text",), "negation_pairs.jsonl": ("plain", "negated"),
              "sentiment_dev.jsonl": ("text",), "negation_pairs_dev.jsonl": ("plain", "negated")}
 REGISTER = "generated_register.jsonl"  # the evaluation items near a composed text, written by main()
-# the composed texts of the built-in's recipe: its seed (train's SHORT_SEED) with and without expectations
-SAMPLES = ((17, 0.2), (17, 0.0))
 SAMPLE_COUNT = 1_000_000  # texts of each, for the register; a test draws the first few of the same texts
 
 
@@ -129,12 +128,23 @@ def lexicon_classes(vocab: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def recipe_samples() -> list[tuple[int, float]]:
+    """(seed, share of expectations) of every composing stage of the built-in's recipe
+    (train/recipes/sentiment.toml): the composed texts it trains on."""
+    from train.configs import SHORT_SEED, SentimentConfig
+    from train.recipe import load_recipe
+
+    default = SentimentConfig().expectations
+    return [(SHORT_SEED, float(s.options.get("expectations", default)))
+            for s in load_recipe("sentiment").stages if s.options.get("compose")]
+
+
 def composed_sample(vocab: Sequence[str], count: int) -> Iterator[Words]:
-    """The first `count` composed texts of each of SAMPLES, normalised (a smaller count gives the
-    first texts of a larger one: the draws do not depend on it)."""
+    """The first `count` composed texts of each of the recipe's samples (`recipe_samples`),
+    normalised (a smaller count gives the first texts of a larger one: the draws do not depend on it)."""
     from train.compose import composed_texts
 
-    for seed, share in SAMPLES:
+    for seed, share in recipe_samples():
         texts, _ = composed_texts(count, vocab, seed, function_share=share)
         for text in texts:
             yield normalise(text)
@@ -175,13 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec_input = edgeinfer.load("sentiment").spec.input
     assert isinstance(spec_input, TextInput)
     found = register(texts, spec_input.vocab, args.count)
-    with (args.data / REGISTER).open("w", encoding="utf-8") as fh:
-        for name in sorted(found, key=lambda n: (list(EVAL_SETS).index(n.split(":")[0]), int(n.split(":")[1]),
-                                                 n.split(":")[2])):
-            set_name, line, field = name.split(":")
-            how, near_text = found[name]
-            fh.write(json.dumps({"set": set_name, "line": int(line), "field": field, "text": texts[name],
+    lines = []
+    for name in sorted(found, key=lambda n: (list(EVAL_SETS).index(n.split(":")[0]), int(n.split(":")[1]),
+                                             n.split(":")[2])):
+        set_name, line, field = name.split(":")
+        how, near_text = found[name]
+        lines.append(json.dumps({"set": set_name, "line": int(line), "field": field, "text": texts[name],
                                  "how": how, "composed": near_text}) + "\n")
+    write_atomic(args.data / REGISTER, "".join(lines).encode("utf-8"))
     print(f"{len(found)} of {len(texts)} evaluation texts near a composed text -> {args.data / REGISTER}")
     return 0
 

@@ -15,12 +15,12 @@ from its last checkpoint (`--resume`).
 """
 from __future__ import annotations
 
-import argparse
+import importlib
 import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,10 @@ MODELS = ROOT / "edgeinfer" / "models"  # where --install puts a recipe's model
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPES = tuple(sorted(p.stem for p in RECIPE_DIR.glob("*.toml")))
 DONE = ".recipe-done"  # in a stage's folder: the command that finished there
-PROGRAMS = ("train", "export", "both", "edgeinfer-train")
+# the programs a stage may run: name -> (its module, with `parser()` and `main(argv)`; how a shell names it)
+PROGRAMS = {"train": ("train.__main__", "python -m train"), "export": ("export.__main__", "python -m export"),
+            "both": ("edgeinfer_export.both", "python -m edgeinfer_export.both"),
+            "edgeinfer-train": ("edgeinfer_train.cli", "edgeinfer-train")}
 RESUMABLE = ("digits", "sentiment", "characters")  # the `train` stages with --resume
 LIMITED = {"digits", "sentiment", "characters", "ensemble"}  # the `train` stages with --limit
 
@@ -151,48 +154,19 @@ def stage_argv(stage: Stage, places: Mapping[str, str], data: str | None, thread
     return argv
 
 
-def _program(name: str) -> Callable[[list[str]], int]:
-    """The main function of a stage's program (imported when a stage runs)."""
-    if name == "train":
-        from train.__main__ import main as train_main
-        return train_main
-    if name == "export":
-        from export.__main__ import main as export_main
-        return export_main
-    if name == "both":
-        from edgeinfer_export.both import main as both_main
-        return both_main
-    from edgeinfer_train.cli import main as sequences_main
-    return sequences_main
-
-
-def _parser(name: str) -> argparse.ArgumentParser:
-    """The argument parser of a stage's program."""
-    if name == "train":
-        from train.__main__ import parser as train_parser
-        return train_parser()
-    if name == "export":
-        from export.__main__ import parser as export_parser
-        return export_parser()
-    if name == "both":
-        from edgeinfer_export.both import parser as both_parser
-        return both_parser()
-    from edgeinfer_train.cli import parser as sequences_parser
-    return sequences_parser()
+def _module(name: str) -> Any:
+    """The module of a stage's program (imported when a stage is checked or run)."""
+    return importlib.import_module(PROGRAMS[name][0])
 
 
 def check_stage(stage: Stage, argv: list[str]) -> None:
     """ValueError unless the stage's program accepts `argv` (its parser's own message on stderr)."""
     try:
-        _parser(stage.program).parse_args(argv)
+        _module(stage.program).parser().parse_args(argv)
     except SystemExit as exc:
         if exc.code:
-            raise ValueError(f"stage {stage.name}: {SHELL[stage.program]} does not take these arguments "
+            raise ValueError(f"stage {stage.name}: {PROGRAMS[stage.program][1]} does not take these arguments "
                              "(see the line above); fix the recipe") from None
-
-
-SHELL = {"train": "python -m train", "export": "python -m export", "both": "python -m edgeinfer_export.both",
-         "edgeinfer-train": "edgeinfer-train"}
 
 
 def run_recipe(name: str | Path, out: Path | None = None, *, data: str | None = None, threads: int = 0,
@@ -217,7 +191,7 @@ def run_recipe(name: str | Path, out: Path | None = None, *, data: str | None = 
     rerun = False
     for stage, argv in zip(recipe.stages, commands, strict=True):
         folder = out / stage.name
-        shown = " ".join([SHELL[stage.program], *(shlex.quote(a) for a in argv)])
+        shown = " ".join([PROGRAMS[stage.program][1], *(shlex.quote(a) for a in argv)])
         if dry_run:
             print(shown)
             continue
@@ -231,7 +205,7 @@ def run_recipe(name: str | Path, out: Path | None = None, *, data: str | None = 
         folder.mkdir(parents=True, exist_ok=True)
         resume = stage.program == "train" and stage.args[0] in RESUMABLE and (folder / "checkpoint.pt").is_file()
         print(f"recipe {recipe.name}: {stage.name}: {shown}", file=sys.stderr)
-        code = _program(stage.program)([*argv, *(["--resume"] if resume else [])])
+        code = _module(stage.program).main([*argv, *(["--resume"] if resume else [])])
         if code != 0:
             raise ValueError(f"recipe {recipe.name}: stage {stage.name} failed (exit code {code}); fix what it "
                              f"said and run the recipe again (finished stages are skipped)")

@@ -83,8 +83,8 @@ def generate(model: LoadedModel, prompt: str, max_chars: int, temperature: float
         s.step(nxt)
 
 
-def score(model: LoadedModel, text: str) -> float:
-    """Average loss of predicting each character from those before it, in nats per character."""
+def char_losses(model: LoadedModel, text: str) -> np.ndarray:
+    """The loss of predicting each character from those before it, in nats, in one stream. # (len - 1,)"""
     if not isinstance(text, str):
         raise InputError(f"expected text (a string), got {type(text).__name__}")
     tok = char_tokenizer(model)
@@ -92,15 +92,20 @@ def score(model: LoadedModel, text: str) -> float:
     if len(ids) < 2:
         raise InputError("text too short to score; expected at least two characters")
     s = Stream(model)
-    total = 0.0
-    for now, nxt in itertools.pairwise(ids):
+    losses = np.empty(len(ids) - 1)
+    for k, (now, nxt) in enumerate(itertools.pairwise(ids)):
         s.step(now)
         after = s.logits
         assert after is not None  # set by the step
         logits = after[0].astype(np.float64)
         top = logits.max()
-        total += float(top + math.log(np.exp(logits - top).sum()) - logits[nxt])
-    return total / (len(ids) - 1)
+        losses[k] = top + math.log(np.exp(logits - top).sum()) - logits[nxt]
+    return losses
+
+
+def score(model: LoadedModel, text: str) -> float:
+    """Average loss of predicting each character from those before it, in nats per character."""
+    return float(char_losses(model, text).mean())
 
 
 def score_texts(model: LoadedModel, texts: Sequence[str], batch: int = SCORE_BATCH) -> ScoreResults:
@@ -147,5 +152,5 @@ def score_texts(model: LoadedModel, texts: Sequence[str], batch: int = SCORE_BAT
     return ScoreResults(nats, chars, errors)
 
 
-__all__ = ["DEFAULT_TEMPERATURE", "SCORE_BATCH", "TOO_SHORT", "ScoreResults", "char_tokenizer", "generate", "score",
-           "score_texts"]
+__all__ = ["DEFAULT_TEMPERATURE", "SCORE_BATCH", "TOO_SHORT", "ScoreResults", "char_losses", "char_tokenizer",
+           "generate", "score", "score_texts"]

@@ -3,7 +3,6 @@ runtime alone: its held-out recordings in samples/ read step by step, through `r
 and live from a pipe played back at the watch's pace, and its answer after part of a recording."""
 from __future__ import annotations
 
-import csv
 import os
 import re
 import select
@@ -16,21 +15,10 @@ import numpy as np
 
 import edgeinfer
 from tests.conftest import ROOT, run_cli
+from tests.datasets import motions_test
 
 SAMPLES = ROOT / "samples"
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-
-
-def recordings() -> tuple[list[np.ndarray], list[str]]:
-    """The 40 held-out test recordings: raw (100, 6) values and the activity of each."""
-    rows: dict[str, list[list[float]]] = {}
-    labels: dict[str, str] = {}
-    with (SAMPLES / "basicmotions-test.csv").open(newline="") as fh:
-        for r in csv.DictReader(fh):
-            rows.setdefault(r["recording"], []).append([float(r[c]) for c in CHANNELS])
-            labels[r["recording"]] = r["activity"]
-    ids = sorted(rows)
-    return [np.array(rows[i], np.float32) for i in ids], [labels[i] for i in ids]
 
 
 def test_motions_reads_the_held_out_recordings_step_by_step() -> None:
@@ -38,7 +26,7 @@ def test_motions_reads_the_held_out_recordings_step_by_step() -> None:
     assert model.spec.input.kind == "features" and model.spec.input.names == CHANNELS
     assert sorted(model.spec.labels) == ["badminton", "running", "standing", "walking"]
     assert model.spec.precision == "int8"
-    x, truth = recordings()
+    x, truth = motions_test(CHANNELS)
     assert len(x) == 40 and {len(s) for s in x} == {100}
     whole = [model.spec.labels[int(p.argmax())] for p in model.predict(np.stack(x))]
     traces = [model.stream().trace(s) for s in x]  # (100, 4) each: the running answer
