@@ -7,6 +7,7 @@ step gathers the named slots, runs the step graph once, and scatters the new sta
 """
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -84,6 +85,11 @@ class StreamBatch:
         self._free = list(range(capacity - 1, -1, -1))
         self._open: dict[int, BatchedStream] = {}
         self._lock = threading.RLock()  # every operation holds it: the batch is shared between threads
+        # open() and close() bump the generation; the last stepped list of streams, checked, with its
+        # slots, stands while the generation does (checking 256 streams one by one cost more than the
+        # run of a small model's step)
+        self._generation = 0
+        self._checked: tuple[tuple[BatchedStream, ...], int, np.ndarray, bool] | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -107,6 +113,7 @@ class StreamBatch:
         if not self._free:
             self._grow()
         slot = self._free.pop()
+        self._generation += 1
         self._reset(slot)
         stream = BatchedStream(self, slot)
         self._open[slot] = stream
@@ -128,6 +135,8 @@ class StreamBatch:
             del self._open[stream.slot]
             self._free.append(stream.slot)
             stream.slot = -1
+            self._generation += 1
+            self._checked = None  # drops its references to closed streams
 
     def step(self, streams: Sequence[BatchedStream], x: Any) -> np.ndarray:
         """One step for each named stream: x (N, F) floats or (N,) token ids, row i for streams[i].
@@ -138,17 +147,10 @@ class StreamBatch:
             return self._step_locked(streams, x)
 
     def _step_locked(self, streams: Sequence[BatchedStream], x: Any) -> np.ndarray:
-        if not isinstance(streams, Sequence) or isinstance(streams, (str, bytes)):
-            raise InputError("expected a list of the streams to step")
-        slots = np.fromiter((self._live(s) for s in streams), np.intp, len(streams))
-        if len(slots) == 0:
-            raise InputError("no streams to step; expected at least one open stream")
-        if len(set(slots.tolist())) != len(slots):
-            raise InputError("a stream is named twice in one step; expected each at most once")
+        slots, whole = self._slots(streams)
         arr = self._check(x, len(slots))
         spec = self.model.spec
         io = spec.io
-        whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
         feeds = {name: (v if whole else v[:, slots]) for name, v in self._state.items()}
         if io.batch_steps_from and len(slots) >= io.batch_steps_from:  # the faster graph at this batch
             out, carried = self.model.run_sequence(arr[:, None], feeds)
@@ -166,6 +168,26 @@ class StreamBatch:
         self._logits[slots] = outs[0]
         self._steps[slots] += 1
         return outs[-1] if io.step_probabilities and names else spec.answers(outs[0])
+
+    def _slots(self, streams: Sequence[BatchedStream]) -> tuple[np.ndarray, bool]:
+        """The slots of the streams to step (each open in this batch, none twice), and whether they
+        are every slot in order. The same streams as the last step, none opened or closed since:
+        the last answer, matched by identity (never by ==, which an object can claim)."""
+        if not isinstance(streams, Sequence) or isinstance(streams, (str, bytes)):
+            raise InputError("expected a list of the streams to step")
+        named = tuple(streams)
+        checked = self._checked
+        if (checked is not None and checked[1] == self._generation and len(checked[0]) == len(named)
+                and all(map(operator.is_, checked[0], named))):
+            return checked[2], checked[3]
+        slots = np.fromiter((self._live(s) for s in named), np.intp, len(named))
+        if len(slots) == 0:
+            raise InputError("no streams to step; expected at least one open stream")
+        if len(set(slots.tolist())) != len(slots):
+            raise InputError("a stream is named twice in one step; expected each at most once")
+        whole = len(slots) == self._steps.shape[0] and bool((slots == np.arange(len(slots))).all())
+        self._checked = (named, self._generation, slots, whole)
+        return slots, whole
 
     def _check(self, x: Any, n: int) -> np.ndarray:
         if self.tokens:

@@ -134,3 +134,41 @@ def test_batch_errors(make_model) -> None:
     with pytest.raises(InputError, match="another model"):
         batch.open(other_model.stream().snapshot())
     assert len(batch) == 1  # the refused open left nothing behind
+
+
+def test_a_stepped_list_is_checked_again_whenever_it_or_the_batch_changes(make_model) -> None:
+    """The last stepped list's slots are reused only for the same streams, by identity, while no
+    stream opened or closed: a list changed in place, a stream closed (its slot reused by a new
+    one) or an object equal to everything each get what a fresh list gets."""
+    from unittest import mock
+
+    model = edgeinfer.load(make_model("gru", 1))
+    batch = model.stream_batch()
+    a, b, c = batch.open(), batch.open(), batch.open()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 28)).astype(np.float32)
+    alone = {s: model.stream() for s in (a, b, c)}
+    named = [a, b, c]
+    for _ in range(2):  # the second step reuses the checked list
+        got = batch.step(named, x)
+        for row, s in enumerate(named):
+            assert np.abs(got[row] - alone[s].step(x[row])).max() <= TOL
+    named.reverse()  # the same list object, in another order: the rows follow the new order
+    got = batch.step(named, x)
+    for row, s in enumerate(named):
+        assert np.abs(got[row] - alone[s].step(x[row])).max() <= TOL
+    with pytest.raises(InputError, match="named twice"):
+        batch.step([c, b, c], x)
+    b.close()
+    d = batch.open()  # takes b's slot
+    assert d.slot == 1
+    with pytest.raises(InputError, match="closed"):
+        batch.step(named, x)  # still names b
+    with pytest.raises(InputError, match="expected streams opened by this batch"):
+        batch.step([c, mock.ANY, a], x)  # == anything: never taken for b or d
+    named[1] = d
+    got = batch.step(named, x)
+    fresh = model.stream()
+    assert np.abs(got[1] - fresh.step(x[1])).max() <= TOL  # d starts from the initial state
+    assert batch.streams == [a, c, d]  # in the order opened
+    assert (a.steps, c.steps, d.steps) == (4, 4, 1)
