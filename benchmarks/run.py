@@ -40,6 +40,8 @@ from edgeinfer.bench import (  # noqa: E402
     time_calls,
     typical_steps,
 )
+from edgeinfer.spec import ModelSpec  # noqa: E402
+from edgeinfer_export.both import single_forms  # noqa: E402
 from edgeinfer_export.bundle import bundle, unbundle  # noqa: E402
 from edgeinfer_export.decompose import decompose  # noqa: E402
 from edgeinfer_export.quantize import quantize  # noqa: E402
@@ -79,8 +81,9 @@ def torch_cells(net: RecurrentNet) -> list[torch.nn.Module]:
 def fp32_file(net: RecurrentNet, model: edgeinfer.Model, folder: Path) -> Path:
     """The same architecture exported in fp32 by the project's exporter."""
     seq, step = export_graphs(net, model.spec)
-    path = folder / f"{model.spec.task}-fp32.onnx"
-    write_atomic(path, bundle(seq, step, model.spec).SerializeToString())
+    path = folder / f"{model.path.stem}-fp32.onnx"
+    spec = ModelSpec.from_dict({**model.spec.to_dict(), "precision": "fp32", "quantization": "none", "metrics": {}})
+    write_atomic(path, bundle(seq, step, spec).SerializeToString())
     return path
 
 
@@ -147,7 +150,7 @@ def bench_own_steps(name: str, model: edgeinfer.Model) -> None:
         f"{lat['Stream.step'].median_us / floor:.2f}x", "")
 
 
-def bench_batch(name: str, model: edgeinfer.Model, other: Path) -> None:
+def bench_batch(name: str, model: edgeinfer.Model) -> None:
     """b. StreamBatch of 1,024 streams (every core) against stepping them one by one; b2. a
     StreamBatch of 256 streams against the same model's in-sequence steps at batch 256; b3. the
     step graph's fused operator against its decomposition at 256 streams (raw sessions)."""
@@ -171,20 +174,27 @@ def bench_batch(name: str, model: edgeinfer.Model, other: Path) -> None:
         f"({rates['decomposed'] / rates['fused']:.2f}x)", "")
 
 
-def other_form(model: edgeinfer.Model, folder: Path) -> Path:
-    """The shipped int8 file with its sequence graph in the other form (fused <-> decomposed), for
-    the table to show that the file holds the faster one. A decomposed file's fused form is not
-    rebuilt (its fp32 cell weights are gone), so it is the int8 export of the same architecture."""
+def other_forms(model: edgeinfer.Model, folder: Path) -> tuple[str, dict[str, Path]]:
+    """The shipped int8 file's sequence-graph form, and the file with each other form, for the
+    table to show that the file holds the faster one at each batch: a file holding both forms
+    against each alone; a fused one against its decomposition; a decomposed one against the
+    architecture's own int8 export (its fp32 cell weights are gone)."""
     seq, step = unbundle(onnx.load(model.path))
-    path = folder / f"{model.spec.task}-other.onnx"
-    if any(n.op_type == "Scan" for n in seq.graph.node):  # the fused form: the architecture's own int8 export
+    forms = single_forms(seq)
+    if forms is not None:
+        shipped, others = "both forms", {"decomposed": forms[0], "fused": forms[1]}
+    elif any(n.op_type == "Scan" for n in seq.graph.node):
         net = torch_net(model)
         seq32, step32 = export_graphs(net, model.spec)
-        seq, step = quantize(seq32, model.spec.cell), quantize(step32, model.spec.cell)
+        shipped, others = "decomposed", {"fused": quantize(seq32, model.spec.cell)}
+        step = quantize(step32, model.spec.cell)
     else:
-        seq, step = decomposed_pair(seq, step)
-    write_atomic(path, bundle(seq, step, model.spec).SerializeToString())
-    return path
+        shipped, others = "fused", {"decomposed": decomposed_pair(seq, step)[0]}
+    paths = {}
+    for form, graph in others.items():
+        paths[form] = folder / f"{model.path.stem}-{form}.onnx"
+        write_atomic(paths[form], bundle(graph, step, model.spec).SerializeToString())
+    return shipped, paths
 
 
 def pytorch_int8(net: RecurrentNet) -> torch.nn.Module:
@@ -193,17 +203,16 @@ def pytorch_int8(net: RecurrentNet) -> torch.nn.Module:
                                                   dtype=torch.qint8)
 
 
-def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: Path, other: Path,
-                    quick: bool) -> None:
-    """c. full-sequence throughput: the int8 file (and its other sequence-graph form) and fp32
-    ONNX against PyTorch eager fp32 and PyTorch's quantize_dynamic."""
+def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: Path, shipped: str,
+                    others: dict[str, Path], quick: bool) -> None:
+    """c. full-sequence throughput: the int8 file (and its sequence graph in each other form) and
+    fp32 ONNX against PyTorch eager fp32 and PyTorch's quantize_dynamic."""
     steps = typical_steps(model)
-    decomposed = "sequence graph: decomposed" in model.spec.quantization
     net8 = pytorch_int8(net)
     for threads in (1, 2):
         torch.set_num_threads(threads)
         m8 = edgeinfer.load(model.path, intra_op_threads=threads)
-        o8 = edgeinfer.load(other, intra_op_threads=threads)
+        o8 = {form: edgeinfer.load(path, intra_op_threads=threads) for form, path in others.items()}
         m32 = edgeinfer.load(fp32, intra_op_threads=threads)
         for batch in ((1, 256) if quick else (1, 32, 256)):
             x = torch.from_numpy(example_steps(model, steps, batch))
@@ -211,10 +220,10 @@ def bench_sequences(name: str, model: edgeinfer.Model, net: RecurrentNet, fp32: 
                 t = time_calls(lambda x=x: net(x), calls=200, warmup=2, min_calls=5)
                 q = time_calls(lambda x=x: net8(x), calls=200, warmup=2, min_calls=5)
             pt, pq = batch / (t.median_us * 1e-6), batch / (q.median_us * 1e-6)
-            r8, ro, r32 = (sequence_rate(m, batch, steps) for m in (m8, o8, m32))
-            shipped, other_name = ("decomposed", "fused") if decomposed else ("fused", "decomposed")
+            r8, r32 = sequence_rate(m8, batch, steps), sequence_rate(m32, batch, steps)
+            alternatives = "".join(f" / int8 {form} {sequence_rate(m, batch, steps):,.0f}" for form, m in o8.items())
             row("c. sequences/s", name, f"T={steps}, batch {batch}, {threads} thread(s)",
-                f"int8 {shipped} {r8:,.0f} / int8 {other_name} {ro:,.0f} / fp32 {r32:,.0f}",
+                f"int8 {shipped} {r8:,.0f}{alternatives} / fp32 {r32:,.0f}",
                 f"PyTorch fp32 {pt:,.0f}, quantize_dynamic {pq:,.0f}: int8 {r8 / pt:.2f}x "
                 f"({r8 / pq:.2f}x PyTorch int8), fp32 {r32 / pt:.2f}x", "int8 ≥ 2x PyTorch fp32 at batch 256")
 
@@ -337,9 +346,9 @@ def main() -> None:
             print(f"{name} ...", file=sys.stderr, flush=True)
             net = nets[name]
             fp32 = fp32_file(net, model, Path(tmp))
-            other = other_form(model, Path(tmp))
-            bench_batch(name, model, other)
-            bench_sequences(name, model, net, fp32, other, a.quick)
+            shipped, others = other_forms(model, Path(tmp))
+            bench_batch(name, model)
+            bench_sequences(name, model, net, fp32, shipped, others, a.quick)
             size8, size32 = model.path.stat().st_size, fp32.stat().st_size
             row("e. file size", name, "int8 / fp32 bytes", f"{size8:,} / {size32:,}", f"{size8 / size32:.0%}",
                 "≤ 30%")
