@@ -126,6 +126,8 @@ def bench_steps(name: str, model: edgeinfer.Model, net: RecurrentNet) -> None:
             f"{t.median_us / run:.2f}x session.run", "")
     row("a. step latency, batch 1, 1 thread", name, "Stream.step vs bare session.run", "",
         f"{s.median_us / run:.2f}x", "≤ 1.15x")
+    row("a. step latency, batch 1, 1 thread", name, "Stream.step vs bare IOBinding", "",
+        f"{s.median_us / lat['IOBinding'].median_us:.2f}x", "≤ 1.1x")
     row("a. step latency, batch 1, 1 thread", name, "Stream.step vs fastest PyTorch step", "",
         f"{torch_best / s.median_us:.1f}x faster", "≥ 3x")
     steps = typical_steps(model)

@@ -55,3 +55,26 @@ def test_a_row_and_a_batch_of_one_give_the_same_numbers_and_refusals() -> None:
     with np.errstate(over="ignore"):
         one.step(huge)  # finite values, however large: answered, not refused (their sum overflows no double)
     assert one.steps == steps + 1
+
+
+def test_a_row_read_as_it_is_from_any_memory_layout() -> None:
+    """A model that reads its features as they are (digits: no per-feature normalisation) copies
+    the row buffer to buffer: rows of every layout give the batch path's numbers and refusals."""
+    model = edgeinfer.load("digits")
+    assert model.stream()._mean_std is None  # this path, not the normalising one
+    rng = np.random.default_rng(2)
+    one, batch = model.stream(), model.stream()
+    wide = rng.random((model.spec.input_size, 3)).astype(np.float32)
+    reversed_row = rng.random(model.spec.input_size).astype(np.float32)[::-1]
+    frozen = rng.random(model.spec.input_size).astype(np.float32)
+    frozen.flags.writeable = False
+    for x in (wide[:, 1], reversed_row, frozen, rng.random(model.spec.input_size).astype(np.float32)):
+        assert np.array_equal(one.step(x), batch.step(np.ascontiguousarray(x)[None])[0])
+    assert all(np.array_equal(v, batch.state[k]) for k, v in one.state.items())
+    steps = one.steps
+    for bad in (np.nan, np.inf, -np.inf):
+        x = wide[:, 0].copy()
+        x[3] = bad
+        with pytest.raises(InputError, match="NaN or infinite"):
+            one.step(x)
+    assert one.steps == steps
