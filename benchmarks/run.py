@@ -238,18 +238,21 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_
 """
 
 
-def peak(cmd: list[str], runs: int = 5) -> tuple[float, float]:
-    """Median wall seconds and peak RSS (MB) of a fresh process, started from a small wrapper
-    process (a child forked from this big one would report this one's memory)."""
-    walls, rss = [], []
+def peaks(cmds: dict[str, list[str]], runs: int = 5) -> dict[str, tuple[float, float]]:
+    """Median wall seconds and peak RSS (MB) of a fresh process per command, the commands run in
+    turns (a slow spell of a shared machine falls on all alike), each started from a small
+    wrapper process (a child forked from this big one would report this one's memory)."""
+    walls: dict[str, list[float]] = {label: [] for label in cmds}
+    rss: dict[str, list[float]] = {label: [] for label in cmds}
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT)
-        wall, kb, code = out.stdout.split()
-        if code != "0":
-            raise RuntimeError(f"{cmd} failed")
-        walls.append(float(wall))
-        rss.append(int(kb) / 1024)
-    return statistics.median(walls), max(rss)
+        for label, cmd in cmds.items():
+            out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT)
+            wall, kb, code = out.stdout.split()
+            if code != "0":
+                raise RuntimeError(f"{cmd} failed")
+            walls[label].append(float(wall))
+            rss[label].append(int(kb) / 1024)
+    return {label: (statistics.median(walls[label]), max(rss[label])) for label in cmds}
 
 
 TORCH_SCRIPT = """
@@ -282,16 +285,14 @@ def bench_cold_start() -> None:
                    capture_output=True)
     image = str(sorted((ROOT / "samples").glob("*.pgm"))[0])
     exe = str(Path(sys.executable).with_name("edgeinfer"))
-    walls: dict[str, float] = {}
-    for label, cmd in (("edgeinfer classify image", [exe, "classify", "image", image]),
-                       ("bare onnxruntime script", [sys.executable, "-c", ORT_SCRIPT, image,
-                                                    str(edgeinfer.model.builtin_models()["digits"])]),
-                       ("PyTorch script", [sys.executable, "-c", TORCH_SCRIPT, image])):
-        wall, rss = peak(cmd, runs=11)
-        walls[label] = wall
+    measured = peaks({"edgeinfer classify image": [exe, "classify", "image", image],
+                      "bare onnxruntime script": [sys.executable, "-c", ORT_SCRIPT, image,
+                                                  str(edgeinfer.model.builtin_models()["digits"])],
+                      "PyTorch script": [sys.executable, "-c", TORCH_SCRIPT, image]}, runs=11)
+    for label, (wall, rss) in measured.items():
         target = "≤ 1.3x the bare script, ≤ 80 MB" if label.startswith("edgeinfer") else ""
         row("d. cold start", "digits", label, f"{wall:.2f} s", f"{rss:.0f} MB peak RSS", target)
-    ratio = walls["edgeinfer classify image"] / walls["bare onnxruntime script"]
+    ratio = measured["edgeinfer classify image"][0] / measured["bare onnxruntime script"][0]
     row("d. cold start", "digits", "edgeinfer vs bare script", "", f"{ratio:.2f}x", "≤ 1.3x")
 
 
