@@ -24,7 +24,7 @@ _F32 = np.dtype(np.float32)
 SMALL_ROW = 256  # a single row up to this many features takes the Python-float fast path of Stream._step
 # outputs up to this many values are checked in Python floats: right after an onnxruntime run a
 # numpy reduction costs four to five times what it costs alone (its code has left the CPU's
-# caches), 6-8 µs of a 16 µs digits step; summing a memoryview costs 2
+# caches), 6-8 µs of a 16 µs digits step; summing a memoryview of ten floats costs about 2
 SMALL_OUTPUT = 1024
 MAX_STREAM_BATCH = 1 << 16  # sequences in one Stream (a StreamBatch grows as streams open)
 IN_USE = ("this stream is in use by another thread; a stream is for one thread at a time: open one stream "
