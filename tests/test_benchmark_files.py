@@ -12,7 +12,7 @@ import edgeinfer
 from edgeinfer.bench import example_steps, typical_steps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import run  # noqa: E402
+import run
 
 FORM_TOLERANCE = 0.08  # probabilities: the decomposed form rounds its state to 8 bits every step
 
