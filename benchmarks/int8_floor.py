@@ -37,8 +37,9 @@ from onnx import TensorProto, helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import edgeinfer
+from benchmarks.run import torch_net
 from edgeinfer.bench import example_steps, typical_steps
-from train.models import RecurrentNet, build
+from train.models import RecurrentNet
 
 BATCH = 256
 
@@ -150,8 +151,7 @@ def main() -> None:
         model = edgeinfer.load(name)
         if model.spec.cell != "lstm":
             raise SystemExit(f"{name}: not an LSTM (the int8 floor here is that of DynamicQuantizeLSTM)")
-        torch.manual_seed(0)
-        net = build(model.spec.provenance["config"]).eval()
+        net = torch_net(model)
         steps = typical_steps(model)
         x = example_steps(model, steps, BATCH)
         lengths = np.full(BATCH, steps, np.int64)

@@ -96,15 +96,13 @@ def chunk_step_us(model: Model, steps: int) -> tuple[float, float]:
     return fed.median_us / steps, full.median_us / steps
 
 
-def batch_step_rates(model: Model, streams: int, alone_too: bool = True) -> tuple[float, float]:
+def batch_step_rates(model: Model, streams: int) -> tuple[float, float]:
     """Stream-steps per second: `streams` streams in one StreamBatch, and the same streams
-    stepped one by one (each its own Stream; 0.0 without `alone_too`)."""
+    stepped one by one (each its own Stream)."""
     x = example_steps(model, 1, batch=streams)[:, 0]
     batch = model.stream_batch()
     handles = [batch.open() for _ in range(streams)]
     together = time_calls(lambda: batch.step(handles, x), calls=200)
-    if not alone_too:
-        return streams / (together.median_us * 1e-6), 0.0
     alone = [model.stream() for _ in range(streams)]
     items = [row if x.ndim == 2 else int(row) for row in x]
 

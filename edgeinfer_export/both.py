@@ -291,9 +291,9 @@ def rewrite(src: Path, dst: Path, decomposed_from: int | None = None) -> int:
     model = onnx.load_from_string(src.read_bytes())
     spec = ModelSpec.from_json({p.key: p.value for p in model.metadata_props}[SPEC_KEY])
     seq, step = unbundle(model)
-    forms = single_forms(seq)
-    if forms is not None:
-        seq = forms[0]  # already both forms: start again from the decomposed one
+    decomposed = decomposed_alone(seq)
+    if decomposed is not None:
+        seq = decomposed  # already both forms: start again from the decomposed one
     vocab = old.spec.token_vocab.vocab_size if old.spec.token_vocab is not None else 0
     # the branch the source gave at each batch: always decomposed, or its own threshold
     source_from = next((int(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name == THRESHOLD), 1)
@@ -312,16 +312,21 @@ def rewrite(src: Path, dst: Path, decomposed_from: int | None = None) -> int:
     return decomposed_from
 
 
-def single_forms(seq: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto] | None:
-    """A sequence graph holding both forms as each form alone, (decomposed, fused), over the same
-    weights; None for a graph holding one form."""
+def decomposed_alone(seq: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A sequence graph holding both forms as its decomposed form alone; None for a graph holding
+    one form."""
     form = next((n for n in seq.graph.node if n.op_type == "If" and n.name == FORM_NODE), None)
     if form is None:
         return None
-    then = next(a.g for a in form.attribute if a.name == "then_branch")
-    fused = fused_form(seq.SerializeToString())
-    assert fused is not None  # the If was found above
-    return _unbranch(seq, then), onnx.load_from_string(fused)
+    return _unbranch(seq, next(a.g for a in form.attribute if a.name == "then_branch"))
+
+
+def single_forms(seq: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto] | None:
+    """A sequence graph holding both forms as each form alone, (decomposed, fused), over the same
+    weights; None for a graph holding one form."""
+    decomposed = decomposed_alone(seq)
+    fused = fused_form(seq.SerializeToString()) if decomposed is not None else None
+    return None if decomposed is None or fused is None else (decomposed, onnx.load_from_string(fused))
 
 
 def _unbranch(seq: onnx.ModelProto, then: onnx.GraphProto) -> onnx.ModelProto:
