@@ -1,4 +1,4 @@
-"""The `edgeinfer` command line (typer). Every error becomes one line on stderr.
+"""The `edgeinfer` command line (argparse, see cli/args). Every error becomes one line on stderr.
 
 Exit codes: 0 success; 1 some inputs could not be answered (each reported); 2 a usage error,
 an unusable model or provider, or a bad argument; 70 a bug; 74 the file system or the machine
@@ -29,7 +29,7 @@ def os_fault(exc: OSError) -> str:
 
 
 class OutputClosed(Exception):
-    """The reader of stdout went away (`| head`); not an OSError, so click leaves it to us."""
+    """The reader of stdout went away (`| head`): the command ends quietly, exit 0 (not an OSError)."""
 
 
 class _GuardedStdout:
@@ -82,7 +82,7 @@ def fail(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `edgeinfer` command. Everything heavy (click, numpy, onnxruntime, the
+    """Entry point of the `edgeinfer` command. Everything heavy (numpy, onnxruntime, the
     commands) is imported inside its error handling: a Ctrl-C while it starts is "interrupted",
     exit 130, never a traceback."""
     _show_notes()
@@ -98,33 +98,32 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _run(argv: list[str] | None) -> Any:
+def _run(argv: list[str] | None) -> int:
     """The command, every failure turned into one line and its exit code."""
-    import click
+    from edgeinfer.cli.app import parse
+    from edgeinfer.cli.args import Exit, UsageError
 
-    from edgeinfer.cli.app import for_args
-
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app = for_args(sys.argv[1:] if argv is None else list(argv))
-        code = app(args=argv, standalone_mode=False)
+        command, arguments, parser = parse(args)
+        if command is None:  # no arguments at all, or a command of commands alone: its help
+            parser.print_help()
+            return 2
+        command(**arguments)
         sys.stdout.flush()
+        code = 0
+    except Exit as exc:
+        sys.stdout.flush()
+        code = exc.code
+    except UsageError as exc:  # the parser's, or a command's own check of its arguments
+        fail(f"{exc} (see `{exc.prog} --help`)")
+        code = 2
     except UnreadableInput as exc:  # an input that cannot be read: 1, as for inputs that cannot be answered
         fail(str(exc))
         code = 1
     except EdgeInferError as exc:
         fail(str(exc))
         code = 2
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "edgeinfer"
-        if exc.format_message():  # (no arguments at all: the help was printed instead)
-            fail(f"{exc.format_message()} (see `{command} --help`)")
-        code = 2
-    except click.ClickException as exc:
-        fail(exc.format_message())
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        print("interrupted", file=sys.stderr)
-        code = 130
     except (OutputClosed, BrokenPipeError):
         _quiet_stdout()
         code = 0

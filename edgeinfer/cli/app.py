@@ -1,72 +1,75 @@
-"""The `edgeinfer` Typer application: every command, registered from its module.
+"""The `edgeinfer` command line's parser: every command, configured from its module.
 
 Commands: classify image (cli/digits), sentiment (cli/sentiment), generate and score
 (cli/characters), run (cli/run: live steps from lines), batch (cli/batch), info and models
 (cli/models), doctor and bench (cli/system).
 
-`build(only)` registers one command's module when the command line names it, so a command starts
-without importing (and Typer without describing) the others: 25 ms of `edgeinfer classify
-image`'s start. Help, the version and anything unknown get the whole application.
+`build(only)` configures one command's module when the command line names it, so a command starts
+without importing (or argparse describing) the others: numpy, onnxruntime and the bulk machinery
+load only where used. Help, the version and anything unknown get every command's name and help,
+importing none of them (`edgeinfer --help` answers in 80 ms).
 """
 from __future__ import annotations
 
 import importlib
-from typing import Annotated, Any
-
-import typer
+from collections.abc import Callable
+from typing import Any
 
 from edgeinfer import __version__
+from edgeinfer.cli.args import Parser, UsageError
 
-# command -> (module, attribute); in the order `edgeinfer --help` lists them
-COMMANDS: dict[str, tuple[str, str]] = {
-    "classify": ("edgeinfer.cli.digits", "classify_app"),
-    "sentiment": ("edgeinfer.cli.sentiment", "sentiment"),
-    "generate": ("edgeinfer.cli.characters", "generate_cmd"),
-    "score": ("edgeinfer.cli.characters", "score_cmd"),
-    "run": ("edgeinfer.cli.run", "run"),
-    "batch": ("edgeinfer.cli.batch", "batch"),
-    "info": ("edgeinfer.cli.models", "info"),
-    "models": ("edgeinfer.cli.models", "models"),
-    "doctor": ("edgeinfer.cli.system", "doctor"),
-    "bench": ("edgeinfer.cli.system", "bench"),
+SUMMARY = "Run small recurrent models cell by cell on onnxruntime."
+
+# command -> (module, the function configuring its parser, its one-line help); in the order
+# `edgeinfer --help` lists them
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "classify": ("edgeinfer.cli.digits", "configure_classify", "classify inputs with a digits model (classify image)"),
+    "sentiment": ("edgeinfer.cli.sentiment", "configure",
+                  "each text's sentiment and its probability of being positive"),
+    "generate": ("edgeinfer.cli.characters", "configure_generate", "generate text character by character"),
+    "score": ("edgeinfer.cli.characters", "configure_score",
+              "how well a characters model predicts a text: nats and bits per character"),
+    "run": ("edgeinfer.cli.run", "configure", "run a model live on lines of steps (a file or stdin)"),
+    "batch": ("edgeinfer.cli.batch", "configure", "run a model over many inputs into one output file"),
+    "info": ("edgeinfer.cli.models", "configure_info", "print a model's spec"),
+    "models": ("edgeinfer.cli.models", "configure_models", "list the built-in models"),
+    "doctor": ("edgeinfer.cli.system", "configure_doctor", "this machine's onnxruntime, providers and threads"),
+    "bench": ("edgeinfer.cli.system", "configure_bench", "a quick look at a model's speed here"),
 }
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"edgeinfer {__version__}")
-        raise typer.Exit()
-
-
-def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="print the version and exit")] = False,
-) -> None:
-    """Run small recurrent models cell by cell on onnxruntime."""
-
-
-def build(only: str | None = None) -> typer.Typer:
-    """The application with every command, or with only `only` (a name in COMMANDS)."""
-    app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                      help="Run small recurrent models cell by cell on onnxruntime.")
-    app.callback()(_main)
-    for name, (module, attribute) in COMMANDS.items():
+def build(only: str | None = None, *, configure: bool = True) -> Parser:
+    """The parser with every command configured, or with only `only` (a name in COMMANDS: a
+    command line naming it needs no other); with configure=False, every command by name and help
+    alone (all that `edgeinfer --help`, `--version` or an unknown command need)."""
+    parser = Parser("edgeinfer", SUMMARY)
+    parser.add_argument("--version", action="version", version=f"edgeinfer {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", title="commands")
+    for name, (module, attribute, summary) in COMMANDS.items():
         if only is not None and name != only:
             continue
-        command = getattr(importlib.import_module(module), attribute)
-        if isinstance(command, typer.Typer):
-            app.add_typer(command, name=name)
-        else:
-            app.command(name)(command)
-    return app
+        command = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        if configure:
+            arguments: Callable[[Parser], None] = getattr(importlib.import_module(module), attribute)
+            arguments(command)
+    return parser
 
 
-def for_args(args: list[str]) -> typer.Typer:
-    """The application a command line needs: its command alone when it starts with one."""
-    return build(args[0] if args and args[0] in COMMANDS else None)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "app":  # the whole application, built on first use
-        return build()
-    raise AttributeError(name)
+def parse(args: list[str]) -> tuple[Callable[..., Any] | None, dict[str, Any], Parser]:
+    """The command a command line names, its arguments by parameter name, and the parser that
+    read them (None and the parser: print its help, as for no arguments at all)."""
+    parser = build(args[0]) if args and args[0] in COMMANDS else build(configure=False)
+    if not args:
+        return None, {}, parser
+    namespace, extras = parser.parse_known_args(args)
+    found: dict[str, Any] = vars(namespace)
+    found.pop("command_name", None)
+    prog = found.pop("prog", parser.prog)
+    if extras:  # named with the command's own --help, not the whole program's
+        raise UsageError(f"unrecognized arguments: {' '.join(extras)}", prog)
+    run = found.pop("run", None)
+    helper = found.pop("helper", None)
+    if run is None:  # a command of commands (`edgeinfer classify`) named alone: its help
+        return None, {}, helper if helper is not None else parser
+    return run, found, parser

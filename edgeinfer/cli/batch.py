@@ -4,14 +4,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from edgeinfer.cli.options import ProviderOpt
+from edgeinfer.cli.args import Exit, Parser, UsageError, add_provider, describe, runs, whole
+from edgeinfer.cli.progress import Bar
 from edgeinfer.cli.render import safe
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
@@ -22,11 +20,7 @@ if TYPE_CHECKING:  # the bulk machinery is imported when a batch runs: other com
 INSTALL_RAY = "the Ray engine needs Ray: pip install 'edgeinfer[ray]'"
 
 
-class Engine(str, Enum):
-    """Where the job runs."""
-
-    local = "local"
-    ray = "ray"
+ENGINES = ("local", "ray")  # where a job runs: this process, or a Ray cluster
 
 
 class _Progress:
@@ -37,13 +31,11 @@ class _Progress:
         self.done = sum(job.records(i) for i in range(len(job.shards)) if job.done(i) is not None)
         self.start = self.done
         self.t0 = time.perf_counter()
-        self.show = sys.stderr.isatty()
-        self.bar = typer.progressbar(length=self.total, label="batch", file=sys.stderr, hidden=not self.show,
-                                     show_eta=True, show_pos=True, item_show_func=lambda rate: rate)
+        self.bar = Bar(self.total, "batch", sys.stderr.isatty())
 
     def __enter__(self) -> _Progress:
         self.bar.__enter__()
-        self.bar.update(self.done)
+        self.bar.start_at(self.done)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,32 +70,35 @@ def _summary(out: Path, summary: Summary) -> str:
             f"{summary.seconds:.1f} s ({summary.rate:,.0f}/s){resumed}")
 
 
-def batch(
-    model: Annotated[str, typer.Argument(help="model file or built-in name (digits, sentiment, characters, motions)")],
-    inputs: Annotated[list[str], typer.Argument(
-        help="files, folders, glob patterns: images (image models); text, .jsonl, .csv, .parquet (the others)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="the output: OUT.jsonl or OUT.parquet")],
-    field: Annotated[str | None, typer.Option(
-        "--field", help="JSON lines: the field holding the text (default text) or the steps (steps)")] = None,
-    column: Annotated[str | None, typer.Option(
-        "--column", help="CSV and Parquet: the column holding the text (default text), image bytes (image) or the "
-        "steps (steps: a list of lists, or its JSON text)")] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: a Ray cluster")] = Engine.local,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="ray: actors, one model each (default: the cluster's CPUs); "
-        "local: onnxruntime threads (default: all cores)")] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, help="inputs per model call (default 256)")] = None,
-    address: Annotated[str | None, typer.Option(
-        "--address", help="ray: an existing cluster (default: start a local one for the job)")] = None,
-    shard_size: Annotated[int, typer.Option(
-        "--shard-size", min=1, help="inputs per part: the unit of work and of resume")] = 10_000,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="replace OUT (and discard another job's parts)")] = False,
-    provider: ProviderOpt = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", help="ray: show Ray's own log lines (start-up, workers, retries); quiet by default")] = False,
-) -> None:
+def configure(p: Parser) -> None:
+    """`edgeinfer batch MODEL INPUT... --out OUT`."""
+    p.description = describe(batch)
+    p.add_argument("model", help="model file or built-in name (digits, sentiment, characters, motions)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, glob patterns: images (image "
+                   "models); text, .jsonl, .csv, .parquet (the others)")
+    p.add_argument("--out", "-o", type=Path, required=True, help="the output: OUT.jsonl or OUT.parquet")
+    p.add_argument("--field", help="JSON lines: the field holding the text (default text) or the steps (steps)")
+    p.add_argument("--column", help="CSV and Parquet: the column holding the text (default text), image bytes "
+                   "(image) or the steps (steps: a list of lists, or its JSON text)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process (default); ray: a Ray cluster")
+    p.add_argument("--workers", type=whole(1), help="ray: actors, one model each (default: the cluster's CPUs); "
+                   "local: onnxruntime threads (default: all cores)")
+    p.add_argument("--batch-size", type=whole(1), help="inputs per model call (default 256)")
+    p.add_argument("--address", help="ray: an existing cluster (default: start a local one for the job)")
+    p.add_argument("--shard-size", type=whole(1), default=10_000,
+                   help="inputs per part: the unit of work and of resume (default 10,000)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT (and discard another job's parts)")
+    add_provider(p)
+    p.add_argument("--verbose", action="store_true",
+                   help="ray: show Ray's own log lines (start-up, workers, retries); quiet by default")
+    runs(p, batch)
+
+
+def batch(model: str, inputs: list[str], out: Path, field: str | None = None, column: str | None = None,
+          engine: str = "local", workers: int | None = None, batch_size: int | None = None,
+          address: str | None = None, shard_size: int = 10_000, overwrite: bool = False,
+          provider: str | None = None, verbose: bool = False) -> None:
     """Run a model over many inputs into OUT (JSON lines or Parquet, by its extension).
 
     One row per input, in input order, with its id (the file, or FILE:LINE, or FILE#ROW for
@@ -114,10 +109,10 @@ def batch(
     from edgeinfer.bulk import output_kind, parts_dir, prepare, run_local, task_for
 
     output_kind(out)
-    if address is not None and engine is not Engine.ray:
-        raise typer.BadParameter("--address is for --engine ray")
-    ray_engine = _ray_engine(verbose) if engine is Engine.ray else None
-    local_threads = workers if engine is Engine.local else None
+    if address is not None and engine != "ray":
+        raise UsageError("--address is for --engine ray", "edgeinfer batch")
+    ray_engine = _ray_engine(verbose) if engine == "ray" else None
+    local_threads = workers if engine == "local" else None
     m = Model(model, provider, intra_op_threads=local_threads)
     task = task_for(m, batch_size)
     job = prepare(out, m, list(inputs), field, column, shard_size, overwrite)
@@ -134,7 +129,7 @@ def batch(
         finished = len(job.shards) - len(job.pending())
         print(safe(f"interrupted: {finished} of {len(job.shards)} parts done in {parts_dir(out)}; run the same "
                    "command again to resume"), file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise Exit(130) from None
     print(safe(_summary(out, summary)), file=sys.stderr)
     if summary.errors:
-        raise typer.Exit(1)
+        raise Exit(1)

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from edgeinfer.cli.options import ModelOpt, ProviderOpt
+from edgeinfer.cli.args import Exit, Parser, add_json, add_model, describe, finite, runs, whole
 from edgeinfer.cli.render import emit_json, safe, score_result, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import InputError, UnreadableInput
@@ -18,18 +15,24 @@ from edgeinfer.tasks.characters import DEFAULT_TEMPERATURE, char_tokenizer, gene
 MAX_SCORE_BYTES = 256 << 20  # a text scored from stdin may be at most this large
 
 
-def generate_cmd(
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to start from")] = "\n",
-    chars: Annotated[int, typer.Option("--max-chars", "--chars", "-n",
-                                       help="characters to generate (>= 1; --chars is the old name)")] = 500,
-    temperature: Annotated[float, typer.Option(
-        "--temperature", "-t", help="0 = greedy; higher = more random")] = DEFAULT_TEMPERATURE,
-    top_k: Annotated[int, typer.Option("--top-k", help="sample from the K most likely (0 = all)")] = 0,
-    seed: Annotated[int | None, typer.Option("--seed", help="same seed, same text")] = None,
-    model: ModelOpt = "characters",
-    provider: ProviderOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object at the end")] = False,
-) -> None:
+def configure_generate(p: Parser) -> None:
+    """`edgeinfer generate`."""
+    p.description = describe(generate_cmd)
+    p.add_argument("--prompt", "-p", default="\n", help="text to start from (default: a new line)")
+    p.add_argument("--max-chars", "--chars", "-n", dest="chars", type=whole(1), default=500, metavar="N",
+                   help="characters to generate (default 500; --chars is the old name)")
+    p.add_argument("--temperature", "-t", type=finite, default=DEFAULT_TEMPERATURE,
+                   help=f"0 = greedy; higher = more random (default {DEFAULT_TEMPERATURE})")
+    p.add_argument("--top-k", type=whole(0), default=0, metavar="K", help="sample from the K most likely (0 = all)")
+    p.add_argument("--seed", type=int, help="same seed, same text")
+    add_model(p, "characters")
+    add_json(p, "one JSON object at the end")
+    runs(p, generate_cmd)
+
+
+def generate_cmd(prompt: str = "\n", chars: int = 500, temperature: float = DEFAULT_TEMPERATURE, top_k: int = 0,
+                 seed: int | None = None, model: str = "characters", provider: str | None = None,
+                 as_json: bool = False) -> None:
     """Generate text character by character, printed (and flushed) as it comes."""
     if chars < 1:
         raise InputError(f"--max-chars must be >= 1, got {chars}")
@@ -54,7 +57,7 @@ def generate_cmd(
         sys.stdout.write("\n")
         sys.stdout.flush()
         print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise Exit(130) from None
     if as_json:
         emit_json({"prompt": prompt, "text": "".join(produced), "chars": len(produced),
                    "temperature": temperature, "top_k": top_k, "seed": seed})
@@ -62,12 +65,16 @@ def generate_cmd(
         sys.stdout.write("\n")
 
 
-def score_cmd(
-    file: Annotated[Path, typer.Argument(help="a UTF-8 text file; - reads stdin")],
-    model: ModelOpt = "characters",
-    provider: ProviderOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
-) -> None:
+def configure_score(p: Parser) -> None:
+    """`edgeinfer score FILE`."""
+    p.description = describe(score_cmd)
+    p.add_argument("file", type=Path, help="a UTF-8 text file; - reads stdin")
+    add_model(p, "characters")
+    add_json(p, "JSON output")
+    runs(p, score_cmd)
+
+
+def score_cmd(file: Path, model: str = "characters", provider: str | None = None, as_json: bool = False) -> None:
     """Print how well a characters model predicts a text: nats and bits per character."""
     m = Model(model, provider)
     m.require_input(CharInput)

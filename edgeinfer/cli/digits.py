@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import typer
 
-from edgeinfer.cli.options import JsonOpt, ModelOpt, ProviderOpt
+from edgeinfer.cli.args import Exit, Parser, UsageError, add_json, add_model, describe, finite, runs, whole
 from edgeinfer.cli.render import digit_result, fail, warn
 from edgeinfer.cli.stdin import read_stdin_bytes
 from edgeinfer.errors import EdgeInferError, InputError
@@ -17,19 +15,25 @@ from edgeinfer.spec import ImageInput
 
 MAX_IMAGE_BYTES = 256 << 20  # an image read from stdin may be at most this large
 
-classify_app = typer.Typer(no_args_is_help=True, help="Classify inputs with a digits model.")
+
+def configure_classify(p: Parser) -> None:
+    """`edgeinfer classify image`: named alone, `classify` prints its help."""
+    p.set_defaults(helper=p)
+    kinds = p.add_subparsers(metavar="KIND", title="kinds of input")
+    image = kinds.add_parser("image", help="the digit in each image file", description=describe(classify_image))
+    image.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                       help="image files (PNG, JPEG, BMP, GIF, ...); - reads one from stdin")
+    add_model(image, "digits")
+    image.add_argument("--top", "-k", type=whole(1), default=1, metavar="K",
+                       help="print the K most likely digits (default 1)")
+    image.add_argument("--early-exit", dest="early", type=finite, metavar="P",
+                       help="stop reading rows once the top probability reaches P (e.g. 0.99)")
+    add_json(image)
+    runs(image, classify_image)
 
 
-@classify_app.command("image")
-def classify_image(
-    files: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, GIF, ...); - reads one from stdin")],
-    model: ModelOpt = "digits",
-    provider: ProviderOpt = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="print the K most likely digits")] = 1,
-    early: Annotated[float | None, typer.Option(
-        "--early-exit", help="stop reading rows once the top probability reaches this (e.g. 0.99)")] = None,
-    as_json: JsonOpt = False,
-) -> None:
+def classify_image(files: list[Path], model: str = "digits", provider: str | None = None, top: int = 1,
+                   early: float | None = None, as_json: bool = False) -> None:
     """Print the digit in each image and its probability (and rows read, with --early-exit).
 
     An image that does not look like a digit on plain paper is answered with a warning on
@@ -40,7 +44,7 @@ def classify_image(
     if early is not None and not 0 < early <= 1:
         raise InputError(f"--early-exit must be a probability in (0, 1], got {early}")
     if [str(f) for f in files].count("-") > 1:
-        raise typer.BadParameter("stdin holds one image: give - at most once")
+        raise UsageError("stdin holds one image: give - at most once", "edgeinfer classify image")
     inputs, names, unclear, failed = [], [], [], 0
     for path in files:
         try:
@@ -70,4 +74,4 @@ def classify_image(
                 warn(f"{name}: unclear image (the ink does not stand out of the paper as a digit's would); "
                      "the answer may be a guess: photograph the digit larger, in even light")
     if failed:
-        raise typer.Exit(1)
+        raise Exit(1)

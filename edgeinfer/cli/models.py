@@ -1,21 +1,22 @@
 """`edgeinfer info` and `edgeinfer models`: what a model file holds, and the built-in models."""
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
-from edgeinfer.cli.options import JsonOpt, ProviderOpt
+from edgeinfer.cli.args import Parser, add_json, describe, runs
 from edgeinfer.cli.render import describe_spec, emit_json, model_line, show
 from edgeinfer.model import Model, builtin_models
 from edgeinfer.session import resolve_providers
 
 
-def info(
-    model: Annotated[str, typer.Argument(help="model file or built-in name")],
-    provider: ProviderOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+def configure_info(p: Parser) -> None:
+    """`edgeinfer info MODEL`."""
+    p.description = describe(info)
+    p.add_argument("model", help="model file or built-in name")
+    p.add_argument("--provider", help="also load both graphs on this execution provider (a check that they run there)")
+    add_json(p)
+    runs(p, info)
+
+
+def info(model: str, provider: str | None = None, as_json: bool = False) -> None:
     """Print a model's spec: task, labels, architecture, state, precision, metrics, provenance.
 
     With --provider, both graphs are also loaded on that provider (a check that they run there).
@@ -34,7 +35,14 @@ def info(
         show(line)
 
 
-def models(provider: ProviderOpt = None) -> None:
+def configure_models(p: Parser) -> None:
+    """`edgeinfer models`."""
+    p.description = describe(models)
+    p.add_argument("--provider", help="check that this execution provider is available first")
+    runs(p, models)
+
+
+def models(provider: str | None = None) -> None:
     """List the built-in models (with --provider: after checking that provider is available)."""
     if provider is not None:
         print(f"providers: {', '.join(resolve_providers(provider))}")

@@ -16,12 +16,11 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
 import numpy as np
-import typer
 
-from edgeinfer.cli.options import ProviderOpt
+from edgeinfer.cli.args import Exit, Parser, add_json, add_provider, describe, finite, runs, whole
 from edgeinfer.cli.render import emit_json, fail, show
 from edgeinfer.errors import InputError, UnreadableInput
 from edgeinfer.model import Model
@@ -159,16 +158,22 @@ def run_lines(model: Model, fh: IO[bytes], name: str, every: int, as_json: bool,
     return 1 if bad else 0
 
 
-def run(
-    model: Annotated[str, typer.Argument(help="model file or built-in name")],
-    source: Annotated[str, typer.Argument(help="a file of lines, one step each, or - for stdin")] = "-",
-    every: Annotated[int, typer.Option("--every", min=1, help="print every Nth step's answer")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per answer")] = False,
-    stop_on_error: Annotated[bool, typer.Option("--stop-on-error", help="stop at the first bad line")] = False,
-    early_exit: Annotated[float | None, typer.Option(
-        "--early-exit", help="answer a sequence as soon as its top probability reaches P, skip the rest of it")] = None,
-    provider: ProviderOpt = None,
-) -> None:
+def configure(p: Parser) -> None:
+    """`edgeinfer run MODEL [SOURCE]`."""
+    p.description = describe(run)
+    p.add_argument("model", help="model file or built-in name")
+    p.add_argument("source", nargs="?", default="-", help="a file of lines, one step each, or - for stdin (default)")
+    p.add_argument("--every", type=whole(1), default=1, metavar="N", help="print every Nth step's answer (default 1)")
+    add_json(p, "one JSON object per answer")
+    p.add_argument("--stop-on-error", action="store_true", help="stop at the first bad line")
+    p.add_argument("--early-exit", type=finite, metavar="P",
+                   help="answer a sequence as soon as its top probability reaches P, skip the rest of it")
+    add_provider(p)
+    runs(p, run)
+
+
+def run(model: str, source: str = "-", every: int = 1, as_json: bool = False, stop_on_error: bool = False,
+        early_exit: float | None = None, provider: str | None = None) -> None:
     """Run a model live on lines of steps: numbers per line (comma, tab or space separated, or a JSON
     array), a blank line ends a sequence. Prints each step's answer as soon as its line arrives."""
     m = Model(model, provider)
@@ -189,7 +194,7 @@ def run(
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             raise UnreadableInput(f"{source}: cannot read ({exc.strerror})") from None
     if code:
-        raise typer.Exit(code)
+        raise Exit(code)
 
 
 __all__ = ["parse_step", "render", "run", "run_lines"]

@@ -7,12 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
-import typer
 
-from edgeinfer.cli.options import ModelOpt, ProviderOpt
+from edgeinfer.cli.args import Exit, Parser, UsageError, add_json, add_model, describe, runs
+from edgeinfer.cli.progress import Bar
 from edgeinfer.cli.render import emit_json, fail, preview, safe, warn
 from edgeinfer.errors import InputError
 from edgeinfer.model import Model
@@ -277,7 +277,7 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
     total = _count_lines(path) if show else 0
     ok, blank, lines = True, 0, 0
     answers = _FileAnswers(m, path, as_json)
-    with typer.progressbar(length=total, label="reviews", file=sys.stderr, hidden=not show) as bar:
+    with Bar(total, "reviews", show) as bar:
         for number, raw in _lines(path):
             lines = number
             if show and number % 1024 == 0:
@@ -310,19 +310,24 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
     return ok
 
 
-def sentiment(
-    texts: Annotated[list[str] | None, typer.Argument(help="texts to classify; - reads one text from stdin")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="a UTF-8 file, one text per line")] = None,
-    model: ModelOpt = "sentiment",
-    provider: ProviderOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per text")] = False,
-    trace: Annotated[bool, typer.Option("--trace", help="print the running probability word by word")] = False,
-) -> None:
+def configure(p: Parser) -> None:
+    """`edgeinfer sentiment TEXT... | - | --file FILE`."""
+    p.description = describe(sentiment)
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; - reads one text from stdin")
+    p.add_argument("--file", "-f", type=Path, help="a UTF-8 file, one text per line")
+    add_model(p, "sentiment")
+    add_json(p, "one JSON object per text")
+    p.add_argument("--trace", action="store_true", help="print the running probability word by word")
+    runs(p, sentiment)
+
+
+def sentiment(texts: list[str] | None = None, file: Path | None = None, model: str = "sentiment",
+              provider: str | None = None, as_json: bool = False, trace: bool = False) -> None:
     """Print each text's sentiment and its probability of being positive."""
     if not texts and file is None:
-        raise typer.BadParameter("give TEXT arguments, - for stdin, or --file FILE")
+        raise UsageError("give TEXT arguments, - for stdin, or --file FILE", "edgeinfer sentiment")
     if (texts or []).count("-") > 1:
-        raise typer.BadParameter("stdin holds one text: give - at most once")
+        raise UsageError("stdin holds one text: give - at most once", "edgeinfer sentiment")
     m = Model(model, provider)
     m.require_input(TextInput)
     ok = True
@@ -336,4 +341,4 @@ def sentiment(
     if file is not None:
         ok &= _answer_file(m, file, as_json, trace)
     if not ok:
-        raise typer.Exit(1)
+        raise Exit(1)

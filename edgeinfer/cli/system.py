@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Annotated
 
 import numpy as np
 import onnxruntime as ort
-import typer
 
 from edgeinfer.bench import batch_step_rates, chunk_step_us, sequence_rate, step_latency, typical_steps
-from edgeinfer.cli.options import ProviderOpt
+from edgeinfer.cli.args import Parser, add_provider, describe, runs, whole
 from edgeinfer.cli.render import describe_kind, safe
 from edgeinfer.model import Model
 from edgeinfer.session import available_providers
@@ -18,7 +16,14 @@ from edgeinfer.session import available_providers
 RUNTIME_PACKAGES = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
 
 
-def doctor(provider: ProviderOpt = None) -> None:
+def configure_doctor(p: Parser) -> None:
+    """`edgeinfer doctor`."""
+    p.description = describe(doctor)
+    p.add_argument("--provider", help="also run the built-in digits model there and compare it with the CPU")
+    runs(p, doctor)
+
+
+def doctor(provider: str | None = None) -> None:
     """Print the execution providers, installed onnxruntime packages, CPU threads and advice.
 
     With --provider, also runs the built-in digits model there and compares it with the CPU.
@@ -50,13 +55,18 @@ def doctor(provider: ProviderOpt = None) -> None:
         print(f"check         digits model on {used}{how}: max abs difference from the CPU {err:.2e}")
 
 
-def bench(
-    model: Annotated[str, typer.Argument(help="model file or built-in name")] = "digits",
-    provider: ProviderOpt = None,
-    streams: Annotated[int, typer.Option("--streams", min=1, help="streams in the StreamBatch test")] = 1024,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", min=0, help="intra-op threads for sequence and batch sessions (default: all cores)")] = None,
-) -> None:
+def configure_bench(p: Parser) -> None:
+    """`edgeinfer bench [MODEL]`."""
+    p.description = describe(bench)
+    p.add_argument("model", nargs="?", default="digits", help="model file or built-in name (default digits)")
+    add_provider(p)
+    p.add_argument("--streams", type=whole(1), default=1024, help="streams in the StreamBatch test (default 1,024)")
+    p.add_argument("--threads", type=whole(0),
+                   help="intra-op threads for sequence and batch sessions (default: all cores)")
+    runs(p, bench)
+
+
+def bench(model: str = "digits", provider: str | None = None, streams: int = 1024, threads: int | None = None) -> None:
     """A quick look at a model's speed here: step latency, chunked feeding, StreamBatch, throughput.
 
     For the full comparison with PyTorch and bare onnxruntime, run benchmarks/run.py.

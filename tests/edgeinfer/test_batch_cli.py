@@ -97,8 +97,10 @@ def test_batch_every_format_exit_code_and_summary(tmp_path) -> None:
 def test_batch_usage_errors_are_one_line(tmp_path) -> None:
     (tmp_path / "a.txt").write_text("good\n")
     cases = [(["--out", str(tmp_path / "o.txt")], "must end in .jsonl or .parquet"),
-             (["--out", str(tmp_path / "o.jsonl"), "--engine", "spark"], "Invalid value for '--engine'"),
-             (["--out", str(tmp_path / "o.jsonl"), "--batch-size", "0"], "Invalid value for '--batch-size'"),
+             (["--out", str(tmp_path / "o.jsonl"), "--engine", "spark"],
+              "argument --engine: invalid choice: 'spark' (choose from 'local', 'ray')"),
+             (["--out", str(tmp_path / "o.jsonl"), "--batch-size", "0"],
+              "argument --batch-size: expected a whole number >= 1, got '0'"),
              (["--out", str(tmp_path / "o.jsonl"), "--address", "x:1"], "--address is for --engine ray")]
     for extra, message in cases:
         out = run_cli("batch", "sentiment", str(tmp_path / "a.txt"), *extra)
@@ -164,4 +166,4 @@ def test_progress_bar_on_a_terminal_only(tmp_path) -> None:
     assert proc.wait(timeout=120) == 0
     os.close(main)
     text = seen.decode()
-    assert "batch" in text and "6000/6000" in text and "/s" in text and "o.jsonl: 6,000 rows, no errors" in text
+    assert "batch" in text and "100%  6,000/6,000" in text and "/s" in text and "o.jsonl: 6,000 rows, no errors" in text

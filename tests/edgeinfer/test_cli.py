@@ -138,7 +138,8 @@ def test_info_and_models() -> None:
 
 def test_usage_errors_are_not_tracebacks() -> None:
     out = run_cli("classify", "image")
-    assert out.returncode == 2 and "Traceback" not in out.stderr and "Missing argument" in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr == (
+        "error: the following arguments are required: FILE (see `edgeinfer classify image --help`)\n")
 
 
 def test_readme_samples_golden() -> None:

@@ -117,7 +117,9 @@ def test_cli_generate_and_score(char_model, tmp_path) -> None:
     old = run_cli("generate", *m, "--prompt", "First", "--chars", "120", "--seed", "1", "--json")  # the old name
     assert old.returncode == 0 and json.loads(old.stdout) == row
     assert "--chars is now --max-chars" in old.stderr
-    for args, needle in ((["--max-chars", "0"], "--max-chars must be >= 1"),
+    for args, needle in ((["--max-chars", "0"], "--max-chars/--chars/-n: expected a whole number >= 1, got '0'"),
+                             (["--top-k", "-1"], "--top-k: expected a whole number >= 0, got '-1'"),
+                             (["--temperature", "inf"], "--temperature/-t: expected a finite number, got 'inf'"),
                          (["--temperature", "-0.5"], "--temperature must be >= 0")):
         out = run_cli("generate", *m, *args)
         assert out.returncode == 2 and out.stderr.strip().startswith("error:") and needle in out.stderr

@@ -1,0 +1,89 @@
+"""The command line's parser (edgeinfer/cli/args, cli/app) and its progress bar (cli/progress)."""
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import pytest
+
+from edgeinfer.cli import main
+from edgeinfer.cli.app import COMMANDS, build, parse
+from edgeinfer.cli.args import Exit, UsageError, finite, whole
+from edgeinfer.cli.progress import Bar
+
+
+def test_whole_and_finite_refuse_with_what_they_got() -> None:
+    at_least_one = whole(1)
+    assert at_least_one("1") == 1 and at_least_one("250") == 250 and whole(0)("0") == 0
+    for text in ("0", "-3", "1.5", "x", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected a whole number >= 1, got {text!r}"):
+            at_least_one(text)
+    assert finite("0.99") == 0.99 and finite("-2") == -2.0
+    for text in ("nan", "inf", "-inf", "1e999", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected a finite number, got {text!r}"):
+            finite(text)
+
+
+def test_a_command_line_names_its_function_and_arguments() -> None:
+    run, arguments, _ = parse(["classify", "image", "a.png", "b.png", "-k", "3", "--early-exit", "0.9", "--json"])
+    assert run.__name__ == "classify_image"
+    assert arguments == {"files": [Path("a.png"), Path("b.png")],
+                         "model": "digits", "provider": None, "top": 3, "early": 0.9, "as_json": True}
+    run, arguments, _ = parse(["generate", "--chars", "7", "-t", "0"])  # the old name of --max-chars
+    assert run.__name__ == "generate_cmd" and arguments["chars"] == 7 and arguments["temperature"] == 0.0
+    run, arguments, _ = parse(["run", "motions"])
+    assert arguments == {"model": "motions", "source": "-", "every": 1, "as_json": False, "stop_on_error": False,
+                         "early_exit": None, "provider": None}
+
+
+def test_usage_errors_name_the_command_they_belong_to() -> None:
+    cases = {("classify", "image", "--bogus", "x"): ("unrecognized arguments: --bogus", "edgeinfer classify image"),
+             ("sentiment", "--modle", "x"): ("unrecognized arguments: --modle", "edgeinfer sentiment"),
+             ("sentiment", "--mod", "x"): ("unrecognized arguments: --mod", "edgeinfer sentiment"),  # no abbreviations
+             ("classify", "nope"): ("invalid choice: 'nope'", "edgeinfer classify"),
+             ("nope",): ("invalid choice: 'nope'", "edgeinfer"),
+             ("batch", "digits", "x"): ("the following arguments are required: --out/-o", "edgeinfer batch"),
+             ("bench", "--streams", "0"): ("--streams: expected a whole number >= 1, got '0'", "edgeinfer bench")}
+    for args, (message, prog) in cases.items():
+        with pytest.raises(UsageError, match=message) as raised:
+            parse(list(args))
+        assert raised.value.prog == prog, args
+
+
+def test_help_and_version_end_the_command(capsys) -> None:
+    with pytest.raises(Exit) as done:
+        parse(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("edgeinfer ")
+    with pytest.raises(SystemExit) as code:
+        main(["classify", "image", "--help"])
+    out = capsys.readouterr().out
+    assert code.value.code == 0 and out.startswith("usage: edgeinfer classify image ") and "--early-exit P" in out
+    with pytest.raises(SystemExit) as code:
+        main([])  # no arguments: the list of commands, exit 2
+    out = capsys.readouterr().out
+    assert code.value.code == 2 and all(f"\n    {name} " in out or f"\n    {name}\n" in out for name in COMMANDS)
+
+
+def test_the_whole_parser_configures_every_command() -> None:
+    parser = build()
+    for name in COMMANDS:
+        with pytest.raises(Exit):
+            parser.parse_args([name, "--help"])
+
+
+def test_progress_bar_line_and_hidden() -> None:
+    shown = io.StringIO()
+    with Bar(200, "reviews", True, shown) as bar:
+        bar.start_at(50)
+        bar.update(50, "10/s")
+        assert bar.line().startswith("reviews  [" + "#" * 15 + "-" * 15 + "]   50%  100/200  10/s  0:00:")
+        assert bar.line().endswith(" left")
+    drawn = shown.getvalue()
+    # drawn once in the run (the next update comes within 0.1 s), once more at the end, then the line ends
+    assert drawn.count("\r") == 2 and drawn.startswith("\rreviews  [") and drawn.endswith(" left\n")
+    hidden = io.StringIO()
+    with Bar(200, "reviews", False, hidden) as bar:
+        bar.update(200)
+    assert hidden.getvalue() == ""
+    assert Bar(0, "lines", True).line() == "lines  0"  # no total known: the count alone
