@@ -301,6 +301,7 @@ def _answer_file(m: Model, path: Path, as_json: bool, trace: bool) -> bool:
             else:
                 answers.add(number, line)
         answers.flush()
+        bar.update(lines - bar.done)  # the lines since the last thousand and twenty-four: the bar ends full
     ok &= answers.ok
     if blank:
         print(safe(f"{path}: skipped {blank:,} blank line{'s' if blank > 1 else ''}"), file=sys.stderr)
