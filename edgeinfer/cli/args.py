@@ -44,6 +44,8 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=prog, description=description, allow_abbrev=False, formatter_class=_Format, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):  # `--prompt -x`: argparse reads -x as an option
+            message += "; a value that starts with - goes after an equals sign: --option=-value"
         raise UsageError(message, self.prog)
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:

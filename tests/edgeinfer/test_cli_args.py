@@ -5,6 +5,7 @@ import argparse
 import io
 import os
 import pty
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_a_command_line_names_its_function_and_arguments() -> None:
                          "model": "digits", "provider": None, "top": 3, "early": 0.9, "as_json": True}
     run, arguments, _ = parse(["generate", "--chars", "7", "-t", "0"])  # the old name of --max-chars
     assert run.__name__ == "generate_cmd" and arguments["chars"] == 7 and arguments["temperature"] == 0.0
+    assert parse(["generate", "--prompt=-x"])[1]["prompt"] == "-x"
     run, arguments, _ = parse(["run", "motions"])
     assert arguments == {"model": "motions", "source": "-", "every": 1, "as_json": False, "stop_on_error": False,
                          "early_exit": None, "provider": None}
@@ -49,7 +51,9 @@ def test_usage_errors_name_the_command_they_belong_to() -> None:
              ("classify", "nope"): ("invalid choice: 'nope'", "edgeinfer classify"),
              ("nope",): ("invalid choice: 'nope'", "edgeinfer"),
              ("batch", "digits", "x"): ("the following arguments are required: --out/-o", "edgeinfer batch"),
-             ("bench", "--streams", "0"): ("--streams: expected a whole number >= 1, got '0'", "edgeinfer bench")}
+             ("bench", "--streams", "0"): ("--streams: expected a whole number >= 1, got '0'", "edgeinfer bench"),
+             ("generate", "--prompt", "-x"): ("--prompt/-p: expected one argument; a value that starts with - goes "
+                                             "after an equals sign: --option=-value", "edgeinfer generate")}
     for args, (message, prog) in cases.items():
         with pytest.raises(UsageError, match=message) as raised:
             parse(list(args))
@@ -114,3 +118,29 @@ def test_sentiment_file_progress_ends_full_on_a_terminal_only(tmp_path) -> None:
     assert seen.decode().rstrip().endswith("reviews  [" + "#" * 30 + "]  100%  2,200/2,200")
     piped = run_cli("sentiment", "--file", str(tmp_path / "r.txt"))
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.count("\n") == 2200
+
+
+def test_parser_fuzz_only_parses_or_refuses_in_one_line(capsys) -> None:
+    """1,000 random command lines of command names, options and odd values: each parses, or is a
+    UsageError (one line) or an Exit (help, version); never another exception."""
+    words = [*COMMANDS, "image", "--model", "-m", "--provider", "--json", "--top", "-k", "--early-exit", "--file",
+             "-f", "--trace", "--prompt", "-p", "--max-chars", "--chars", "-n", "--temperature", "-t", "--top-k",
+             "--seed", "--every", "--stop-on-error", "--out", "-o", "--field", "--column", "--engine", "--workers",
+             "--batch-size", "--address", "--shard-size", "--overwrite", "--verbose", "--streams", "--threads",
+             "--help", "-h", "--version", "--", "-", "0", "-1", "1e999", "nan", "0.5", "x.png", "digits", "ray",
+             "a\x1b[2Jb", "\u202e", "--model=", "--top=3", "-k3", "", " ", "--=", "-\udcff"]
+    rng = random.Random(20261207)
+    parsed = refused = ended = 0
+    for _ in range(1000):
+        argv = [rng.choice(words) for _ in range(rng.randint(1, 7))]
+        try:
+            parse(argv)
+            parsed += 1
+        except UsageError as exc:
+            assert "\n" not in str(exc) and exc.prog.startswith("edgeinfer"), argv
+            refused += 1
+        except Exit as exc:
+            assert exc.code in (0, 2), argv
+            ended += 1
+    capsys.readouterr()
+    assert parsed + refused + ended == 1000 and min(parsed, refused, ended) > 0, (parsed, refused, ended)
