@@ -95,7 +95,23 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     finally:
         sys.stdout = real_stdout
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(_flushed(code))
+
+
+def _flushed(code: int) -> int:
+    """The exit code once stdout is flushed: what it still holds must reach its file, or the
+    command fails as the machine refused (74, one line), and the interpreter's own last flush
+    finds nothing left to fail on (no "Exception ignored" at exit)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    except OSError as exc:
+        if code != EXIT_OS:  # not already reported (the same fault, met by the command's own flush)
+            fail(os_fault(exc))
+        _quiet_stdout()
+        return EXIT_OS
+    return code
 
 
 def _run(argv: list[str] | None) -> int:
@@ -105,16 +121,17 @@ def _run(argv: list[str] | None) -> int:
 
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        command, arguments, parser = parse(args)
-        if command is None:  # no arguments at all, or a command of commands alone: its help
-            parser.print_help()
-            return 2
-        command(**arguments)
+        try:
+            command, arguments, parser = parse(args)
+            if command is None:  # no arguments at all, or a command of commands alone: its help
+                parser.print_help()
+                code = 2
+            else:
+                command(**arguments)
+                code = 0
+        except Exit as exc:  # help, the version, or a command's own exit code
+            code = exc.code
         sys.stdout.flush()
-        code = 0
-    except Exit as exc:
-        sys.stdout.flush()
-        code = exc.code
     except UsageError as exc:  # the parser's, or a command's own check of its arguments
         fail(f"{exc} (see `{exc.prog} --help`)")
         code = 2

@@ -48,6 +48,11 @@ class Parser(argparse.ArgumentParser):
             message += "; a value that starts with - goes after an equals sign: --option=-value"
         raise UsageError(message, self.prog)
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """As argparse's, but a failed write (help into a full disk) is an error, not silence."""
+        if message:
+            (file if file is not None else sys.stderr).write(message)
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             print(message.rstrip("\n"), file=sys.stderr)

@@ -144,3 +144,21 @@ def test_parser_fuzz_only_parses_or_refuses_in_one_line(capsys) -> None:
             ended += 1
     capsys.readouterr()
     assert parsed + refused + ended == 1000 and min(parsed, refused, ended) > 0, (parsed, refused, ended)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to fill stdout's disk")
+@pytest.mark.parametrize("buffered", [True, False])
+def test_a_full_stdout_is_one_line_and_74(buffered: bool) -> None:
+    """Help, the version and answers written to a full disk: exit 74 and one line, whether Python
+    buffers stdout or not (never a traceback, "Exception ignored", or silence with exit 0)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({} if buffered else
+                                                                             {"PYTHONUNBUFFERED": "1"})
+    sample = str(ROOT / "samples" / "digit-0-light-on-dark.pgm")
+    full = "error: No space left on device; free some space and run the command again\n"
+    cases = [(["--version"], ""), (["classify", "image", "--help"], ""), (["classify", "image", sample], ""),
+             (["classify", "image", sample, "missing.png"], "error: missing.png: no such file\n")]
+    for args, before in cases:
+        with open("/dev/full", "w") as out:
+            got = subprocess.run([sys.executable, "-m", "edgeinfer", *args], stdout=out, stderr=subprocess.PIPE,
+                                 text=True, cwd=ROOT, env=env, timeout=120)
+        assert (got.returncode, got.stderr) == (74, before + full), (args, got.stderr)
