@@ -64,12 +64,16 @@ def parse(args: list[str]) -> tuple[Callable[..., Any] | None, dict[str, Any], P
         return None, {}, parser
     namespace, extras = parser.parse_known_args(args)
     found: dict[str, Any] = vars(namespace)
-    found.pop("command_name", None)
-    prog = found.pop("prog", parser.prog)
-    if extras:  # named with the command's own --help, not the whole program's
-        raise UsageError(f"unrecognized arguments: {' '.join(extras)}", prog)
-    run = found.pop("run", None)
-    helper = found.pop("helper", None)
-    if run is None:  # a command of commands (`edgeinfer classify`) named alone: its help
-        return None, {}, helper if helper is not None else parser
-    return run, found, parser
+    command: Parser | None = found.get("parser")
+    if command is not None:
+        # read again by the command's own parser, intermixed: arguments may follow options
+        # (`classify image a.png --json b.png`), as every command line allowed before argparse
+        words = len(command.prog.split()) - 1  # the command's words: `classify image` is two
+        found = vars(command.parse_intermixed_args(args[words:]))
+        for key in ("parser", "prog", "helper"):
+            found.pop(key, None)
+        return found.pop("run"), found, command
+    if extras:
+        raise UsageError(f"unrecognized arguments: {' '.join(extras)}", found.get("prog", parser.prog))
+    helper = found.get("helper")  # a command of commands (`edgeinfer classify`) named alone: its help
+    return None, {}, helper if helper is not None else parser

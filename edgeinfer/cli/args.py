@@ -61,7 +61,7 @@ class Parser(argparse.ArgumentParser):
 
 def runs(p: Parser, command: Callable[..., Any]) -> None:
     """The function a command line naming `p` calls with its arguments (by parameter name)."""
-    p.set_defaults(run=command, prog=p.prog)
+    p.set_defaults(run=command, prog=p.prog, parser=p)
 
 
 def whole(least: int) -> Callable[[str], int]:

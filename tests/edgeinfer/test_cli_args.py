@@ -39,6 +39,11 @@ def test_a_command_line_names_its_function_and_arguments() -> None:
     run, arguments, _ = parse(["generate", "--chars", "7", "-t", "0"])  # the old name of --max-chars
     assert run.__name__ == "generate_cmd" and arguments["chars"] == 7 and arguments["temperature"] == 0.0
     assert parse(["generate", "--prompt=-x"])[1]["prompt"] == "-x"
+    # arguments may follow options, before and after
+    assert parse(["classify", "image", "a.png", "--json", "b.png"])[1]["files"] == [Path("a.png"), Path("b.png")]
+    assert parse(["sentiment", "good", "--json", "bad", "-m", "x.onnx", "ugly"])[1]["texts"] == ["good", "bad", "ugly"]
+    found = parse(["batch", "sentiment", "--out", "o.jsonl", "a.txt", "--overwrite", "b.txt"])[1]
+    assert (found["model"], found["inputs"], found["overwrite"]) == ("sentiment", ["a.txt", "b.txt"], True)
     run, arguments, _ = parse(["run", "motions"])
     assert arguments == {"model": "motions", "source": "-", "every": 1, "as_json": False, "stop_on_error": False,
                          "early_exit": None, "provider": None}
