@@ -67,9 +67,10 @@ def parse(args: list[str]) -> tuple[Callable[..., Any] | None, dict[str, Any], P
     command: Parser | None = found.get("parser")
     if command is not None:
         # read again by the command's own parser, intermixed: arguments may follow options
-        # (`classify image a.png --json b.png`), as every command line allowed before argparse
-        words = len(command.prog.split()) - 1  # the command's words: `classify image` is two
-        found = vars(command.parse_intermixed_args(args[words:]))
+        # (`classify image a.png --json b.png`), as every command line allowed before argparse;
+        # after `--` everything is an argument, which Python 3.11's intermixed parsing mistakes
+        rest = args[len(command.prog.split()) - 1:]  # after the command's words (`classify image`: two)
+        found = vars(command.parse_args(rest) if "--" in rest else command.parse_intermixed_args(rest))
         for key in ("parser", "prog", "helper"):
             found.pop(key, None)
         return found.pop("run"), found, command

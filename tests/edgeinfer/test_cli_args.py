@@ -42,6 +42,7 @@ def test_a_command_line_names_its_function_and_arguments() -> None:
     # arguments may follow options, before and after
     assert parse(["classify", "image", "a.png", "--json", "b.png"])[1]["files"] == [Path("a.png"), Path("b.png")]
     assert parse(["sentiment", "good", "--json", "bad", "-m", "x.onnx", "ugly"])[1]["texts"] == ["good", "bad", "ugly"]
+    assert parse(["sentiment", "--json", "--", "-great-", "--fine"])[1]["texts"] == ["-great-", "--fine"]
     found = parse(["batch", "sentiment", "--out", "o.jsonl", "a.txt", "--overwrite", "b.txt"])[1]
     assert (found["model"], found["inputs"], found["overwrite"]) == ("sentiment", ["a.txt", "b.txt"], True)
     run, arguments, _ = parse(["run", "motions"])
