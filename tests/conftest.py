@@ -7,6 +7,8 @@ exported on the fly live in tests/nets.py (torch); the committed tiny models in 
 """
 from __future__ import annotations
 
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -78,3 +80,24 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
     """Run `python -m edgeinfer ARGS` as a user would."""
     return subprocess.run([sys.executable, "-m", "edgeinfer", *args], capture_output=True, text=True,
                           input=stdin, timeout=120, cwd=ROOT)
+
+
+def run_cli_on_terminal(*args: str, cwd: Path = ROOT) -> tuple[int, str]:
+    """Run `python -m edgeinfer ARGS` with stderr on a pseudo-terminal (stdout discarded): its exit
+    code and all it drew there (progress bars draw only on a terminal)."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "edgeinfer", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=child, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        seen += data
+    code = proc.wait(timeout=120)
+    os.close(main)
+    return code, seen.decode()

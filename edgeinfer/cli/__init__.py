@@ -131,7 +131,6 @@ def _run(argv: list[str] | None) -> int:
                 code = 0
         except Exit as exc:  # help, the version, or a command's own exit code
             code = exc.code
-        sys.stdout.flush()
     except UsageError as exc:  # the parser's, or a command's own check of its arguments
         fail(f"{exc} (see `{exc.prog} --help`)")
         code = 2

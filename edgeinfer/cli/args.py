@@ -76,7 +76,6 @@ def whole(least: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}")
         return value
 
-    parse.__name__ = f"whole number >= {least}"
     return parse
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pyarrow.parquet as pq
 
 from edgeinfer import Model
 from edgeinfer.cli.render import preview
-from tests.conftest import ROOT, kill_batch_after_parts, run_cli
+from tests.conftest import ROOT, kill_batch_after_parts, run_cli, run_cli_on_terminal
 from tests.edgeinfer.conftest import committed
 from tests.fixtures import sentiment_name
 
@@ -149,21 +148,7 @@ def test_resume_after_sigkill_gives_every_input_once(imdb_test, tmp_path) -> Non
 
 def test_progress_bar_on_a_terminal_only(tmp_path) -> None:
     (tmp_path / "a.txt").write_text("good\nbad\n" * 3000)
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "edgeinfer", "batch", "sentiment", "a.txt", "--out", "o.jsonl",
-                             "--shard-size", "1000"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=child,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    os.close(child)
-    seen = b""
-    while True:
-        try:
-            data = os.read(main, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        seen += data
-    assert proc.wait(timeout=120) == 0
-    os.close(main)
-    text = seen.decode()
+    code, text = run_cli_on_terminal("batch", "sentiment", "a.txt", "--out", "o.jsonl", "--shard-size", "1000",
+                                     cwd=tmp_path)
+    assert code == 0
     assert "batch" in text and "100%  6,000/6,000" in text and "/s" in text and "o.jsonl: 6,000 rows, no errors" in text

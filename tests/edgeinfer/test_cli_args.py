@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import pty
 import random
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from edgeinfer.cli import main
 from edgeinfer.cli.app import COMMANDS, build, parse
 from edgeinfer.cli.args import Exit, UsageError, finite, whole
 from edgeinfer.cli.progress import Bar
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_cli_on_terminal
 
 
 def test_whole_and_finite_refuse_with_what_they_got() -> None:
@@ -106,22 +105,8 @@ def test_progress_bar_line_and_hidden() -> None:
 
 def test_sentiment_file_progress_ends_full_on_a_terminal_only(tmp_path) -> None:
     (tmp_path / "r.txt").write_text("good film\nbad film\n" * 1100)  # 2,200 lines: not a multiple of 1,024
-    main_fd, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "edgeinfer", "sentiment", "--file", str(tmp_path / "r.txt")],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=child)
-    os.close(child)
-    seen = b""
-    while True:
-        try:
-            data = os.read(main_fd, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        seen += data
-    assert proc.wait(timeout=120) == 0
-    os.close(main_fd)
-    assert seen.decode().rstrip().endswith("reviews  [" + "#" * 30 + "]  100%  2,200/2,200")
+    code, text = run_cli_on_terminal("sentiment", "--file", str(tmp_path / "r.txt"))
+    assert code == 0 and text.rstrip().endswith("reviews  [" + "#" * 30 + "]  100%  2,200/2,200")
     piped = run_cli("sentiment", "--file", str(tmp_path / "r.txt"))
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.count("\n") == 2200
 
