@@ -140,14 +140,20 @@ def checked_snapshot(model: LoadedModel, snapshot: Snapshot | bytes, batch: int)
 def _check_reachable(model: LoadedModel, snap: Snapshot) -> None:
     """InputError for a state no stream of this model can reach after `snap.steps` steps (finite,
     but impossible: it would give NaN or nonsense): a GRU's or LSTM's hidden state is a tanh
-    within [-1, 1]; an LSTM's cell state moves by at most 1 a step; a readout's step count is a
-    whole number from 0 to the steps read."""
+    within [-1, 1], and so is the running maximum of it a pooled readout keeps (its sum moves by
+    at most 1 a step); an LSTM's cell state moves by at most 1 a step; a readout's step count is
+    a whole number from 0 to the steps read, and the n-gram readout's previous words are token
+    ids of the model's vocabulary."""
     spec = model.spec
     bounds: dict[str, float] = {}
     if spec.provenance.get("contract") == "protocol":  # the user's own state: only they know its range
         return
+    active = spec.readout.active
     if spec.cell in ("gru", "lstm"):
         bounds["h"] = 1.0
+        if active:
+            bounds["pool_max"] = 1.0
+            bounds["pool_sum"] = float(snap.steps)
     if spec.cell == "lstm":
         bounds["c"] = float(snap.steps) + 1.0
     for name, limit in bounds.items():
@@ -155,11 +161,17 @@ def _check_reachable(model: LoadedModel, snap: Snapshot) -> None:
         if value is not None and value.size and float(np.abs(value).max()) > limit:
             raise InputError(f"snapshot state {name!r} holds {float(np.abs(value).max()):.3g}, beyond the "
                              f"{limit:g} a stream of this model can reach after {snap.steps} steps; it is damaged")
-    count = snap.state.get("count") if spec.readout.active else None
+    count = snap.state.get("count") if active else None
     if count is not None and count.size and (
             float(count.min()) < 0 or float(count.max()) > snap.steps or not np.array_equal(count, np.round(count))):
         raise InputError(f"snapshot state 'count' must count the steps read (whole numbers from 0 to "
                          f"{snap.steps}); it is damaged")
+    prev = snap.state.get("prev") if active else None
+    vocab = spec.token_vocab
+    if prev is not None and prev.size and vocab is not None and (
+            float(prev.min()) < 0 or float(prev.max()) >= vocab.vocab_size or not np.array_equal(prev, np.round(prev))):
+        raise InputError(f"snapshot state 'prev' must hold the latest words' token ids (whole numbers from 0 to "
+                         f"{vocab.vocab_size - 1}); it is damaged")
 
 
 __all__ = ["SNAPSHOT_MAGIC", "Snapshot", "checked_snapshot"]

@@ -72,7 +72,9 @@ thread calling it while it works gets an InputError, never a corrupted state.
         self._bufs = ({k: v.copy() for k, v in initial.items()}, {k: v.copy() for k, v in initial.items()})
         self._cur = 0  # which of the two buffer sets holds the state now
         self._x = np.zeros((batch,), np.int64) if self.tokens else np.zeros((batch, spec.input_size), np.float32)
-        self._y = np.zeros((batch, spec.classes), np.float32)  # logits after the latest step
+        # the logits, in two buffers used in turn like the state's: a step refused for non-finite
+        # answers has written the other one, so the logits of the latest step stay as they were
+        self._ys = (np.zeros((batch, spec.classes), np.float32), np.zeros((batch, spec.classes), np.float32))
         # the step graph's softmax output, when the file has one (older files: numpy here)
         self._p = np.zeros((batch, spec.classes), np.float32) if spec.io.step_probabilities else None
         self._p0 = self._p[0] if self._p is not None else None  # the first row's view, copied at batch 1
@@ -93,7 +95,8 @@ thread calling it while it works gets an InputError, never a corrupted state.
         # batch 1 of token ids: the id is written through a view of the buffer as int64s
         self._token = memoryview(self._x.data).cast("B").cast("q") if self.tokens and batch == 1 else None
         # the logits as floats, for the finiteness check of small outputs without a numpy call
-        self._y_floats = memoryview(self._y.data).cast("B").cast("f") if self._y.size <= SMALL_OUTPUT else None
+        small_y = batch * spec.classes <= SMALL_OUTPUT
+        self._y_floats = tuple(memoryview(y.data).cast("B").cast("f") for y in self._ys) if small_y else None
         self._answers = spec.answers
 
     @exclusive
@@ -111,7 +114,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
     @property
     def logits(self) -> np.ndarray | None:
         """A copy of the logits after the latest step (None before the first). # (B, C)"""
-        return self._y.copy() if self.steps else None
+        return self._ys[self._cur].copy() if self.steps else None
 
     def _check(self, x: Any, ndim: int, what: str) -> tuple[np.ndarray, bool]:
         """Validate an input of `ndim` dims (with batch): floats (..., F), or token ids."""
@@ -146,7 +149,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
                 v = value(arr)
                 b.bind_ortvalue_input(name, v)
                 self._values.append(v)
-            outputs = [(io.output, self._y), *((s.output, self._bufs[dst][s.name]) for s in spec.state)]
+            outputs = [(io.output, self._ys[dst]), *((s.output, self._bufs[dst][s.name]) for s in spec.state)]
             if self._p is not None:
                 outputs.append((io.step_probabilities, self._p))
             for name, arr in outputs:
@@ -214,15 +217,16 @@ thread calling it while it works gets an InputError, never a corrupted state.
         except Exception as exc:  # onnxruntime's own error types
             raise run_failed(self.model.source, "step", exc) from None
         # a double's sum of float32 values is finite exactly when every value is (no overflow)
+        nxt = self._cur ^ 1  # where the run wrote its logits and state
         y_floats = self._y_floats
-        if not (math.isfinite(sum(y_floats)) if y_floats is not None else np.isfinite(self._y).all()):
-            raise InputError(f"{self.model.source}: {NON_FINITE}")  # the state it wrote stays unused: nothing moves
-        self._cur ^= 1
+        if not (math.isfinite(sum(y_floats[nxt])) if y_floats is not None else np.isfinite(self._ys[nxt]).all()):
+            raise InputError(f"{self.model.source}: {NON_FINITE}")  # what it wrote stays unused: nothing moves
+        self._cur = nxt
         self.steps += 1
         if self._p0 is not None:  # computed by the graph; a copy, since the buffer is reused
             out: np.ndarray = self._p0.copy() if single else self._p.copy()  # type: ignore[union-attr]
             return out
-        probs = self._answers(self._y)  # values, or a file exported before the step graph had its softmax
+        probs = self._answers(self._ys[nxt])  # values, or a file exported before the step graph had its softmax
         return probs[0] if single else probs
 
     def trace(self, chunk: Any) -> np.ndarray:
@@ -248,11 +252,12 @@ thread calling it while it works gets an InputError, never a corrupted state.
             raise InputError("stream chunk has no time steps; expected T >= 1")
         state = self._bufs[self._cur]
         out, new = self.model.run_sequence(arr, state)
-        self._y[...] = self.model.last_step(out)
+        y = self._ys[self._cur]
+        y[...] = self.model.last_step(out)
         for name, value in new.items():
             state[name][...] = value
         self.steps += arr.shape[1]
-        probs = self._answers(self._y)
+        probs = self._answers(y)
         return probs[0] if single else probs
 
     @exclusive
@@ -267,7 +272,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
         for k, v in snap.state.items():
             self._bufs[self._cur][k][...] = v
         if snap.logits is not None:
-            self._y[...] = snap.logits
+            self._ys[self._cur][...] = snap.logits
         self.steps = snap.steps if snap.logits is not None else 0
 
     def fork(self) -> Stream:
@@ -281,7 +286,7 @@ thread calling it while it works gets an InputError, never a corrupted state.
         """The answers after the latest step: class probabilities, or values. # (B, C)"""
         if not self.steps:
             raise InputError("the stream has read nothing yet; call step() or feed() first")
-        return self._answers(self._y.copy())
+        return self._answers(self._ys[self._cur].copy())
 
 
 __all__ = ["Snapshot", "Stream"]

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from typing import Any
 
 import numpy as np
 import pytest
@@ -309,6 +310,38 @@ def test_impossible_snapshot_states_are_refused_and_no_answer_is_ever_non_finite
             model.stream().restore(Snapshot(snap.model, state, snap.logits, snap.steps))
 
 
+def test_a_readouts_impossible_state_is_refused_on_restore() -> None:
+    """The pooled and n-gram readout's state (tests/fixtures, sentiment-gru1-readout): a running
+    maximum beyond the tanh's [-1, 1], a sum beyond one a step, and previous words that are no
+    token ids of the vocabulary are refused; the reachable state it had is taken back."""
+    from edgeinfer.snapshot import Snapshot
+
+    model = edgeinfer.load(ROOT / "tests" / "fixtures" / "sentiment-gru1-readout.onnx")
+    stream = model.stream()
+    for t in (3, 5, 7, 9):
+        stream.step(t)
+    snap = stream.snapshot()
+    vocab = model.spec.token_vocab
+    assert vocab is not None
+    cases = [("pool_max", 1.5, "'pool_max' holds 1.5, beyond the 1 a stream"),
+             ("pool_max", -3e38, r"'pool_max' holds 3e\+38, beyond the 1 a stream"),
+             ("pool_sum", 4.5, "'pool_sum' holds 4.5, beyond the 4 a stream of this model can reach after 4 steps"),
+             ("prev", -1.0, "'prev' must hold the latest words' token ids"),
+             ("prev", 2.5, "'prev' must hold the latest words' token ids"),
+             ("prev", float(vocab.vocab_size), rf"token ids \(whole numbers from 0 to {vocab.vocab_size - 1}\)"),
+             ("prev", 3e38, "'prev' must hold the latest words' token ids")]
+    for key, value, message in cases:
+        state = {k: v.copy() for k, v in snap.state.items()}
+        state[key].flat[0] = value
+        fresh = model.stream()
+        with pytest.raises(InputError, match=message):
+            fresh.restore(Snapshot(snap.model, state, snap.logits, snap.steps))
+        assert fresh.steps == 0
+    fresh = model.stream()
+    fresh.restore(snap)
+    assert fresh.steps == 4 and np.array_equal(fresh.state["prev"], snap.state["prev"])
+
+
 @pytest.mark.stress
 def test_memory_bounds_of_a_tall_strip_image_and_of_open_streams(tmp_path) -> None:
     """A 1 x 39,999,999 palette PNG (78 kB, under the pixel limit) is refused by its length
@@ -331,3 +364,47 @@ def test_memory_bounds_of_a_tall_strip_image_and_of_open_streams(tmp_path) -> No
         batch.open()
     streams[0].close()
     batch.open()  # room again once one is closed
+
+
+class _NaNSession:
+    """A session whose every answer is NaN, state included: what a model gives on inputs far
+    outside any it was trained on. Steps run the real session, then fill what it wrote."""
+
+    def __init__(self, real: Any, spec: edgeinfer.ModelSpec) -> None:
+        self.real, self.spec = real, spec
+
+    def run_with_iobinding(self, binding: Any) -> None:
+        self.real.run_with_iobinding(binding)
+        for value in binding.get_outputs():
+            value.update_inplace(np.full(value.shape(), np.nan, np.float32))
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.full_like(v, np.nan) for v in self.real.run(outputs, feeds)]
+
+
+@pytest.mark.parametrize("name", ["digits", "sentiment"])
+def test_non_finite_answers_are_refused_and_nothing_is_kept(name: str) -> None:
+    """A step or a feed whose answers are NaN raises InputError naming the model, and the stream
+    stays where it was: its state, logits and step count (a refused step once left NaN logits
+    behind, and a snapshot that no stream would restore)."""
+    model = edgeinfer.load(name)
+    rows = np.random.default_rng(3).random((2, model.spec.input_size), np.float32)
+    x = [3, 5] if model.spec.reads_tokens else list(rows)
+    stream = model.stream()
+    stream.step(x[0])
+    before = stream.snapshot()
+    stream._session = _NaNSession(stream._session, model.spec)
+    with pytest.raises(InputError, match="gave non-finite answers \\(NaN or infinity\\) and nothing was kept"):
+        stream.step(x[1])
+    loaded = stream.model
+    real = loaded.session("sequence")
+    loaded.session = lambda graph: _NaNSession(real, model.spec)  # type: ignore[method-assign]
+    with pytest.raises(InputError, match="gave non-finite answers"):
+        stream.feed(np.asarray(x))
+    after = stream.snapshot()
+    assert after.steps == before.steps == 1
+    for k, v in before.state.items():
+        assert np.array_equal(after.state[k], v), k
+    assert np.array_equal(after.logits, before.logits)
+    assert np.isfinite(stream.probabilities).all()
+    model.stream().restore(after.to_bytes())  # its snapshot is whole: no NaN logits in it

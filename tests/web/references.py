@@ -12,7 +12,8 @@ binary files themselves: float32 / int32 / uint32 little-endian arrays, row-majo
   test reviews of all lengths and a few edge texts, one longer than 65,536 characters); 100
   stream steps on real inputs and the probabilities and state after each; two chunks read with
   `feed` and the probabilities and state after each; a snapshot after 50 steps (its bytes, and
-  its state as raw arrays); sentiment: 5,000 short texts (more than one of predict's chunks) and
+  its state as raw arrays), and 40 forms of it with one state value changed, each with Python's
+  refusal or its answers after one step; sentiment: 5,000 short texts (more than one of predict's chunks) and
   a review read through a TextStream in 37-character pieces;
 - characters: greedy generation (temperature 0) of 50 characters from two prompts, and the score
   of 400 validation characters in nats per character;
@@ -38,6 +39,7 @@ import numpy as np
 import onnxruntime
 
 import edgeinfer
+from edgeinfer.errors import InputError
 from edgeinfer.preprocess.image import normalize
 from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
 from edgeinfer.spec import CharInput, TextInput
@@ -68,6 +70,8 @@ FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digit
                                                "sentiment-gru1-short")))
 STEPS = 100
 SNAPSHOT_AT = 50
+IMPOSSIBLE_CASES = 40  # per model: the snapshot with one state value changed
+IMPOSSIBLE_VALUES = (3e38, -3e38, -5.0, 1e6, -1.0, 2.0, 0.5, 30.0)
 FEED_CUTS = (0, 30, 64)  # feed the first 30 steps, then the next 34
 PROMPTS = ("ROMEO:", "First Citizen:\nBefore we proceed any further, hear me")
 GENERATE_CHARS = 50
@@ -116,8 +120,30 @@ def _texts(w: Writer, name: str, texts: list[str]) -> dict[str, Any]:
             "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
 
 
+def _impossible_refs(model: edgeinfer.Model, snapshot: edgeinfer.Snapshot, x: Any) -> list[dict[str, Any]]:
+    """The snapshot with one state value changed (IMPOSSIBLE_CASES, seeded), and what Python does
+    with each: the message of its refusal, or the answers after one step from it."""
+    rng = np.random.default_rng(28)
+    cases = []
+    for _ in range(IMPOSSIBLE_CASES):
+        state = {k: v.copy() for k, v in snapshot.state.items()}
+        key = sorted(state)[int(rng.integers(len(state)))]
+        index = int(rng.integers(state[key].size))
+        value = float(rng.choice(IMPOSSIBLE_VALUES))
+        state[key].flat[index] = value
+        case: dict[str, Any] = {"key": key, "index": index, "value": value, "refused": None, "probs": None}
+        stream = model.stream()
+        try:
+            stream.restore(edgeinfer.Snapshot(snapshot.model, state, snapshot.logits, snapshot.steps))
+            case["probs"] = stream.step(x).tolist()
+        except InputError as exc:
+            case["refused"] = str(exc)
+        cases.append(case)
+    return cases
+
+
 def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarray) -> dict[str, Any]:
-    """100 steps, feed chunks, and a snapshot after SNAPSHOT_AT steps."""
+    """100 steps, feed chunks, a snapshot after SNAPSHOT_AT steps, and impossible forms of it."""
     stream = model.stream()
     probs, states, snapshot = [], [], None
     for t in range(STEPS):
@@ -141,7 +167,8 @@ def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarra
         "snapshot": {"at": SNAPSHOT_AT, "bytes": w.bytes(f"{name}.snap{SNAPSHOT_AT}.npz", snapshot.to_bytes()),
                      "state": {k: w.array(f"{name}.snap{SNAPSHOT_AT}.{k}.f32", v, "<f4")
                                for k, v in snapshot.state.items()},
-                     "logits": w.array(f"{name}.snap{SNAPSHOT_AT}.logits.f32", snapshot.logits, "<f4")},
+                     "logits": w.array(f"{name}.snap{SNAPSHOT_AT}.logits.f32", snapshot.logits, "<f4"),
+                     "impossible": _impossible_refs(model, snapshot, inputs[SNAPSHOT_AT])},
     }
 
 

@@ -16,6 +16,17 @@
 import * as ort from "onnxruntime-web";
 import { InputError, ModelFileError, ProviderError, brief } from "./errors.js";
 
+/** Python's `edgeinfer.core.NON_FINITE`: what a run whose answers are NaN or infinite raises. */
+export const NON_FINITE = "the model gave non-finite answers (NaN or infinity) and nothing was kept: the input holds values "
+  + "far outside any it was trained on, or a snapshot restored a state no stream reaches";
+
+/** True when every value is finite (a sum is finite exactly when its float32 terms are, in doubles). @param {Float32Array} a */
+function allFinite(a) {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i];
+  return Number.isFinite(sum);
+}
+
 export { ort };
 
 /** The backends there are. */
@@ -177,18 +188,28 @@ export class Graph {
   /**
    * Run the graph. Runs of one session never overlap (some onnxruntime-web backends refuse
    * that): a run waits for the one before it. Failures are ModelFileErrors: inputs are checked
-   * before a run, so what fails is the file.
+   * before a run, so what fails is the file. Answers that are not finite are an InputError
+   * (NON_FINITE), never a result, as Python's `LoadedModel.run` does.
    * @param {Record<string, ort.Tensor>} feeds
+   * @param {readonly string[]} [finite] the outputs that must be finite (default: every float32 output)
    * @returns {Promise<Record<string, ort.Tensor>>}
    */
-  run(feeds) {
+  run(feeds, finite) {
     const go = async () => {
+      let out;
       try {
-        return /** @type {Record<string, ort.Tensor>} */ (await this.session.run(feeds));
+        out = /** @type {Record<string, ort.Tensor>} */ (await this.session.run(feeds));
       } catch (err) {
         throw new ModelFileError(`${this.source}: onnxruntime could not run the ${this.graph} graph (${firstLine(err)}); `
           + "the file may be damaged: export it again");
       }
+      for (const name of finite ?? Object.keys(out)) {
+        const t = out[name];
+        if (t && t.type === "float32" && !allFinite(/** @type {Float32Array} */ (t.data))) {
+          throw new InputError(`${this.source}: ${NON_FINITE}`);
+        }
+      }
+      return out;
     };
     const result = this.tail.then(go, go);
     this.tail = result.catch(() => undefined);

@@ -5,7 +5,7 @@
 
 import { InputError } from "./errors.js";
 import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson } from "./json.js";
-import { commas } from "./spec.js";
+import { commas, pyFormatG, pyRepr, readout, readsTokens, vocabSize } from "./spec.js";
 import { ZipError, listZip, readMember, writeZip } from "./zip.js";
 
 export const SNAPSHOT_MAGIC = "edgeinfer-snapshot-1";
@@ -133,6 +133,52 @@ function checkedParts(meta, state, logits, notFloat) {
     throw new InputError("snapshot logits must be a finite float32 (batch, classes) array; it is damaged");
   }
   return new Snapshot(model, state, logits, steps);
+}
+
+/**
+ * InputError for a state no stream of this model can reach after `snap.steps` steps (finite,
+ * but impossible: it would give NaN or nonsense), Python's `_check_reachable` rule for rule and
+ * message for message: a GRU's or LSTM's hidden state is a tanh within [-1, 1], and so is the
+ * running maximum a pooled readout keeps (its sum moves by at most 1 a step); an LSTM's cell state
+ * moves by at most 1 a step; a readout's step count is a whole number from 0 to the steps read,
+ * and the n-gram readout's previous words are token ids of the model's vocabulary. A model
+ * exported under the protocol contract keeps the user's own state: only they know its range.
+ * @param {import("./spec.js").ModelSpec} spec
+ * @param {Snapshot} snap
+ */
+export function checkReachable(spec, snap) {
+  if (spec.provenance.contract === "protocol") return;
+  const r = readout(spec);
+  const active = Boolean(r.pool || r.ngram_buckets > 0 || r.short_hidden > 0);
+  /** @type {Array<[string, number]>} */
+  const bounds = [];
+  if (spec.cell === "gru" || spec.cell === "lstm") {
+    bounds.push(["h", 1]);
+    if (active) bounds.push(["pool_max", 1], ["pool_sum", snap.steps]);
+  }
+  if (spec.cell === "lstm") bounds.push(["c", snap.steps + 1]);
+  for (const [name, limit] of bounds) {
+    const value = snap.state[name];
+    if (!value || !value.data.length) continue;
+    let most = 0;
+    for (const v of value.data) most = Math.max(most, Math.abs(v));
+    if (most > limit) {
+      throw new InputError(`snapshot state ${pyRepr(name)} holds ${pyFormatG(most, 3)}, beyond the ${pyFormatG(limit)} `
+        + `a stream of this model can reach after ${snap.steps} steps; it is damaged`);
+    }
+  }
+  const count = active ? snap.state.count : undefined;
+  if (count && count.data.some((v) => v < 0 || v > snap.steps || !Number.isInteger(v))) {
+    throw new InputError(`snapshot state 'count' must count the steps read (whole numbers from 0 to ${snap.steps}); it is damaged`);
+  }
+  const prev = active ? snap.state.prev : undefined;
+  if (prev && readsTokens(spec)) {
+    const size = vocabSize(/** @type {import("./spec.js").TextInput} */ (spec.input));
+    if (prev.data.some((v) => v < 0 || v >= size || !Number.isInteger(v))) {
+      throw new InputError("snapshot state 'prev' must hold the latest words' token ids (whole numbers from 0 to "
+        + `${size - 1}); it is damaged`);
+    }
+  }
 }
 
 // --- .npy ------------------------------------------------------------------------------------------

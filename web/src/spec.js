@@ -119,6 +119,38 @@ export function pyFloat(x) {
   return /[.e]/.test(s) ? s.replace(/e([+-])(\d)$/, "e$10$2") : `${s}.0`;
 }
 
+/**
+ * Python's `format(x, ".{precision}g")`: `precision` significant digits, rounded half to even,
+ * trailing zeros dropped; exponent notation below 1e-4 and from 10 ** precision up.
+ * @param {number} x @param {number} [precision]
+ */
+export function pyFormatG(x, precision = 6) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  const sign = x < 0 || Object.is(x, -0) ? "-" : "";
+  if (x === 0) return `${sign}0`;
+  // the exact decimal digits well past the rounding point (a double's expansion rarely needs more)
+  const [mantissa, e] = Math.abs(x).toExponential(Math.min(100, precision + 40)).split("e");
+  const digits = mantissa.replace(".", "");
+  let exp = Number(e);
+  let head = digits.slice(0, precision);
+  const rest = digits.slice(precision);
+  const up = rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || Number(head.at(-1)) % 2 === 1));
+  if (up) {
+    const bumped = String(BigInt(head) + 1n);
+    if (bumped.length > precision) exp += 1;
+    head = bumped.slice(0, precision);
+  }
+  const trim = (/** @type {string} */ t) => (t.includes(".") ? t.replace(/\.?0+$/, "") : t);
+  if (exp < -4 || exp >= precision) {
+    const m = trim(head.length > 1 ? `${head[0]}.${head.slice(1)}` : head);
+    return `${sign}${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  const whole = exp >= 0 ? head.slice(0, exp + 1).padEnd(exp + 1, "0") : "0";
+  const fraction = exp >= 0 ? head.slice(exp + 1) : "0".repeat(-exp - 1) + head;
+  return sign + trim(fraction ? `${whole}.${fraction}` : whole);
+}
+
 /** Python's repr of a parsed JSON value (short). @param {unknown} v @returns {string} */
 export function pyRepr(v) {
   if (v === null || v === undefined) return "None";

@@ -6,7 +6,7 @@
 import { checkFinite, floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, brief } from "./errors.js";
 import { ort } from "./runtime.js";
-import { MAX_SNAPSHOT_BYTES, MEMBER_OVERHEAD, Snapshot } from "./snapshot.js";
+import { MAX_SNAPSHOT_BYTES, MEMBER_OVERHEAD, Snapshot, checkReachable } from "./snapshot.js";
 import { answers, commas, initialState, normalizeFeatures, readsTokens, vocabSize } from "./spec.js";
 
 export const MAX_STREAM_BATCH = 1 << 16;
@@ -148,7 +148,8 @@ export class Stream {
     const model = this.model, spec = model.spec, io = spec.io, classes = model.classes;
     /** @type {Record<string, ort.Tensor>} */
     const feeds = { [io.step_input]: input, ...this.#state };
-    const out = await (await model.graph("step")).run(feeds);
+    // the logits must be finite (as Python's step checks them): else InputError, and nothing moves
+    const out = await (await model.graph("step")).run(feeds, [io.output]);
     const logits = model.output(out, io.output, this.batch * classes, "step");
     /** @type {Record<string, ort.Tensor>} */
     const next = {};
@@ -304,6 +305,7 @@ export class Stream {
       throw new InputError(`snapshot logits do not fit a stream of batch ${batch}`);
     }
     if (!Number.isInteger(snap.steps) || snap.steps < 0) throw new InputError("snapshot step count is not a whole number >= 0");
+    checkReachable(spec, snap);
     return snap;
   }
 

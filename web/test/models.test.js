@@ -191,6 +191,74 @@ test("a Python snapshot continues here, and a snapshot from here continues in Py
   }
 });
 
+test("a snapshot with one state value changed: refused where Python refuses it, with its words; else Python's answers", NEED_REFS, async () => {
+  for (const [name, ref] of Object.entries(refs().models)) {
+    const m = await model(name);
+    const inputs = refArray(ref.inputs), classes = m.classes;
+    const snap = await Snapshot.fromBytes(refBytes(ref.snapshot.bytes));
+    let refused = 0;
+    for (const c of ref.snapshot.impossible) {
+      const data = Float32Array.from(snap.state[c.key].data);
+      data[c.index] = c.value;
+      const bad = new Snapshot(snap.model, { ...snap.state, [c.key]: { data, dims: snap.state[c.key].dims } }, snap.logits, snap.steps);
+      const stream = m.stream();
+      const what = `${name}: ${c.key}[${c.index}] = ${c.value}`;
+      if (c.refused !== null) {
+        await assert.rejects(stream.restore(bad), { name: "InputError", message: c.refused }, what);
+        assert.equal(stream.steps, 0, what);
+        refused += 1;
+        continue;
+      }
+      await stream.restore(bad);
+      const p = await stream.step(stepInput(inputs, ref.inputs, ref.snapshot.at));
+      assert.equal(p.length, classes);
+      assertClose(p, Float32Array.from(c.probs), int8Tol(m.spec, freeRunTolerance(m.spec)), what);
+    }
+    assert.ok(refused > 0 && refused < ref.snapshot.impossible.length, `${name}: ${refused} refused`);
+  }
+});
+
+test("answers that are not finite are refused, and the stream keeps its state, logits and steps", async () => {
+  const m = await load(`${MODELS}/digits.onnx`, { numThreads: 1 });
+  const stream = m.stream();
+  const row = new Float32Array(28).fill(0.2);
+  await stream.step(row);
+  const before = stream.snapshot();
+  const graph = await m.graph("step");
+  const real = graph.session;
+  /** A session whose answers are all NaN, state included. */
+  const nan = {
+    inputNames: real.inputNames, outputNames: real.outputNames,
+    /** @param {any} feeds */
+    async run(feeds) {
+      const out = await real.run(feeds);
+      for (const t of Object.values(out)) if (t.type === "float32") /** @type {Float32Array} */ (t.data).fill(NaN);
+      return out;
+    },
+  };
+  graph.session = /** @type {any} */ (nan);
+  await assert.rejects(stream.step(row), { name: "InputError", message: /gave non-finite answers \(NaN or infinity\) and nothing was kept/ });
+  graph.session = real;
+  const seq = await m.graph("sequence");
+  const realSeq = seq.session;
+  seq.session = /** @type {any} */ ({ ...nan, inputNames: realSeq.inputNames, outputNames: realSeq.outputNames,
+    /** @param {any} feeds */
+    async run(feeds) {
+      const out = await realSeq.run(feeds);
+      for (const t of Object.values(out)) if (t.type === "float32") /** @type {Float32Array} */ (t.data).fill(NaN);
+      return out;
+    } });
+  await assert.rejects(stream.feed({ data: new Float32Array(56).fill(0.2), dims: [2, 28] }), { name: "InputError", message: /non-finite answers/ });
+  await assert.rejects(m.predict({ data: new Float32Array(28 * 28), dims: [28, 28] }), { name: "InputError", message: /non-finite answers/ });
+  seq.session = realSeq;
+  assert.equal(stream.steps, 1);
+  assert.deepEqual(stream.snapshot(), before); // state and logits as they were, byte for byte
+  assert.ok(stream.probabilities.every(Number.isFinite));
+  const again = await stream.step(row); // and it goes on from there
+  assert.ok(again.every(Number.isFinite));
+  await m.release();
+});
+
 test("greedy generation equals Python's; scores agree", NEED_REFS, async () => {
   const { characters } = refs().models;
   const m = await model("characters");

@@ -3,11 +3,12 @@
 // checked before anything is built; every field is checked as Python checks it.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { InputError, Snapshot, load } from "../src/index.js";
 import { crc32, listZip, writeZip } from "../src/zip.js";
-import { NEED_REFS, concat, modelBytes, refArray, refBytes, refs } from "./helpers.js";
+import { FIXTURES, NEED_REFS, concat, modelBytes, refArray, refBytes, refs } from "./helpers.js";
 
 const SHA = "ab".repeat(32);
 
@@ -181,6 +182,51 @@ test("restore: only a snapshot of this model file and batch size", async () => {
   assert.deepEqual(t.logits, s.logits);
   await digits.release();
   await characters.release();
+});
+
+/**
+ * A snapshot of `stream` with one state value changed. @param {any} stream @param {string} key
+ * @param {number} index @param {number} value
+ */
+function altered(stream, key, index, value) {
+  const snap = stream.snapshotObject();
+  const data = Float32Array.from(snap.state[key].data);
+  data[index] = value;
+  return new Snapshot(snap.model, { ...snap.state, [key]: { data, dims: snap.state[key].dims } }, snap.logits, snap.steps);
+}
+
+test("restore refuses a state no stream of this model reaches, as Python does, and the stream stays as it was", async () => {
+  const digits = await load(modelBytes("digits")); // an LSTM: h within [-1, 1], c within steps + 1
+  const s = digits.stream();
+  for (let t = 0; t < 3; t++) await s.step(new Float32Array(28).fill(0.1 * t));
+  const fresh = digits.stream();
+  await assert.rejects(fresh.restore(altered(s, "h", 5, 3e38)),
+    { name: "InputError", message: "snapshot state 'h' holds 3e+38, beyond the 1 a stream of this model can reach after 3 steps; it is damaged" });
+  await assert.rejects(fresh.restore(altered(s, "h", 0, -1.125)), { message: /'h' holds 1.12, beyond the 1 a stream/ }); // half to even
+  await assert.rejects(fresh.restore(altered(s, "c", 7, -4.5)), { message: /'c' holds 4.5, beyond the 4 a stream of this model can reach after 3 steps/ });
+  assert.equal(fresh.steps, 0);
+  assert.equal(fresh.logits, null);
+  await fresh.restore(altered(s, "c", 7, 3.5)); // reachable: taken
+  assert.equal(fresh.steps, 3);
+  // the readout fixture (a GRU, pooled and n-gram): its count, running maximum, sum and previous words
+  const readout = await load(new Uint8Array(readFileSync(`${FIXTURES}/sentiment-gru1-readout.onnx`)));
+  const r = readout.stream();
+  for (const id of [3, 5, 7, 9]) await r.step(id);
+  const vocab = /** @type {any} */ (readout.spec.input).vocab.length + 2;
+  const cases = [["count", 0, -5, /'count' must count the steps read \(whole numbers from 0 to 4\)/],
+    ["count", 0, 2.5, /'count' must count the steps read/], ["pool_max", 3, 1.5, /'pool_max' holds 1.5, beyond the 1 a stream/],
+    ["pool_sum", 1, -4.5, /'pool_sum' holds 4.5, beyond the 4 a stream of this model can reach after 4 steps/],
+    ["prev", 0, -1, /'prev' must hold the latest words' token ids/], ["prev", 1, 2.5, /'prev' must hold/],
+    ["prev", 0, vocab, new RegExp(`token ids \\(whole numbers from 0 to ${vocab - 1}\\); it is damaged`)]];
+  for (const [key, index, value, message] of cases) {
+    await assert.rejects(readout.stream().restore(altered(r, /** @type {string} */ (key), /** @type {number} */ (index),
+      /** @type {number} */ (value))), { name: "InputError", message: /** @type {RegExp} */ (message) }, `${key} = ${value}`);
+  }
+  const back = readout.stream();
+  await back.restore(r.snapshot());
+  assert.equal(back.steps, 4);
+  await digits.release();
+  await readout.release();
 });
 
 test("Python's snapshot bytes are read, and written back byte for byte", NEED_REFS, async () => {
