@@ -20,7 +20,9 @@ binary files themselves: float32 / int32 / uint32 little-endian arrays, row-majo
 - the token ids of all 25,000 IMDB test reviews (texts and ids as one blob plus offsets), the
   character ids of the Tiny Shakespeare validation text (its last 10%, as train.tasks.char_corpus
   splits it), and Python's Unicode tables (`[^\\W_]`, lower-casing, assigned code points);
-- the test fixture models (tests/fixtures, every cell and readout): logits of a fixed input.
+- the test fixture models (tests/fixtures, every cell and readout): logits of a fixed input;
+- 60 damaged copies each of digits and motions (bits flipped, bytes overwritten, cut short) and
+  what Python makes of each: its error's class and words, or its answers after one step.
 
 Every session runs on one intra-op thread, as onnxruntime-web's wasm does by default: int8 LSTMs
 (DynamicQuantizeLSTM) give slightly different numbers with more threads.
@@ -39,7 +41,7 @@ import numpy as np
 import onnxruntime
 
 import edgeinfer
-from edgeinfer.errors import InputError
+from edgeinfer.errors import EdgeInferError, InputError
 from edgeinfer.preprocess.image import normalize
 from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
 from edgeinfer.spec import CharInput, TextInput
@@ -70,6 +72,7 @@ FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digit
                                                "sentiment-gru1-short")))
 STEPS = 100
 SNAPSHOT_AT = 50
+DAMAGED_FILES = 60  # per model (digits, motions): altered copies of the file
 IMPOSSIBLE_CASES = 40  # per model: the snapshot with one state value changed
 IMPOSSIBLE_VALUES = (3e38, -3e38, -5.0, 1e6, -1.0, 2.0, 0.5, 30.0)
 FEED_CUTS = (0, 30, 64)  # feed the first 30 steps, then the next 34
@@ -247,6 +250,38 @@ def fixture_refs(w: Writer) -> dict[str, Any]:
     return out
 
 
+def damaged_file_refs(w: Writer) -> list[dict[str, Any]]:
+    """DAMAGED_FILES altered copies of two built-ins (bits flipped near the end, where the spec,
+    checksums and step graph are, or in the graph's first 4 kB; bytes overwritten anywhere; cut
+    short), seeded, and what Python makes of each: the error's class and words, or the answers
+    after one step."""
+    rng = np.random.default_rng(29)
+    cases = []
+    for name in ("digits", "motions"):
+        good = edgeinfer.builtin_models()[name].read_bytes()
+        for i in range(DAMAGED_FILES):
+            bad = bytearray(good)
+            if i % 4 == 0:
+                for _ in range(1 + i % 3):
+                    bad[len(bad) - 1 - int(rng.integers(min(len(bad), 200_000)))] ^= 1 << int(rng.integers(8))
+            elif i % 4 == 1:
+                for _ in range(1 + i % 3):
+                    bad[int(rng.integers(len(bad)))] = int(rng.integers(256))
+            elif i % 4 == 2:
+                bad = bad[: int(rng.integers(len(bad)))]
+            else:
+                bad[int(rng.integers(4096))] ^= 1 << int(rng.integers(8))
+            file = w.bytes(f"damaged.{name}.{i}.onnx", bytes(bad))
+            case: dict[str, Any] = {"file": file, "error": None, "message": None, "probs": None}
+            try:
+                model = edgeinfer.load(w.out / file, intra_op_threads=1)
+                case["probs"] = model.stream().step(np.full(model.spec.input_size, 0.2, np.float32)).tolist()
+            except EdgeInferError as exc:
+                case["error"], case["message"] = type(exc).__name__, str(exc)
+            cases.append(case)
+    return cases
+
+
 def unicode_refs(w: Writer) -> dict[str, Any]:
     """Python's `[^\\W_]` (str.isalnum) and assigned code points as bitsets, and its lower-casing."""
     size = 0x110000
@@ -284,6 +319,7 @@ def write_references(out: Path, root: Path | None = None) -> dict[str, Any]:
         "native_int8": "saturating" if native_int8_saturates() else "exact",
         "models": {"digits": digits_refs(w, root), "sentiment": sentiment, "characters": characters},
         "fixtures": fixture_refs(w),
+        "damaged_files": damaged_file_refs(w),
         "legacy": [str(p) for p in sorted((ROOT / "tests" / "fixtures" / "legacy").glob("*.onnx"))],
         "imdb": {"count": len(reviews), "texts": _texts(w, "imdb.texts", reviews),
                  "ids": _ragged(w, "imdb.ids", [np.array(tok.encode(r), np.int32) for r in reviews]),

@@ -16,7 +16,7 @@ import { protoFields } from "../src/fileformat.js";
 import { nativeRuntime } from "../src/runtime.js";
 import { sha256Plain } from "../src/sha256.js";
 import {
-  FIXTURES, MODELS, NEED_REFS, concat, editInitializer, editSpec, externalInitializers, intField, lenField,
+  FIXTURES, MODELS, NEED_REFS, REFS, assertClose, concat, editInitializer, editSpec, externalInitializers, intField, lenField,
   modelBytes, raw, refs, rewrite, stepGraph, withMetadata, withStepGraph,
 } from "./helpers.js";
 
@@ -197,6 +197,26 @@ test("external data anywhere else is refused: sequence-graph weights, node attri
   let graph = new Uint8Array();
   for (let i = 0; i < 20; i++) graph = lenField(1, lenField(5, concat(lenField(1, "body"), lenField(6, graph))));
   await refused(await withStepGraph(digits, concat(intField(1, 8), lenField(7, graph))), /graphs nested deeper than 16 levels/);
+});
+
+test("a damaged file fails here as in Python: the same error, in the same words", NEED_REFS, async () => {
+  let refusedCount = 0;
+  for (const c of refs().damaged_files) {
+    let p;
+    try {
+      const model = await load(join(REFS, c.file), { numThreads: 1 });
+      p = await model.stream().step(new Float32Array(model.spec.input_size).fill(0.2));
+      await model.release();
+    } catch (err) {
+      assert.ok(err instanceof EdgeInferError, `${c.file}: ${err}`);
+      assert.deepEqual([err.name, err.message], [c.error, c.message], c.file);
+      refusedCount += 1;
+      continue;
+    }
+    assert.equal(c.error, null, `${c.file}: Python refused it (${c.message})`);
+    assertClose(p, Float32Array.from(c.probs), 1e-5, c.file);
+  }
+  assert.ok(refusedCount >= refs().damaged_files.length / 2, `${refusedCount} refused`);
 });
 
 test("random damage is always an EdgeInferError, never a raw error", async () => {
