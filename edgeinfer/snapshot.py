@@ -68,6 +68,7 @@ class Snapshot:
                 members = archive.infolist()
                 if len(members) > 64 or any(not _NAME.fullmatch(m.filename) for m in members):
                     raise ValueError("unexpected members")
+                _check_directory(bytes(data), archive)
                 if sum(m.file_size for m in members) > max_bytes:
                     raise InputError(f"snapshot would unpack to more than {max_bytes:,} bytes; "
                                      "expected a snapshot of this model's stream")
@@ -82,6 +83,39 @@ class Snapshot:
         except Exception:  # zipfile, numpy and json raise many types for damaged bytes
             raise InputError("not an edgeinfer stream snapshot (damaged or of another kind)") from None
         return _checked_parts(meta, state, logits)
+
+
+def _declared_entries(data: bytes) -> int:
+    """The member count the archive's end record declares (zip64's when it says so), found as
+    the JavaScript runtime finds it: the record whose comment ends exactly at the end."""
+    low = max(0, len(data) - 22 - 0xFFFF)
+    for at in range(len(data) - 22, low - 1, -1):
+        if data[at:at + 4] == b"PK\x05\x06" and at + 22 + int.from_bytes(data[at + 20:at + 22], "little") == len(data):
+            count = int.from_bytes(data[at + 10:at + 12], "little")
+            if count == 0xFFFF and at >= 20 and data[at - 20:at - 16] == b"PK\x06\x07":
+                record = int.from_bytes(data[at - 12:at - 4], "little")
+                if data[record:record + 4] == b"PK\x06\x06":
+                    count = int.from_bytes(data[record + 32:record + 40], "little")
+            return count
+    raise ValueError("no end of central directory")
+
+
+def _check_directory(data: bytes, archive: zipfile.ZipFile) -> None:
+    """The archive's directory must hold what it declares, each member once, each member's data
+    inside the archive, stored ones at their own size: zipfile alone reads on past some damage
+    (a comment length grown over the next entry drops that member), which the JavaScript runtime
+    refuses; both refuse it so."""
+    members = archive.infolist()
+    if len(members) != _declared_entries(data) or len({m.filename for m in members}) != len(members):
+        raise ValueError("the directory does not hold what it declares")
+    for m in members:
+        o = m.header_offset
+        if data[o:o + 4] != b"PK\x03\x04" or m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError("bad member")
+        start = o + 30 + int.from_bytes(data[o + 26:o + 28], "little") + int.from_bytes(data[o + 28:o + 30], "little")
+        stored_size_differs = m.compress_type == zipfile.ZIP_STORED and m.compress_size != m.file_size
+        if start + m.compress_size > archive.start_dir or stored_size_differs:
+            raise ValueError("member data out of bounds")
 
 
 def _check_npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
@@ -112,6 +146,8 @@ def _checked_parts(meta: Any, state: dict[str, np.ndarray], logits: np.ndarray |
         raise InputError("snapshot state must be finite float32 (layers, batch, hidden) arrays; it is damaged")
     if logits is not None and not _finite_float32(logits, 2):
         raise InputError("snapshot logits must be a finite float32 (batch, classes) array; it is damaged")
+    if logits is None and steps:  # a stream has logits from its first step on
+        raise InputError(f"snapshot counts {steps} steps but holds no logits; it is damaged")
     return Snapshot(model, state, logits, steps)
 
 

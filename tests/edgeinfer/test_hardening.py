@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 from typing import Any
 
@@ -153,6 +154,58 @@ def test_snapshot_fields_are_checked() -> None:
         edgeinfer.Snapshot.from_bytes(listed.getvalue())
     with zipfile.ZipFile(io.BytesIO(snap.to_bytes())) as z:
         assert sorted(z.namelist()) == ["logits.npy", "meta.npy", *(f"state.{k}.npy" for k in sorted(snap.state))]
+
+
+def _central_entries(data: bytes) -> list[int]:
+    """The offsets of a ZIP's central directory entries, as its end record declares them."""
+    end = data.rindex(b"PK\x05\x06")
+    count, at = int.from_bytes(data[end + 10:end + 12], "little"), int.from_bytes(data[end + 16:end + 20], "little")
+    offsets = []
+    for _ in range(count):
+        offsets.append(at)
+        at += 46 + sum(int.from_bytes(data[at + k:at + k + 2], "little") for k in (28, 30, 32))
+    return offsets
+
+
+def test_a_snapshot_whose_directory_lost_or_doubled_a_member_is_refused() -> None:
+    """Damage that zipfile reads past is refused, as the JavaScript runtime refuses it: an entry's
+    comment grown over the next entry (the last member, the logits, was silently dropped and the
+    stream restored to step 0 with the state of step 3), a member twice, a stored member whose
+    sizes differ; and a snapshot counting steps without logits, which no stream writes."""
+    from edgeinfer.snapshot import Snapshot
+
+    model = edgeinfer.load("sentiment")
+    stream = model.stream()
+    for t in (3, 5, 7):
+        stream.step(t)
+    snap = stream.snapshot()
+    good = snap.to_bytes()
+    damaged = "not an edgeinfer stream snapshot \\(damaged or of another kind\\)"
+    entries = _central_entries(good)
+    grown = bytearray(good)
+    grown[entries[-2] + 32:entries[-2] + 34] = (len(good) - entries[-1]).to_bytes(2, "little")  # its comment
+    with zipfile.ZipFile(io.BytesIO(bytes(grown))) as z:
+        assert "logits.npy" not in z.namelist()  # what zipfile alone reads
+    sizes = bytearray(good)
+    sizes[entries[1] + 20:entries[1] + 24] = (int.from_bytes(good[entries[1] + 20:entries[1] + 24], "little")
+                                              - 4).to_bytes(4, "little")  # compressed size of a stored member
+    twice = io.BytesIO()
+    with zipfile.ZipFile(twice, "w") as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name, and writes it
+        with zipfile.ZipFile(io.BytesIO(good)) as src:
+            for name in src.namelist():
+                z.writestr(name, src.read(name))
+            z.writestr("state.h.npy", src.read("state.h.npy"))
+    for data in (bytes(grown), bytes(sizes), twice.getvalue()):
+        fresh = model.stream()
+        with pytest.raises(InputError, match=damaged):
+            fresh.restore(data)
+        assert fresh.steps == 0
+    no_logits = Snapshot(snap.model, snap.state, None, snap.steps)
+    for form in (no_logits, no_logits.to_bytes()):
+        with pytest.raises(InputError, match="snapshot counts 3 steps but holds no logits; it is damaged"):
+            model.stream().restore(form)
+    model.stream().restore(good)
 
 
 # --- the CLI as people use it -----------------------------------------------------------------

@@ -12,9 +12,10 @@ binary files themselves: float32 / int32 / uint32 little-endian arrays, row-majo
   test reviews of all lengths and a few edge texts, one longer than 65,536 characters); 100
   stream steps on real inputs and the probabilities and state after each; two chunks read with
   `feed` and the probabilities and state after each; a snapshot after 50 steps (its bytes, and
-  its state as raw arrays), and 40 forms of it with one state value changed, each with Python's
-  refusal or its answers after one step; sentiment: 5,000 short texts (more than one of predict's chunks) and
-  a review read through a TextStream in 37-character pieces;
+  its state as raw arrays), 40 forms of it with one state value changed, each with Python's
+  refusal or its answers after one step, and 60 damaged copies of its bytes with Python's
+  verdict; sentiment: 5,000 short texts (more than one of predict's chunks) and a review read
+  through a TextStream in 37-character pieces;
 - characters: greedy generation (temperature 0) of 50 characters from two prompts, and the score
   of 400 validation characters in nats per character;
 - the token ids of all 25,000 IMDB test reviews (texts and ids as one blob plus offsets), the
@@ -73,6 +74,7 @@ FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digit
 STEPS = 100
 SNAPSHOT_AT = 50
 DAMAGED_FILES = 60  # per model (digits, motions): altered copies of the file
+DAMAGED_SNAPSHOTS = 60  # per model: altered copies of the snapshot's bytes
 IMPOSSIBLE_CASES = 40  # per model: the snapshot with one state value changed
 IMPOSSIBLE_VALUES = (3e38, -3e38, -5.0, 1e6, -1.0, 2.0, 0.5, 30.0)
 FEED_CUTS = (0, 30, 64)  # feed the first 30 steps, then the next 34
@@ -145,6 +147,33 @@ def _impossible_refs(model: edgeinfer.Model, snapshot: edgeinfer.Snapshot, x: An
     return cases
 
 
+def _damaged_snapshot_refs(w: Writer, model: edgeinfer.Model, name: str, good: bytes) -> list[dict[str, Any]]:
+    """DAMAGED_SNAPSHOTS altered copies of a snapshot's bytes (bits flipped, bytes overwritten,
+    cut short; seeded) and what Python's restore makes of each: its words, or the steps restored."""
+    rng = np.random.default_rng(30)
+    cases = []
+    for i in range(DAMAGED_SNAPSHOTS):
+        bad = bytearray(good)
+        if i % 3 == 0:
+            for _ in range(1 + i % 4):
+                bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
+        elif i % 3 == 1:
+            for _ in range(1 + i % 4):
+                bad[int(rng.integers(len(bad)))] = int(rng.integers(256))
+        else:
+            bad = bad[: int(rng.integers(len(bad)))]
+        file = w.bytes(f"{name}.snap.damaged{i}.npz", bytes(bad))
+        case: dict[str, Any] = {"bytes": file, "refused": None, "steps": None}
+        stream = model.stream()
+        try:
+            stream.restore(bytes(bad))
+            case["steps"] = stream.steps
+        except InputError as exc:
+            case["refused"] = str(exc)
+        cases.append(case)
+    return cases
+
+
 def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarray) -> dict[str, Any]:
     """100 steps, feed chunks, a snapshot after SNAPSHOT_AT steps, and impossible forms of it."""
     stream = model.stream()
@@ -171,7 +200,8 @@ def _stream_refs(w: Writer, model: edgeinfer.Model, name: str, inputs: np.ndarra
                      "state": {k: w.array(f"{name}.snap{SNAPSHOT_AT}.{k}.f32", v, "<f4")
                                for k, v in snapshot.state.items()},
                      "logits": w.array(f"{name}.snap{SNAPSHOT_AT}.logits.f32", snapshot.logits, "<f4"),
-                     "impossible": _impossible_refs(model, snapshot, inputs[SNAPSHOT_AT])},
+                     "impossible": _impossible_refs(model, snapshot, inputs[SNAPSHOT_AT]),
+                     "damaged": _damaged_snapshot_refs(w, model, name, snapshot.to_bytes())},
     }
 
 

@@ -115,7 +115,7 @@ function finiteFloat32(t, ndim) {
  * @param {any} meta @param {Record<string, Float32Tensor>} state @param {Float32Tensor | null} logits
  * @param {string[]} notFloat members that hold something other than float32
  */
-function checkedParts(meta, state, logits, notFloat) {
+export function checkedParts(meta, state, logits, notFloat) {
   if (meta === null || typeof meta !== "object" || Array.isArray(meta) || meta.magic !== SNAPSHOT_MAGIC) {
     throw new InputError("not an edgeinfer stream snapshot");
   }
@@ -131,6 +131,9 @@ function checkedParts(meta, state, logits, notFloat) {
   }
   if (notFloat.includes("logits.npy") || (logits !== null && !finiteFloat32(logits, 2))) {
     throw new InputError("snapshot logits must be a finite float32 (batch, classes) array; it is damaged");
+  }
+  if (logits === null && steps) { // a stream has logits from its first step on
+    throw new InputError(`snapshot counts ${steps} steps but holds no logits; it is damaged`);
   }
   return new Snapshot(model, state, logits, steps);
 }

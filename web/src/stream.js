@@ -6,7 +6,9 @@
 import { checkFinite, floatValues, pyShape, tensorInput, tokenIds } from "./arrays.js";
 import { InputError, brief } from "./errors.js";
 import { ort } from "./runtime.js";
-import { MAX_SNAPSHOT_BYTES, MEMBER_OVERHEAD, Snapshot, checkReachable } from "./snapshot.js";
+import {
+  MAX_SNAPSHOT_BYTES, MEMBER_OVERHEAD, SNAPSHOT_MAGIC, Snapshot, checkReachable, checkedParts,
+} from "./snapshot.js";
 import { answers, commas, initialState, normalizeFeatures, readsTokens, vocabSize } from "./spec.js";
 
 export const MAX_STREAM_BATCH = 1 << 16;
@@ -280,8 +282,9 @@ export class Stream {
   async #checked(snapshot) {
     const { spec } = this.model, batch = this.batch, classes = this.model.classes;
     let snap;
-    if (snapshot instanceof Snapshot) {
-      snap = snapshot;
+    if (snapshot instanceof Snapshot) { // its parts checked as parsed bytes' are (Python's checked_snapshot)
+      snap = checkedParts({ magic: SNAPSHOT_MAGIC, model: snapshot.model, steps: snapshot.steps }, snapshot.state,
+        snapshot.logits, []);
     } else if (snapshot instanceof Uint8Array || snapshot instanceof ArrayBuffer) {
       const need = spec.state.reduce((n, s) => n + 4 * s.layers * batch * s.hidden, 0) + 4 * batch * classes;
       snap = await Snapshot.fromBytes(snapshot, Math.min(MAX_SNAPSHOT_BYTES, need + (spec.state.length + 2) * MEMBER_OVERHEAD));

@@ -218,6 +218,22 @@ test("a snapshot with one state value changed: refused where Python refuses it, 
   }
 });
 
+test("a damaged snapshot's bytes are refused where Python refuses them, with its words", NEED_REFS, async () => {
+  for (const [name, ref] of Object.entries(refs().models)) {
+    const m = await model(name);
+    for (const c of ref.snapshot.damaged) {
+      const stream = m.stream();
+      if (c.refused !== null) {
+        await assert.rejects(stream.restore(refBytes(c.bytes)), { name: "InputError", message: c.refused }, `${name} ${c.bytes}`);
+        assert.equal(stream.steps, 0);
+      } else {
+        await stream.restore(refBytes(c.bytes));
+        assert.equal(stream.steps, c.steps, `${name} ${c.bytes}`);
+      }
+    }
+  }
+});
+
 test("answers that are not finite are refused, and the stream keeps its state, logits and steps", async () => {
   const m = await load(`${MODELS}/digits.onnx`, { numThreads: 1 });
   const stream = m.stream();

@@ -34,7 +34,8 @@ function floatNpy(shape, values, descr = "<f4") {
   return npy(`{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`, body);
 }
 
-const meta = (/** @type {object} */ extra = {}) => metaNpy(JSON.stringify({ magic: "edgeinfer-snapshot-1", model: SHA, steps: 3, ...extra }));
+// a snapshot taken before the first step (no logits) unless `extra` says otherwise
+const meta = (/** @type {object} */ extra = {}) => metaNpy(JSON.stringify({ magic: "edgeinfer-snapshot-1", model: SHA, steps: 0, ...extra }));
 
 /** @param {Uint8Array} data */
 async function deflate(data) {
@@ -112,10 +113,11 @@ test("a snapshot round-trips through its bytes", async () => {
 });
 
 test("deflated members, zip64 records and Fortran-order arrays are read", async () => {
-  const members = [{ name: "meta.npy", data: meta() }, ...STATE];
+  const members = [{ name: "meta.npy", data: meta({ steps: 3 }) }, ...STATE, { name: "logits.npy", data: floatNpy([1, 2], [0.25, -4]) }];
   for (const how of [{ deflated: true }, { zip64: true }, { deflated: true, zip64: true }]) {
     const snap = await Snapshot.fromBytes(await handZip(members, how));
     assert.deepEqual([...snap.state.h.data], [0.5, -1, 2, 3], JSON.stringify(how));
+    assert.deepEqual([...(snap.logits?.data ?? [])], [0.25, -4]);
     assert.equal(snap.steps, 3);
   }
   const fortran = npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 1, 3), }", new Uint8Array(Float32Array.of(1, 4, 2, 5, 3, 6).buffer));
@@ -148,6 +150,8 @@ test("headers, dtypes, values and meta fields are checked", async () => {
   await refuse([{ name: "meta.npy", data: meta() }, { name: "state.h.npy", data: floatNpy([1, 2], [1, 2]) }], /finite float32/);
   await refuse([{ name: "meta.npy", data: meta() }, { name: "state.h.npy", data: floatNpy([1, 1, 2], [1, NaN]) }], /finite float32/);
   await refuse([{ name: "meta.npy", data: meta() }], /finite float32/); // no state at all
+  await refuse([{ name: "meta.npy", data: meta({ steps: 3 }) }, ...STATE], /snapshot counts 3 steps but holds no logits; it is damaged/);
+  await refuse([{ name: "meta.npy", data: meta() }, ...STATE, ...STATE], damaged); // a member twice
   await refuse([{ name: "meta.npy", data: meta() }, ...STATE, { name: "logits.npy", data: floatNpy([2], [1, 2]) }],
     /snapshot logits must be a finite float32 \(batch, classes\) array/);
   for (const [extra, message] of [[{ steps: null }, /step count null is not a whole number/], [{ steps: 1e30 }, /step count/],
