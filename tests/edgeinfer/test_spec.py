@@ -709,3 +709,12 @@ def test_cli_version() -> None:
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"edgeinfer {edgeinfer.__version__}"
     assert (ROOT / "pyproject.toml").read_text().count(f'version = "{edgeinfer.__version__}"') == 1
+
+
+def test_integers_are_json_integers_in_the_readout_extra_too() -> None:
+    """1.0 is a float, as JSON and the JavaScript runtime read it: a readout's whole-number
+    fields refuse it (the JavaScript runtime once took 800011.0 where this one refused it)."""
+    text = read_metadata(builtin_models()["sentiment"].read_bytes())[SPEC_KEY]
+    assert '"ngram_buckets": 800011,' in text
+    with pytest.raises(SpecError, match=r"^spec field 'extras\.readout\.ngram_buckets' must be a int, got float$"):
+        ModelSpec.from_json(text.replace('"ngram_buckets": 800011,', '"ngram_buckets": 800011.0,'))

@@ -111,12 +111,19 @@ export function pyType(v) {
   return "dict";
 }
 
-/** Python's repr of a float. @param {number} x */
+/** Python's repr of a float: the shortest digits that read back as x, in exponent notation below 1e-4 and from 1e16 up. @param {number} x */
 export function pyFloat(x) {
   if (Number.isNaN(x)) return "nan";
   if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
-  const s = String(x);
-  return /[.e]/.test(s) ? s.replace(/e([+-])(\d)$/, "e$10$2") : `${s}.0`;
+  if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const [mantissa, e] = Math.abs(x).toExponential().split("e"); // the shortest round-trip digits, as Python's
+  const sign = x < 0 ? "-" : "", digits = mantissa.replace(".", ""), exp = Number(e);
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  if (exp < 0) return `${sign}0.${"0".repeat(-exp - 1)}${digits}`;
+  return `${sign}${digits.slice(0, exp + 1).padEnd(exp + 1, "0")}.${digits.slice(exp + 1) || "0"}`;
 }
 
 /**
@@ -257,8 +264,12 @@ export function specFromDict(raw) {
   for (const name of ["metrics", "provenance", "extras"]) {
     if (name in data && !isObject(data[name])) throw new SpecError(`spec field '${name}' must be an object`);
   }
+  // the readout's fields are checked as parsed (1.0 is a float there, as in Python), not as the
+  // plain numbers `extras` keeps
+  const extras = data.extras;
+  const rawReadout = isObject(extras) && "readout" in extras ? /** @type {any} */ (extras).readout : undefined;
   const spec = /** @type {ModelSpec} */ (build(SPEC, data, "spec"));
-  checkSpec(spec);
+  checkSpec(spec, rawReadout);
   return deepFreeze(spec);
 }
 
@@ -648,8 +659,12 @@ function checkState(spec) {
   }
 }
 
-/** Every cross-field rule of a spec; SpecError naming the first that fails. @param {ModelSpec} spec */
-function checkSpec(spec) {
+/**
+ * Every cross-field rule of a spec; SpecError naming the first that fails.
+ * @param {ModelSpec} spec
+ * @param {unknown} [rawReadout] `extras.readout` as parsed (its numbers' int or float kind kept)
+ */
+function checkSpec(spec, rawReadout) {
   if (!CELLS.includes(spec.cell)) throw new SpecError(`unknown cell ${pyRepr(spec.cell)}; expected one of ${CELLS.join(", ")}`);
   if (!PRECISIONS.includes(spec.precision)) throw new SpecError(`unknown precision ${pyRepr(spec.precision)}; expected fp32 or int8`);
   if (spec.layers < 1 || spec.hidden < 1 || spec.input_size < 1) {
@@ -662,7 +677,10 @@ function checkSpec(spec) {
   checkInput(spec);
   checkOutput(spec);
   checkState(spec);
-  if ("readout" in spec.extras) checkReadout(readout(spec), spec.cell, spec.input.kind);
+  if ("readout" in spec.extras) {
+    const r = rawReadout !== undefined ? /** @type {Readout} */ (build(READOUT, rawReadout, "extras.readout")) : readout(spec);
+    checkReadout(r, spec.cell, spec.input.kind);
+  }
   checkDepth(spec.provenance, "spec field 'provenance'");
   checkDepth(spec.metrics, "spec field 'metrics'");
   checkDepth(spec.extras, "spec field 'extras'");
