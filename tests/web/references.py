@@ -23,7 +23,9 @@ binary files themselves: float32 / int32 / uint32 little-endian arrays, row-majo
   splits it), and Python's Unicode tables (`[^\\W_]`, lower-casing, assigned code points);
 - the test fixture models (tests/fixtures, every cell and readout): logits of a fixed input;
 - 60 damaged copies each of digits and motions (bits flipped, bytes overwritten, cut short) and
-  what Python makes of each: its error's class and words, or its answers after one step.
+  what Python makes of each: its error's class and words, or its answers after one step;
+- 400 edited specs of the four built-ins (fields changed, removed, added) as JSON text, and
+  Python's SpecError words or the spec it reads.
 
 Every session runs on one intra-op thread, as onnxruntime-web's wasm does by default: int8 LSTMs
 (DynamicQuantizeLSTM) give slightly different numbers with more threads.
@@ -42,10 +44,10 @@ import numpy as np
 import onnxruntime
 
 import edgeinfer
-from edgeinfer.errors import EdgeInferError, InputError
+from edgeinfer.errors import EdgeInferError, InputError, SpecError
 from edgeinfer.preprocess.image import normalize
 from edgeinfer.preprocess.text import CharTokenizer, Tokenizer
-from edgeinfer.spec import CharInput, TextInput
+from edgeinfer.spec import CharInput, ModelSpec, TextInput
 from tests import datasets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +75,7 @@ FIXTURES = ("digits-rnn1", "digits-rnn2", "digits-lstm1", "digits-lstm2", "digit
                                                "sentiment-gru1-short")))
 STEPS = 100
 SNAPSHOT_AT = 50
+SPEC_EDITS = 400  # edited specs, a quarter of them each built-in's
 DAMAGED_FILES = 60  # per model (digits, motions): altered copies of the file
 DAMAGED_SNAPSHOTS = 60  # per model: altered copies of the snapshot's bytes
 IMPOSSIBLE_CASES = 40  # per model: the snapshot with one state value changed
@@ -312,6 +315,59 @@ def damaged_file_refs(w: Writer) -> list[dict[str, Any]]:
     return cases
 
 
+SPEC_VALUES = (0, 1, -1, 2, 3, 7, 64, 65, 256, 1 << 40, 1e30, -1e30, 0.5, 1.0, 2.0, -0.0, "", "x", "h", "y", "p",
+               "gru", "lstm", "rnn", "int8", "fp32", "classes", "values", "step", "sequence", "features", "words",
+               "chars", "image", None, True, False, [], [1], {}, {"a": 1})
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into parsed JSON, the root's own included."""
+    found = [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found += _paths(inner, (*path, key))
+    return found
+
+
+def spec_edit_refs() -> list[dict[str, Any]]:
+    """SPEC_EDITS edited specs of the four built-ins (a field set to another value or kind,
+    removed, or a field added; one or two edits each; seeded) as JSON text, and what Python makes
+    of each: its SpecError's words, or the spec it reads (`to_dict`)."""
+    import random
+
+    rnd = random.Random(31)
+    cases = []
+    for name in ("digits", "sentiment", "characters", "motions"):
+        base = json.loads(edgeinfer.load(name).spec.to_json())
+        paths = [p for p in _paths(base) if p and p[0] not in ("metrics", "provenance", "quantization")
+                 and not any(type(k) is int and k >= 2 for k in p)]  # a list's later items are like its first
+        for i in range(SPEC_EDITS // 4):
+            raw = json.loads(json.dumps(base))
+            for _ in range(1 + i % 2):
+                *parents, last = rnd.choice(paths)
+                try:
+                    parent = raw
+                    for key in parents:
+                        parent = parent[key]
+                    roll = rnd.random()
+                    if roll < 0.15 and isinstance(parent, dict):
+                        parent.pop(last, None)
+                    elif roll < 0.25 and isinstance(parent, dict):
+                        parent[f"zz_{last}"] = rnd.choice(SPEC_VALUES)
+                    else:
+                        parent[last] = json.loads(json.dumps(rnd.choice(SPEC_VALUES)))
+                except (KeyError, IndexError, TypeError):
+                    pass  # an earlier edit took the path away
+            text = json.dumps(raw)
+            case: dict[str, Any] = {"model": name, "text": text, "error": None, "spec": None}
+            try:
+                case["spec"] = ModelSpec.from_json(text).to_dict()
+            except SpecError as exc:
+                case["error"] = str(exc)
+            cases.append(case)
+    return cases
+
+
 def unicode_refs(w: Writer) -> dict[str, Any]:
     """Python's `[^\\W_]` (str.isalnum) and assigned code points as bitsets, and its lower-casing."""
     size = 0x110000
@@ -350,6 +406,7 @@ def write_references(out: Path, root: Path | None = None) -> dict[str, Any]:
         "models": {"digits": digits_refs(w, root), "sentiment": sentiment, "characters": characters},
         "fixtures": fixture_refs(w),
         "damaged_files": damaged_file_refs(w),
+        "spec_edits": spec_edit_refs(),
         "legacy": [str(p) for p in sorted((ROOT / "tests" / "fixtures" / "legacy").glob("*.onnx"))],
         "imdb": {"count": len(reviews), "texts": _texts(w, "imdb.texts", reviews),
                  "ids": _ragged(w, "imdb.ids", [np.array(tok.encode(r), np.int32) for r in reviews]),

@@ -12,7 +12,7 @@ import {
 import { JsonSyntaxError, PyFloat, parseJson } from "../src/json.js";
 import { readMetadata } from "../src/fileformat.js";
 import { MAX_STATE_ELEMENTS, parseInput, parseOutput, pyFloat, pyFormatG } from "../src/spec.js";
-import { modelBytes } from "./helpers.js";
+import { NEED_REFS, modelBytes, refs } from "./helpers.js";
 
 /** An assert.throws check of the error's message (not its "Name: message" string). @param {RegExp} re */
 const says = (re) => (/** @type {any} */ err) => {
@@ -489,4 +489,22 @@ test("floats are written as Python writes them: repr, and format's 'g'", () => {
     "1.23e+20", "1e-05", "0.0001", "1.23e+05", "4.94e-324", "1.8e+308", "0.1", "0.333", "-2.5e-07", "3e+38", "1.12", "2.38",
     "1e+03", "0.001"]); // ties to even, as Python rounds
   assert.deepEqual([1, 4, 51, 1e6, 1234567, 0.5].map((v) => pyFormatG(v)), ["1", "4", "51", "1e+06", "1.23457e+06", "0.5"]);
+});
+
+test("400 edited specs of the built-ins: refused in Python's words where Python refuses them, read as Python reads them elsewhere", NEED_REFS, () => {
+  let read = 0;
+  for (const c of refs().spec_edits) {
+    let spec;
+    try {
+      spec = parseSpec(c.text);
+    } catch (err) {
+      assert.ok(err instanceof SpecError, `${c.model}: ${err}`);
+      assert.equal(err.message, c.error, `${c.model}: ${c.text.slice(0, 300)}`);
+      continue;
+    }
+    assert.equal(c.error, null, `${c.model}: Python refused it (${c.error}): ${c.text.slice(0, 300)}`);
+    assert.deepEqual(JSON.parse(JSON.stringify(specToDict(spec))), c.spec, c.model);
+    read += 1;
+  }
+  assert.ok(read > 0 && read < refs().spec_edits.length, `${read} read`);
 });
