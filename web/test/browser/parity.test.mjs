@@ -108,7 +108,9 @@ async function inPage({ name, ref }) {
         const n = st.layers * st.hidden;
         state[st.name] = { data: Float32Array.from(ref.steps.states[st.name].slice((t - 1) * n, t * n)), dims: [st.layers, 1, st.hidden] };
       }
-      await s.restore(new ei.Snapshot(model.fingerprint, state, null, t));
+      // logits of the right shape (a stream that has stepped holds some); the step overwrites them
+      const logits = { data: new Float32Array(model.classes), dims: [1, model.classes] };
+      await s.restore(new ei.Snapshot(model.fingerprint, state, logits, t));
     }
     forced.push(...(await s.step(input(ref.steps.inputs[t]))));
   }
