@@ -128,6 +128,21 @@ def _texts(w: Writer, name: str, texts: list[str]) -> dict[str, Any]:
             "offsets": w.array(f"{name}.offsets.u32", offsets, "<u4")}
 
 
+def _damaged(good: bytes, rng: np.random.Generator, i: int, kinds: tuple[str, ...]) -> bytes:
+    """Case i of damage to `good`, the kinds taken in turn, one to three changes each: "flip" bits
+    anywhere, "flip_tail" bits in the last 200 kB (a model file's spec, checksums and step graph),
+    "flip_head" bits in the first 4 kB (its graph's header), "overwrite" bytes, "cut" it short."""
+    bad = bytearray(good)
+    kind = kinds[i % len(kinds)]
+    if kind == "cut":
+        return bytes(bad[: int(rng.integers(len(bad)))])
+    for _ in range(1 + (i // len(kinds)) % 3):
+        at = {"flip_tail": len(bad) - 1 - int(rng.integers(min(len(bad), 200_000))),
+              "flip_head": int(rng.integers(min(len(bad), 4096)))}.get(kind, int(rng.integers(len(bad))))
+        bad[at] = int(rng.integers(256)) if kind == "overwrite" else bad[at] ^ 1 << int(rng.integers(8))
+    return bytes(bad)
+
+
 def _impossible_refs(model: edgeinfer.Model, snapshot: edgeinfer.Snapshot, x: Any) -> list[dict[str, Any]]:
     """The snapshot with one state value changed (IMPOSSIBLE_CASES, seeded), and what Python does
     with each: the message of its refusal, or the answers after one step from it."""
@@ -156,20 +171,12 @@ def _damaged_snapshot_refs(w: Writer, model: edgeinfer.Model, name: str, good: b
     rng = np.random.default_rng(30)
     cases = []
     for i in range(DAMAGED_SNAPSHOTS):
-        bad = bytearray(good)
-        if i % 3 == 0:
-            for _ in range(1 + i % 4):
-                bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
-        elif i % 3 == 1:
-            for _ in range(1 + i % 4):
-                bad[int(rng.integers(len(bad)))] = int(rng.integers(256))
-        else:
-            bad = bad[: int(rng.integers(len(bad)))]
-        file = w.bytes(f"{name}.snap.damaged{i}.npz", bytes(bad))
+        bad = _damaged(good, rng, i, ("flip", "overwrite", "cut"))
+        file = w.bytes(f"{name}.snap.damaged{i}.npz", bad)
         case: dict[str, Any] = {"bytes": file, "refused": None, "steps": None}
         stream = model.stream()
         try:
-            stream.restore(bytes(bad))
+            stream.restore(bad)
             case["steps"] = stream.steps
         except InputError as exc:
             case["refused"] = str(exc)
@@ -293,18 +300,8 @@ def damaged_file_refs(w: Writer) -> list[dict[str, Any]]:
     for name in ("digits", "motions"):
         good = edgeinfer.builtin_models()[name].read_bytes()
         for i in range(DAMAGED_FILES):
-            bad = bytearray(good)
-            if i % 4 == 0:
-                for _ in range(1 + i % 3):
-                    bad[len(bad) - 1 - int(rng.integers(min(len(bad), 200_000)))] ^= 1 << int(rng.integers(8))
-            elif i % 4 == 1:
-                for _ in range(1 + i % 3):
-                    bad[int(rng.integers(len(bad)))] = int(rng.integers(256))
-            elif i % 4 == 2:
-                bad = bad[: int(rng.integers(len(bad)))]
-            else:
-                bad[int(rng.integers(4096))] ^= 1 << int(rng.integers(8))
-            file = w.bytes(f"damaged.{name}.{i}.onnx", bytes(bad))
+            bad = _damaged(good, rng, i, ("flip_tail", "overwrite", "cut", "flip_head"))
+            file = w.bytes(f"damaged.{name}.{i}.onnx", bad)
             case: dict[str, Any] = {"file": file, "error": None, "message": None, "probs": None}
             try:
                 model = edgeinfer.load(w.out / file, intra_op_threads=1)
