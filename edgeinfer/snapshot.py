@@ -68,7 +68,7 @@ class Snapshot:
                 members = archive.infolist()
                 if len(members) > 64 or any(not _NAME.fullmatch(m.filename) for m in members):
                     raise ValueError("unexpected members")
-                _check_directory(bytes(data), archive)
+                _check_directory(bytes(data), archive, members)
                 if sum(m.file_size for m in members) > max_bytes:
                     raise InputError(f"snapshot would unpack to more than {max_bytes:,} bytes; "
                                      "expected a snapshot of this model's stream")
@@ -100,12 +100,11 @@ def _declared_entries(data: bytes) -> int:
     raise ValueError("no end of central directory")
 
 
-def _check_directory(data: bytes, archive: zipfile.ZipFile) -> None:
+def _check_directory(data: bytes, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> None:
     """The archive's directory must hold what it declares, each member once, each member's data
     inside the archive, stored ones at their own size: zipfile alone reads on past some damage
     (a comment length grown over the next entry drops that member), which the JavaScript runtime
     refuses; both refuse it so."""
-    members = archive.infolist()
     if len(members) != _declared_entries(data) or len({m.filename for m in members}) != len(members):
         raise ValueError("the directory does not hold what it declares")
     for m in members:

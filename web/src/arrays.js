@@ -56,6 +56,17 @@ export function floatValues(data) {
   return arr;
 }
 
+/**
+ * True when every value is finite: a sum of float32 values in doubles is finite exactly when each
+ * term is (it cannot overflow), one pass with no branch per value.
+ * @param {Float32Array} arr
+ */
+export function allFinite(arr) {
+  let sum = 0;
+  for (let i = 0; i < arr.length; i++) sum += arr[i];
+  return Number.isFinite(sum);
+}
+
 /** InputError unless every value is finite. @param {Float32Array} arr */
 export function checkFinite(arr) {
   for (let i = 0; i < arr.length; i++) {

@@ -14,18 +14,12 @@
 // ("node" or "wasm") sets the default for a process.
 
 import * as ort from "onnxruntime-web";
+import { allFinite } from "./arrays.js";
 import { InputError, ModelFileError, ProviderError, brief } from "./errors.js";
 
 /** Python's `edgeinfer.core.NON_FINITE`: what a run whose answers are NaN or infinite raises. */
 export const NON_FINITE = "the model gave non-finite answers (NaN or infinity) and nothing was kept: the input holds values "
   + "far outside any it was trained on, or a snapshot restored a state no stream reaches";
-
-/** True when every value is finite (a sum is finite exactly when its float32 terms are, in doubles). @param {Float32Array} a */
-function allFinite(a) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i];
-  return Number.isFinite(sum);
-}
 
 export { ort };
 

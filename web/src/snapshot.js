@@ -5,7 +5,7 @@
 
 import { InputError } from "./errors.js";
 import { JsonDepthError, JsonSyntaxError, PyFloat, parseJson } from "./json.js";
-import { commas, pyFormatG, pyRepr, readout, readsTokens, vocabSize } from "./spec.js";
+import { commas, pyFormatG, pyRepr, readout, readoutActive, readsTokens, vocabSize } from "./spec.js";
 import { ZipError, listZip, readMember, writeZip } from "./zip.js";
 
 export const SNAPSHOT_MAGIC = "edgeinfer-snapshot-1";
@@ -151,8 +151,7 @@ export function checkedParts(meta, state, logits, notFloat) {
  */
 export function checkReachable(spec, snap) {
   if (spec.provenance.contract === "protocol") return;
-  const r = readout(spec);
-  const active = Boolean(r.pool || r.ngram_buckets > 0 || r.short_hidden > 0);
+  const active = Boolean(readoutActive(readout(spec)));
   /** @type {Array<[string, number]>} */
   const bounds = [];
   if (spec.cell === "gru" || spec.cell === "lstm") {

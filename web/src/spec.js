@@ -538,7 +538,7 @@ function checkOutput(spec) {
 }
 
 /** True when the head reads anything besides the last hidden state. @param {Readout} r */
-function readoutActive(r) {
+export function readoutActive(r) {
   return r.pool || r.ngram_buckets > 0 || r.short_hidden > 0;
 }
 

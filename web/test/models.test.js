@@ -240,10 +240,8 @@ test("answers that are not finite are refused, and the stream keeps its state, l
   const row = new Float32Array(28).fill(0.2);
   await stream.step(row);
   const before = stream.snapshot();
-  const graph = await m.graph("step");
-  const real = graph.session;
-  /** A session whose answers are all NaN, state included. */
-  const nan = {
+  /** A session whose answers are all NaN, state included. @param {any} real */
+  const nanSession = (real) => ({
     inputNames: real.inputNames, outputNames: real.outputNames,
     /** @param {any} feeds */
     async run(feeds) {
@@ -251,19 +249,15 @@ test("answers that are not finite are refused, and the stream keeps its state, l
       for (const t of Object.values(out)) if (t.type === "float32") /** @type {Float32Array} */ (t.data).fill(NaN);
       return out;
     },
-  };
-  graph.session = /** @type {any} */ (nan);
+  });
+  const graph = await m.graph("step");
+  const real = graph.session;
+  graph.session = /** @type {any} */ (nanSession(real));
   await assert.rejects(stream.step(row), { name: "InputError", message: /gave non-finite answers \(NaN or infinity\) and nothing was kept/ });
   graph.session = real;
   const seq = await m.graph("sequence");
   const realSeq = seq.session;
-  seq.session = /** @type {any} */ ({ ...nan, inputNames: realSeq.inputNames, outputNames: realSeq.outputNames,
-    /** @param {any} feeds */
-    async run(feeds) {
-      const out = await realSeq.run(feeds);
-      for (const t of Object.values(out)) if (t.type === "float32") /** @type {Float32Array} */ (t.data).fill(NaN);
-      return out;
-    } });
+  seq.session = /** @type {any} */ (nanSession(realSeq));
   await assert.rejects(stream.feed({ data: new Float32Array(56).fill(0.2), dims: [2, 28] }), { name: "InputError", message: /non-finite answers/ });
   await assert.rejects(m.predict({ data: new Float32Array(28 * 28), dims: [28, 28] }), { name: "InputError", message: /non-finite answers/ });
   seq.session = realSeq;
